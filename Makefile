@@ -1,0 +1,34 @@
+# `make demo` and `make test` do all set-up on a fresh machine: a virtual environment,
+# torch 2.13.0 (CPU wheel) first, then the package with its test extras.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+MIRROR  := $(abspath ../shared/data)
+# Bundled datasets are copied from a local mirror when one is present (never downloaded in tests).
+ifneq ($(wildcard $(MIRROR)/SHA256SUMS),)
+export SPATIOMOL_DATA_MIRROR ?= $(MIRROR)
+endif
+export MPLBACKEND := Agg
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/spatiomol demo --out runs/demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py --out benchmarks/results.md
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,39 @@
+"""`spatiomol` command line: a thin layer over the library.
+
+Each stage contributes its subcommands from its own module (``register(subparsers)``),
+so the CLI grows with the package without one file owning every command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+#: modules under spatiomol.cli that define ``register(subparsers)``
+COMMAND_MODULES = ["data_commands"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spatiomol",
+        description="Predict connectivity from gene expression and position, against spatiomolecular nulls.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        import_module(f"spatiomol.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, KeyError, FileNotFoundError) as err:  # user-facing errors: no traceback
+        print(f"spatiomol {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

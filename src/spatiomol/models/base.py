@@ -1,0 +1,110 @@
+"""The one estimator interface shared by every connectivity model.
+
+A model is fitted on a `Brain` and a set of training regions; it learns from the
+training edges only (all unordered pairs of training regions), and predicts any set of
+region pairs of any brain with the same features. Predictions are symmetric in (i, j).
+
+Hyperparameters live in ``__init__`` (scikit-learn style, so ``get_params``/``clone``
+work); learned state lives in attributes ending in ``_``. Every model class declares the
+name of its configuration file in ``models/configs/`` (a YAML file with ``default`` and
+``grid``), so that search spaces are data, not code.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, ClassVar
+
+import numpy as np
+import yaml
+from sklearn.base import BaseEstimator
+
+from spatiomol.data.brain import Brain, pairs_within
+
+
+def load_config(name: str) -> dict[str, Any]:
+    """Read ``models/configs/<name>.yaml`` → ``{"default": {...}, "grid": {...}}``."""
+    text = resources.files("spatiomol.models").joinpath("configs", f"{name}.yaml").read_text()
+    cfg = yaml.safe_load(text) or {}
+    cfg.setdefault("default", {})
+    cfg.setdefault("grid", {})
+    return cfg
+
+
+class ConnectivityModel(BaseEstimator):
+    """Base class: ``fit(brain, train_regions, val_regions=None)`` → ``predict(brain, i, j)``.
+
+    Subclasses implement `_fit` and `_predict_pairs` and set ``n_parameters_``.
+    """
+
+    #: name of the YAML file in ``spatiomol/models/configs`` holding default and grid
+    config_name: ClassVar[str] = ""
+    #: whether the model reads expression / coordinates (used by reports and null runs)
+    uses_expression: ClassVar[bool] = True
+
+    # ---------------------------------------------------------------- config
+    @classmethod
+    def config(cls) -> dict[str, Any]:
+        return load_config(cls.config_name)
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return dict(cls.config()["default"])
+
+    @classmethod
+    def param_grid(cls) -> dict[str, list]:
+        return dict(cls.config()["grid"])
+
+    # ------------------------------------------------------------- interface
+    def fit(
+        self,
+        brain: Brain,
+        train_regions: np.ndarray,
+        val_regions: np.ndarray | None = None,
+    ) -> ConnectivityModel:
+        """Fit on all unordered pairs of ``train_regions``.
+
+        ``val_regions`` (disjoint from training regions) may be used by iterative
+        models for early stopping on the pairs within them; never for fitting.
+        """
+        train_regions = np.unique(np.asarray(train_regions, dtype=np.int64))
+        if len(train_regions) < 2:
+            raise ValueError("need at least 2 training regions")
+        if val_regions is not None:
+            val_regions = np.unique(np.asarray(val_regions, dtype=np.int64))
+            if np.intersect1d(train_regions, val_regions).size:
+                raise ValueError("training and validation regions overlap")
+        self._fit(brain, train_regions, val_regions)
+        return self
+
+    def predict(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Predicted connectivity for pairs ``(i[k], j[k])``; symmetric in (i, j)."""
+        i = np.asarray(i, dtype=np.int64)
+        j = np.asarray(j, dtype=np.int64)
+        if i.shape != j.shape:
+            raise ValueError("i and j must have the same shape")
+        return np.asarray(self._predict_pairs(brain, i, j), dtype=np.float64)
+
+    def predict_matrix(self, brain: Brain, regions: np.ndarray | None = None) -> np.ndarray:
+        """Full (k, k) predicted connectome of ``regions`` (all when None); diagonal NaN."""
+        regions = np.arange(brain.n_regions) if regions is None else np.asarray(regions)
+        k = len(regions)
+        a, b = np.triu_indices(k, k=1)
+        out = np.full((k, k), np.nan)
+        vals = self.predict(brain, regions[a], regions[b])
+        out[a, b] = vals
+        out[b, a] = vals
+        return out
+
+    # ----------------------------------------------------- for subclasses
+    def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def training_pairs(brain: Brain, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(i, j, y)`` for every unordered pair within ``regions``."""
+        i, j = pairs_within(regions)
+        return i, j, brain.targets(i, j)

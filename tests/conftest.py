@@ -1,0 +1,25 @@
+"""Shared fixtures. Bundled data come from the local mirror (../shared/data), never the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if "SPATIOMOL_DATA_MIRROR" not in os.environ and (MIRROR / "SHA256SUMS").exists():
+    os.environ["SPATIOMOL_DATA_MIRROR"] = str(MIRROR)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests that need the bundled data fail loudly (not skip) when no mirror is set:
+    # CI always has ../shared/data.
+    pass
+
+
+@pytest.fixture(scope="session")
+def data_mirror() -> Path:
+    path = os.environ.get("SPATIOMOL_DATA_MIRROR")
+    assert path and Path(path).exists(), "SPATIOMOL_DATA_MIRROR must point at the data mirror"
+    return Path(path)
