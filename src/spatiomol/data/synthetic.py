@@ -120,7 +120,8 @@ def make_synthetic_brain(
     # networks: nearest of 7 bilateral anchors (cortex only)
     n_anchor = min(len(NETWORKS_7), n_ctx_half)
     anchors = ctx_left[rng.choice(n_ctx_half, n_anchor, replace=False)]
-    folded = coords * np.array([-1.0, 1.0, 1.0]) * np.sign(-coords[:, [0]])  # right mirrored onto left
+    folded = coords.copy()
+    folded[:, 0] = -np.abs(folded[:, 0])  # right hemisphere mirrored onto the left
     dist_to_anchor = np.linalg.norm(folded[:, None, :] - anchors[None], axis=2)
     network = [
         NETWORKS_7[k] if s == "cortex" else "Subcortex"
