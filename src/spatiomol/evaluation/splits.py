@@ -1,0 +1,387 @@
+"""Region-level train/test splits (paper §4, Fig. 2B and Fig. 11) and inner validation.
+
+A split divides the *regions* of a brain, not its edges: the model learns from every
+unordered pair of training regions and is scored on every unordered pair of test regions.
+Pairs with one end in each set are never used, so no test region's expression or
+connectivity is seen during training.
+
+Two protocols, each repeated ``n_repeats`` times with ``n_folds`` folds:
+
+``random``
+    The regions are shuffled and cut into ``n_folds`` contiguous blocks of the shuffled
+    order with `numpy.array_split`; fold ``f`` tests block ``f``.
+``spatial``
+    Adapted from Hansen et al. (2021). Fold sizes ``n_f`` come from `numpy.array_split`
+    of the regions. For fold ``f = 0, 1, ...`` a source region is drawn uniformly among
+    the regions *not yet used as test* in this repeat, and the test set is the ``n_f`` of
+    those unassigned regions nearest to it (Euclidean distance between MNI centroids,
+    ties broken by region index). The source itself is at distance 0, so it is always a
+    test region of its fold.
+
+Coverage guarantee (both protocols): within one repeat the test sets of the folds are
+pairwise disjoint and their union is every region, i.e. every region is tested exactly
+once per repeat; each split's training set is the complement of its test set. For
+``spatial`` this holds because each fold only draws from regions no earlier fold used,
+and the fold sizes sum to the number of regions, so the last fold takes exactly the
+regions that remain (which may be less compact than the first folds' neighbourhoods).
+
+Seeds: the generator of repeat ``k`` is ``numpy.random.default_rng(SeedSequence(seed,
+spawn_key=(k,)))``, identical to ``SeedSequence(seed).spawn(n)[k]``, so repeat ``k``
+does not depend on how many repeats are drawn. The dataset name is only a label.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spatiomol.data.brain import Brain, pairs_within
+
+SPLIT_KINDS = ("random", "spatial")
+_FORMAT = "spatiomol-splits"
+_FORMAT_VERSION = 1
+
+
+def _as_index_array(values: Any, field: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"Split.{field}: expected a 1-d array of region indices, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        if not np.all(np.equal(np.mod(array, 1), 0)):
+            raise ValueError(f"Split.{field}: expected integer region indices")
+    array = array.astype(np.int64)
+    if array.size and array.min() < 0:
+        raise ValueError(f"Split.{field}: region indices must be non-negative")
+    if np.any(np.diff(array) <= 0):
+        raise ValueError(f"Split.{field}: region indices must be sorted and unique")
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One train/test division of the regions of a dataset.
+
+    Attributes
+    ----------
+    dataset : str
+        Name of the brain the split was drawn for (a label only).
+    kind : {"random", "spatial"}
+        Split protocol.
+    repeat : int
+        Repeat (round of cross-validation), ``0 .. n_repeats-1``.
+    fold : int
+        Fold within the repeat, ``0 .. n_folds-1``.
+    seed : int
+        Master seed passed to `make_splits`; with ``repeat`` it determines the split.
+    train : (n_train,) int64 array
+        Sorted training region indices (read-only).
+    test : (n_test,) int64 array
+        Sorted test region indices (read-only), disjoint from ``train``.
+    source : int or None
+        For ``spatial`` splits, the source region whose neighbourhood is the test set;
+        ``None`` for ``random`` splits.
+    """
+
+    dataset: str
+    kind: str
+    repeat: int
+    fold: int
+    seed: int
+    train: np.ndarray
+    test: np.ndarray
+    source: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SPLIT_KINDS:
+            raise ValueError(f"Split.kind must be one of {SPLIT_KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "train", _as_index_array(self.train, "train"))
+        object.__setattr__(self, "test", _as_index_array(self.test, "test"))
+        if np.intersect1d(self.train, self.test).size:
+            raise ValueError("Split.train and Split.test share regions; they must be disjoint")
+        object.__setattr__(self, "repeat", int(self.repeat))
+        object.__setattr__(self, "fold", int(self.fold))
+        object.__setattr__(self, "seed", int(self.seed))
+        if self.source is not None:
+            object.__setattr__(self, "source", int(self.source))
+            if self.source not in set(self.test.tolist()):
+                raise ValueError(f"Split.source {self.source} must be one of the test regions")
+
+    @property
+    def key(self) -> str:
+        """Short unique id, e.g. ``"hcp-s100:spatial:seed0:r03:f2"``."""
+        return f"{self.dataset}:{self.kind}:seed{self.seed}:r{self.repeat:02d}:f{self.fold}"
+
+    @property
+    def n_regions(self) -> int:
+        return int(self.train.size + self.test.size)
+
+    def train_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(i, j)`` of every unordered pair within the training regions, ``i < j``."""
+        return pairs_within(self.train)
+
+    def test_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(i, j)`` of every unordered pair within the test regions, ``i < j``."""
+        return pairs_within(self.test)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "kind": self.kind, "repeat": self.repeat, "fold": self.fold,
+            "seed": self.seed, "source": self.source,
+            "train": self.train.tolist(), "test": self.test.tolist(),
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Split):
+            return NotImplemented
+        return (
+            (self.dataset, self.kind, self.repeat, self.fold, self.seed, self.source)
+            == (other.dataset, other.kind, other.repeat, other.fold, other.seed, other.source)
+            and np.array_equal(self.train, other.train)
+            and np.array_equal(self.test, other.test)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.train.tobytes(), self.test.tobytes()))
+
+    def __repr__(self) -> str:
+        return f"Split({self.key!r}, n_train={self.train.size}, n_test={self.test.size})"
+
+
+# --------------------------------------------------------------------------- seeds
+def repeat_rng(seed: int, repeat: int) -> np.random.Generator:
+    """Generator for repeat ``repeat``: ``default_rng(SeedSequence(seed, spawn_key=(repeat,)))``."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(repeat),)))
+
+
+# ------------------------------------------------------------------ fold assignment
+def _check_counts(n_regions: int, n_folds: int, n_repeats: int) -> None:
+    if int(n_folds) != n_folds or n_folds < 2:
+        raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+    if int(n_repeats) != n_repeats or n_repeats < 1:
+        raise ValueError(f"n_repeats must be an integer >= 1, got {n_repeats!r}")
+    if n_regions < 2 * n_folds:
+        raise ValueError(
+            f"{n_regions} regions are too few for {n_folds} folds: every test fold needs at "
+            f"least 2 regions (one edge), so at least {2 * n_folds} regions are required"
+        )
+
+
+def _fold_sizes(n_regions: int, n_folds: int) -> list[int]:
+    return [len(block) for block in np.array_split(np.arange(n_regions), n_folds)]
+
+
+def random_folds(n_regions: int, n_folds: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Test sets of one random repeat: a permutation cut by `numpy.array_split`.
+
+    Returns
+    -------
+    list of (n_f,) int64 arrays
+        Sorted test regions of each fold; together a partition of ``range(n_regions)``.
+    """
+    order = rng.permutation(n_regions)
+    return [np.sort(block).astype(np.int64) for block in np.array_split(order, n_folds)]
+
+
+def spatial_folds(
+    coords: np.ndarray, n_folds: int, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[int]]:
+    """Test sets of one spatial repeat: nearest unassigned neighbourhoods of seeded sources.
+
+    Parameters
+    ----------
+    coords : (n_regions, 3) float array
+        Region centroids, mm (MNI).
+    n_folds : int
+    rng : numpy.random.Generator
+        Draws the source region of each fold.
+
+    Returns
+    -------
+    tests : list of (n_f,) int64 arrays
+        Sorted test regions per fold; together a partition of ``range(n_regions)``.
+    sources : list of int
+        Source region of each fold.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    n_regions = coords.shape[0]
+    unassigned = np.arange(n_regions)
+    tests: list[np.ndarray] = []
+    sources: list[int] = []
+    for size in _fold_sizes(n_regions, n_folds):
+        source = int(unassigned[rng.integers(unassigned.size)])
+        dist = np.linalg.norm(coords[unassigned] - coords[source], axis=1)
+        # stable sort on distance: equal distances keep ascending region order
+        nearest = unassigned[np.argsort(dist, kind="stable")[:size]]
+        tests.append(np.sort(nearest).astype(np.int64))
+        sources.append(source)
+        unassigned = np.setdiff1d(unassigned, nearest, assume_unique=True)
+    return tests, sources
+
+
+def _checked_coords(brain: Brain) -> np.ndarray:
+    coords = brain.coords
+    if not np.all(np.isfinite(coords)):
+        bad = np.flatnonzero(~np.isfinite(coords).all(axis=1))
+        raise ValueError(
+            f"Brain {brain.name!r}: regions columns x, y, z must be finite MNI coordinates (mm) "
+            f"for spatial splits; regions {brain.labels[bad][:5].tolist()} are not"
+        )
+    return coords
+
+
+def make_splits(
+    brain: Brain, kind: str, n_repeats: int = 10, n_folds: int = 4, seed: int = 0
+) -> list[Split]:
+    """All splits of one protocol: ``n_repeats × n_folds`` `Split` objects.
+
+    A pure function of ``(brain.n_regions, brain.coords, kind, n_repeats, n_folds, seed)``;
+    ``brain.name`` is recorded as a label only.
+
+    Parameters
+    ----------
+    brain : Brain
+    kind : {"random", "spatial"}
+    n_repeats : int
+        Rounds of cross-validation (paper: 10).
+    n_folds : int
+        Folds per round (paper: 4, i.e. 25 % test regions).
+    seed : int
+        Master seed; repeat ``k`` uses ``SeedSequence(seed, spawn_key=(k,))``.
+
+    Returns
+    -------
+    list of Split
+        Ordered by repeat, then fold.
+    """
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"kind must be one of {SPLIT_KINDS}, got {kind!r}")
+    n_regions = brain.n_regions
+    _check_counts(n_regions, n_folds, n_repeats)
+    coords = _checked_coords(brain) if kind == "spatial" else None
+    all_regions = np.arange(n_regions)
+    splits: list[Split] = []
+    for repeat in range(int(n_repeats)):
+        rng = repeat_rng(seed, repeat)
+        if kind == "random":
+            tests, sources = random_folds(n_regions, int(n_folds), rng), [None] * int(n_folds)
+        else:
+            tests, sources = spatial_folds(coords, int(n_folds), rng)
+        for fold, (test, source) in enumerate(zip(tests, sources)):
+            splits.append(
+                Split(
+                    dataset=brain.name, kind=kind, repeat=repeat, fold=fold, seed=int(seed),
+                    train=np.setdiff1d(all_regions, test, assume_unique=True), test=test,
+                    source=source,
+                )
+            )
+    return splits
+
+
+# ------------------------------------------------------------------ inner validation
+def inner_validation(
+    brain: Brain, train: np.ndarray, kind: str, fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out validation regions from a training set, with the outer split's rule.
+
+    ``n_val = max(2, round(fraction * n_train))`` validation regions are taken from
+    ``train``: for ``kind="random"`` a uniformly random subset; for ``kind="spatial"`` a
+    spatial block, the ``n_val`` training regions nearest (Euclidean, mm; ties by index)
+    to a source drawn uniformly among the training regions. Validation edges are the pairs
+    within the validation regions; pairs between inner-train and validation regions are
+    never used, as in the outer split.
+
+    Parameters
+    ----------
+    brain : Brain
+    train : (n_train,) int array
+        Outer training regions.
+    kind : {"random", "spatial"}
+    fraction : float in (0, 1)
+    seed : int
+        Seed of the ``numpy.random.Generator`` drawing the subset or source.
+
+    Returns
+    -------
+    inner_train, val : sorted int64 arrays
+        Disjoint, with union ``train``.
+    """
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"kind must be one of {SPLIT_KINDS}, got {kind!r}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    train = np.unique(np.asarray(train, dtype=np.int64))
+    if train.size and (train.min() < 0 or train.max() >= brain.n_regions):
+        raise ValueError(f"train region indices must lie in 0..{brain.n_regions - 1}")
+    n_val = max(2, int(round(fraction * train.size)))
+    if train.size - n_val < 2:
+        raise ValueError(
+            f"{train.size} training regions cannot give {n_val} validation regions and keep "
+            "at least 2 inner-training regions"
+        )
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        val = rng.choice(train, size=n_val, replace=False)
+    else:
+        coords = _checked_coords(brain)[train]
+        source = int(rng.integers(train.size))
+        dist = np.linalg.norm(coords - coords[source], axis=1)
+        val = train[np.argsort(dist, kind="stable")[:n_val]]
+    val = np.sort(val).astype(np.int64)
+    return np.setdiff1d(train, val, assume_unique=True), val
+
+
+# ---------------------------------------------------------------------- storage
+def save_splits(splits: list[Split], path: str | Path) -> Path:
+    """Write splits to a JSON file (plain lists of region indices); returns the path."""
+    path = Path(path)
+    payload = {
+        "format": _FORMAT,
+        "version": _FORMAT_VERSION,
+        "splits": [s.to_dict() for s in splits],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def load_splits(path: str | Path, brain: Brain | None = None) -> list[Split]:
+    """Read splits written by `save_splits`; the result equals what was saved.
+
+    With ``brain`` given, also check that every split covers exactly its regions.
+    """
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not a JSON splits file ({err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"{path}: field 'format' must be {_FORMAT!r}")
+    if payload.get("version") != _FORMAT_VERSION:
+        raise ValueError(f"{path}: field 'version' must be {_FORMAT_VERSION}, got {payload.get('version')!r}")
+    records = payload.get("splits")
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: field 'splits' must be a list")
+    required = ("dataset", "kind", "repeat", "fold", "seed", "train", "test")
+    splits = []
+    for k, record in enumerate(records):
+        missing = [f for f in required if f not in record]
+        if missing:
+            raise ValueError(f"{path}: splits[{k}] lacks fields {missing}")
+        try:
+            splits.append(Split(**{f: record[f] for f in required}, source=record.get("source")))
+        except ValueError as err:
+            raise ValueError(f"{path}: splits[{k}]: {err}") from err
+    if brain is not None:
+        for split in splits:
+            if split.n_regions != brain.n_regions or (split.test.size and split.test.max() >= brain.n_regions) \
+                    or (split.train.size and split.train.max() >= brain.n_regions):
+                raise ValueError(
+                    f"{path}: split {split.key} does not partition the {brain.n_regions} regions "
+                    f"of brain {brain.name!r}"
+                )
+    return splits

@@ -1,0 +1,209 @@
+"""Nested hyperparameter selection inside one outer split (paper App. A.3).
+
+For one outer `Split`:
+
+1. The outer training regions are divided by `inner_validation` into inner-training
+   and validation regions with the outer split's rule (random subset, or a spatial block
+   for spatial splits).
+2. Candidate configurations are the model's default plus ``n - 1`` distinct random
+   configurations of its grid (``models/configs/<name>.yaml``), with
+   ``n = clip(n_configs, 3, 6)``, or every distinct configuration when the grid has fewer.
+3. Each candidate is fitted on the inner-training regions (``val_regions`` passed, for
+   early stopping only) and scored by the MSE over the validation edges (all pairs of
+   validation regions).
+4. The lowest validation MSE wins (ties: the earlier candidate, so the default first);
+   it is refitted on all outer training regions, without validation regions.
+
+Test regions are never touched. Seeds: the candidate configurations depend only on
+``seed`` (every split of a run tries the same candidates, so their scores are
+comparable); the validation regions depend on ``(seed, split.repeat, split.fold)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spatiomol.data.brain import Brain, pairs_within
+from spatiomol.evaluation.metrics import mse, pearson_r
+from spatiomol.evaluation.splits import Split, inner_validation
+from spatiomol.models import registry
+from spatiomol.models.base import ConnectivityModel
+
+MIN_CONFIGS, MAX_CONFIGS = 3, 6
+_EXHAUSTIVE_LIMIT = 100_000  # grids up to this size are sampled by a full permutation
+
+
+def _canonical(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, default=repr)
+
+
+def _check_grid(model_name: str, grid: dict[str, Any]) -> dict[str, list]:
+    checked = {}
+    for key, values in grid.items():
+        if not isinstance(values, (list, tuple)) or len(values) == 0:
+            raise ValueError(
+                f"model {model_name!r}: config field grid.{key} must be a non-empty list of values, "
+                f"got {values!r}"
+            )
+        checked[key] = list(values)
+    return checked
+
+
+def sample_configs(
+    default: dict[str, Any],
+    grid: dict[str, list],
+    n_configs: int = 4,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The default configuration plus distinct random configurations of a grid.
+
+    Parameters
+    ----------
+    default : dict
+        Full default hyperparameters; always the first candidate.
+    grid : dict of str → list
+        Values each searched hyperparameter may take; a candidate is the default with
+        every grid key set to one of its values.
+    n_configs : int
+        Requested number of candidates, clipped to 3..6; fewer when the grid has fewer
+        distinct configurations (counting the default).
+    seed : int
+        Seed of the ``numpy.random.Generator`` drawing grid points without replacement.
+
+    Returns
+    -------
+    list of dict
+        Distinct configurations, the default first.
+    """
+    target = int(np.clip(n_configs, MIN_CONFIGS, MAX_CONFIGS))
+    keys = list(grid)
+    sizes = [len(grid[k]) for k in keys]
+    total = math.prod(sizes)
+    rng = np.random.default_rng(seed)
+    configs = [dict(default)]
+    seen = {_canonical(configs[0])}
+
+    def config_at(digits: list[int]) -> dict[str, Any]:
+        return {**default, **{k: grid[k][d] for k, d in zip(keys, digits)}}
+
+    def decode(index: int) -> list[int]:
+        digits = []
+        for size in reversed(sizes):
+            index, digit = divmod(index, size)
+            digits.append(digit)
+        return digits[::-1]
+
+    if total <= _EXHAUSTIVE_LIMIT:
+        candidates = (decode(int(k)) for k in rng.permutation(total))
+    else:  # huge grid: independent draws per key; repeats are rejected below
+        candidates = ([int(rng.integers(s)) for s in sizes] for _ in range(100 * target))
+    for digits in candidates:
+        if len(configs) == target:
+            break
+        config = config_at(digits)
+        key = _canonical(config)
+        if key not in seen:
+            seen.add(key)
+            configs.append(config)
+    return configs
+
+
+def _inner_seed(seed: int, split: Split) -> int:
+    sequence = np.random.SeedSequence(int(seed), spawn_key=(split.repeat, split.fold))
+    return int(sequence.generate_state(1)[0])
+
+
+def select_and_fit(
+    model_name: str,
+    brain: Brain,
+    split: Split,
+    n_configs: int = 4,
+    seed: int = 0,
+    *,
+    val_fraction: float = 0.2,
+    **fixed: Any,
+) -> tuple[ConnectivityModel, dict[str, Any], pd.DataFrame]:
+    """Choose hyperparameters on validation regions, then fit on all training regions.
+
+    Parameters
+    ----------
+    model_name : str
+        A name of `spatiomol.models.registry.MODELS`.
+    brain : Brain
+    split : Split
+        Outer split; only ``split.train`` is used.
+    n_configs : int
+        Candidates to try, clipped to 3..6 (or fewer if the grid is smaller).
+    seed : int
+        Seeds the candidate sampling and the validation regions (see module docstring).
+    val_fraction : float
+        Fraction of training regions held out for validation.
+    **fixed
+        Hyperparameters held fixed for every candidate (removed from the grid).
+
+    Returns
+    -------
+    model : ConnectivityModel
+        The chosen configuration fitted on all of ``split.train``.
+    params : dict
+        The chosen hyperparameters.
+    table : DataFrame
+        One row per candidate: ``candidate``, ``is_default``, ``chosen``, ``val_mse``
+        (squared target units), ``val_pearson``, ``n_inner_train``, ``n_val``,
+        ``n_val_edges``, ``fit_seconds``, ``params`` (JSON) and one column per grid key.
+    """
+    if split.n_regions != brain.n_regions:
+        raise ValueError(
+            f"split {split.key} covers {split.n_regions} regions but brain {brain.name!r} has {brain.n_regions}"
+        )
+    default, grid = registry.search_space(model_name)
+    grid = _check_grid(model_name, grid)
+    unknown = [k for k in fixed if k not in default and k not in grid]
+    if unknown:
+        raise ValueError(f"model {model_name!r} has no hyperparameters {unknown}; known: {sorted(default)}")
+    default = {**default, **fixed}
+    grid = {k: v for k, v in grid.items() if k not in fixed}
+    candidates = sample_configs(default, grid, n_configs=n_configs, seed=seed)
+
+    inner_train, val = inner_validation(
+        brain, split.train, split.kind, fraction=val_fraction, seed=_inner_seed(seed, split)
+    )
+    val_i, val_j = pairs_within(val)
+    val_true = brain.targets(val_i, val_j)
+
+    records = []
+    for index, params in enumerate(candidates):
+        model = registry.make_model(model_name, **params)
+        start = time.perf_counter()
+        model.fit(brain, inner_train, val_regions=val)
+        seconds = time.perf_counter() - start
+        val_pred = model.predict(brain, val_i, val_j)
+        finite = bool(np.all(np.isfinite(val_pred)))
+        records.append({
+            "candidate": index,
+            "is_default": index == 0,
+            "val_mse": mse(val_true, val_pred) if finite else float("inf"),
+            "val_pearson": pearson_r(val_true, val_pred) if finite else float("nan"),
+            "n_inner_train": int(inner_train.size),
+            "n_val": int(val.size),
+            "n_val_edges": int(val_i.size),
+            "fit_seconds": seconds,
+            "params": _canonical(params),
+            **{k: params[k] for k in grid},
+        })
+    table = pd.DataFrame(records)
+    scores = table["val_mse"].to_numpy(dtype=float)
+    if not np.any(np.isfinite(scores)):
+        raise ValueError(f"model {model_name!r}: every candidate gave non-finite validation predictions")
+    best = int(np.argmin(np.where(np.isfinite(scores), scores, np.inf)))
+    table["chosen"] = table["candidate"] == best
+    chosen = dict(candidates[best])
+    final = registry.make_model(model_name, **chosen)
+    final.fit(brain, split.train)
+    return final, chosen, table
