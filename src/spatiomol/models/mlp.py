@@ -1,0 +1,197 @@
+"""Single-gene-resolution multilayer perceptron on region pairs (paper §3, App. A.3).
+
+Input of a pair ``(i, j)``: ``[f_i ‖ f_j]`` where a region's features ``f`` are its
+expression vector (``g`` values, as stored in ``brain.X``, e.g. AHBA's scaled robust
+sigmoid in [0, 1]) and/or its MNI centroid divided by ``coord_scale_mm`` (100 mm by
+default, so centroids lie roughly in [-1, 1]; a fixed scale rather than a fitted one,
+so that the same region gets the same input in every split and in null brains).
+
+Hidden layers: ``Linear → BatchNorm1d → ReLU → Dropout`` for each width in
+``hidden_dims`` (2–4 layers), then ``Linear → 1``.
+
+Symmetry: the network is evaluated on both orders, ``[f_i ‖ f_j]`` and ``[f_j ‖ f_i]``,
+in one batch, and the two outputs are averaged — in training and in prediction — so
+``predict(i, j) == predict(j, i)`` exactly.
+
+Variants (registry): ``mlp`` (expression), ``mlp-coords`` (expression + coordinates),
+``mlp-coords-only`` (coordinates only, Table 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from spatiomol.data.brain import Brain
+from spatiomol.models.training import NeuralConnectivityModel
+
+
+def hidden_block(n_in: int, n_out: int, dropout: float) -> list[nn.Module]:
+    """``Linear → BatchNorm1d → ReLU → Dropout``."""
+    return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(), nn.Dropout(dropout)]
+
+
+class PairMLPNetwork(nn.Module):
+    """Symmetrised MLP on concatenated region features.
+
+    Parameters
+    ----------
+    n_region_features : int
+        Features per region ``f`` (the input has ``2 f`` columns).
+    hidden_dims : sequence of int
+        Widths of the hidden layers.
+    dropout : float
+        Dropout rate after every hidden layer.
+    """
+
+    def __init__(self, n_region_features: int, hidden_dims: Sequence[int], dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = 2 * n_region_features
+        for h in hidden_dims:
+            layers += hidden_block(width, int(h), dropout)
+            width = int(h)
+        layers.append(nn.Linear(width, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Predictions for pairs ``(i, j)``.
+
+        Parameters
+        ----------
+        region_tensors : dict
+            ``"features"``: (n_regions, f) float tensor.
+        i, j : (B,) int64 tensors
+            Region indices.
+
+        Returns
+        -------
+        (B,) tensor, the mean of ``f(i, j)`` and ``f(j, i)``.
+        """
+        features = region_tensors["features"]
+        fi, fj = features[i], features[j]
+        both = torch.cat([torch.cat([fi, fj], dim=1), torch.cat([fj, fi], dim=1)], dim=0)
+        out = self.body(both).squeeze(-1)
+        return 0.5 * (out[: len(i)] + out[len(i) :])
+
+
+class MLP(NeuralConnectivityModel):
+    """Pairwise MLP from expression and/or coordinates (scikit-learn style estimator).
+
+    Parameters
+    ----------
+    use_coords : bool
+        Append both regions' scaled MNI centroids to the input.
+    use_expression : bool
+        Use expression (False: the coordinates-only MLP of Table 3; needs use_coords).
+    hidden_dims : sequence of int
+        2–4 hidden widths.
+    dropout_rate : float
+    learning_rate, weight_decay : float
+        AdamW settings.
+    batch_size : int
+        Training edges per mini-batch.
+    epochs : int
+        Maximum number of epochs (exact number when no validation regions).
+    patience : int
+        Early-stopping patience in epochs (with validation regions).
+    lr_schedule : {"plateau", "cosine", "constant"}
+    batching : {"random", "region_blocks"}
+        See `spatiomol.models.training`.
+    aug_prob : float
+        Maximum target-augmentation probability (needs ``brain.subjects``).
+    aug_style : str
+        See `spatiomol.models.augment.AUG_STYLES`.
+    coord_scale_mm : float
+        Centroids are divided by this (mm) before entering the network.
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+    verbose : bool
+        Show a progress bar with the loss.
+
+    Attributes
+    ----------
+    network_ : PairMLPNetwork
+    genes_ : tuple of str
+    history_ : spatiomol.models.training.TrainingHistory
+    n_parameters_ : int
+    """
+
+    config_name = "mlp"
+
+    def __init__(
+        self,
+        use_coords: bool = False,
+        use_expression: bool = True,
+        hidden_dims: Sequence[int] = (512, 256, 128),
+        dropout_rate: float = 0.15,
+        learning_rate: float = 1e-4,
+        weight_decay: float = 1e-4,
+        batch_size: int = 256,
+        epochs: int = 150,
+        patience: int = 20,
+        lr_schedule: str = "plateau",
+        batching: str = "random",
+        aug_prob: float = 0.0,
+        aug_style: str = "linear_decay",
+        coord_scale_mm: float = 100.0,
+        device: str = "auto",
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.use_coords = use_coords
+        self.use_expression = use_expression
+        self.hidden_dims = hidden_dims
+        self.dropout_rate = dropout_rate
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.patience = patience
+        self.lr_schedule = lr_schedule
+        self.batching = batching
+        self.aug_prob = aug_prob
+        self.aug_style = aug_style
+        self.coord_scale_mm = coord_scale_mm
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+
+    @property
+    def uses_expression(self) -> bool:  # type: ignore[override]
+        return bool(self.use_expression)
+
+    def _validate(self) -> None:
+        if not (self.use_coords or self.use_expression):
+            raise ValueError("MLP needs use_expression=True or use_coords=True (got both False)")
+        if not 1 <= len(self.hidden_dims) <= 4:
+            raise ValueError(f"hidden_dims must list 1–4 widths, got {self.hidden_dims!r}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must lie in [0, 1), got {self.dropout_rate}")
+
+    def _n_region_features(self, n_genes: int) -> int:
+        return (n_genes if self.use_expression else 0) + (3 if self.use_coords else 0)
+
+    def _build_network(self, n_genes: int) -> nn.Module:
+        self._validate()
+        return PairMLPNetwork(self._n_region_features(n_genes), self.hidden_dims, float(self.dropout_rate))
+
+    def _region_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
+        parts = []
+        if self.use_expression:
+            parts.append(brain.X)
+        if self.use_coords:
+            parts.append(brain.coords / float(self.coord_scale_mm))
+        features = np.hstack(parts).astype(np.float32)
+        return {"features": torch.from_numpy(features)}
+
+    def _prepare_brain(self, brain: Brain, train: np.ndarray) -> tuple[Brain, list[str]]:
+        self._validate()
+        notes = []
+        if self.use_coords:
+            notes.append(f"coordinates (mm) divided by {self.coord_scale_mm} before entering the MLP")
+        notes.append("symmetric: mean of f([x_i, x_j]) and f([x_j, x_i])")
+        return brain, notes

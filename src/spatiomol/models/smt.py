@@ -1,0 +1,546 @@
+"""The Spatiomolecular Transformer (SMT; paper §3, App. A.3, A.5, A.7).
+
+Architecture
+------------
+1. **Tokens.** A region's expression vector (genes in ``brain.genes`` order, optionally
+   reordered first by `spatiomol.data.genome.order_genes`, see ``gene_order``) is cut
+   into ``ℓ = ceil(g / k)`` contiguous bins of ``k = token_encoder_dim`` genes. When
+   ``k`` does not divide ``g`` the last bin is zero-padded; the number of padded
+   positions is kept in ``n_padding_genes_`` and stated in ``notes_``.
+2. **Value projection.** Each token's ``k`` values → ``d_model`` by one learned linear
+   map shared by all tokens (no positional embedding; position enters through ALiBi).
+3. **Optional [CLS] token** (``use_cls``): the region's MNI centroid divided by
+   ``coord_scale_mm`` (100 mm) → ``d_model`` by a learned linear map, prepended to the
+   sequence, attending and attended like any token and kept in the output sequence.
+   ALiBi choice: the [CLS] token has *no* distance penalty to or from any gene token
+   (bias 0), i.e. it is a global token; gene tokens are at positions ``0..ℓ-1``. (The
+   reference implementation's FlashAttention call instead treats it as position 0.)
+4. **Encoder.** ``num_layers`` bidirectional pre-norm blocks:
+   ``x = x + Dropout(MHSA(LayerNorm(x)))``, ``x = x + Dropout(FFN(LayerNorm(x)))`` with
+   ``FFN = Linear(d, 4d) → GELU → Linear(4d, d)``, then a final LayerNorm. Attention is
+   ``torch.nn.functional.scaled_dot_product_attention`` with an additive float mask
+   ``B[h, a, b] = -m_h · |a - b|`` (ALiBi, Press et al. 2022), added to the *scaled*
+   logits: ``softmax(QKᵀ/√d_h + B)`` — the convention of Press et al. and FlashAttention
+   (the paper's formula puts ``B`` inside the scaling; that only rescales the slopes by
+   √d_h). Slopes ``m_h`` are the geometric sequence ``2^(-8h/n)``, ``h = 1..n`` (with
+   Press et al.'s interleaving for head counts that are not powers of two).
+   ``use_alibi=False`` drops the bias (ablation).
+5. **Region embedding.** Per-token linear map ``d_model → encoder_output_dim`` (≤ 10),
+   flattened: ``z_i ∈ R^p``, ``p = L · encoder_output_dim`` with ``L = ℓ (+1 with [CLS])``.
+6. **Decoder.** ``[z_i ‖ z_j] → (Linear → BatchNorm1d → ReLU → Dropout) × len(deep_hidden_dims)
+   → Linear → 1``. Symmetry: the decoder runs on both orders in one batch and the two
+   outputs are averaged, in training and in prediction.
+
+Efficiency
+----------
+`SMTNetwork.forward` encodes each *distinct* region of a batch once (``torch.unique``)
+and gathers the pair embeddings from the region embeddings. `SMTNetwork.forward_per_pair`
+is the reference path that encodes both regions of every pair; it exists only to prove
+equality in tests and for the throughput benchmark (``benchmarks/smt_throughput.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spatiomol.data.brain import Brain
+from spatiomol.models.mlp import hidden_block
+from spatiomol.models.training import NeuralConnectivityModel, seeded_torch
+
+logger = logging.getLogger(__name__)
+
+GENE_ORDERS = ("as_given", "tss", "random", "mean_expression")
+
+
+# ------------------------------------------------------------------ ALiBi
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """Head-specific ALiBi slopes of Press et al. (2022).
+
+    For ``n`` a power of two: ``m_h = 2^(-8h/n)``, ``h = 1..n`` (4 heads: 1/4, 1/16,
+    1/64, 1/256). Otherwise the slopes of the closest smaller power of two followed by
+    every other slope of the next power of two.
+
+    Returns
+    -------
+    (n_heads,) float32 tensor
+    """
+    if n_heads < 1:
+        raise ValueError(f"n_heads must be positive, got {n_heads}")
+
+    def geometric(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (h + 1) for h in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        slopes = geometric(n_heads)
+    else:
+        closest = 2 ** math.floor(math.log2(n_heads))
+        slopes = geometric(closest) + geometric(2 * closest)[0::2][: n_heads - closest]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+def alibi_bias(n_tokens: int, slopes: torch.Tensor, with_cls: bool) -> torch.Tensor:
+    """Additive attention bias ``B[h, a, b] = -slope_h · |a - b|``.
+
+    Parameters
+    ----------
+    n_tokens : int
+        Number of gene tokens ``ℓ``.
+    slopes : (h,) tensor
+    with_cls : bool
+        Prepend a [CLS] row/column with zero bias (a global token).
+
+    Returns
+    -------
+    (h, L, L) float32 tensor, ``L = ℓ + with_cls``.
+    """
+    pos = torch.arange(n_tokens, dtype=torch.float32)
+    distance = (pos[None, :] - pos[:, None]).abs()
+    bias = -slopes.float()[:, None, None] * distance[None]
+    if with_cls:
+        bias = F.pad(bias, (1, 0, 1, 0), value=0.0)
+    return bias
+
+
+# ------------------------------------------------------------ nn.Modules
+class ALiBiSelfAttention(nn.Module):
+    """Multi-head bidirectional self-attention with an optional additive bias (SDPA)."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by nhead ({n_heads})")
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, length, _ = x.shape
+        qkv = self.qkv(x).view(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]  # each (B, h, L, d_h)
+
+    def _merge(self, o: torch.Tensor) -> torch.Tensor:
+        b, _, length, _ = o.shape
+        return self.out(o.transpose(1, 2).reshape(b, length, self.n_heads * self.head_dim))
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, d) → (B, L, d) via ``scaled_dot_product_attention`` (bias: (h, L, L) or None)."""
+        q, k, v = self._split(x)
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self._merge(o)
+
+    def attention_weights(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Explicit ``softmax(QKᵀ/√d_h + B)``: (B, h, L, L); rows sum to 1 (no dropout)."""
+        q, k, _ = self._split(x)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+        if bias is not None:
+            logits = logits + bias
+        return logits.softmax(dim=-1)
+
+    def forward_explicit(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Same as `forward` in eval mode, from `attention_weights` (for verification)."""
+        _, _, v = self._split(x)
+        return self._merge(self.attention_weights(x, bias) @ v)
+
+
+class PreNormEncoderLayer(nn.Module):
+    """``x + Dropout(MHSA(LN(x)))`` then ``x + Dropout(FFN(LN(x)))``."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(d_model)
+        self.attention = ALiBiSelfAttention(d_model, n_heads, dropout)
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.ffn = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.attention_norm(x), bias))
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+
+class SMTEncoder(nn.Module):
+    """Region encoder: tokens (B, ℓ, k) [+ coords (B, 3)] → embedding (B, L·d_out).
+
+    Parameters
+    ----------
+    token_size : int
+        Genes per token ``k``.
+    n_tokens : int
+        Gene tokens per region ``ℓ``.
+    d_model, n_heads, n_layers : int
+    d_out : int
+        Per-token output dimension (≤ 10).
+    dropout : float
+        Attention, residual and FFN dropout.
+    use_alibi, use_cls : bool
+    """
+
+    def __init__(
+        self, token_size: int, n_tokens: int, d_model: int, n_heads: int, n_layers: int,
+        d_out: int, dropout: float, use_alibi: bool, use_cls: bool,
+    ) -> None:
+        super().__init__()
+        self.use_cls = use_cls
+        self.n_tokens = n_tokens
+        self.value_projection = nn.Linear(token_size, d_model)
+        self.coord_projection = nn.Linear(3, d_model) if use_cls else None
+        self.layers = nn.ModuleList(PreNormEncoderLayer(d_model, n_heads, dropout) for _ in range(n_layers))
+        self.final_norm = nn.LayerNorm(d_model)
+        self.output_projection = nn.Linear(d_model, d_out)
+        self.sequence_length = n_tokens + int(use_cls)
+        self.embedding_dim = self.sequence_length * d_out
+        bias = alibi_bias(n_tokens, alibi_slopes(n_heads), use_cls) if use_alibi else None
+        self.register_buffer("attention_bias", bias, persistent=False)
+
+    def _input_sequence(self, tokens: torch.Tensor, coords: torch.Tensor | None) -> torch.Tensor:
+        x = self.value_projection(tokens)
+        if self.use_cls:
+            if coords is None:
+                raise ValueError("SMT with use_cls=True needs region coordinates")
+            x = torch.cat([self.coord_projection(coords).unsqueeze(1), x], dim=1)
+        return x
+
+    def forward(self, tokens: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._input_sequence(tokens, coords)
+        for layer in self.layers:
+            x = layer(x, self.attention_bias)
+        return self.output_projection(self.final_norm(x)).flatten(start_dim=1)
+
+    def final_layer_attention(self, tokens: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention weights of the last layer: (B, h, L, L), computed explicitly."""
+        x = self._input_sequence(tokens, coords)
+        for layer in self.layers[:-1]:
+            x = layer(x, self.attention_bias)
+        last = self.layers[-1]
+        return last.attention.attention_weights(last.attention_norm(x), self.attention_bias)
+
+
+class SMTNetwork(nn.Module):
+    """Encoder + symmetrised MLP decoder on region pairs."""
+
+    def __init__(self, encoder: SMTEncoder, deep_hidden_dims: Sequence[int], dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        layers: list[nn.Module] = []
+        width = 2 * encoder.embedding_dim
+        for h in deep_hidden_dims:
+            layers += hidden_block(width, int(h), dropout)
+            width = int(h)
+        layers.append(nn.Linear(width, 1))
+        self.decoder = nn.Sequential(*layers)
+
+    def encode_regions(
+        self, region_tensors: dict[str, torch.Tensor], regions: torch.Tensor, chunk_size: int | None = None
+    ) -> torch.Tensor:
+        """Embeddings (R, p) of regions (R,) read from ``region_tensors``.
+
+        ``region_tensors``: ``"tokens"`` (n_regions, ℓ, k) and, with [CLS], ``"coords"``
+        (n_regions, 3). Without gradients, regions are encoded in chunks of 256.
+        """
+        if chunk_size is None:
+            chunk_size = len(regions) if torch.is_grad_enabled() else 256
+        coords = region_tensors.get("coords")
+        parts = []
+        for s in range(0, len(regions), max(chunk_size, 1)):
+            r = regions[s : s + chunk_size]
+            parts.append(self.encoder(region_tensors["tokens"][r], None if coords is None else coords[r]))
+        return torch.cat(parts, dim=0)
+
+    def decode(self, z_i: torch.Tensor, z_j: torch.Tensor) -> torch.Tensor:
+        """(B, p), (B, p) → (B,): mean of decoder([z_i‖z_j]) and decoder([z_j‖z_i])."""
+        both = torch.cat([torch.cat([z_i, z_j], dim=1), torch.cat([z_j, z_i], dim=1)], dim=0)
+        out = self.decoder(both).squeeze(-1)
+        return 0.5 * (out[: len(z_i)] + out[len(z_i) :])
+
+    def forward(self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Per-region path: encode each distinct region of the batch once, gather pairs."""
+        regions, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
+        z = self.encode_regions(region_tensors, regions, chunk_size=len(regions))
+        return self.decode(z[inverse[: len(i)]], z[inverse[len(i) :]])
+
+    def forward_per_pair(
+        self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor
+    ) -> torch.Tensor:
+        """Reference per-pair path: encode both regions of every pair (tests/benchmark only)."""
+        coords = region_tensors.get("coords")
+        tokens = region_tensors["tokens"]
+        z_i = self.encoder(tokens[i], None if coords is None else coords[i])
+        z_j = self.encoder(tokens[j], None if coords is None else coords[j])
+        return self.decode(z_i, z_j)
+
+
+def tokenize(X: np.ndarray, token_size: int) -> tuple[np.ndarray, int]:
+    """Cut rows of ``X`` (r, g) into contiguous bins of ``token_size`` genes.
+
+    Returns
+    -------
+    tokens : (r, ceil(g/k), k) float32 array
+        The last bin zero-padded when ``k`` does not divide ``g``.
+    n_padding : int
+        Number of zero-padded positions in the last bin.
+    """
+    r, g = X.shape
+    n_tokens = math.ceil(g / token_size)
+    n_padding = n_tokens * token_size - g
+    padded = np.zeros((r, n_tokens * token_size), dtype=np.float32)
+    padded[:, :g] = X
+    return padded.reshape(r, n_tokens, token_size), n_padding
+
+
+# ---------------------------------------------------------------- estimator
+class SMT(NeuralConnectivityModel):
+    """Spatiomolecular Transformer (scikit-learn style estimator; see module docstring).
+
+    Parameters
+    ----------
+    use_cls : bool
+        Prepend the coordinate [CLS] token ("SMT w/ [CLS]").
+    token_encoder_dim : int
+        Genes per token ``k`` (paper default 60).
+    d_model : int
+        Embedding width.
+    encoder_output_dim : int
+        Per-token output dimension ``d_out`` (1–10).
+    use_alibi : bool
+        ALiBi attention biases (False: ablation, no positional information).
+    nhead, num_layers : int
+        Attention heads and encoder layers.
+    deep_hidden_dims : sequence of int
+        Decoder widths (2–3 layers).
+    transformer_dropout, dropout_rate : float
+        Encoder dropout and decoder dropout.
+    learning_rate, weight_decay, batch_size, epochs, patience, lr_schedule, batching :
+        See `spatiomol.models.training`.
+    aug_prob, aug_style :
+        Target-side augmentation, see `spatiomol.models.augment`.
+    gene_order : {"tss", "as_given", "random", "mean_expression"}
+        Gene order before tokenisation, applied with `spatiomol.data.genome.order_genes`
+        computed on the *training* regions (so ``mean_expression`` does not see test
+        regions); the fitted order is kept in ``genes_`` and reused at prediction.
+    coord_scale_mm : float
+        [CLS] coordinates are MNI mm divided by this.
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+    verbose : bool
+
+    Attributes
+    ----------
+    network_ : SMTNetwork
+    genes_ : tuple of str
+        Genes in token order.
+    n_tokens_ : int
+        Gene tokens ``ℓ``.
+    n_padding_genes_ : int
+        Zero-padded positions in the last token.
+    embedding_dim_ : int
+        Region embedding size ``p``.
+    token_labels_ : list of str
+        "[CLS]" (if used) then "FIRSTGENE..LASTGENE" per token.
+    history_, notes_, n_parameters_ :
+        See `spatiomol.models.training.NeuralConnectivityModel`.
+    """
+
+    config_name = "smt"
+
+    def __init__(
+        self,
+        use_cls: bool = False,
+        token_encoder_dim: int = 60,
+        d_model: int = 128,
+        encoder_output_dim: int = 10,
+        use_alibi: bool = True,
+        nhead: int = 4,
+        num_layers: int = 4,
+        deep_hidden_dims: Sequence[int] = (512, 256, 128),
+        transformer_dropout: float = 0.1,
+        dropout_rate: float = 0.2,
+        learning_rate: float = 1e-4,
+        weight_decay: float = 1e-4,
+        batch_size: int = 512,
+        epochs: int = 90,
+        patience: int = 20,
+        lr_schedule: str = "plateau",
+        batching: str = "random",
+        aug_prob: float = 0.3,
+        aug_style: str = "linear_decay",
+        gene_order: str = "tss",
+        coord_scale_mm: float = 100.0,
+        device: str = "auto",
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.use_cls = use_cls
+        self.token_encoder_dim = token_encoder_dim
+        self.d_model = d_model
+        self.encoder_output_dim = encoder_output_dim
+        self.use_alibi = use_alibi
+        self.nhead = nhead
+        self.num_layers = num_layers
+        self.deep_hidden_dims = deep_hidden_dims
+        self.transformer_dropout = transformer_dropout
+        self.dropout_rate = dropout_rate
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.patience = patience
+        self.lr_schedule = lr_schedule
+        self.batching = batching
+        self.aug_prob = aug_prob
+        self.aug_style = aug_style
+        self.gene_order = gene_order
+        self.coord_scale_mm = coord_scale_mm
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+
+    # ---------------------------------------------------------- building
+    def _validate(self) -> None:
+        if self.gene_order not in GENE_ORDERS:
+            raise ValueError(f"gene_order must be one of {GENE_ORDERS}, got {self.gene_order!r}")
+        if not 1 <= int(self.encoder_output_dim) <= 10:
+            raise ValueError(f"encoder_output_dim must lie in 1..10, got {self.encoder_output_dim}")
+        if int(self.token_encoder_dim) < 1:
+            raise ValueError(f"token_encoder_dim must be positive, got {self.token_encoder_dim}")
+        if int(self.d_model) % int(self.nhead):
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
+
+    def _build_network(self, n_genes: int) -> nn.Module:
+        self._validate()
+        k = int(self.token_encoder_dim)
+        encoder = SMTEncoder(
+            token_size=k, n_tokens=math.ceil(n_genes / k), d_model=int(self.d_model),
+            n_heads=int(self.nhead), n_layers=int(self.num_layers), d_out=int(self.encoder_output_dim),
+            dropout=float(self.transformer_dropout), use_alibi=bool(self.use_alibi), use_cls=bool(self.use_cls),
+        )
+        return SMTNetwork(encoder, self.deep_hidden_dims, float(self.dropout_rate))
+
+    def _after_build(self, n_genes: int) -> list[str]:
+        k = int(self.token_encoder_dim)
+        self.n_tokens_ = math.ceil(n_genes / k)
+        self.n_padding_genes_ = self.n_tokens_ * k - n_genes
+        self.embedding_dim_ = self.network_.encoder.embedding_dim
+        genes = list(self.genes_)
+        labels = [f"{genes[t * k]}..{genes[min((t + 1) * k, n_genes) - 1]}" for t in range(self.n_tokens_)]
+        self.token_labels_ = (["[CLS]"] if self.use_cls else []) + labels
+        notes = [f"{n_genes} genes → {self.n_tokens_} tokens of {k} genes"]
+        if self.n_padding_genes_:
+            notes.append(
+                f"last token holds {k - self.n_padding_genes_} genes, zero-padded by {self.n_padding_genes_}"
+            )
+        return notes
+
+    def _region_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
+        tokens, _ = tokenize(brain.X, int(self.token_encoder_dim))
+        out = {"tokens": torch.from_numpy(tokens)}
+        if self.use_cls:
+            out["coords"] = torch.from_numpy((brain.coords / float(self.coord_scale_mm)).astype(np.float32))
+        return out
+
+    def _prepare_brain(self, brain: Brain, train: np.ndarray) -> tuple[Brain, list[str]]:
+        self._validate()
+        if self.gene_order == "as_given":
+            return brain, ["genes tokenised in the brain's given order (gene_order='as_given')"]
+        try:
+            from spatiomol.data.genome import order_genes
+        except ImportError:
+            note = (
+                f"gene_order={self.gene_order!r} requested but spatiomol.data.genome is unavailable: "
+                "genes tokenised in the brain's given order"
+            )
+            logger.warning(note)
+            return brain, [note]
+        ordered = order_genes(brain.subset_regions(train), self.gene_order, seed=int(self.seed))
+        report = ordered.provenance.get("gene_order", "")
+        return brain.select_genes(list(ordered.genes)), [
+            f"genes ordered by {self.gene_order!r} on the training regions: {report}"
+        ]
+
+    # ------------------------------------------------------ interpretability
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "network_"):
+            raise ValueError("SMT is not fitted; call fit(brain, train_regions) first")
+
+    def region_embeddings(self, brain: Brain, regions: np.ndarray | None = None) -> np.ndarray:
+        """Region embeddings ``z`` (eval mode), e.g. for UMAP.
+
+        Returns
+        -------
+        (len(regions), embedding_dim_) float64 array (all regions when ``regions`` is None).
+        """
+        self._check_fitted()
+        brain = self._align_genes(brain)
+        regions = np.arange(brain.n_regions) if regions is None else np.asarray(regions, dtype=np.int64)
+        self.network_.eval()
+        with torch.no_grad(), seeded_torch(self.seed, self.device_):
+            z = self.network_.encode_regions(
+                self._device_tensors(brain), torch.as_tensor(regions, device=self.device_)
+            )
+        return z.cpu().double().numpy()
+
+    def attention_maps(
+        self, brain: Brain, regions: np.ndarray | None = None, group_by: str | None = "network",
+        chunk_size: int = 64,
+    ) -> dict[str, Any]:
+        """Final-layer attention, averaged over regions (and heads) — App. A.7.
+
+        Parameters
+        ----------
+        brain : Brain
+        regions : int array, optional
+            Regions to pass through the encoder (all when None).
+        group_by : str or None
+            Column of ``brain.regions`` defining groups (default ``"network"``).
+        chunk_size : int
+            Regions encoded at a time.
+
+        Returns
+        -------
+        dict with
+            ``"global"``: (L, L) mean over heads and regions;
+            ``"per_head"``: (h, L, L) mean over regions;
+            ``"groups"``: {group: (L, L) mean over heads and that group's regions};
+            ``"token_labels"``: list of L labels ([CLS] first when used);
+            ``"n_regions"``: number of regions averaged.
+            Rows index queries, columns keys; every row sums to 1.
+        """
+        self._check_fitted()
+        brain = self._align_genes(brain)
+        regions = np.arange(brain.n_regions) if regions is None else np.asarray(regions, dtype=np.int64)
+        tensors = self._device_tensors(brain)
+        coords = tensors.get("coords")
+        self.network_.eval()
+        per_region_chunks = []
+        with torch.no_grad(), seeded_torch(self.seed, self.device_):
+            for s in range(0, len(regions), chunk_size):
+                r = torch.as_tensor(regions[s : s + chunk_size], device=self.device_)
+                a = self.network_.encoder.final_layer_attention(
+                    tensors["tokens"][r], None if coords is None else coords[r]
+                )
+                per_region_chunks.append(a.double().cpu())
+        per_region = torch.cat(per_region_chunks).numpy()  # (R, h, L, L)
+        out: dict[str, Any] = {
+            "per_head": per_region.mean(axis=0),
+            "global": per_region.mean(axis=(0, 1)),
+            "token_labels": list(self.token_labels_),
+            "n_regions": int(len(regions)),
+            "groups": {},
+        }
+        if group_by is not None:
+            labels = brain.regions[group_by].to_numpy()[regions]
+            for name in dict.fromkeys(labels):  # first-appearance order
+                out["groups"][str(name)] = per_region[labels == name].mean(axis=(0, 1))
+        return out

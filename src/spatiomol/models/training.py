@@ -1,0 +1,500 @@
+"""The one training loop shared by every neural connectivity model (MLP, SMT).
+
+The networks (``torch.nn.Module``) only compute; everything about optimisation lives
+here:
+
+- **Loss and optimiser**: mean squared error, ``torch.optim.AdamW``.
+- **Batches**: mini-batches of training edges (unordered pairs ``i < j`` of training
+  regions). Networks receive the *region* tensors (expression / tokens / coordinates,
+  ``n_regions`` rows, moved to the device once) plus the batch's region indices and
+  gather what they need, so no ``n_pairs × features`` array is ever materialised.
+  ``batching="random"`` shuffles all edges each epoch (the paper's protocol);
+  ``batching="region_blocks"`` shuffles the training regions into groups of
+  ``round(sqrt(batch_size))`` and visits the edges block by block (all edges between two
+  groups, blocks in random order, every edge once per epoch), so a batch touches
+  ~2·sqrt(B) distinct regions instead of up to 2·B — what makes the SMT's per-region
+  encoding pay off most.
+- **Validation, early stopping, LR schedule**: with validation regions, the validation
+  loss (MSE against the population mean on the edges within the validation regions) is
+  computed after every epoch; the weights of the best epoch are restored at the end and
+  training stops after ``patience`` epochs without improvement. ``lr_schedule="plateau"``
+  (default) is ``ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 4))`` on the
+  validation loss; ``"cosine"`` is ``CosineAnnealingLR`` over ``epochs`` (stepped once per
+  epoch); ``"constant"`` keeps the learning rate. Without validation regions the model
+  trains for exactly ``epochs`` epochs and a ``plateau`` schedule falls back to constant
+  (recorded in the history's notes).
+- **Target-side augmentation**: a `spatiomol.models.augment.TargetAugmenter` is applied
+  per batch.
+- **Randomness**: a ``numpy.random.Generator`` seeded with ``seed`` orders the batches and
+  drives augmentation; parameter initialisation and dropout use torch's default
+  generator, seeded with ``seed`` inside ``torch.random.fork_rng`` so the caller's global
+  RNG state is left untouched. On CPU, ``torch.use_deterministic_algorithms(True)`` is on
+  during training (restored afterwards): same seed → same numbers.
+- **Device**: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
+  Everything is moved with ``.to(device)``; results come back with ``.cpu()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from spatiomol.data.brain import Brain, pairs_within
+from spatiomol.models.augment import TargetAugmenter, canonical_style
+from spatiomol.models.base import ConnectivityModel
+
+logger = logging.getLogger(__name__)
+
+LR_SCHEDULES = ("plateau", "cosine", "constant")
+BATCHINGS = ("random", "region_blocks")
+SAVE_FORMAT = "spatiomol-neural-model/1"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA if available else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" or device.startswith("cuda"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        return torch.device(device)
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+@contextmanager
+def seeded_torch(seed: int, device: torch.device, deterministic: bool = True) -> Iterator[None]:
+    """Seed torch's default generators and (optionally) force deterministic kernels, then restore.
+
+    The caller's global RNG state and determinism flag are restored on exit.
+    """
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(int(seed))
+        # On CUDA some kernels have no deterministic version: warn rather than fail there.
+        torch.use_deterministic_algorithms(deterministic, warn_only=device.type == "cuda")
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Optimisation settings of one training run (see the module docstring)."""
+
+    learning_rate: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    patience: int
+    lr_schedule: str = "plateau"
+    batching: str = "random"
+    device: torch.device = torch.device("cpu")
+    seed: int = 0
+    verbose: bool = False
+    prediction_batch_size: int = 8192
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
+        for name in ("batch_size", "epochs", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("learning_rate must be > 0 and weight_decay >= 0")
+
+
+@dataclass
+class TrainingHistory:
+    """What happened during training: per-epoch losses (MSE, target units²), LR, notes."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    augmented_fraction: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
+            "learning_rate": list(self.learning_rate), "augmented_fraction": list(self.augmented_fraction),
+            "best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "seconds": self.seconds,
+            "notes": list(self.notes),
+        }
+
+
+# ------------------------------------------------------------------ batching
+def random_batches(n_pairs: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """All pair positions ``0..n_pairs-1`` shuffled and cut into batches."""
+    order = rng.permutation(n_pairs)
+    return [order[s : s + batch_size] for s in range(0, n_pairs, batch_size)]
+
+
+def region_block_batches(
+    pair_i: np.ndarray, pair_j: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Pair positions ordered block by block (see module docstring), cut into batches.
+
+    Every pair appears exactly once. Regions are shuffled into groups of
+    ``m = round(sqrt(batch_size))``; a block holds every pair whose two regions fall in
+    a given (unordered) pair of groups; blocks come in random order, pairs within a
+    block in random order.
+    """
+    regions = np.unique(np.concatenate([pair_i, pair_j]))
+    m = max(2, int(round(math.sqrt(batch_size))))
+    n_groups = math.ceil(len(regions) / m)
+    group_of = np.zeros(int(regions.max()) + 1, dtype=np.int64)
+    group_of[rng.permutation(regions)] = np.arange(len(regions)) // m
+    gi, gj = group_of[pair_i], group_of[pair_j]
+    block = np.minimum(gi, gj) * n_groups + np.maximum(gi, gj)
+    block_rank = rng.permutation(n_groups * n_groups)
+    shuffled = rng.permutation(len(pair_i))
+    order = shuffled[np.argsort(block_rank[block[shuffled]], kind="stable")]
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+# ------------------------------------------------------------- train/predict
+def predict_network(
+    network: nn.Module,
+    region_tensors: dict[str, torch.Tensor],
+    i: np.ndarray,
+    j: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int = 8192,
+) -> np.ndarray:
+    """Predictions of ``network`` for pairs ``(i[k], j[k])`` in eval mode, as float64 numpy.
+
+    Networks that expose ``encode_regions`` and ``decode`` (the SMT) encode every
+    distinct region once and decode pairs in chunks; others run on chunks of pairs.
+    ``region_tensors`` must already live on ``device``.
+    """
+    network.eval()
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    out = np.empty(len(i), dtype=np.float64)
+    if len(i) == 0:
+        return out
+    with torch.no_grad():
+        if hasattr(network, "encode_regions") and hasattr(network, "decode"):
+            needed, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
+            z = network.encode_regions(region_tensors, torch.as_tensor(needed, device=device))
+            inv = torch.as_tensor(inverse, device=device)
+            zi_all, zj_all = inv[: len(i)], inv[len(i) :]
+            for s in range(0, len(i), batch_size):
+                pred = network.decode(z[zi_all[s : s + batch_size]], z[zj_all[s : s + batch_size]])
+                out[s : s + len(pred)] = pred.float().cpu().numpy()
+        else:
+            for s in range(0, len(i), batch_size):
+                it = torch.as_tensor(i[s : s + batch_size], device=device)
+                jt = torch.as_tensor(j[s : s + batch_size], device=device)
+                out[s : s + len(it)] = network(region_tensors, it, jt).float().cpu().numpy()
+    return out
+
+
+def train_network(
+    network: nn.Module,
+    region_tensors: dict[str, torch.Tensor],
+    train_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    settings: TrainingSettings,
+    *,
+    val_pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    augmenter: TargetAugmenter | None = None,
+) -> TrainingHistory:
+    """Train ``network`` in place on ``train_pairs = (i, j, y)``; return its history.
+
+    Parameters
+    ----------
+    network : nn.Module
+        ``network(region_tensors, i, j) -> (B,)`` predictions (i, j: int64 index tensors).
+    region_tensors : dict of str → Tensor
+        Per-region inputs (rows = regions of the brain); moved to ``settings.device``.
+    train_pairs : tuple of (n,) arrays
+        Region indices ``i``, ``j`` and population-mean targets ``y`` of the training edges.
+    settings : TrainingSettings
+    val_pairs : tuple of (m,) arrays, optional
+        Validation edges and population-mean targets: enable early stopping, LR plateau
+        schedule and best-epoch restore.
+    augmenter : TargetAugmenter, optional
+        Per-batch target replacement; ``None`` trains on ``y`` only.
+
+    Returns
+    -------
+    TrainingHistory
+    """
+    start = time.perf_counter()
+    device = settings.device
+    history = TrainingHistory()
+    network.to(device)
+    tensors = {k: v.to(device) for k, v in region_tensors.items()}
+    train_i, train_j, train_y = (np.asarray(a) for a in train_pairs)
+    if not np.all(np.isfinite(train_y)):
+        raise ValueError("training targets (brain.Y on training edges) contain NaN/inf; expected finite values")
+    rng = np.random.default_rng(settings.seed)
+
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    schedule = settings.lr_schedule
+    if schedule == "plateau" and val_pairs is None:
+        schedule = "constant"
+        history.notes.append("no validation regions: fixed number of epochs, constant learning rate")
+    scheduler: Any = None
+    if schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=0.5, patience=max(1, settings.patience // 4)
+        )
+    elif schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    if augmenter is not None:
+        history.notes.append(augmenter.note)
+
+    best_val = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    epochs_without_improvement = 0
+    bar = tqdm(range(settings.epochs), desc="training", disable=not settings.verbose, leave=False)
+    for epoch in bar:
+        network.train()
+        if settings.batching == "random":
+            batches = random_batches(len(train_i), settings.batch_size, rng)
+        else:
+            batches = region_block_batches(train_i, train_j, settings.batch_size, rng)
+        loss_sum = torch.zeros((), device=device)
+        n_seen = 0
+        n_augmented = 0
+        for positions in batches:
+            if len(positions) < 2:  # BatchNorm needs two samples; one pair skipped this epoch
+                continue
+            targets = train_y[positions]
+            if augmenter is not None:
+                positions, targets, augmented = augmenter(positions, targets, epoch, rng)
+                n_augmented += int(augmented)
+            it = torch.as_tensor(train_i[positions], device=device)
+            jt = torch.as_tensor(train_j[positions], device=device)
+            yt = torch.as_tensor(targets, dtype=torch.float32, device=device)
+            loss = nn.functional.mse_loss(network(tensors, it, jt), yt)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(positions)
+            n_seen += len(positions)
+        history.train_loss.append(float(loss_sum.cpu()) / max(n_seen, 1))
+        history.augmented_fraction.append(n_augmented / max(len(batches), 1))
+        history.learning_rate.append(optimizer.param_groups[0]["lr"])
+        history.epochs_run = epoch + 1
+
+        postfix = {"loss": f"{history.train_loss[-1]:.4g}"}
+        if val_pairs is not None:
+            vi, vj, vy = val_pairs
+            pred = predict_network(network, tensors, vi, vj, device=device,
+                                   batch_size=settings.prediction_batch_size)
+            val_loss = float(np.mean((pred - vy) ** 2))
+            history.val_loss.append(val_loss)
+            postfix["val"] = f"{val_loss:.4g}"
+            if scheduler is not None and schedule == "plateau":
+                scheduler.step(val_loss)
+            if val_loss < best_val:
+                best_val = val_loss
+                best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+                history.best_epoch = epoch
+                epochs_without_improvement = 0
+            else:
+                epochs_without_improvement += 1
+        if scheduler is not None and schedule == "cosine":
+            scheduler.step()
+        bar.set_postfix(postfix)
+        if val_pairs is not None and epochs_without_improvement >= settings.patience:
+            history.notes.append(f"early stop after epoch {epoch} (best epoch {history.best_epoch})")
+            break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+# -------------------------------------------------- shared estimator plumbing
+class NeuralConnectivityModel(ConnectivityModel):
+    """Fit/predict/save/load shared by the neural models; subclasses define the network.
+
+    Subclasses must set the common hyperparameters ``learning_rate, weight_decay,
+    batch_size, epochs, patience, lr_schedule, batching, aug_prob, aug_style, device,
+    seed, verbose`` in ``__init__`` and implement `_build_network`, `_region_tensors`
+    and (optionally) `_prepare_brain` / `_after_build`.
+
+    Fitted attributes: ``network_`` (nn.Module), ``genes_`` (gene order the network
+    reads), ``device_``, ``history_`` (`TrainingHistory`), ``notes_`` (list of str,
+    including the augmentation note), ``n_parameters_``.
+    """
+
+    uses_coordinates: bool = False
+
+    # ----------------------------------------------------- subclass hooks
+    def _build_network(self, n_genes: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _region_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _prepare_brain(self, brain: Brain, train: np.ndarray) -> tuple[Brain, list[str]]:
+        """Return the brain the network trains on (e.g. genes reordered) and notes."""
+        return brain, []
+
+    def _after_build(self, n_genes: int) -> list[str]:
+        """Set architecture-derived attributes after the network is built; return notes."""
+        return []
+
+    # -------------------------------------------------------- internals
+    def _training_settings(self, device: torch.device) -> TrainingSettings:
+        return TrainingSettings(
+            learning_rate=float(self.learning_rate), weight_decay=float(self.weight_decay),
+            batch_size=int(self.batch_size), epochs=int(self.epochs), patience=int(self.patience),
+            lr_schedule=self.lr_schedule, batching=self.batching, device=device,
+            seed=int(self.seed), verbose=bool(self.verbose),
+        )
+
+    def _check_expression(self, brain: Brain) -> None:
+        if not getattr(self, "use_expression", True):
+            return
+        bad = np.flatnonzero(~np.isfinite(brain.X).all(axis=1))
+        if bad.size:
+            labels = [str(x) for x in brain.labels[bad][:5]]
+            raise ValueError(
+                f"brain {brain.name!r}: expression matrix X has NaN/inf in {bad.size} regions "
+                f"(e.g. {labels}); expected finite values — impute missing expression first "
+                "(spatiomol.data.impute, or load_dataset(..., missing='mirror-interpolate'))"
+            )
+
+    def _align_genes(self, brain: Brain) -> Brain:
+        if tuple(brain.genes) == tuple(self.genes_):
+            return brain
+        missing = sorted(set(self.genes_) - set(brain.genes))
+        if missing:
+            raise ValueError(
+                f"brain {brain.name!r}: genes (brain.genes) lack {len(missing)} of the model's "
+                f"{len(self.genes_)} genes, e.g. {missing[:5]}; expected the genes the model was fitted on"
+            )
+        return brain.select_genes(list(self.genes_))
+
+    def _device_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device_) for k, v in self._region_tensors(brain).items()}
+
+    def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
+        canonical_style(self.aug_style)
+        brain, notes = self._prepare_brain(brain, train)
+        self._check_expression(brain)
+        self.genes_ = tuple(brain.genes)
+        self.device_ = resolve_device(self.device)
+        settings = self._training_settings(self.device_)
+        i, j, y = self.training_pairs(brain, train)
+        val_pairs = None
+        if val is not None and len(val) >= 2:
+            vi, vj = pairs_within(val)
+            val_pairs = (vi, vj, brain.targets(vi, vj))
+        augmenter = TargetAugmenter(
+            brain.subjects, i, j, y, aug_prob=float(self.aug_prob), aug_style=self.aug_style,
+            n_epochs=int(self.epochs),
+        )
+        tensors = self._region_tensors(brain)
+        with seeded_torch(self.seed, self.device_):
+            self.network_ = self._build_network(brain.n_genes)
+            notes += self._after_build(brain.n_genes)
+            self.history_ = train_network(
+                self.network_, tensors, (i, j, y), settings, val_pairs=val_pairs, augmenter=augmenter
+            )
+        self.augmentation_note_ = augmenter.note
+        self.augmenter_ = augmenter
+        self.notes_ = notes + self.history_.notes
+        self.n_parameters_ = count_parameters(self.network_)
+
+    def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "network_"):
+            raise ValueError(f"{type(self).__name__} is not fitted; call fit(brain, train_regions) first")
+        brain = self._align_genes(brain)
+        self._check_expression(brain)
+        with seeded_torch(self.seed, self.device_):
+            return predict_network(
+                self.network_, self._device_tensors(brain), i, j, device=self.device_,
+                batch_size=max(8192, int(self.batch_size)),
+            )
+
+    # ------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model (state dict, hyperparameters, gene list, history) with ``torch.save``."""
+        if not hasattr(self, "network_"):
+            raise ValueError(f"{type(self).__name__} is not fitted; nothing to save")
+        path = Path(path)
+        payload = {
+            "format": SAVE_FORMAT,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "hyperparameters": _plain(self.get_params()),
+            "genes": list(self.genes_),
+            "state_dict": {k: v.detach().cpu() for k, v in self.network_.state_dict().items()},
+            "history": _plain(self.history_.as_dict()),
+            "notes": list(self.notes_),
+        }
+        torch.save(payload, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> NeuralConnectivityModel:
+        """Rebuild a model written by `save`; ``device`` overrides the saved device setting."""
+        path = Path(path)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != SAVE_FORMAT:
+            raise ValueError(f"{path}: not a spatiomol neural model file (field 'format' != {SAVE_FORMAT!r})")
+        expected = f"{cls.__module__}:{cls.__qualname__}"
+        if payload["class"] != expected:
+            raise ValueError(f"{path}: field 'class' is {payload['class']!r}, expected {expected!r}")
+        params = dict(payload["hyperparameters"])
+        if device is not None:
+            params["device"] = device
+        model = cls(**params)
+        model.genes_ = tuple(payload["genes"])
+        model.device_ = resolve_device(model.device)
+        with seeded_torch(model.seed, model.device_):
+            model.network_ = model._build_network(len(model.genes_))
+            model._after_build(len(model.genes_))
+        model.network_.load_state_dict(payload["state_dict"])
+        model.network_.to(model.device_).eval()
+        history = payload.get("history", {})
+        model.history_ = TrainingHistory(**{k: v for k, v in history.items()})
+        model.notes_ = list(payload.get("notes", []))
+        model.n_parameters_ = count_parameters(model.network_)
+        return model
+
+
+def count_parameters(network: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return int(sum(p.numel() for p in network.parameters() if p.requires_grad))
+
+
+def _plain(value: Any) -> Any:
+    """Hyperparameters/history as plain Python containers (safe for ``weights_only`` loading)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return copy.deepcopy(value)
