@@ -1,0 +1,228 @@
+"""Experiment configuration: a YAML (or TOML) file, optionally overridden by CLI flags.
+
+Example (see ``configs/demo.yaml`` and ``configs/full.yaml``)::
+
+    name: demo
+    datasets: [hcp-s100]        # bundled names, paths to a user YAML, or "synthetic:k=v,..."
+    models: table1              # "table1", "all", or a list of registry names
+    splits: [random, spatial]
+    repeats: 1
+    folds: 4
+    inputs: [true, null]
+    variants:                   # Table 3 feature-access cells (model, input), random splits
+      - {model: mlp-coords-only, input: "true"}
+      - {model: mlp-coords, input: permuted}
+    variant_splits: [random]
+    seed: 0
+    tuning: true                # nested inner-CV selection; false = default configuration
+    n_configs: 4
+    model_params:               # fixed hyperparameters per model (win over the grid)
+      mlp: {epochs: 20}
+    nulls: {n: 10000, top: 10, method: cge, seed: 0}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+INPUT_KINDS = ("true", "null", "permuted")
+SPLIT_KINDS = ("random", "spatial")
+
+#: Table 3 of the paper: null models with varying feature access (random splits)
+TABLE3_VARIANTS = (
+    {"model": "mlp-coords-only", "input": "true"},
+    {"model": "mlp-coords", "input": "permuted"},
+    {"model": "mlp-coords", "input": "null"},
+    {"model": "smt-cls", "input": "permuted"},
+    {"model": "smt-cls", "input": "null"},
+)
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines an experiment grid.
+
+    Attributes
+    ----------
+    name : str
+        Free label, written to the manifest and the report header.
+    datasets : list of str
+        Bundled dataset names (``spatiomol.data.datasets.list_datasets()``), paths to a
+        user dataset YAML (as accepted by ``spatiomol validate``), or
+        ``"synthetic:n_regions=60,n_genes=120,seed=0"`` for a planted-rule brain.
+    models : list of str
+        Registry names (``spatiomol.models.registry.MODELS``).
+    splits : list of {"random", "spatial"}
+    repeats, folds : int
+        Repeats of ``folds``-fold cross-validation (paper: 10 × 4).
+    inputs : list of {"true", "null", "permuted"}
+        Expression given to the models; ``"null"`` uses one of the ``nulls.top``
+        CGE-matched nulls per split, ``"permuted"`` a plain seeded shuffle of rows.
+        Models that read no expression (distance rules) only get ``"true"``.
+    variants : list of {"model", "input"}
+        Extra (model, input) cells, run on ``variant_splits`` (Table 3).
+    seed : int
+        Root seed: splits, nulls, permutations and model seeds derive from it.
+    tuning : bool
+        Nested inner-CV hyperparameter selection (``n_configs`` sampled configurations
+        plus the default); ``False`` fits the default configuration.
+    model_params : dict
+        ``{model: {hyperparameter: value}}`` fixed for every run of that model.
+    nulls : dict
+        ``n`` spins to draw, ``top`` kept (10), ``method`` and ``seed`` passed to
+        `spatiomol.nulls.generate_nulls`.
+    gene_order : str
+        ``"as_given"`` or a method of `spatiomol.data.genome.order_genes` (e.g. ``"tss"``).
+    notes : str
+        Text for the report header (e.g. that epochs are reduced).
+    """
+
+    name: str = "experiment"
+    datasets: list[str] = field(default_factory=lambda: ["hcp-s100"])
+    models: list[str] = field(default_factory=lambda: ["table1"])
+    splits: list[str] = field(default_factory=lambda: ["random", "spatial"])
+    repeats: int = 10
+    folds: int = 4
+    inputs: list[str] = field(default_factory=lambda: ["true", "null"])
+    variants: list[dict[str, str]] = field(default_factory=list)
+    variant_splits: list[str] = field(default_factory=lambda: ["random"])
+    seed: int = 0
+    tuning: bool = True
+    n_configs: int = 4
+    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nulls: dict[str, Any] = field(default_factory=lambda: {"n": 10000, "top": 10, "method": "cge", "seed": 0})
+    gene_order: str = "as_given"
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------ validation
+    def validate(self, source: str = "config") -> None:
+        """Raise a ValueError naming the field and what was expected."""
+        def fail(field_name: str, expected: str, got: Any) -> None:
+            raise ValueError(f"{source}: field {field_name!r} must be {expected}, got {got!r}")
+
+        for name in ("datasets", "models", "splits", "inputs", "variant_splits"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [v.strip() for v in value.split(",") if v.strip()])
+            elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                fail(name, "a list of strings (or a comma-separated string)", value)
+        self.inputs = [_input_name(v) for v in self.inputs]
+        if not self.datasets:
+            fail("datasets", "a non-empty list", self.datasets)
+        if not self.models:
+            fail("models", "a non-empty list", self.models)
+        for s in (*self.splits, *self.variant_splits):
+            if s not in SPLIT_KINDS:
+                fail("splits", f"a subset of {list(SPLIT_KINDS)}", s)
+        for s in self.inputs:
+            if s not in INPUT_KINDS:
+                fail("inputs", f"a subset of {list(INPUT_KINDS)}", s)
+        for name in ("repeats", "folds", "n_configs", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
+                fail(name, "a positive integer" if name != "seed" else "a non-negative integer", value)
+        if self.folds < 2:
+            fail("folds", "at least 2", self.folds)
+        if not isinstance(self.tuning, bool):
+            fail("tuning", "true or false", self.tuning)
+        if not isinstance(self.model_params, dict) or not all(
+            isinstance(v, dict) for v in self.model_params.values()
+        ):
+            fail("model_params", "a mapping {model: {hyperparameter: value}}", self.model_params)
+        if not isinstance(self.variants, list):
+            fail("variants", "a list of {model, input} mappings", self.variants)
+        cleaned = []
+        for v in self.variants:
+            if not isinstance(v, dict) or set(v) != {"model", "input"}:
+                fail("variants", "a list of {model, input} mappings", v)
+            inp = _input_name(v["input"])
+            if inp not in INPUT_KINDS:
+                fail("variants[].input", f"one of {list(INPUT_KINDS)}", v["input"])
+            cleaned.append({"model": str(v["model"]), "input": inp})
+        self.variants = cleaned
+        nulls = {"n": 10000, "top": 10, "method": "cge", "seed": 0}
+        if not isinstance(self.nulls, dict):
+            fail("nulls", "a mapping with n, top, method, seed", self.nulls)
+        unknown = set(self.nulls) - set(nulls)
+        if unknown:
+            fail("nulls", f"a mapping with keys among {sorted(nulls)}", sorted(unknown))
+        nulls.update(self.nulls)
+        if not (isinstance(nulls["top"], int) and 1 <= nulls["top"] <= nulls["n"]):
+            fail("nulls.top", "an integer between 1 and nulls.n", nulls["top"])
+        self.nulls = nulls
+
+    # ------------------------------------------------------------ conversions
+    def resolved_models(self) -> list[str]:
+        """Model names with ``table1`` / ``all`` expanded, order kept, no duplicates."""
+        from spatiomol.models import registry
+
+        out: list[str] = []
+        for name in self.models:
+            names = {"table1": registry.TABLE1, "all": registry.TABLE1}.get(name, [name])
+            for n in names:
+                if n not in registry.MODELS:
+                    raise ValueError(
+                        f"config field 'models': unknown model {n!r}; known: {', '.join(registry.MODELS)}"
+                    )
+                if n not in out:
+                    out.append(n)
+        for v in self.variants:
+            if v["model"] not in registry.MODELS:
+                raise ValueError(f"config field 'variants': unknown model {v['model']!r}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping of configuration fields, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown configuration fields {unknown}; known: {sorted(known)}")
+        cfg = cls.__new__(cls)
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            setattr(cfg, f.name, data.get(f.name, getattr(defaults, f.name)))
+        cfg.validate(source)
+        return cfg
+
+    def updated(self, **changes: Any) -> ExperimentConfig:
+        """A copy with fields replaced (None values are ignored), validated."""
+        data = self.to_dict()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return ExperimentConfig.from_dict(data, "command-line flags")
+
+
+def _input_name(value: Any) -> str:
+    # YAML reads bare `true` / `null` as a boolean / None; the input kinds are strings
+    if value is True:
+        return "true"
+    if value is None:
+        return "null"
+    return str(value).strip().lower()
+
+
+def load_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Read an `ExperimentConfig` from a ``.yaml``/``.yml`` or ``.toml`` file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: experiment configuration file not found")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"{path}: cannot parse configuration ({err})") from err
+    return ExperimentConfig.from_dict(data or {}, str(path))

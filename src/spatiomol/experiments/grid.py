@@ -1,0 +1,177 @@
+"""The experiment grid: datasets × models × split types × repeats × folds × inputs.
+
+Each cell is a `RunSpec`, a small frozen record whose fields are the run key of the
+results store. A run's numbers depend only on its spec (all seeds derive from it), which
+is what makes the runner's resume-after-kill exact and the order of execution irrelevant.
+
+Inputs (the expression a model sees; targets and coordinates never change):
+
+- ``"true"``: the dataset's expression.
+- ``"null"``: one of the ``top`` CGE-matched spatial nulls (paper App. A.4, Algorithm 1);
+  split ``(repeat r, fold f)`` uses null ``(r * n_folds + f) % top``, so the 40 splits of
+  10 × 4-fold CV cycle through the 10 best nulls exactly as in the paper.
+- ``"permuted"``: a plain seeded random permutation of the expression rows (Table 3).
+
+Models that read no expression (distance rules) get only ``"true"`` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from spatiomol.experiments.config import ExperimentConfig
+from spatiomol.experiments.store import canonical_json, run_id
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One grid cell: fit ``model`` on split (``repeat``, ``fold``) of ``dataset``.
+
+    Attributes
+    ----------
+    dataset : str
+        Source as given in the config (bundled name, YAML path or ``synthetic:...``).
+    model : str
+        Registry name.
+    split_type : {"random", "spatial"}
+    repeat, fold : int
+    input : {"true", "null", "permuted"}
+    null_index : int
+        Index into the dataset's top-K nulls for ``input == "null"``; -1 otherwise.
+    seed : int
+        The experiment's root seed.
+    settings : str
+        Canonical JSON of everything else that shapes the numbers (fixed model
+        hyperparameters, tuning, CV sizes, null generation, gene order).
+    """
+
+    dataset: str
+    model: str
+    split_type: str
+    repeat: int
+    fold: int
+    input: str
+    null_index: int
+    seed: int
+    settings: str
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.key)
+
+    @property
+    def settings_dict(self) -> dict[str, Any]:
+        import json
+
+        return json.loads(self.settings)
+
+    def derived_seed(self, purpose: str) -> int:
+        """A stable 31-bit seed for ``purpose``, shared by the true and null runs of a split.
+
+        ``"model"`` seeds (weight init, tuning draws) depend on dataset, model, split and
+        root seed — not on the input — so true/null comparisons are paired.
+        ``"permutation"`` seeds depend on the split only, so every model sees the same
+        permuted brain on a given split.
+        """
+        if purpose == "model":
+            parts = (self.dataset, self.model, self.split_type, self.repeat, self.fold, self.seed)
+        elif purpose == "permutation":
+            parts = (self.dataset, self.split_type, self.repeat, self.fold, self.seed)
+        else:
+            raise ValueError(f"unknown seed purpose {purpose!r}; expected 'model' or 'permutation'")
+        digest = hashlib.sha256(canonical_json([purpose, *parts]).encode()).digest()
+        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+    def label(self) -> str:
+        null = f"#{self.null_index}" if self.null_index >= 0 else ""
+        return f"{self.dataset}/{self.model}/{self.split_type} r{self.repeat}f{self.fold}/{self.input}{null}"
+
+
+def null_index_for(repeat: int, fold: int, n_folds: int, top: int) -> int:
+    """Which of the ``top`` nulls split (repeat, fold) uses: ``(repeat * n_folds + fold) % top``."""
+    return (repeat * n_folds + fold) % top
+
+
+def model_reads_expression(name: str) -> bool:
+    """Whether registry model ``name`` uses expression (so that a null run means something)."""
+    from spatiomol.models import registry
+
+    cls = registry.model_class(name)
+    return bool(getattr(cls, "uses_expression", True)) and bool(
+        registry.fixed_params(name).get("use_expression", True)
+    )
+
+
+def run_settings(config: ExperimentConfig, model: str, input_kind: str) -> str:
+    """Canonical JSON of the settings that shape a run's numbers.
+
+    The number of repeats is left out on purpose: split (r, f) does not depend on how
+    many repeats are drawn, so an experiment can be extended from 1 to 10 repeats and
+    re-use its finished runs.
+    """
+    settings: dict[str, Any] = {
+        "tuning": config.tuning,
+        "n_configs": config.n_configs if config.tuning else 0,
+        "folds": config.folds,
+        "model_params": config.model_params.get(model, {}),
+        "gene_order": config.gene_order,
+    }
+    if input_kind == "null":
+        settings["nulls"] = config.nulls
+    return canonical_json(settings)
+
+
+def build_grid(config: ExperimentConfig) -> list[RunSpec]:
+    """Every run of an experiment, in a deterministic order, without duplicates.
+
+    The main grid is datasets × models × splits × repeats × folds × inputs (dropping
+    null/permuted inputs for models that read no expression); the Table 3 variants add
+    their (model, input) cells on ``variant_splits``.
+    """
+    models = config.resolved_models()
+    cells: list[tuple[str, str, tuple[str, ...]]] = []  # (model, input, splits)
+    for model in models:
+        for inp in config.inputs:
+            if inp != "true" and not model_reads_expression(model):
+                continue
+            cells.append((model, inp, tuple(config.splits)))
+    for v in config.variants:
+        cells.append((v["model"], v["input"], tuple(config.variant_splits)))
+
+    specs: list[RunSpec] = []
+    seen: set[str] = set()
+    top = int(config.nulls["top"])
+    for dataset in config.datasets:
+        for model, inp, splits in cells:
+            settings = run_settings(config, model, inp)
+            for split_type in splits:
+                for repeat in range(config.repeats):
+                    for fold in range(config.folds):
+                        spec = RunSpec(
+                            dataset=dataset,
+                            model=model,
+                            split_type=split_type,
+                            repeat=repeat,
+                            fold=fold,
+                            input=inp,
+                            null_index=null_index_for(repeat, fold, config.folds, top) if inp == "null" else -1,
+                            seed=config.seed,
+                            settings=settings,
+                        )
+                        if spec.run_id not in seen:
+                            seen.add(spec.run_id)
+                            specs.append(spec)
+    return specs
+
+
+def random_permutation(n_regions: int, seed: int) -> np.ndarray:
+    """A plain uniformly random permutation of ``n_regions`` (the Table 3 "permuted" input)."""
+    return np.random.default_rng(seed).permutation(n_regions)

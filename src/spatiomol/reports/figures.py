@@ -1,0 +1,114 @@
+"""Figures of a results folder (PNG, matplotlib's Agg backend; no display needed).
+
+- `plot_test_connectomes`: true, predicted (true input) and predicted (null input) test
+  connectomes of one split (paper Fig. 2 / 12 style).
+- `plot_network_gain`: per-network gain in Pearson r of one model over another (Fig. 5B).
+- `plot_parameters`: test Pearson r against learned parameter count (Fig. 5C).
+- CGE–distance curves come from `spatiomol.reports.cge_figure` (nulls stage).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def edges_to_square(i: np.ndarray, j: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric (k, k) matrix over the regions touched by edges (i, j); diagonal NaN.
+
+    Returns
+    -------
+    matrix : (k, k) float array
+    regions : (k,) int array, the region index of each row (sorted)
+    """
+    regions = np.unique(np.concatenate([i, j]))
+    pos = {r: n for n, r in enumerate(regions)}
+    a = np.array([pos[r] for r in i])
+    b = np.array([pos[r] for r in j])
+    m = np.full((regions.size, regions.size), np.nan)
+    m[a, b] = values
+    m[b, a] = values
+    return m, regions
+
+
+def plot_test_connectomes(
+    panels: dict[str, dict[str, np.ndarray]], title: str, path: str | Path, order: np.ndarray | None = None
+) -> Path:
+    """Side-by-side test connectomes sharing one colour scale.
+
+    Parameters
+    ----------
+    panels : {panel title: {"i", "j", "values"}}
+        Edge lists of the same test regions (e.g. true, predicted, predicted from null).
+    title : str
+    path : output PNG.
+    order : optional region order (indices into the test regions' sorted list), e.g. by
+        network or by y coordinate.
+    """
+    mats = []
+    for name, p in panels.items():
+        m, _ = edges_to_square(p["i"], p["j"], p["values"])
+        if order is not None:
+            m = m[np.ix_(order, order)]
+        mats.append((name, m))
+    finite = np.concatenate([m[np.isfinite(m)] for _, m in mats])
+    vmax = float(np.quantile(np.abs(finite), 0.99)) if finite.size else 1.0
+    fig, axes = plt.subplots(1, len(mats), figsize=(4.2 * len(mats), 4.2), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    for ax, (name, m) in zip(axes, mats):
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="connectivity (target scale)")
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def plot_network_gain(gain: pd.DataFrame, title: str, path: str | Path) -> Path:
+    """Bars of ``gain`` (model r − reference r) per network, intra- and rest-of-brain edges."""
+    networks = list(dict.fromkeys(gain["network"]))
+    x = np.arange(len(networks))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(networks) + 2), 3.8), constrained_layout=True)
+    for offset, edges, colour in ((-0.2, "intra", "tab:blue"), (0.2, "rest", "tab:orange")):
+        sub = gain[gain["edges"] == edges].set_index("network").reindex(networks)
+        ax.bar(x + offset, sub["gain"].to_numpy(dtype=float), width=0.4, color=colour,
+               label="within network" if edges == "intra" else "network ↔ rest")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, networks, rotation=30, ha="right")
+    ax.set_ylabel("gain in test Pearson r")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_parameters(points: pd.DataFrame, title: str, path: str | Path) -> Path:
+    """Test Pearson r (mean ± SD over splits) against parameter count (log10 axis).
+
+    ``points`` has columns ``label, n_parameters, mean, sd``; models with no learned
+    parameters (count ≤ 0) are drawn at 1.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 4.0), constrained_layout=True)
+    n = np.maximum(points["n_parameters"].to_numpy(dtype=float), 1.0)
+    ax.errorbar(n, points["mean"], yerr=points["sd"].fillna(0.0), fmt="o", capsize=3)
+    for xi, yi, label in zip(n, points["mean"], points["label"]):
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("learned parameters")
+    ax.set_ylabel("test Pearson r")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,214 @@
+"""`spatiomol report RESULTS`: Markdown + CSV tables and PNG figures of a results folder."""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spatiomol.experiments.store import ResultsStore
+from spatiomol.reports import figures, stats, tables
+
+STAT_COLUMNS = ["split_type", "model", "n", "mean_a", "mean_b", "mean_diff", "sd_diff", "effect_dz",
+                "rank_biserial", "wilcoxon_p", "signflip_p", "wilcoxon_p_bh", "signflip_p_bh"]
+
+
+def _best_model(summary: pd.DataFrame, dataset: str, split_type: str, candidates=None) -> str | None:
+    s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == split_type)
+                & (summary["input"] == "true") & (summary["metric"] == "pearson") & (summary["stratum"] == "all")]
+    if candidates is not None:
+        s = s[s["model"].isin(candidates)]
+    if s.empty:
+        return None
+    return str(s.loc[s["mean"].idxmax(), "model"])
+
+
+def _connectome_figure(store: ResultsStore, df: pd.DataFrame, summary: pd.DataFrame, dataset: str,
+                       split_type: str, out: Path) -> tuple[Path, str] | None:
+    """True / predicted / null-predicted test connectomes of the first split of the best model."""
+    runs = df[(df["dataset"] == dataset) & (df["split_type"] == split_type)][
+        ["run_id", "model", "input", "repeat", "fold"]].drop_duplicates()
+    with_null = set(runs.loc[runs["input"] == "null", "model"])
+    model = _best_model(summary, dataset, split_type, candidates=with_null) or _best_model(summary, dataset, split_type)
+    if model is None:
+        return None
+    first = runs[(runs["model"] == model)].sort_values(["repeat", "fold"]).iloc[0]
+    pick = runs[(runs["model"] == model) & (runs["repeat"] == first["repeat"]) & (runs["fold"] == first["fold"])]
+    panels: dict[str, dict[str, np.ndarray]] = {}
+    for inp in ("true", "null"):
+        row = pick[pick["input"] == inp]
+        if row.empty:
+            continue
+        try:
+            p = store.load_predictions(str(row["run_id"].iloc[0]))
+        except FileNotFoundError:
+            continue
+        if not panels:
+            panels["observed (test edges)"] = {"i": p["i"], "j": p["j"], "values": p["y_true"]}
+        panels[f"predicted, {inp} expression"] = {"i": p["i"], "j": p["j"], "values": p["y_pred"]}
+    if not panels:
+        return None
+    name = tables.display(model)
+    caption = (f"{dataset}, {split_type} split, repeat {first['repeat']} fold {first['fold']}: "
+               f"{name}, observed vs predicted test connectome (test regions in index order)")
+    path = figures.plot_test_connectomes(panels, caption, out / f"connectomes_{_slug(dataset)}_{split_type}.png")
+    return path, caption
+
+
+def _cge_figure(store: ResultsStore, manifest: dict[str, Any], dataset: str, out: Path) -> Path | None:
+    """CGE–distance curves of the true brain and its cached nulls, via the nulls stage's module."""
+    try:
+        cge_figure = import_module("spatiomol.reports.cge_figure")
+    except ImportError:
+        return None
+    info = manifest.get("datasets", {}).get(dataset, {})
+    nulls_rel = info.get("nulls_file")
+    if not nulls_rel:
+        return None
+    plot = getattr(cge_figure, "plot_cge_curves", None) or getattr(cge_figure, "plot_cge_distance", None)
+    if plot is None:
+        return None
+    from spatiomol.experiments.runner import load_source
+    from spatiomol.nulls import NullSet
+
+    brain = load_source(dataset, manifest.get("config", {}).get("gene_order", "as_given"))
+    nullset = NullSet.load(store.root / nulls_rel)
+    path = out / f"cge_distance_{_slug(dataset)}.png"
+    plot(brain, nullset, path)
+    return path
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(text).name)[:40]
+
+
+def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_permutations: int = 10000,
+                 seed: int = 0) -> Path:
+    """Write ``report.md``, ``tables/*.csv`` and ``figures/*.png`` for a results folder.
+
+    Parameters
+    ----------
+    results_dir : path of a `ResultsStore`.
+    out_dir : where to write (default: ``results_dir``).
+    n_permutations, seed : sign-flip test settings (`spatiomol.reports.stats`).
+
+    Returns
+    -------
+    Path of ``report.md``.
+    """
+    store = ResultsStore(results_dir)
+    out = Path(out_dir) if out_dir is not None else store.root
+    df = store.load()
+    if df.empty:
+        raise ValueError(f"{store.root}: no finished runs in {store.parts_dir} (run `spatiomol run` first)")
+    manifest = store.read_manifest()
+    config = manifest.get("config", {})
+    tdir, fdir = out / "tables", out / "figures"
+    tdir.mkdir(parents=True, exist_ok=True)
+    fdir.mkdir(parents=True, exist_ok=True)
+
+    summary = tables.split_summary(df)
+    summary.to_csv(tdir / "summary.csv", index=False)
+    df.to_csv(tdir / "results.csv", index=False)
+
+    md: list[str] = [f"# Results: {config.get('name', store.root.name)}", ""]
+    if config.get("notes"):
+        md += [f"> {config['notes'].strip()}", ""]
+    n_runs = df["run_id"].nunique()
+    md += [
+        f"- runs: {n_runs} finished (of {manifest.get('planned_runs', '?')} planned); "
+        f"splits: {config.get('repeats', '?')} repeat(s) × {config.get('folds', '?')} folds; "
+        f"hyperparameters: {'nested inner-CV selection' if config.get('tuning', True) else 'default configuration'}",
+        f"- every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
+        f"MSE in squared target units; geodesic = affine-invariant Riemannian distance",
+        f"- nulls: top {config.get('nulls', {}).get('top', '?')} of {config.get('nulls', {}).get('n', '?')} "
+        f"spins by CGE match (split (r, f) uses null (r·folds + f) mod top)",
+        f"- versions: {json.dumps(manifest.get('versions', {}))}",
+        "",
+    ]
+    datasets = list(dict.fromkeys(df["dataset"]))
+    for dataset in datasets:
+        info = manifest.get("datasets", {}).get(dataset, {})
+        slug = _slug(dataset)
+        md += [f"## {dataset}", ""]
+        if info:
+            md += [f"{info.get('n_regions')} regions, {info.get('n_genes')} genes; "
+                   f"X sha256 {info.get('X_sha256')}, Y sha256 {info.get('Y_sha256')}", ""]
+        t1, t1n = tables.table1(summary, dataset)
+        t1n.to_csv(tdir / f"table1_{slug}.csv")
+        md += ["### Table 1: global test performance", "", tables.to_markdown(t1)]
+        t2, t2n = tables.table2(summary, dataset)
+        t2n.to_csv(tdir / f"table2_{slug}.csv")
+        md += ["### Table 2: stratified test Pearson r", "", tables.to_markdown(t2)]
+        t3, t3n = tables.table3(summary, dataset)
+        if not t3.empty:
+            t3n.to_csv(tdir / f"table3_{slug}.csv", index=False)
+            md += ["### Table 3: null models with varying feature access (random splits)", "",
+                   "SM = CGE-matched spatiomolecular null expression; permuted = uniform random shuffle of rows.",
+                   "", tables.to_markdown(t3, index=False)]
+
+        sub = df[df["dataset"] == dataset]
+        tvn = stats.true_vs_null(sub, n_permutations=n_permutations, seed=seed)
+        if not tvn.empty:
+            tvn.to_csv(tdir / f"stats_true_vs_null_{slug}.csv", index=False)
+            view = tvn[STAT_COLUMNS].copy()
+            view["model"] = view["model"].map(tables.display)
+            md += ["### True vs null expression, paired over splits (test Pearson r)", "",
+                   "a = true, b = null; d_z = mean/SD of differences; BH = Benjamini–Hochberg over this table. "
+                   "Splits of repeated CV overlap, so p-values are descriptive.", "",
+                   tables.to_markdown(view, index=False)]
+        vbl = stats.versus_best_linear(sub, n_permutations=n_permutations, seed=seed)
+        if not vbl.empty:
+            vbl.to_csv(tdir / f"stats_vs_best_linear_{slug}.csv", index=False)
+            view = vbl[["reference", *STAT_COLUMNS]].copy()
+            view["model"] = view["model"].map(tables.display)
+            view["reference"] = view["reference"].map(tables.display)
+            md += ["### Each model vs the best linear model (true expression, test Pearson r)", "",
+                   "a = model, b = reference (best bilinear model by mean r on that split type).", "",
+                   tables.to_markdown(view, index=False)]
+
+        md += ["### Figures", ""]
+        for split_type in [k for k in ("random", "spatial") if k in set(sub["split_type"])]:
+            made = _connectome_figure(store, df, summary, dataset, split_type, fdir)
+            if made:
+                path, caption = made
+                md += [f"![{caption}]({path.relative_to(out).as_posix()})", "", f"_{caption}_", ""]
+            best = _best_model(summary, dataset, split_type)
+            reference = stats.best_linear_model(sub, dataset, split_type)
+            if best and reference and best != reference:
+                gain = tables.network_gain(summary, dataset, split_type, best, reference)
+                if not gain.empty:
+                    gain.to_csv(tdir / f"network_gain_{slug}_{split_type}.csv", index=False)
+                    title = (f"{dataset}, {split_type}: {tables.display(best)} − {tables.display(reference)} "
+                             f"(mean test r per network)")
+                    path = figures.plot_network_gain(gain, title, fdir / f"network_gain_{slug}_{split_type}.png")
+                    md += [f"![{title}]({path.relative_to(out).as_posix()})", "", f"_Fig. 5B-style: {title}_", ""]
+        params_split = "spatial" if "spatial" in set(sub["split_type"]) else sub["split_type"].iloc[0]
+        s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == params_split)
+                    & (summary["input"] == "true") & (summary["metric"] == "pearson") & (summary["stratum"] == "all")]
+        if not s.empty:
+            points = pd.DataFrame({"label": s["model"].map(tables.display), "n_parameters": s["n_parameters"],
+                                   "mean": s["mean"], "sd": s["sd"]})
+            points.to_csv(tdir / f"parameters_{slug}.csv", index=False)
+            title = f"{dataset}, {params_split} split: test r vs learned parameters"
+            path = figures.plot_parameters(points, title, fdir / f"parameters_{slug}.png")
+            md += [f"![{title}]({path.relative_to(out).as_posix()})", "", f"_Fig. 5C-style: {title}_", ""]
+        try:
+            cge = _cge_figure(store, manifest, dataset, fdir)
+        except Exception as err:  # noqa: BLE001 — a figure must not sink the report
+            cge = None
+            md += [f"_CGE–distance figure not drawn: {type(err).__name__}: {err}_", ""]
+        if cge is not None:
+            md += [f"![CGE vs distance]({cge.relative_to(out).as_posix()})", "",
+                   f"_CGE–distance curves of {dataset}: true brain and its top nulls_", ""]
+
+    failures = sorted((store.root / "failures").glob("*.txt")) if (store.root / "failures").exists() else []
+    if failures:
+        md += ["## Failed runs", ""] + [f"- {f.read_text().splitlines()[0]}" for f in failures] + [""]
+    path = out / "report.md"
+    path.write_text("\n".join(md))
+    return path

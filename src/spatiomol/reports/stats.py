@@ -1,0 +1,195 @@
+"""Paired tests over splits: true vs null input, and each model vs the best linear model.
+
+Every split (repeat, fold) gives one paired observation ``(a, b)`` of a metric — e.g.
+test Pearson r of a model trained on true expression and of the same model trained on
+that split's CGE-matched null. On the differences ``d = a − b`` we report
+
+- the Wilcoxon signed-rank test (`scipy.stats.wilcoxon`, two-sided),
+- a sign-flip permutation p-value for the mean difference (two-sided; exact over all
+  ``2**n`` sign patterns when that is at most ``n_permutations``, otherwise Monte Carlo
+  with a seeded ``numpy.random.Generator`` and the ``(1 + hits) / (1 + draws)`` rule),
+- effect sizes: mean and SD of ``d``, the standardised mean difference
+  ``d_z = mean(d) / SD(d)`` and the matched-pairs rank-biserial correlation
+  ``(W⁺ − W⁻) / (W⁺ + W⁻)``,
+- Benjamini–Hochberg adjusted p-values over the rows of one table.
+
+Splits of repeated K-fold CV share training regions, so these p-values are descriptive
+(the observations are not independent); the paper reports mean ± SD only.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: bilinear (linear-in-parameters) models of Table 1, candidates for "best linear"
+LINEAR_MODELS = ("cm-pca", "cm", "cm-pls", "bilinear-lowrank")
+
+
+def sign_flip_pvalue(differences: np.ndarray, n_permutations: int = 10000, seed: int = 0) -> float:
+    """Two-sided sign-flip permutation p-value of ``mean(differences) == 0``.
+
+    Parameters
+    ----------
+    differences : (n,) float array
+        Paired differences.
+    n_permutations : int
+        Exact enumeration of all ``2**n`` sign patterns when ``2**n <= n_permutations``;
+        otherwise this many random patterns.
+    seed : int
+        Seed of the ``numpy.random.Generator`` for the Monte Carlo case.
+
+    Returns
+    -------
+    float
+        Fraction of sign patterns whose ``|mean|`` is at least the observed one
+        (exact), or ``(1 + hits) / (1 + n_permutations)`` (Monte Carlo).
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    n = d.size
+    if n == 0:
+        return float("nan")
+    observed = abs(d.mean())
+    tolerance = 1e-12 * max(1.0, np.abs(d).max())
+    if 2**n <= n_permutations:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        null = np.abs(signs @ d / n)
+        return float(np.mean(null >= observed - tolerance))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((-1.0, 1.0), size=(n_permutations, n))
+    null = np.abs(signs @ d / n)
+    return float((1 + np.sum(null >= observed - tolerance)) / (1 + n_permutations))
+
+
+def rank_biserial(differences: np.ndarray) -> float:
+    """Matched-pairs rank-biserial correlation ``(W⁺ − W⁻) / (W⁺ + W⁻)`` (zeros dropped)."""
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[np.isfinite(d) & (d != 0)]
+    if d.size == 0:
+        return float("nan")
+    ranks = stats.rankdata(np.abs(d))
+    w_plus, w_minus = ranks[d > 0].sum(), ranks[d < 0].sum()
+    return float((w_plus - w_minus) / (w_plus + w_minus))
+
+
+def paired_test(a: np.ndarray, b: np.ndarray, n_permutations: int = 10000, seed: int = 0) -> dict[str, float]:
+    """Paired comparison of ``a`` and ``b`` (same splits, same order).
+
+    Returns
+    -------
+    dict with ``n``, ``mean_a``, ``mean_b``, ``mean_diff``, ``sd_diff`` (ddof=1),
+    ``effect_dz``, ``rank_biserial``, ``wilcoxon_stat``, ``wilcoxon_p`` and
+    ``signflip_p``. Metric units are those of the inputs (e.g. Pearson r).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired_test: a and b must be 1-d of equal length, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    d = a - b
+    n = d.size
+    sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+    out = {
+        "n": n,
+        "mean_a": float(a.mean()) if n else float("nan"),
+        "mean_b": float(b.mean()) if n else float("nan"),
+        "mean_diff": float(d.mean()) if n else float("nan"),
+        "sd_diff": sd,
+        "effect_dz": float(d.mean() / sd) if n > 1 and sd > 0 else float("nan"),
+        "rank_biserial": rank_biserial(d),
+        "wilcoxon_stat": float("nan"),
+        "wilcoxon_p": float("nan"),
+        "signflip_p": sign_flip_pvalue(d, n_permutations=n_permutations, seed=seed),
+    }
+    if n > 0 and np.any(d != 0):
+        res = stats.wilcoxon(a, b)
+        out["wilcoxon_stat"] = float(res.statistic)
+        out["wilcoxon_p"] = float(res.pvalue)
+    return out
+
+
+def _adjust(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in ("wilcoxon_p", "signflip_p"):
+        p = frame[col].to_numpy(dtype=float)
+        adjusted = np.full_like(p, np.nan)
+        ok = np.isfinite(p)
+        if ok.any():
+            adjusted[ok] = stats.false_discovery_control(p[ok], method="bh")
+        frame[f"{col}_bh"] = adjusted
+    return frame
+
+
+def _per_split(df: pd.DataFrame, metric: str, stratum: str) -> pd.DataFrame:
+    sel = df[(df["metric"] == metric) & (df["stratum"] == stratum)]
+    return sel[["dataset", "model", "split_type", "input", "repeat", "fold", "value"]]
+
+
+def true_vs_null(
+    df: pd.DataFrame, metric: str = "pearson", stratum: str = "all", n_permutations: int = 10000, seed: int = 0
+) -> pd.DataFrame:
+    """For each (dataset, split type, model) with both inputs: paired test true vs null.
+
+    Parameters
+    ----------
+    df : tidy results (`spatiomol.experiments.store.ResultsStore.load`).
+    metric, stratum : which value to compare (default global Pearson r).
+
+    Returns
+    -------
+    DataFrame, one row per (dataset, split_type, model), columns of `paired_test`
+    (``a`` = true, ``b`` = null) plus BH-adjusted p-values.
+    """
+    values = _per_split(df, metric, stratum)
+    rows = []
+    for (dataset, split_type, model), group in values.groupby(["dataset", "split_type", "model"], sort=False):
+        wide = group.pivot_table(index=["repeat", "fold"], columns="input", values="value", aggfunc="first")
+        if "true" not in wide or "null" not in wide:
+            continue
+        wide = wide.dropna(subset=["true", "null"]).sort_index()
+        res = paired_test(wide["true"].to_numpy(), wide["null"].to_numpy(), n_permutations, seed)
+        rows.append({"dataset": dataset, "split_type": split_type, "model": model, "metric": metric,
+                     "stratum": stratum, **res})
+    return _adjust(pd.DataFrame(rows)) if rows else pd.DataFrame()
+
+
+def best_linear_model(df: pd.DataFrame, dataset: str, split_type: str, metric: str = "pearson") -> str | None:
+    """The linear model (`LINEAR_MODELS`) with the highest mean true-input global metric."""
+    sel = df[(df["dataset"] == dataset) & (df["split_type"] == split_type) & (df["input"] == "true")
+             & (df["metric"] == metric) & (df["stratum"] == "all") & df["model"].isin(LINEAR_MODELS)]
+    if sel.empty:
+        return None
+    means = sel.groupby("model")["value"].mean()
+    return str(means.idxmin() if metric in ("mse", "mae", "geodesic") else means.idxmax())
+
+
+def versus_best_linear(
+    df: pd.DataFrame, metric: str = "pearson", stratum: str = "all", n_permutations: int = 10000, seed: int = 0
+) -> pd.DataFrame:
+    """Each model (true input) vs the best linear model, paired over splits.
+
+    Returns
+    -------
+    DataFrame, one row per (dataset, split_type, model ≠ reference), with
+    ``reference`` naming the best linear model and the `paired_test` columns
+    (``a`` = model, ``b`` = reference) plus BH-adjusted p-values.
+    """
+    values = _per_split(df[df["input"] == "true"], metric, stratum)
+    rows = []
+    for (dataset, split_type), group in values.groupby(["dataset", "split_type"], sort=False):
+        reference = best_linear_model(df, dataset, split_type, metric)
+        if reference is None:
+            continue
+        wide = group.pivot_table(index=["repeat", "fold"], columns="model", values="value", aggfunc="first")
+        for model in wide.columns:
+            if model == reference:
+                continue
+            pair = wide[[model, reference]].dropna()
+            res = paired_test(pair[model].to_numpy(), pair[reference].to_numpy(), n_permutations, seed)
+            rows.append({"dataset": dataset, "split_type": split_type, "model": model, "reference": reference,
+                         "metric": metric, "stratum": stratum, **res})
+    return _adjust(pd.DataFrame(rows)) if rows else pd.DataFrame()

@@ -1,0 +1,227 @@
+"""Tables shaped like the paper's Tables 1–3, from the tidy results store.
+
+Every cell is ``mean ± SD`` over splits (repeats × folds; SD with ddof=1, as pandas),
+computed by `split_summary`; the Markdown tables are formatted views of that one frame,
+and the same numbers are written unformatted to CSV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from spatiomol.experiments.config import TABLE3_VARIANTS
+
+#: (metric, stratum, column title, format) of Table 1 (besides Pearson r true / null)
+TABLE1_COLUMNS = (("mse", "all", "MSE", ".4f"), ("geodesic", "all", "Geodesic", ".2f"))
+#: Table 2: stratified Pearson r
+TABLE2_COLUMNS = (
+    ("pearson", "distance:short", "Short r"),
+    ("pearson", "distance:long", "Long r"),
+    ("pearson", "hemisphere:inter", "Inter-hemi r"),
+    ("pearson", "strength:strong-positive", "Strong-pos r"),
+)
+#: Table 3: feature-access variants
+TABLE3_COLUMNS = (
+    ("pearson", "all", "Pearson r", ".2f"),
+    ("pearson", "distance:short", "Short r", ".2f"),
+    ("pearson", "distance:mid", "Mid r", ".2f"),
+    ("pearson", "distance:long", "Long r", ".2f"),
+    ("r2", "all", "R²", ".2f"),
+    ("mse", "all", "MSE", ".4f"),
+    ("geodesic", "all", "Geodesic", ".2f"),
+)
+FEATURE_NAMES = {
+    ("mlp-coords-only", "true"): "coords",
+    ("mlp-coords", "permuted"): "permuted + coords",
+    ("mlp-coords", "null"): "SM + coords",
+    ("smt-cls", "permuted"): "permuted + coords",
+    ("smt-cls", "null"): "SM + coords",
+}
+LOWER_IS_BETTER = {"mse", "mae", "geodesic"}
+GROUP = ["dataset", "split_type", "model", "input", "metric", "stratum"]
+
+
+def split_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, SD (ddof=1) and number of splits per (dataset, split, model, input, metric, stratum).
+
+    Also carries the mean ``n_parameters`` and ``fit_seconds`` of the runs.
+    """
+    if df.empty:
+        return pd.DataFrame(columns=[*GROUP, "mean", "sd", "n_splits", "n_parameters", "fit_seconds"])
+    grouped = df.groupby(GROUP, sort=False)
+    out = grouped["value"].agg(mean="mean", sd="std", n_splits="count").reset_index()
+    extra = grouped[["n_parameters", "fit_seconds"]].mean().reset_index()
+    return out.merge(extra, on=GROUP)
+
+
+def model_order(models) -> list[str]:
+    """Registry Table-1 order first, then any other model by name."""
+    from spatiomol.models import registry
+
+    present = list(dict.fromkeys(models))
+    ordered = [m for m in registry.TABLE1 if m in present]
+    return ordered + sorted(m for m in present if m not in ordered)
+
+
+def display(model: str) -> str:
+    from spatiomol.models import registry
+
+    return registry.display_name(model) if model in registry.MODELS else model
+
+
+def format_cell(mean: float, sd: float, fmt: str = ".2f") -> str:
+    """``"0.83 ± 0.03"``; a missing value is ``"–"``; SD of one split is shown as ``"n/a"``."""
+    if mean is None or not np.isfinite(mean):
+        return "–"
+    sd_text = "n/a" if sd is None or not np.isfinite(sd) else format(sd, fmt)
+    return f"{format(mean, fmt)} ± {sd_text}"
+
+
+def _lookup(summary: pd.DataFrame) -> dict[tuple, tuple[float, float]]:
+    return {
+        tuple(row[c] for c in GROUP): (row["mean"], row["sd"])
+        for row in summary[[*GROUP, "mean", "sd"]].to_dict("records")
+    }
+
+
+def _bold_best(frame: pd.DataFrame, numeric: pd.DataFrame, lower: dict[str, bool]) -> pd.DataFrame:
+    out = frame.copy()
+    for col, low in lower.items():
+        vals = numeric[col].astype(float)
+        if vals.notna().sum() < 2:
+            continue
+        best = vals.idxmin() if low else vals.idxmax()
+        out.loc[best, col] = f"**{out.loc[best, col]}**"
+    return out
+
+
+def table1(summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1 for ``dataset``: per split type Pearson r (true / null), MSE, geodesic.
+
+    Returns
+    -------
+    (formatted, numeric) DataFrames indexed by display name; ``numeric`` holds the
+    means and SDs (columns ``<split> <title> mean|sd``) the formatted cells show.
+    Best true-input value per column in bold.
+    """
+    s = summary[summary["dataset"] == dataset]
+    look = _lookup(s)
+    splits = [k for k in ("random", "spatial") if k in set(s["split_type"])]
+    models = model_order(s.loc[s["input"] == "true", "model"])
+    text_rows, num_rows, lower = [], [], {}
+    for model in models:
+        text, num = {}, {}
+        for split in splits:
+            t_mean, t_sd = look.get((dataset, split, model, "true", "pearson", "all"), (np.nan, np.nan))
+            n_mean, n_sd = look.get((dataset, split, model, "null", "pearson", "all"), (np.nan, np.nan))
+            col = f"{split}: Pearson r (true / null)"
+            text[col] = f"{format_cell(t_mean, t_sd)} / {format_cell(n_mean, n_sd)}"
+            num.update({f"{split} pearson true mean": t_mean, f"{split} pearson true sd": t_sd,
+                        f"{split} pearson null mean": n_mean, f"{split} pearson null sd": n_sd})
+            lower[col] = False
+            for metric, stratum, title, fmt in TABLE1_COLUMNS:
+                mean, sd = look.get((dataset, split, model, "true", metric, stratum), (np.nan, np.nan))
+                col = f"{split}: {title}"
+                text[col] = format_cell(mean, sd, fmt)
+                num.update({f"{split} {metric} true mean": mean, f"{split} {metric} true sd": sd})
+                lower[col] = metric in LOWER_IS_BETTER
+        text_rows.append(text)
+        num_rows.append(num)
+    names = [display(m) for m in models]
+    formatted = pd.DataFrame(text_rows, index=pd.Index(names, name="Model"))
+    numeric = pd.DataFrame(num_rows, index=pd.Index(names, name="Model"))
+    rank_view = pd.DataFrame(index=formatted.index)
+    for col in formatted.columns:
+        split, _, title = col.partition(": ")
+        metric = {"MSE": "mse", "Geodesic": "geodesic"}.get(title, "pearson")
+        rank_view[col] = numeric[f"{split} {metric} true mean"]
+    return _bold_best(formatted, rank_view, lower), numeric
+
+
+def table2(summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 2 for ``dataset``: stratified Pearson r (true input) per split type."""
+    s = summary[(summary["dataset"] == dataset) & (summary["input"] == "true")]
+    look = _lookup(s)
+    splits = [k for k in ("random", "spatial") if k in set(s["split_type"])]
+    models = model_order(s["model"])
+    text_rows, num_rows, lower = [], [], {}
+    for model in models:
+        text, num = {}, {}
+        for split in splits:
+            for metric, stratum, title in TABLE2_COLUMNS:
+                mean, sd = look.get((dataset, split, model, "true", metric, stratum), (np.nan, np.nan))
+                text[f"{split}: {title}"] = format_cell(mean, sd)
+                num[f"{split}: {title} mean"] = mean
+                num[f"{split}: {title} sd"] = sd
+                lower[f"{split}: {title}"] = False
+        text_rows.append(text)
+        num_rows.append(num)
+    names = [display(m) for m in models]
+    formatted = pd.DataFrame(text_rows, index=pd.Index(names, name="Model"))
+    numeric = pd.DataFrame(num_rows, index=pd.Index(names, name="Model"))
+    rank_view = pd.DataFrame({c: numeric[f"{c} mean"] for c in formatted.columns}, index=formatted.index)
+    return _bold_best(formatted, rank_view, lower), numeric
+
+
+def table3(summary: pd.DataFrame, dataset: str, split_type: str = "random") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 3 for ``dataset``: null models with varying feature access (``split_type`` splits)."""
+    s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == split_type)]
+    look = _lookup(s)
+    present = set(zip(s["model"], s["input"]))
+    cells = [(v["model"], v["input"]) for v in TABLE3_VARIANTS if (v["model"], v["input"]) in present]
+    text_rows, num_rows = [], []
+    for model, inp in cells:
+        text = {"Model": display(model), "Features": FEATURE_NAMES[(model, inp)]}
+        num = dict(text)
+        for metric, stratum, title, fmt in TABLE3_COLUMNS:
+            mean, sd = look.get((dataset, split_type, model, inp, metric, stratum), (np.nan, np.nan))
+            text[title] = format_cell(mean, sd, fmt)
+            num[f"{title} mean"] = mean
+            num[f"{title} sd"] = sd
+        text_rows.append(text)
+        num_rows.append(num)
+    return pd.DataFrame(text_rows), pd.DataFrame(num_rows)
+
+
+def network_gain(summary: pd.DataFrame, dataset: str, split_type: str, model: str, reference: str) -> pd.DataFrame:
+    """Fig. 5B: per-network gain in mean test Pearson r of ``model`` over ``reference``.
+
+    Uses the strata ``network:<N>:intra`` (both ends in N) and ``network:<N>:rest``
+    (one end in N) of `spatiomol.evaluation.metrics.stratum_masks`.
+
+    Returns
+    -------
+    DataFrame with columns ``network, edges ("intra"|"rest"), model_r, reference_r, gain``.
+    """
+    s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == split_type)
+                & (summary["input"] == "true") & (summary["metric"] == "pearson")
+                & summary["stratum"].str.startswith("network:")]
+    a = s[s["model"] == model].set_index("stratum")["mean"]
+    b = s[s["model"] == reference].set_index("stratum")["mean"]
+    rows = []
+    for stratum in a.index.intersection(b.index):
+        _, network, edges = stratum.split(":", 2)
+        rows.append({"network": network, "edges": edges, "model_r": a[stratum], "reference_r": b[stratum],
+                     "gain": a[stratum] - b[stratum]})
+    return pd.DataFrame(rows, columns=["network", "edges", "model_r", "reference_r", "gain"])
+
+
+def to_markdown(frame: pd.DataFrame, index: bool = True) -> str:
+    """A GitHub Markdown table (no extra dependency)."""
+    if frame.empty:
+        return "_no rows_\n"
+    cols = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for idx, row in frame.iterrows():
+        cells = ([str(idx)] if index else []) + [_md_value(v) for v in row.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _md_value(value) -> str:
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return "–"
+        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+    return str(value).replace("|", "\\|")
