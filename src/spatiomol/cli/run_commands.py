@@ -1,0 +1,159 @@
+"""CLI: ``spatiomol run``, ``report``, ``transfer`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: where `spatiomol demo` looks for its configuration when none is given
+DEMO_CONFIG = Path("configs") / "demo.yaml"
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _params(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="bundled name(s), path(s) to a dataset YAML, or synthetic:k=v,... (comma-separated)")
+    p.add_argument("--models", help="comma-separated registry names, or 'all' / 'table1'")
+    p.add_argument("--splits", help="comma-separated split types: random,spatial")
+    p.add_argument("--repeats", type=int, help="repeats of k-fold CV (paper: 10)")
+    p.add_argument("--folds", type=int, help="folds per repeat (paper: 4)")
+    p.add_argument("--inputs", help="comma-separated inputs: true,null,permuted")
+    p.add_argument("--seed", type=int, help="root seed")
+    p.add_argument("--n-configs", type=int, help="hyperparameter candidates per split (3-6)")
+    tuning = p.add_mutually_exclusive_group()
+    tuning.add_argument("--tuning", dest="tuning", action="store_true", default=None,
+                        help="nested inner-CV hyperparameter selection")
+    tuning.add_argument("--no-tuning", dest="tuning", action="store_false", help="fit the default configuration")
+    p.add_argument("--null-spins", type=int, help="spins drawn per dataset for the CGE-matched nulls")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib)")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (overrides --jobs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from spatiomol.experiments.config import ExperimentConfig, load_config
+
+    config = load_config(args.config) if getattr(args, "config", None) else ExperimentConfig()
+    nulls = dict(config.nulls)
+    if getattr(args, "null_spins", None):
+        nulls["n"] = args.null_spins
+    return config.updated(
+        datasets=_csv(args.dataset), models=_csv(args.models), splits=_csv(args.splits),
+        repeats=args.repeats, folds=args.folds, inputs=_csv(args.inputs), seed=args.seed,
+        n_configs=args.n_configs, tuning=args.tuning, nulls=nulls,
+    )
+
+
+def _run(config, out: str, args: argparse.Namespace) -> int:
+    from spatiomol.experiments.runner import run_experiment, summary_text
+
+    summary = run_experiment(config, out, jobs=args.jobs, scheduler=args.scheduler,
+                             progress=not args.no_progress)
+    print(summary_text(summary))
+    return 1 if summary.failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    out = args.out or str(Path("runs") / config.name)
+    status = _run(config, out, args)
+    if args.report:
+        from spatiomol.reports.report import write_report
+
+        print(f"report: {write_report(out)}")
+    return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from spatiomol.reports.report import write_report
+
+    path = write_report(args.results, args.out, n_permutations=args.permutations, seed=args.seed)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from spatiomol.experiments.transfer import run_transfer, transfer_table
+
+    pairs = [(s, t) for s in _csv(args.source) for t in _csv(args.target) if s != t]
+    if not pairs:
+        raise ValueError("--source and --target must name at least one pair of different datasets")
+    frame = run_transfer(pairs, args.model, args.out, model_params=_params(args.param), null_index=args.null_index,
+                         nulls={"n": args.null_spins, "top": 10, "method": "cge", "seed": args.seed},
+                         seed=args.seed)
+    print(transfer_table(frame).to_string(index=False))
+    print(f"results: {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from spatiomol.experiments.config import load_config
+    from spatiomol.reports.report import write_report
+
+    path = Path(args.config)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: demo configuration not found (run from the repository root or pass --config)")
+    config = load_config(path)
+    t0 = time.perf_counter()
+    status = _run(config, args.out, args)
+    report = write_report(args.out)
+    print(f"report: {report} ({time.perf_counter() - t0:.0f} s in all)")
+    return status
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run an experiment grid (resumable) into a results folder")
+    p.add_argument("config", nargs="?", help="experiment YAML/TOML (configs/full.yaml); flags override it")
+    _add_run_flags(p)
+    p.add_argument("--out", help="results folder (default runs/<config name>)")
+    p.add_argument("--report", action="store_true", help="write the report when done")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("report", help="tables (Markdown + CSV) and figures of a results folder")
+    p.add_argument("results", help="results folder written by `spatiomol run`")
+    p.add_argument("--out", help="output folder (default: the results folder)")
+    p.add_argument("--permutations", type=int, default=10000, help="sign-flip permutations (exact when 2^n is fewer)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sign-flip test")
+    p.set_defaults(func=cmd_report)
+
+    p = subparsers.add_parser("transfer", help="train on a full source dataset, predict a full target (App. A.6)")
+    p.add_argument("--source", required=True, help="source dataset(s), comma-separated")
+    p.add_argument("--target", required=True, help="target dataset(s), comma-separated")
+    p.add_argument("--model", default="smt-cls", help="registry model name (paper: smt-cls)")
+    p.add_argument("--param", action="append", help="fixed hyperparameter NAME=VALUE (repeatable)")
+    p.add_argument("--null-index", type=int, default=0, help="which of the source's top nulls trains the null model")
+    p.add_argument("--null-spins", type=int, default=10000, help="spins drawn for the source's nulls")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="results folder")
+    p.set_defaults(func=cmd_transfer)
+
+    p = subparsers.add_parser("demo", help="reduced but real hcp-s100 experiment + report (configs/demo.yaml)")
+    p.add_argument("--out", default="runs/demo", help="results and report folder")
+    p.add_argument("--config", default=str(DEMO_CONFIG), help="demo configuration")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib)")
+    p.add_argument("--scheduler", help="Dask scheduler address")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from spatiomol.cli.main import main
+
+    sys.exit(main())
