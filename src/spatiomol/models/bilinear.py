@@ -1,0 +1,558 @@
+"""Bilinear baselines: the Connectome Model (closed form) and the low-rank bilinear model.
+
+Both predict ``Y_ij`` from the expression of regions ``i`` and ``j`` through a bilinear
+form ``f_iᵀ O f_j`` of region features ``f`` (paper §2.2, App. A.3, A.4).
+
+Features and the offset
+-----------------------
+Expression is centred (and, with ``standardize=True``, divided by its SD) with statistics
+of the *training regions only*; the same transform is applied to every region at
+prediction time (expression of test regions is an input, never their targets).
+
+Centred features cannot express a constant: ``1`` is orthogonal to every centred column.
+With ``intercept=True`` (default) the features are augmented by a constant column, so the
+model is ``ŷ_ij = b + a·f_i + a·f_j + f_iᵀ O f_j`` — exactly what ``XOXᵀ`` on *uncentred*
+``X`` can express (an offset and per-region main effects), but with the offset ``b``
+unpenalized. The constant column is given the root-mean-square singular value of the
+training features, so its main effects are penalized like a typical feature direction.
+
+The training diagonal
+---------------------
+The paper's objective ``‖Y − XOXᵀ‖²_F + λ‖O‖²_F`` runs over all ``i, j`` including
+``i = j``, but the diagonal of a connectome carries no information (it is 1, or 0 in the
+HCP files). ``diagonal="mean"`` (default) fills the training diagonal with the mean
+off-diagonal training target, which makes it neutral for the offset; ``diagonal="em"``
+iterates "fill the diagonal with the current prediction, refit" until the fill stops
+changing, which converges to the minimiser of the objective over off-diagonal entries only.
+
+Penalties
+---------
+``penalty="frobenius"`` (default) is the exact minimiser of the paper's stated objective
+``‖Y − FOFᵀ‖²_F + λ‖O‖²_F`` (identical to the Kronecker ridge regression of
+Kovács et al.). ``penalty="paper"`` is the closed form printed in App. A.4,
+``O = (FᵀF + λI)⁻¹ FᵀYF (FᵀF + λI)⁻¹``; note that it does *not* minimise that objective
+(its normal equations are ``(A+λI) O (A+λI) = M`` rather than ``A O A + λO = M``); it
+minimises ``‖Y − FOFᵀ‖² + λ‖FO‖² + λ‖OFᵀ‖² + λ²‖O‖²``. It is kept to reproduce the
+paper. Both are computed through the thin SVD of the training features, so a g × g
+matrix is never inverted and never formed (``interaction_matrix()`` forms it on request).
+
+``alpha`` is relative to the data scale (``alpha_scale="relative"``): with ``s̄²`` the mean
+squared singular value of the training features, ``λ = alpha · s̄⁴`` for the Frobenius
+penalty and ``λ = alpha · s̄²`` for the paper's, so that ``alpha = 1`` shrinks a typical
+direction pair by a factor 2 (resp. 4) whatever the number of genes or regions. With
+``alpha_scale="absolute"``, ``λ = alpha``. The absolute value used is ``lambda_``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from spatiomol.data.brain import Brain, pairs_within
+from spatiomol.models.base import ConnectivityModel
+
+PENALTIES = ("frobenius", "paper")
+DIAGONAL_FILLS = ("mean", "em")
+
+
+# --------------------------------------------------------------------------- helpers
+def check_expression(brain: Brain, regions: np.ndarray, role: str) -> np.ndarray:
+    """Expression rows of ``regions``; a clear error if any is missing (NaN).
+
+    Returns
+    -------
+    (len(regions), n_genes) float64 array
+    """
+    X = np.asarray(brain.X[regions], dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad.size:
+        labels = [str(brain.labels[regions[k]]) for k in bad[:5]]
+        raise ValueError(
+            f"brain {brain.name!r}: field X has missing (NaN/inf) expression for {bad.size} "
+            f"{role} region(s), e.g. {labels}; expected complete rows "
+            "(impute first, see spatiomol.data.impute)"
+        )
+    return X
+
+
+def training_target_matrix(brain: Brain, train: np.ndarray) -> tuple[np.ndarray, float]:
+    """Training block of ``Y`` with the diagonal filled by the mean off-diagonal target.
+
+    Returns
+    -------
+    Y_train : (n_train, n_train) float64 array, symmetric
+    mean_offdiag : float
+        Mean target over the training edges (target units).
+    """
+    Y = np.asarray(brain.Y[np.ix_(train, train)], dtype=np.float64)
+    iu = np.triu_indices(len(train), k=1)
+    if not np.isfinite(Y[iu]).all():
+        raise ValueError(
+            f"brain {brain.name!r}: field Y has non-finite values among the training edges; "
+            "expected finite connectivity values"
+        )
+    Y = 0.5 * (Y + Y.T)
+    mean_offdiag = float(Y[iu].mean())
+    np.fill_diagonal(Y, mean_offdiag)
+    return Y, mean_offdiag
+
+
+def _relative_lambda(alpha: float, alpha_scale: str, penalty: str, mean_sq: float) -> float:
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if alpha_scale == "absolute":
+        return float(alpha)
+    if alpha_scale != "relative":
+        raise ValueError(f"alpha_scale must be 'relative' or 'absolute', got {alpha_scale!r}")
+    return float(alpha * (mean_sq**2 if penalty == "frobenius" else mean_sq))
+
+
+class BilinearClosedForm:
+    """Ridge-penalized bilinear regression ``Y ≈ F O Fᵀ`` solved through the SVD of ``F``.
+
+    Not an estimator on a `Brain`: the numerical core shared by `ConnectomeModel` and
+    `spatiomol.models.pls.PLSBilinear`.
+
+    Parameters
+    ----------
+    alpha : float
+        Ridge strength (see the module docstring for its scale).
+    penalty : {"frobenius", "paper"}
+    alpha_scale : {"relative", "absolute"}
+    intercept : bool
+        Append a constant feature column (unpenalized offset, penalized main effects).
+    diagonal : {"mean", "em"}
+        How the diagonal of the training target enters the objective.
+    max_iter, tol : int, float
+        EM iterations and tolerance on the change of the diagonal fill (target units).
+    rtol : float
+        Singular values below ``rtol · s_max`` are treated as zero (rank truncation).
+
+    Attributes
+    ----------
+    basis_ : (d, m) array
+        Orthonormal right singular vectors of the (non-constant) training features.
+    core_ : (m + intercept, m + intercept) array
+        ``O`` in the basis ``[basis_, constant]``; ``O = B core_ Bᵀ``.
+    lambda_ : float
+        Absolute ridge strength used.
+    intercept_value_ : float
+        Value of the constant feature column.
+    n_iter_ : int
+        EM iterations run (0 for ``diagonal="mean"``).
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1e-2,
+        penalty: str = "frobenius",
+        alpha_scale: str = "relative",
+        intercept: bool = True,
+        diagonal: str = "mean",
+        max_iter: int = 500,
+        tol: float = 1e-10,
+        rtol: float = 1e-10,
+    ) -> None:
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
+        if diagonal not in DIAGONAL_FILLS:
+            raise ValueError(f"diagonal must be one of {DIAGONAL_FILLS}, got {diagonal!r}")
+        self.alpha = alpha
+        self.penalty = penalty
+        self.alpha_scale = alpha_scale
+        self.intercept = intercept
+        self.diagonal = diagonal
+        self.max_iter = max_iter
+        self.tol = tol
+        self.rtol = rtol
+
+    def fit(self, F: np.ndarray, Y: np.ndarray) -> BilinearClosedForm:
+        """Fit on training features ``F`` (n, d), centred over rows, and targets ``Y`` (n, n).
+
+        ``Y`` must be symmetric with its diagonal already filled (the starting fill for EM).
+        """
+        F = np.asarray(F, dtype=np.float64)
+        Y = np.array(Y, dtype=np.float64)
+        n = F.shape[0]
+        if Y.shape != (n, n):
+            raise ValueError(f"Y has shape {Y.shape}, expected ({n}, {n}) to match F")
+        U, s, Vt = np.linalg.svd(F, full_matrices=False)
+        keep = s > self.rtol * (s[0] if s.size and s[0] > 0 else 1.0)
+        if not keep.any():
+            raise ValueError("training features have rank 0 (all regions have identical features)")
+        U, s, V = U[:, keep], s[keep], Vt[keep].T
+        mean_sq = float(np.mean(s**2))
+        self.lambda_ = _relative_lambda(self.alpha, self.alpha_scale, self.penalty, mean_sq)
+        penalized = np.ones(s.size, dtype=bool)
+        if self.intercept:
+            # the constant column is orthogonal to centred features: an exact extra direction
+            self.intercept_value_ = float(np.sqrt(mean_sq / n))
+            U = np.column_stack([U, np.full(n, 1.0 / np.sqrt(n))])
+            s = np.append(s, np.sqrt(mean_sq))
+            penalized = np.append(penalized, False)
+        else:
+            self.intercept_value_ = 0.0
+        self._shrink = self._shrinkage(s, penalized)
+        self.basis_ = V
+        self.singular_values_ = s
+        self.core_ = self._solve(U, Y)
+        self.n_iter_ = 0
+        if self.diagonal == "em":
+            for it in range(1, self.max_iter + 1):
+                fitted_diag = np.einsum("ia,ab,ib->i", U * s, self.core_, U * s)
+                change = np.max(np.abs(fitted_diag - np.diag(Y)))
+                np.fill_diagonal(Y, fitted_diag)
+                self.core_ = self._solve(U, Y)
+                self.n_iter_ = it
+                if change < self.tol:
+                    break
+        return self
+
+    def _shrinkage(self, s: np.ndarray, penalized: np.ndarray) -> np.ndarray:
+        lam = self.lambda_
+        ss = np.outer(s, s)
+        if self.penalty == "frobenius":
+            # every entry is penalized except (constant, constant), the offset
+            weight = penalized[:, None] | penalized[None, :]
+            denom = ss**2 + lam * weight
+        else:
+            per_direction = s**2 + lam * penalized
+            denom = np.outer(per_direction, per_direction)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(denom > 0, ss / denom, 0.0)
+        return out
+
+    def _solve(self, U: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        core = self._shrink * (U.T @ Y @ U)
+        return 0.5 * (core + core.T)
+
+    def project(self, F: np.ndarray) -> np.ndarray:
+        """Coordinates of features ``F`` (k, d) in the fitted basis, (k, m + intercept)."""
+        P = np.asarray(F, dtype=np.float64) @ self.basis_
+        if self.intercept:
+            P = np.column_stack([P, np.full(P.shape[0], self.intercept_value_)])
+        return P
+
+    def predict_pairs(self, Fi: np.ndarray, Fj: np.ndarray) -> np.ndarray:
+        """``f_iᵀ O f_j`` for rows of ``Fi`` and ``Fj`` (both (k, d)), shape (k,)."""
+        Pi, Pj = self.project(Fi), self.project(Fj)
+        return np.einsum("ka,ab,kb->k", Pi, self.core_, Pj)
+
+    def interaction_matrix(self) -> np.ndarray:
+        """The full ``O`` ((d + intercept) × (d + intercept)); the constant feature comes last."""
+        B = self.basis_
+        if self.intercept:
+            d, m = B.shape
+            B = np.block([[B, np.zeros((d, 1))], [np.zeros((1, m)), np.full((1, 1), 1.0)]])
+        return B @ self.core_ @ B.T
+
+
+# --------------------------------------------------------------------- feature maps
+class FeatureMap:
+    """Region features learned on training regions: standardized genes, PCA or PLS scores.
+
+    Parameters
+    ----------
+    kind : {"genes", "pca", "pls"}
+    n_components : int or float
+        For ``"pca"``: an int ``k`` ≥ 1, or a float in (0, 1) = fraction of variance to keep.
+        For ``"pls"``: an int. Clipped to what the training data supports.
+    standardize : bool
+        Divide centred expression by its training SD (genes and PCA; PLS always scales).
+    """
+
+    def __init__(self, kind: str, n_components: int | float = 0.95, standardize: bool = True) -> None:
+        if kind not in ("genes", "pca", "pls"):
+            raise ValueError(f"features must be 'genes', 'pca' or 'pls', got {kind!r}")
+        self.kind = kind
+        self.n_components = n_components
+        self.standardize = standardize
+
+    def fit(self, X_train: np.ndarray, Y_train: np.ndarray | None = None) -> FeatureMap:
+        n, g = X_train.shape
+        if self.kind == "pls":
+            from sklearn.cross_decomposition import PLSRegression
+
+            k = int(self.n_components)
+            if k < 1 or k != self.n_components:
+                raise ValueError(f"n_components for PLS must be a positive int, got {self.n_components!r}")
+            k = min(k, n - 1, g)
+            self.model_ = PLSRegression(n_components=k, scale=True, max_iter=1000).fit(X_train, Y_train)
+            self.n_features_ = k
+            self.n_supervised_parameters_ = g * k
+            return self
+        self.scaler_ = StandardScaler(with_std=self.standardize).fit(X_train)
+        if self.kind == "genes":
+            self.n_features_ = g
+        else:
+            nc = self.n_components
+            if isinstance(nc, float) and 0 < nc < 1:
+                arg: Any = nc
+            elif int(nc) == nc and nc >= 1:
+                arg = int(min(int(nc), n, g))
+            else:
+                raise ValueError(
+                    f"n_components must be an int >= 1 or a float in (0, 1), got {nc!r}"
+                )
+            self.model_ = PCA(n_components=arg, svd_solver="full").fit(self.scaler_.transform(X_train))
+            self.n_features_ = int(self.model_.n_components_)
+        self.n_supervised_parameters_ = 0
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Features (k, n_features_) of expression rows ``X`` (k, g)."""
+        if self.kind == "pls":
+            return self.model_.transform(X)
+        Z = self.scaler_.transform(X)
+        return Z if self.kind == "genes" else self.model_.transform(Z)
+
+
+# -------------------------------------------------------------- Connectome Model
+class ConnectomeModel(ConnectivityModel):
+    """Bilinear Connectome Model ``Y ≈ b + F O Fᵀ`` in closed form (Kovács et al.; paper App. A.4).
+
+    Parameters
+    ----------
+    features : {"genes", "pca", "pls"}
+        Full standardized gene set, PCA scores or PLS x-scores (all fitted on training
+        regions only).
+    n_components : int or float
+        PCA: components (int) or variance fraction (float in (0, 1), 0.95 in the paper);
+        PLS: components. Ignored for ``"genes"``.
+    alpha : float
+        Ridge strength; see ``alpha_scale``.
+    penalty : {"frobenius", "paper"}
+        Exact ridge of ``‖Y − FOFᵀ‖² + λ‖O‖²`` or the paper's printed closed form.
+    alpha_scale : {"relative", "absolute"}
+    intercept : bool
+        Add an unpenalized offset and penalized per-region main effects.
+    diagonal : {"mean", "em"}
+        Training-diagonal handling (module docstring).
+    standardize : bool
+        Divide expression by its training SD after centring.
+
+    Attributes
+    ----------
+    feature_map_ : FeatureMap
+    solver_ : BilinearClosedForm
+    lambda_ : float
+    n_parameters_ : int
+        ``(d + intercept)²`` entries of the interaction matrix (``d`` = genes or
+        components; the full matrix is counted, as in the paper), plus ``g · k`` PLS
+        weights for ``"pls"``. Unsupervised preprocessing (centring, scaling, PCA) is not
+        counted.
+    """
+
+    config_name: ClassVar[str] = "connectome-model"
+
+    def __init__(
+        self,
+        features: str = "genes",
+        n_components: int | float = 0.95,
+        alpha: float = 1e-2,
+        penalty: str = "frobenius",
+        alpha_scale: str = "relative",
+        intercept: bool = True,
+        diagonal: str = "mean",
+        standardize: bool = True,
+    ) -> None:
+        self.features = features
+        self.n_components = n_components
+        self.alpha = alpha
+        self.penalty = penalty
+        self.alpha_scale = alpha_scale
+        self.intercept = intercept
+        self.diagonal = diagonal
+        self.standardize = standardize
+
+    def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
+        X_train = check_expression(brain, train, "training")
+        Y_train, _ = training_target_matrix(brain, train)
+        self.feature_map_ = FeatureMap(self.features, self.n_components, self.standardize).fit(X_train, Y_train)
+        F_train = self.feature_map_.transform(X_train)
+        self.solver_ = BilinearClosedForm(
+            alpha=self.alpha, penalty=self.penalty, alpha_scale=self.alpha_scale,
+            intercept=self.intercept, diagonal=self.diagonal,
+        ).fit(F_train, Y_train)
+        self.lambda_ = self.solver_.lambda_
+        d = self.feature_map_.n_features_ + int(self.intercept)
+        self.n_parameters_ = d * d + self.feature_map_.n_supervised_parameters_
+
+    def region_features(self, brain: Brain, regions: np.ndarray) -> np.ndarray:
+        """Learned-transform features (k, d) of ``regions`` (any regions, test included)."""
+        regions = np.asarray(regions, dtype=np.int64)
+        return self.feature_map_.transform(check_expression(brain, regions, "prediction"))
+
+    def interaction_matrix(self) -> np.ndarray:
+        """Fitted ``O`` over features (plus the constant last with ``intercept``); forms a d × d array."""
+        return self.solver_.interaction_matrix()
+
+    def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        regions, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
+        P = self.solver_.project(self.region_features(brain, regions))
+        a, b = inverse[: i.size], inverse[i.size:]
+        return np.einsum("ka,ab,kb->k", P[a], self.solver_.core_, P[b])
+
+
+# ----------------------------------------------------------- low-rank bilinear
+class BilinearLowRank(ConnectivityModel):
+    """Low-rank bilinear model ``ŷ_ij = b + z_iᵀ z_j`` with ``z = x̃ E + e₀`` (Qiao; App. A.3).
+
+    ``x̃`` is expression standardized with training statistics and divided by ``√g`` (so
+    every region's feature vector has unit mean square whatever the gene count; this fixes
+    the scale of ``E`` for the optimizer). ``E`` (g × k) is ridge-penalized; the embedding
+    bias ``e₀`` (k) and the offset ``b`` are not — with them the model expresses exactly
+    ``(x − m) W (x − m)ᵀ`` for any centre ``m`` and PSD rank-k ``W``. Symmetric by
+    construction.
+
+    Training: full-batch AdamW (PyTorch, CPU) on the mean squared error over training
+    edges (i < j) plus ``lam · ‖E‖²_F``; with ``val_regions`` the parameters of the epoch
+    with the lowest validation MSE are kept and training stops after ``patience`` epochs
+    without improvement.
+
+    Parameters
+    ----------
+    rank : int
+        Embedding dimension ``k``.
+    lam : float
+        Ridge on ``E`` (on the √g-normalized feature scale).
+    learning_rate, weight_decay : float
+        AdamW step size and decoupled weight decay (on ``E`` only).
+    n_epochs, patience : int
+    init_scale : float
+        SD of the initial ``E`` entries.
+    dtype : {"float32", "float64"}
+    device : str
+        Torch device ("cpu").
+    seed : int
+        Seed of the `torch.Generator` for the initialization.
+
+    Attributes
+    ----------
+    E_ : (g, k) array, bias_ : (k,) array, offset_ : float
+    history_ : dict of lists (``"train"``, ``"val"`` MSE per epoch)
+    best_epoch_ : int
+    n_parameters_ : int
+        ``g·k + k + 1``.
+    """
+
+    config_name: ClassVar[str] = "bilinear-lowrank"
+
+    def __init__(
+        self,
+        rank: int = 10,
+        lam: float = 1e-4,
+        learning_rate: float = 1e-2,
+        weight_decay: float = 0.0,
+        n_epochs: int = 1500,
+        patience: int = 200,
+        init_scale: float = 0.1,
+        dtype: str = "float32",
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.rank = rank
+        self.lam = lam
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.n_epochs = n_epochs
+        self.patience = patience
+        self.init_scale = init_scale
+        self.dtype = dtype
+        self.device = device
+        self.seed = seed
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        return self.scaler_.transform(X) / np.sqrt(X.shape[1])
+
+    def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
+        import torch
+
+        if self.rank < 1:
+            raise ValueError(f"rank must be >= 1, got {self.rank}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        dtype = getattr(torch, self.dtype)
+        device = torch.device(self.device)
+        X_train = check_expression(brain, train, "training")
+        Y_train, mean_target = training_target_matrix(brain, train)
+        self.scaler_ = StandardScaler().fit(X_train)
+        g = X_train.shape[1]
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=dtype, device=device)
+
+        F_train = tensor(self._features(X_train))
+        iu = torch.triu_indices(len(train), len(train), offset=1, device=device)
+        y_train = tensor(Y_train)[iu[0], iu[1]]
+        if val is not None and len(val) >= 2:
+            F_val = tensor(self._features(check_expression(brain, val, "validation")))
+            iv = torch.triu_indices(len(val), len(val), offset=1, device=device)
+            vi, vj = pairs_within(val)
+            y_val = tensor(brain.targets(vi, vj))
+        else:
+            F_val = None
+
+        generator = torch.Generator(device="cpu").manual_seed(int(self.seed))
+        E = torch.nn.Parameter(
+            (torch.randn(g, self.rank, generator=generator, dtype=torch.float64) * self.init_scale)
+            .to(dtype=dtype, device=device)
+        )
+        bias = torch.nn.Parameter(torch.zeros(self.rank, dtype=dtype, device=device))
+        offset = torch.nn.Parameter(torch.tensor(mean_target, dtype=dtype, device=device))
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": [E], "weight_decay": self.weight_decay},
+                {"params": [bias, offset], "weight_decay": 0.0},
+            ],
+            lr=self.learning_rate,
+        )
+
+        def edge_predictions(F: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            Z = F @ E + bias
+            return offset + (Z[idx[0]] * Z[idx[1]]).sum(dim=1)
+
+        history: dict[str, list[float]] = {"train": [], "val": []}
+        best = (np.inf, 0, None)
+        for epoch in range(self.n_epochs):
+            optimizer.zero_grad()
+            mse = torch.mean((edge_predictions(F_train, iu) - y_train) ** 2)
+            loss = mse + self.lam * (E**2).sum()
+            loss.backward()
+            optimizer.step()
+            history["train"].append(float(mse.detach()))
+            if F_val is not None:
+                with torch.no_grad():
+                    val_mse = float(torch.mean((edge_predictions(F_val, iv) - y_val) ** 2))
+                history["val"].append(val_mse)
+                if val_mse < best[0]:
+                    best = (val_mse, epoch, [p.detach().clone() for p in (E, bias, offset)])
+                elif epoch - best[1] >= self.patience:
+                    break
+        if best[2] is not None:
+            with torch.no_grad():
+                for p, saved in zip((E, bias, offset), best[2]):
+                    p.copy_(saved)
+            self.best_epoch_ = best[1]
+        else:
+            self.best_epoch_ = len(history["train"]) - 1
+        self.history_ = history
+        self.E_ = E.detach().cpu().numpy().astype(np.float64)
+        self.bias_ = bias.detach().cpu().numpy().astype(np.float64)
+        self.offset_ = float(offset.detach().cpu())
+        self.n_parameters_ = g * self.rank + self.rank + 1
+
+    def embed(self, brain: Brain, regions: np.ndarray) -> np.ndarray:
+        """Region embeddings ``z`` (k_regions, rank)."""
+        regions = np.asarray(regions, dtype=np.int64)
+        X = check_expression(brain, regions, "prediction")
+        return self._features(X) @ self.E_ + self.bias_
+
+    def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        regions, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
+        Z = self.embed(brain, regions)
+        a, b = inverse[: i.size], inverse[i.size:]
+        return self.offset_ + np.einsum("kr,kr->k", Z[a], Z[b])
