@@ -337,9 +337,10 @@ def _check_matrix(kind: str, path: Path, Y: np.ndarray, labels: list[str], probl
     values = Y[off]
     bad = ~np.isfinite(Y) & off
     if bad.any():
-        r, c = np.nonzero(bad)
-        problems.append(f"{kind} file {path}{where}: non-finite values (NaN/inf) off the diagonal at "
-                        f"{_first([(labels[a], labels[b]) for a, b in zip(r, c)])}; expected finite numbers")
+        r, c = np.nonzero(bad | bad.T)
+        pairs = [f"{labels[a]} / {labels[b]}" for a, b in zip(r, c) if a < b]
+        problems.append(f"{kind} file {path}{where}: non-finite values (NaN/inf) off the diagonal at region pairs "
+                        f"{_first(pairs)}; expected finite numbers")
     finite = np.where(np.isfinite(Y) & off, Y, 0.0)
     scale = np.abs(finite).max() if finite.size else 0.0
     asym = np.abs(finite - finite.T)
