@@ -1,0 +1,206 @@
+"""Nested hyperparameter selection with a small ridge model defined here (no model modules needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from spatiomol.data.brain import pairs_within
+from spatiomol.data.synthetic import make_synthetic_brain
+from spatiomol.evaluation.splits import make_splits
+from spatiomol.evaluation.tuning import sample_configs, select_and_fit
+from spatiomol.models import registry
+from spatiomol.models.base import ConnectivityModel
+
+#: every (train, val) region set passed to AbsDiffRidge.fit, for the leakage checks
+FIT_CALLS: list[tuple[np.ndarray, np.ndarray | None]] = []
+
+
+class AbsDiffRidge(ConnectivityModel):
+    """Ridge regression of connectivity on |x_i - x_j| over the first ``n_features`` genes."""
+
+    def __init__(self, alpha: float = 10.0, n_features: int = 30, fail_above: float | None = None):
+        self.alpha = alpha
+        self.n_features = n_features
+        self.fail_above = fail_above
+
+    @classmethod
+    def config(cls):
+        return {
+            "default": {"alpha": 10.0, "n_features": 30, "fail_above": None},
+            "grid": {"alpha": [1e-3, 1e-1, 10.0, 1e3, 1e5], "n_features": [5, 30]},
+        }
+
+    def _features(self, brain, i, j):
+        x = brain.X[:, : self.n_features]
+        return np.abs(x[i] - x[j])
+
+    def _fit(self, brain, train, val):
+        FIT_CALLS.append((train.copy(), None if val is None else val.copy()))
+        i, j, y = self.training_pairs(brain, train)
+        self.ridge_ = Ridge(alpha=self.alpha).fit(self._features(brain, i, j), y)
+        self.n_parameters_ = self.n_features + 1
+
+    def _predict_pairs(self, brain, i, j):
+        pred = self.ridge_.predict(self._features(brain, i, j))
+        if self.fail_above is not None and self.alpha > self.fail_above:
+            pred[0] = np.nan  # a diverged fit
+        return pred
+
+
+def closed_form_ridge(features: np.ndarray, y: np.ndarray, alpha: float):
+    """Ridge with an unpenalised intercept: centre, solve (XᵀX + αI) w = Xᵀy."""
+    x_mean, y_mean = features.mean(0), y.mean()
+    xc = features - x_mean
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(xc.shape[1]), xc.T @ (y - y_mean))
+    return lambda f: (f - x_mean) @ w + y_mean
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    monkeypatch.setitem(registry.MODELS, "absdiff-ridge", (f"{__name__}:AbsDiffRidge", {}, "AbsDiff ridge"))
+    monkeypatch.setitem(
+        registry.MODELS, "absdiff-ridge-5", (f"{__name__}:AbsDiffRidge", {"n_features": 5}, "AbsDiff ridge (5)")
+    )
+    FIT_CALLS.clear()
+    yield
+    FIT_CALLS.clear()
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return make_synthetic_brain(40, 30, rule="bilinear", signal_scale=0.3, noise=0.02, seed=11)
+
+
+@pytest.mark.parametrize("kind", ["random", "spatial"])
+def test_select_and_fit_scores_every_candidate_and_refits_the_best(registered, brain, kind):
+    split = make_splits(brain, kind, n_repeats=1, seed=4)[1]
+    model, params, table = select_and_fit("absdiff-ridge", brain, split, n_configs=5, seed=7)
+
+    assert len(table) == 5 and len(FIT_CALLS) == 6
+    assert table["is_default"].tolist() == [True, False, False, False, False]
+    configs = [json.loads(p) for p in table["params"]]
+    assert configs[0] == {"alpha": 10.0, "n_features": 30, "fail_above": None}
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == 5
+
+    # no leakage: test regions never reach fit; validation regions never train
+    test = set(split.test.tolist())
+    for train, val in FIT_CALLS:
+        assert not test & set(train.tolist())
+        assert val is None or not test & set(val.tolist())
+    inner_train, val = FIT_CALLS[0]
+    assert all(np.array_equal(t, inner_train) and np.array_equal(v, val) for t, v in FIT_CALLS[:5])
+    assert np.array_equal(np.union1d(inner_train, val), split.train) and not np.intersect1d(inner_train, val).size
+    assert np.array_equal(FIT_CALLS[5][0], split.train) and FIT_CALLS[5][1] is None
+    if kind == "spatial":
+        d = brain.distances
+        assert any(d[s, val].max() <= d[s, inner_train].min() for s in val)
+
+    # each validation MSE recomputed by a closed-form ridge on the same regions
+    ti, tj = pairs_within(inner_train)
+    vi, vj = pairs_within(val)
+    assert (table["n_val_edges"] == vi.size).all()
+    for config, got in zip(configs, table["val_mse"]):
+        x = brain.X[:, : config["n_features"]]
+        predict = closed_form_ridge(np.abs(x[ti] - x[tj]), brain.targets(ti, tj), config["alpha"])
+        expected = np.mean((predict(np.abs(x[vi] - x[vj])) - brain.targets(vi, vj)) ** 2)
+        assert got == pytest.approx(expected, rel=1e-8)
+
+    best = int(np.argmin(table["val_mse"]))
+    assert table["chosen"].tolist() == [k == best for k in range(5)]
+    assert params == configs[best]
+    assert (model.alpha, model.n_features) == (params["alpha"], params["n_features"])
+    # the returned model is the winner refitted on every training region
+    ai, aj = pairs_within(split.train)
+    x = brain.X[:, : params["n_features"]]
+    predict = closed_form_ridge(np.abs(x[ai] - x[aj]), brain.targets(ai, aj), params["alpha"])
+    si, sj = split.test_pairs()
+    np.testing.assert_allclose(model.predict(brain, si, sj), predict(np.abs(x[si] - x[sj])), rtol=1e-8, atol=1e-10)
+
+
+def test_planted_signal_rejects_the_mean_only_model(registered, brain):
+    # alpha = 1e5 shrinks the ridge to the training mean; with a planted rule it must lose
+    split = make_splits(brain, "random", n_repeats=1, seed=0)[0]
+    _, params, table = select_and_fit("absdiff-ridge", brain, split, n_configs=6, seed=1, n_features=30)
+    assert params["alpha"] < 1e5
+    assert set(table["alpha"]) == {1e-3, 1e-1, 10.0, 1e3, 1e5}  # the whole 5-point grid
+    heavy = table.loc[table["alpha"] == 1e5, "val_mse"].item()
+    assert heavy > 1.2 * table["val_mse"].min()
+
+
+def test_selection_is_deterministic(registered, brain):
+    split = make_splits(brain, "spatial", n_repeats=1, seed=2)[3]
+    a = select_and_fit("absdiff-ridge", brain, split, n_configs=4, seed=3)
+    b = select_and_fit("absdiff-ridge", brain, split, n_configs=4, seed=3)
+    cols = ["params", "val_mse", "chosen"]
+    assert a[2][cols].equals(b[2][cols]) and a[1] == b[1]
+    c = select_and_fit("absdiff-ridge", brain, split, n_configs=4, seed=4)
+    assert c[2]["params"].tolist() != a[2]["params"].tolist()
+
+
+def test_fixed_hyperparameters_and_variants(registered, brain):
+    split = make_splits(brain, "random", n_repeats=1, seed=0)[2]
+    _, params, table = select_and_fit("absdiff-ridge", brain, split, n_configs=4, alpha=0.1)
+    # alpha fixed: only n_features is searched, and its grid has 2 values -> 2 candidates
+    assert len(table) == 2 and "alpha" not in table.columns
+    assert {json.loads(p)["alpha"] for p in table["params"]} == {0.1}
+    assert sorted(table["n_features"]) == [5, 30]
+    # a registry variant's fixed value is removed from the grid and never overridden
+    _, params, table = select_and_fit("absdiff-ridge-5", brain, split, n_configs=6)
+    assert params["n_features"] == 5 and "n_features" not in table.columns and len(table) == 5
+    with pytest.raises(ValueError, match="no hyperparameters"):
+        select_and_fit("absdiff-ridge", brain, split, learning_rate=0.1)
+
+
+def test_non_finite_validation_predictions_never_win(registered, brain):
+    split = make_splits(brain, "random", n_repeats=1, seed=0)[0]
+    _, params, table = select_and_fit("absdiff-ridge", brain, split, n_configs=6, seed=1, fail_above=0.01)
+    broken = table["alpha"] > 0.01
+    assert broken.sum() == 4 and np.isinf(table.loc[broken, "val_mse"]).all()
+    assert np.isfinite(table.loc[~broken, "val_mse"]).all()
+    assert params["alpha"] == 1e-3 and table.loc[table["chosen"], "alpha"].item() == 1e-3
+    with pytest.raises(ValueError, match="every candidate gave non-finite"):
+        select_and_fit("absdiff-ridge", brain, split, fail_above=-1.0)
+
+
+def test_split_must_match_brain(registered, brain):
+    other = make_synthetic_brain(20, 30, seed=1)
+    split = make_splits(other, "random", n_repeats=1)[0]
+    with pytest.raises(ValueError, match="covers 20 regions"):
+        select_and_fit("absdiff-ridge", brain, split)
+
+
+# ------------------------------------------------------------ candidate sampling
+def test_sample_configs_clips_and_respects_small_grids():
+    default = {"a": 1, "b": "x"}
+    grid = {"a": [1, 2, 3, 4], "b": ["x", "y", "z"]}  # 12 configurations
+    for requested, expected in [(1, 3), (3, 3), (4, 4), (6, 6), (50, 6)]:
+        configs = sample_configs(default, grid, n_configs=requested, seed=0)
+        assert len(configs) == expected and configs[0] == default
+        assert len({json.dumps(c, sort_keys=True) for c in configs}) == expected
+        assert all(c["a"] in grid["a"] and c["b"] in grid["b"] for c in configs)
+    # grid of 2 that contains the default: only 2 distinct candidates exist
+    assert sample_configs({"a": 1}, {"a": [1, 2]}, n_configs=4) == [{"a": 1}, {"a": 2}]
+    # default outside the grid: default + both grid points
+    assert len(sample_configs({"a": 5}, {"a": [1, 2]}, n_configs=4)) == 3
+    assert sample_configs({"a": 5}, {}, n_configs=4) == [{"a": 5}]
+    # duplicated grid values do not create duplicate candidates
+    assert len(sample_configs({"a": 1}, {"a": [1, 2, 2, 2]}, n_configs=6)) == 2
+
+
+def test_sample_configs_uniform_over_grid_and_huge_grids():
+    grid = {"a": list(range(5)), "b": list(range(4))}
+    counts = np.zeros((5, 4))
+    for seed in range(400):
+        for c in sample_configs({"a": 0, "b": 0}, grid, n_configs=4, seed=seed)[1:]:
+            counts[c["a"], c["b"]] += 1
+    assert counts[0, 0] == 0
+    others = np.delete(counts.ravel(), 0)
+    # 1200 draws over 19 points: each expected ~63; a uniform sampler stays well inside
+    assert others.min() > 35 and others.max() < 95
+    huge = {f"k{n}": list(range(10)) for n in range(14)}  # 10^14 configurations
+    configs = sample_configs({k: 0 for k in huge}, huge, n_configs=6, seed=0)
+    assert len(configs) == 6 and len({json.dumps(c, sort_keys=True) for c in configs}) == 6
