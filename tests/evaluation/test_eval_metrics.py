@@ -352,3 +352,36 @@ def test_summarize_mean_sd_over_splits():
     assert table.loc["mlp", "mean_edges"] == pytest.approx(101.5)
     with pytest.raises(ValueError, match="lack columns"):
         summarize(pd.DataFrame(rows), by=["dataset"])
+
+
+# --------------------------------------------------------------------- real data
+def test_evaluate_on_real_hcp_connectome(data_mirror):
+    from spatiomol.data.datasets import load_dataset
+
+    hcp = load_dataset("hcp-s100")
+    split = make_splits(hcp, "spatial", n_repeats=1, seed=0)[0]
+    # a distance rule fitted on the training edges only: quadratic in distance (mm)
+    ti, tj = split.train_pairs()
+    coef = np.polyfit(hcp.distances[ti, tj], hcp.targets(ti, tj), deg=2)
+    i, j = split.test_pairs()
+    y_true, y_pred = hcp.targets(i, j), np.polyval(coef, hcp.distances[i, j])
+    rows = evaluate(hcp, i, j, y_pred)
+    got = rows_to_dict(rows)
+    assert got["pearson", "all"]["value"] == pytest.approx(scipy.stats.pearsonr(y_true, y_pred)[0], abs=1e-12)
+    assert got["spearman", "all"]["value"] == pytest.approx(scipy.stats.spearmanr(y_true, y_pred)[0], abs=1e-12)
+    assert got["r2", "all"]["value"] == pytest.approx(r2_score(y_true, y_pred), abs=1e-12)
+    assert got["pearson", "all"]["value"] > 0.15  # distance explains part of real connectivity
+    test = split.test
+    true_matrix = hcp.Y[np.ix_(test, test)].copy()
+    pred_matrix = np.polyval(coef, hcp.distances[np.ix_(test, test)])
+    np.fill_diagonal(true_matrix, 1.0)
+    np.fill_diagonal(pred_matrix, 1.0)
+    expected = distance_riemann(regularize_spd(true_matrix), regularize_spd(pred_matrix))
+    assert got["geodesic", "all"]["value"] == pytest.approx(expected, rel=1e-9)
+    # the strata of each family partition the edges (no midline regions in this atlas)
+    n = i.size
+    for family in ("distance", "hemisphere", "strength"):
+        assert sum(r["n_edges"] for r in rows if r["stratum"].startswith(family + ":")) == n
+    networks = [r["stratum"].split(":")[1] for r in rows if r["stratum"].endswith(":intra")
+                and r["stratum"].startswith("network:")]
+    assert networks == ["Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default", "Subcortex"]
