@@ -28,6 +28,11 @@ def grid_config(**changes) -> dict:
     return config
 
 
+@pytest.fixture(scope="session")
+def make_grid_config():
+    return grid_config
+
+
 @pytest.fixture
 def config_file(tmp_path):
     def write(**changes) -> Path:

@@ -110,6 +110,8 @@ class ExperimentConfig:
         def fail(field_name: str, expected: str, got: Any) -> None:
             raise ValueError(f"{source}: field {field_name!r} must be {expected}, got {got!r}")
 
+        if isinstance(self.inputs, list):
+            self.inputs = [_input_name(v) if v is True or v is None else v for v in self.inputs]
         for name in ("datasets", "models", "splits", "inputs", "variant_splits"):
             value = getattr(self, name)
             if isinstance(value, str):
