@@ -177,10 +177,12 @@ def test_dataset_name_is_only_a_label():
     assert len({s.key for s in a}) == len(a)
 
 
-def test_save_load_roundtrip(tmp_path):
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_save_load_roundtrip(tmp_path, suffix):
     brain = brain_from_coords(random_coords(26, 4, None), name="toy")
     splits = make_splits(brain, "spatial", n_repeats=3) + make_splits(brain, "random", n_repeats=2)
-    path = save_splits(splits, tmp_path / "splits.json")
+    path = save_splits(splits, tmp_path / f"splits{suffix}")
+    assert path == tmp_path / f"splits{suffix}" and path.exists()
     loaded = load_splits(path, brain=brain)
     assert loaded == splits
     assert [s.source for s in loaded] == [s.source for s in splits]
@@ -209,8 +211,19 @@ def test_load_rejects_malformed_files(tmp_path):
         load_splits(overlap)
     not_json = tmp_path / "d.json"
     not_json.write_text("{")
-    with pytest.raises(ValueError, match="not a JSON splits file"):
+    with pytest.raises(ValueError, match="d.json: not a JSON or npz splits file"):
         load_splits(not_json)
+    no_meta = tmp_path / "e.npz"
+    np.savez(no_meta, train_0=np.arange(3))
+    with pytest.raises(ValueError, match="e.npz: npz splits file lacks the array 'meta'"):
+        load_splits(no_meta)
+    brain = brain_from_coords(random_coords(12, 0, None))
+    truncated = save_splits(make_splits(brain, "random", n_repeats=1), tmp_path / "f.npz")
+    with np.load(truncated) as archive:
+        kept = {k: archive[k] for k in archive.files if k != "test_3"}
+    np.savez(truncated, **kept)
+    with pytest.raises(ValueError, match="f.npz: npz splits file lacks the array 'test_3'"):
+        load_splits(truncated)
 
 
 def test_split_validation_and_bad_arguments():

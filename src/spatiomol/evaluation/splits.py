@@ -336,29 +336,67 @@ def inner_validation(
 
 
 # ---------------------------------------------------------------------- storage
+_REQUIRED_FIELDS = ("dataset", "kind", "repeat", "fold", "seed", "train", "test")
+
+
 def save_splits(splits: list[Split], path: str | Path) -> Path:
-    """Write splits to a JSON file (plain lists of region indices); returns the path."""
+    """Write splits to ``path``; returns the path.
+
+    A ``.npz`` suffix gives a NumPy archive (``train_<k>``, ``test_<k>`` int64 arrays and
+    a JSON ``meta`` string with the other fields); any other suffix gives a JSON file with
+    plain lists of region indices. `load_splits` reads either.
+    """
     path = Path(path)
-    payload = {
-        "format": _FORMAT,
-        "version": _FORMAT_VERSION,
-        "splits": [s.to_dict() for s in splits],
-    }
     path.parent.mkdir(parents=True, exist_ok=True)
+    records = [s.to_dict() for s in splits]
+    if path.suffix == ".npz":
+        meta = [{k: v for k, v in r.items() if k not in ("train", "test")} for r in records]
+        arrays = {}
+        for k, split in enumerate(splits):
+            arrays[f"train_{k}"] = np.asarray(split.train, dtype=np.int64)
+            arrays[f"test_{k}"] = np.asarray(split.test, dtype=np.int64)
+        header = {"format": _FORMAT, "version": _FORMAT_VERSION, "splits": meta}
+        with path.open("wb") as handle:  # a file handle keeps numpy from appending ".npz"
+            np.savez(handle, meta=np.array(json.dumps(header)), **arrays)
+        return path
+    payload = {"format": _FORMAT, "version": _FORMAT_VERSION, "splits": records}
     path.write_text(json.dumps(payload, indent=1))
     return path
 
 
-def load_splits(path: str | Path, brain: Brain | None = None) -> list[Split]:
-    """Read splits written by `save_splits`; the result equals what was saved.
+def _read_payload(path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"
+    if not is_zip:
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not a JSON or npz splits file ({err})") from err
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "meta" not in archive.files:
+                raise ValueError(f"{path}: npz splits file lacks the array 'meta'")
+            payload = json.loads(str(archive["meta"]))
+            records = payload.get("splits") if isinstance(payload, dict) else None
+            if isinstance(records, list):
+                for k, record in enumerate(records):
+                    for field in ("train", "test"):
+                        name = f"{field}_{k}"
+                        if name not in archive.files:
+                            raise ValueError(f"{path}: npz splits file lacks the array {name!r}")
+                        record[field] = archive[name]
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable npz splits file ({err})") from err
+    return payload
 
-    With ``brain`` given, also check that every split covers exactly its regions.
+
+def load_splits(path: str | Path, brain: Brain | None = None) -> list[Split]:
+    """Read splits written by `save_splits` (JSON or npz); the result equals what was saved.
+
+    With ``brain`` given, also check that every split partitions exactly its regions.
     """
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not a JSON splits file ({err})") from err
+    payload = _read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"{path}: field 'format' must be {_FORMAT!r}")
     if payload.get("version") != _FORMAT_VERSION:
@@ -366,20 +404,19 @@ def load_splits(path: str | Path, brain: Brain | None = None) -> list[Split]:
     records = payload.get("splits")
     if not isinstance(records, list):
         raise ValueError(f"{path}: field 'splits' must be a list")
-    required = ("dataset", "kind", "repeat", "fold", "seed", "train", "test")
     splits = []
     for k, record in enumerate(records):
-        missing = [f for f in required if f not in record]
+        missing = [f for f in _REQUIRED_FIELDS if f not in record]
         if missing:
             raise ValueError(f"{path}: splits[{k}] lacks fields {missing}")
         try:
-            splits.append(Split(**{f: record[f] for f in required}, source=record.get("source")))
+            splits.append(Split(**{f: record[f] for f in _REQUIRED_FIELDS}, source=record.get("source")))
         except ValueError as err:
             raise ValueError(f"{path}: splits[{k}]: {err}") from err
     if brain is not None:
         for split in splits:
-            if split.n_regions != brain.n_regions or (split.test.size and split.test.max() >= brain.n_regions) \
-                    or (split.train.size and split.train.max() >= brain.n_regions):
+            largest = max(split.train.max(initial=-1), split.test.max(initial=-1))
+            if split.n_regions != brain.n_regions or largest >= brain.n_regions:
                 raise ValueError(
                     f"{path}: split {split.key} does not partition the {brain.n_regions} regions "
                     f"of brain {brain.name!r}"
