@@ -169,7 +169,15 @@ def read_expression(path: str | PathLike, problems: list[str] | None = None
     try:
         with path.open(newline="") as handle:
             header = next(csv.reader(handle))
-        body = pd.read_csv(path, header=None, skiprows=1, dtype=str, keep_default_na=False)
+        try:  # fast path: every cell numeric or empty
+            body = pd.read_csv(path, header=None, skiprows=1, dtype={0: str}, keep_default_na=False,
+                               na_values=["", "nan", "NaN", "NA", "N/A"])
+            numeric = all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t)
+                          for t in body.dtypes.iloc[1:])
+        except ValueError:
+            numeric = False
+        if not numeric:
+            body = pd.read_csv(path, header=None, skiprows=1, dtype=str, keep_default_na=False)
     except Exception as err:  # noqa: BLE001
         own.append(f"expression file {path}: cannot be read as CSV ({err})")
         return _finish(own, problems, None)
@@ -189,7 +197,11 @@ def read_expression(path: str | PathLike, problems: list[str] | None = None
         own.append(f"expression file {path}: header has duplicate gene symbols {_first(dup_genes)}")
     if any(g == "" for g in genes):
         own.append(f"expression file {path}: header has empty gene symbols; every column needs a symbol")
-    X, unparseable = _numeric(body.iloc[:, 1:].to_numpy())
+    if numeric:
+        X = body.iloc[:, 1:].to_numpy(dtype=np.float64)
+        unparseable = np.zeros(X.shape, dtype=bool)
+    else:
+        X, unparseable = _numeric(body.iloc[:, 1:].to_numpy())
     if unparseable.any():
         r, c = np.nonzero(unparseable)
         cells = [f"{labels[a]}/{genes[b]}" for a, b in zip(r, c)]
