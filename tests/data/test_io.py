@@ -104,6 +104,22 @@ def test_yaml_spec_with_relative_paths(user_files, small_brain):
     assert brain.subjects.shape == (3, 12, 12)
 
 
+def test_yaml_spec_with_tss_gene_order(user_files, data_mirror):
+    genes = ["PVALB", "NOT_A_GENE", "APOE", "GAD1", "MBP", "SST", "GFAP", "BDNF", "SNAP25"]
+    expr = pd.read_csv(user_files["expression"])
+    expr.columns = ["label", *genes]
+    expr.to_csv(user_files["expression"], index=False)
+    spec = {"expression": "expression.csv", "connectome": "connectome.csv", "regions": "regions.csv",
+            "gene_order": "tss"}
+    path = user_files["regions"].parent / "tss.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    brain = load_brain(path, mirror=data_mirror)
+    # chr2, chr3, chr11, chr17, chr18, chr19, chr20, chr22 (GENCODE v27), unknown last
+    assert brain.genes == ("GAD1", "SST", "BDNF", "GFAP", "MBP", "APOE", "SNAP25", "PVALB", "NOT_A_GENE")
+    assert brain.provenance["gene_order"]["not_found"] == ["NOT_A_GENE"]
+    np.testing.assert_array_equal(brain.X[:, 0], expr["GAD1"].to_numpy())
+
+
 def test_yaml_spec_errors_name_the_file_and_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"expression": "e.csv", "connectome": "c.csv", "regoins": "r.csv"}))

@@ -483,7 +483,7 @@ def _set_diagonal(Y: np.ndarray, target_scale: str) -> np.ndarray:
 def load_user_brain(expression: str | PathLike, connectome: str | PathLike, regions: str | PathLike,
                     subjects: str | PathLike | None = None, *, name: str | None = None,
                     target_kind: str = "fc", target_scale: str = "r", missing: str = "mirror-interpolate",
-                    gene_order: str = "as_given", seed: int = 0) -> Brain:
+                    gene_order: str = "as_given", seed: int = 0, mirror: str | PathLike | None = None) -> Brain:
     """Read, validate and assemble a user's files into a `Brain`.
 
     Parameters
@@ -499,6 +499,8 @@ def load_user_brain(expression: str | PathLike, connectome: str | PathLike, regi
     gene_order : {"as_given", "tss", "random", "mean_expression"}
     seed : int
         Seed for ``gene_order="random"``.
+    mirror : path-like, optional
+        Mirror folder for the bundled gene-position table (``gene_order="tss"``).
 
     Returns
     -------
@@ -540,7 +542,7 @@ def load_user_brain(expression: str | PathLike, connectome: str | PathLike, regi
     missing_rows = np.flatnonzero(np.isnan(brain.X).all(axis=1))
     brain = brain.with_note("expression_missing", [str(brain.labels[k]) for k in missing_rows])
     brain = fill_missing(brain, missing)
-    return order_genes(brain, gene_order, seed=seed)
+    return order_genes(brain, gene_order, seed=seed, mirror=mirror)
 
 
 def load_brain(source: str | PathLike, **options: Any) -> Brain:
