@@ -118,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="remedy for regions without expression (default: the dataset's, mirror-interpolate)")
     p.set_defaults(func=_cmd_info)
 
-    p = subparsers.add_parser("fetch", help="download (or copy-check from a mirror) a bundled dataset's files")
+    p = subparsers.add_parser("fetch", help="download a bundled dataset's files into the cache by hash, or check the mirror's copies")
     p.add_argument("name", help="bundled dataset name")
     p.add_argument("--mirror", default=None, help=mirror_help)
     p.set_defaults(func=_cmd_fetch)
