@@ -19,6 +19,7 @@ Methods
 
 from __future__ import annotations
 
+from functools import lru_cache
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,12 @@ def read_gene_positions(path: str | PathLike) -> pd.DataFrame:
     table = table.sort_values(["_rank", "_contig", "start", "symbol"], kind="stable")
     table = table.drop_duplicates("symbol", keep="first").drop(columns=["_rank", "_contig"])
     return table.reset_index(drop=True)
+
+
+@lru_cache(maxsize=4)
+def _cached_positions(path: str, size: int, mtime_ns: int) -> pd.DataFrame:
+    # models re-order genes at every fit: parse the 60k-line table once per file version
+    return read_gene_positions(path)
 
 
 def tss_order(genes: list[str] | tuple[str, ...], table: pd.DataFrame) -> tuple[list[int], list[str]]:
@@ -170,7 +177,8 @@ def order_genes(
         else:
             path = Path(table)
             report["table"] = {"path": str(path), "sha256": datasets.sha256_of(path)}
-        positions = read_gene_positions(path)
+        stat = Path(path).stat()
+        positions = _cached_positions(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
         order, not_found = tss_order(genes, positions)
         chrom = dict(zip(positions["symbol"], positions["chrom"]))
         report.update({
