@@ -132,7 +132,7 @@ def test_connectome_model_matches_kronecker_on_a_brain():
 
 
 def test_connectome_model_recovers_planted_bilinear_rule(bilinear_brain, split):
-    model = registry.make_model("cm").fit(bilinear_brain, split.train)
+    model = registry.make_model("cm", alpha=0.01).fit(bilinear_brain, split.train)
     i, j = split.test_pairs()
     r = np.corrcoef(model.predict(bilinear_brain, i, j), bilinear_brain.targets(i, j))[0, 1]
     assert r > 0.95
@@ -142,14 +142,14 @@ def test_connectome_model_recovers_planted_bilinear_rule(bilinear_brain, split):
 def test_cm_pca_with_every_component_equals_cm(bilinear_brain, split):
     # PCA with all components is an orthogonal rotation of the standardized genes, and the
     # Frobenius ridge is rotation invariant
-    cm = registry.make_model("cm").fit(bilinear_brain, split.train)
-    cm_pca = registry.make_model("cm-pca", n_components=20).fit(bilinear_brain, split.train)
+    cm = registry.make_model("cm", alpha=0.01).fit(bilinear_brain, split.train)
+    cm_pca = registry.make_model("cm-pca", n_components=20, alpha=0.01).fit(bilinear_brain, split.train)
     i, j = bilinear_brain.pairs()
     np.testing.assert_allclose(cm_pca.predict(bilinear_brain, i, j), cm.predict(bilinear_brain, i, j), atol=1e-8)
 
 
 def test_cm_pca_variance_fraction_and_parameter_count(bilinear_brain, split):
-    model = registry.make_model("cm-pca", n_components=0.99).fit(bilinear_brain, split.train)
+    model = registry.make_model("cm-pca", n_components=0.99, alpha=0.01).fit(bilinear_brain, split.train)
     X = bilinear_brain.X[split.train]
     Z = (X - X.mean(0)) / X.std(0)
     explained = np.linalg.svd(Z, compute_uv=False) ** 2
@@ -200,12 +200,12 @@ def test_missing_expression_is_a_clear_error(bilinear_brain, split):
     X = bilinear_brain.X.copy()
     X[split.test[0]] = np.nan
     broken = bilinear_brain.replace(X=X)
-    model = registry.make_model("cm").fit(broken, split.train)  # training rows are complete
+    model = registry.make_model("cm", alpha=0.01).fit(broken, split.train)  # training rows are complete
     i, j = broken.pairs(split.test)
     with pytest.raises(ValueError, match="field X"):
         model.predict(broken, i, j)
     with pytest.raises(ValueError, match="field X"):
-        registry.make_model("cm").fit(broken, np.append(split.train, split.test[0]))
+        registry.make_model("cm", alpha=0.01).fit(broken, np.append(split.train, split.test[0]))
     with pytest.raises(ValueError, match="features"):
         ConnectomeModel(features="kmeans").fit(bilinear_brain, split.train)
 

@@ -35,7 +35,7 @@ def training_block(brain, train):
 
 
 def test_pls_bilinear_recovers_planted_rule(brain, split):
-    model = registry.make_model("cm-pls").fit(brain, split.train)
+    model = registry.make_model("cm-pls", alpha=0.01).fit(brain, split.train)
     i, j = split.test_pairs()
     pred = model.predict(brain, i, j)
     assert np.corrcoef(pred, brain.targets(i, j))[0, 1] > 0.95
@@ -62,8 +62,8 @@ def test_embeddings_equal_sklearn_pls_and_decoder_equals_kronecker(brain, split)
 
 
 def test_connectome_model_pls_features_is_the_same_model(brain, split):
-    a = PLSBilinear(n_components=6).fit(brain, split.train)
-    b = ConnectomeModel(features="pls", n_components=6).fit(brain, split.train)
+    a = PLSBilinear(n_components=6, alpha=0.1).fit(brain, split.train)
+    b = ConnectomeModel(features="pls", n_components=6, alpha=0.1).fit(brain, split.train)
     i, j = brain.pairs()
     np.testing.assert_allclose(a.predict(brain, i, j), b.predict(brain, i, j), atol=1e-12)
     assert a.n_parameters_ == b.n_parameters_

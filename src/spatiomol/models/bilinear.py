@@ -51,7 +51,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from spatiomol.data.brain import Brain, pairs_within
+from spatiomol.data.brain import Brain
 from spatiomol.models.base import ConnectivityModel
 
 PENALTIES = ("frobenius", "paper")
@@ -352,7 +352,7 @@ class ConnectomeModel(ConnectivityModel):
         self,
         features: str = "genes",
         n_components: int | float = 0.95,
-        alpha: float = 1e-2,
+        alpha: float = 1.0,
         penalty: str = "frobenius",
         alpha_scale: str = "relative",
         intercept: bool = True,
@@ -450,7 +450,7 @@ class BilinearLowRank(ConnectivityModel):
         n_epochs: int = 1500,
         patience: int = 200,
         init_scale: float = 0.1,
-        dtype: str = "float32",
+        dtype: str = "float64",
         device: str = "cpu",
         seed: int = 0,
     ) -> None:
@@ -471,6 +471,18 @@ class BilinearLowRank(ConnectivityModel):
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
         import torch
 
+        # The matrices are small (regions × genes × rank): one intra-op thread is fastest,
+        # and several threads contend badly on a shared CPU. Torch's setting is restored.
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._train(brain, train, val)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def _train(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
+        import torch
+
         if self.rank < 1:
             raise ValueError(f"rank must be >= 1, got {self.rank}")
         if self.dtype not in ("float32", "float64"):
@@ -485,14 +497,15 @@ class BilinearLowRank(ConnectivityModel):
         def tensor(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a, dtype=dtype, device=device)
 
+        # Edges are handled as matrices (Z Zᵀ masked to i < j): one GEMM per epoch
+        # instead of gathering every pair.
         F_train = tensor(self._features(X_train))
-        iu = torch.triu_indices(len(train), len(train), offset=1, device=device)
-        y_train = tensor(Y_train)[iu[0], iu[1]]
+        Y_train_t = tensor(Y_train)
+        mask_train = torch.triu(torch.ones(len(train), len(train), dtype=torch.bool, device=device), 1)
         if val is not None and len(val) >= 2:
             F_val = tensor(self._features(check_expression(brain, val, "validation")))
-            iv = torch.triu_indices(len(val), len(val), offset=1, device=device)
-            vi, vj = pairs_within(val)
-            y_val = tensor(brain.targets(vi, vj))
+            Y_val_t = tensor(np.asarray(brain.Y[np.ix_(val, val)], dtype=np.float64))
+            mask_val = torch.triu(torch.ones(len(val), len(val), dtype=torch.bool, device=device), 1)
         else:
             F_val = None
 
@@ -511,22 +524,23 @@ class BilinearLowRank(ConnectivityModel):
             lr=self.learning_rate,
         )
 
-        def edge_predictions(F: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        def edge_mse(F: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             Z = F @ E + bias
-            return offset + (Z[idx[0]] * Z[idx[1]]).sum(dim=1)
+            residual = (offset + Z @ Z.T - Y)[mask]
+            return torch.mean(residual**2)
 
         history: dict[str, list[float]] = {"train": [], "val": []}
         best = (np.inf, 0, None)
         for epoch in range(self.n_epochs):
             optimizer.zero_grad()
-            mse = torch.mean((edge_predictions(F_train, iu) - y_train) ** 2)
+            mse = edge_mse(F_train, Y_train_t, mask_train)
             loss = mse + self.lam * (E**2).sum()
             loss.backward()
             optimizer.step()
             history["train"].append(float(mse.detach()))
             if F_val is not None:
                 with torch.no_grad():
-                    val_mse = float(torch.mean((edge_predictions(F_val, iv) - y_val) ** 2))
+                    val_mse = float(edge_mse(F_val, Y_val_t, mask_val))
                 history["val"].append(val_mse)
                 if val_mse < best[0]:
                     best = (val_mse, epoch, [p.detach().clone() for p in (E, bias, offset)])

@@ -50,7 +50,7 @@ class PLSBilinear(ConnectomeModel):
     def __init__(
         self,
         n_components: int = 10,
-        alpha: float = 1e-2,
+        alpha: float = 0.1,
         penalty: str = "frobenius",
         alpha_scale: str = "relative",
         intercept: bool = True,
