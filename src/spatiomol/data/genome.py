@@ -117,6 +117,7 @@ def tss_order(genes: list[str] | tuple[str, ...], table: pd.DataFrame) -> tuple[
     not_found : list of str
         Symbols absent from the table, in given order.
     """
+    table = table[table["symbol"].isin(set(genes))]
     position = {s: (chromosome_rank(c), p) for s, c, p in zip(table["symbol"], table["chrom"], table["start"])}
     known = [k for k, g in enumerate(genes) if g in position]
     unknown = [k for k, g in enumerate(genes) if g not in position]
@@ -180,7 +181,8 @@ def order_genes(
         stat = Path(path).stat()
         positions = _cached_positions(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
         order, not_found = tss_order(genes, positions)
-        chrom = dict(zip(positions["symbol"], positions["chrom"]))
+        found = positions[positions["symbol"].isin(set(genes))]
+        chrom = dict(zip(found["symbol"], found["chrom"]))
         report.update({
             "n_found": len(genes) - len(not_found),
             "n_not_found": len(not_found),
