@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.decomposition import PCA
 
+from spatiomol.nulls import _kernels
+
 SA_INF_BOUNDS = (-1.0, 1.0)
 SA_LAMBDA_MIN = 0.05
 SA_LAMBDA_MAX = 100.0
@@ -104,6 +106,8 @@ class DistanceBins:
     edges : (n_bins + 1,) float array, mm
     pair_i, pair_j : (n_pairs,) int arrays
         All pairs ``i < j``, ordered by bin.
+    bin_index : (r, r) int32 array
+        Index (into ``used``) of the bin of pair ``(i, j)``, filled above the diagonal.
     starts : (n_used,) int array
         Offset of each non-empty bin in the pair order.
     counts : (n_used,) int array
@@ -118,6 +122,7 @@ class DistanceBins:
     edges: np.ndarray
     pair_i: np.ndarray
     pair_j: np.ndarray
+    bin_index: np.ndarray
     starts: np.ndarray
     counts: np.ndarray
     used: np.ndarray
@@ -143,7 +148,9 @@ class DistanceBins:
         sorted_bins = bin_of_pair[order]
         used, starts, counts = np.unique(sorted_bins, return_index=True, return_counts=True)
         centres = (edges[:-1] + edges[1:])[used] / 2.0
-        return cls(float(width), edges, i[order], j[order], starts, counts, used, centres)
+        bin_index = np.zeros(distances.shape, dtype=np.int32)
+        bin_index[i, j] = np.searchsorted(used, bin_of_pair)
+        return cls(float(width), edges, i[order], j[order], bin_index, starts, counts, used, centres)
 
     @property
     def n_pairs(self) -> int:
@@ -151,8 +158,8 @@ class DistanceBins:
 
     def curve(self, cge: np.ndarray) -> np.ndarray:
         """Binned mean CGE of one brain: (n_used,) array, Pearson r."""
-        values = cge[self.pair_i, self.pair_j]
-        return np.add.reduceat(values, self.starts) / self.counts
+        identity = np.arange(cge.shape[0], dtype=np.int64)[None]
+        return self.null_curves(cge, identity)[0]
 
     def null_curves(self, cge: np.ndarray, permutations: np.ndarray) -> np.ndarray:
         """Binned mean CGE of null brains, without recomputing any correlation.
@@ -166,19 +173,15 @@ class DistanceBins:
 
         Returns
         -------
-        (n, n_used) float array: ``mean over pairs (i, j) in bin of cge[p[i], p[j]]``.
+        (n, n_used) float array: mean over pairs ``(i, j)`` of each bin of
+        ``cge[p[i], p[j]]`` (a compiled gather and sum, parallel over nulls).
         """
-        perms = np.asarray(permutations)
-        r = cge.shape[0]
-        flat_cge = cge.ravel()
+        cge = np.ascontiguousarray(cge, dtype=np.float64)
+        perms = np.ascontiguousarray(np.atleast_2d(permutations), dtype=np.int64)
+        if perms.shape[1] != cge.shape[0] or perms.min() < 0 or perms.max() >= cge.shape[0]:
+            raise ValueError(f"permutations of shape {perms.shape} do not index a {cge.shape} CGE matrix")
         out = np.empty((perms.shape[0], self.used.size))
-        step = max(1, (1 << 21) // max(self.n_pairs, 1))  # ~16 MB of gathered values at a time
-        for start in range(0, perms.shape[0], step):
-            p = perms[start:start + step]
-            index = p[:, self.pair_i] * r
-            index += p[:, self.pair_j]
-            values = flat_cge[index]
-            out[start:start + step] = np.add.reduceat(values, self.starts, axis=1)
+        _kernels.binned_sums(cge, perms, self.bin_index, self.used.size, out)
         out /= self.counts
         return out
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+import numba
 
 from spatiomol.data.brain import Brain
 from spatiomol.nulls import cge as cge_module
@@ -290,8 +290,8 @@ def generate_nulls(
     *,
     bin_mm: float = 5.0,
     pca_variance: float = 0.95,
-    batch_size: int = 256,
-    n_jobs: int = 1,
+    batch_size: int = 1024,
+    n_jobs: int | None = None,
 ) -> NullSet:
     """Draw ``n`` nulls of ``brain`` and keep the ``top`` that best match its CGE–distance curve.
 
@@ -304,8 +304,8 @@ def generate_nulls(
     top : int
         Nulls returned (the paper: 10).
     seed : int
-        Seed of the ``numpy.random.Generator`` that draws every rotation and shuffle; the
-        result does not depend on ``batch_size`` or ``n_jobs``.
+        Seed of the ``numpy.random.Generator`` that draws every rotation and shuffle, all
+        up front: the result does not depend on ``batch_size`` or ``n_jobs``.
     method : {"cge", "pca-cge", "random"}
         See the module docstring.
     bin_mm : float
@@ -313,10 +313,10 @@ def generate_nulls(
     pca_variance : float
         Variance kept by the PCA of ``"pca-cge"``.
     batch_size : int
-        Nulls processed together (memory ≈ batch_size × (m² + pairs) × 8 bytes, m the
-        largest hemisphere's cortical region count).
-    n_jobs : int
-        Threads working on batches (joblib threading backend).
+        Nulls held in memory together (their permutations and curves are kept anyway;
+        the batch bounds only temporaries).
+    n_jobs : int or None
+        Threads of the compiled loops (numba); None keeps numba's default (all cores).
 
     Returns
     -------
@@ -346,17 +346,16 @@ def generate_nulls(
     costs = np.empty(n)
     curves = np.empty((n, bins.used.size))
 
-    def work(rows: np.ndarray) -> None:
-        p, c = make_batch(plan, rows, r)
-        perms[rows], costs[rows] = p, c
-        curves[rows] = bins.null_curves(cge, p)
-
-    batches = [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    if n_jobs == 1:
-        for rows in batches:
-            work(rows)
-    else:
-        Parallel(n_jobs=n_jobs, backend="threading")(delayed(work)(rows) for rows in batches)
+    threads_before = numba.get_num_threads()
+    if n_jobs is not None:
+        numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        for start in range(0, n, batch_size):
+            rows = np.arange(start, min(start + batch_size, n))
+            perms[rows], costs[rows] = make_batch(plan, rows, r)
+            curves[rows] = bins.null_curves(cge, perms[rows])
+    finally:
+        numba.set_num_threads(threads_before)
 
     null_values = np.column_stack([cge_module.fit_curves(bins.centres, curves), costs])
     true_curve = bins.curve(cge)
