@@ -239,7 +239,7 @@ class BilinearClosedForm:
     def predict_pairs(self, Fi: np.ndarray, Fj: np.ndarray) -> np.ndarray:
         """``f_iᵀ O f_j`` for rows of ``Fi`` and ``Fj`` (both (k, d)), shape (k,)."""
         Pi, Pj = self.project(Fi), self.project(Fj)
-        return np.einsum("ka,ab,kb->k", Pi, self.core_, Pj)
+        return np.einsum("kb,kb->k", Pi @ self.core_, Pj)
 
     def interaction_matrix(self) -> np.ndarray:
         """The full ``O`` ((d + intercept) × (d + intercept)); the constant feature comes last."""
@@ -393,8 +393,9 @@ class ConnectomeModel(ConnectivityModel):
     def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         regions, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
         P = self.solver_.project(self.region_features(brain, regions))
+        Q = P @ self.solver_.core_  # per region, then one dot product per pair
         a, b = inverse[: i.size], inverse[i.size:]
-        return np.einsum("ka,ab,kb->k", P[a], self.solver_.core_, P[b])
+        return np.einsum("kb,kb->k", Q[a], P[b])
 
 
 # ----------------------------------------------------------- low-rank bilinear
@@ -447,7 +448,7 @@ class BilinearLowRank(ConnectivityModel):
         lam: float = 1e-4,
         learning_rate: float = 1e-2,
         weight_decay: float = 0.0,
-        n_epochs: int = 1500,
+        n_epochs: int = 500,
         patience: int = 200,
         init_scale: float = 0.1,
         dtype: str = "float64",
