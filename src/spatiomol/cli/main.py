@@ -11,7 +11,7 @@ import sys
 from importlib import import_module
 
 #: modules under spatiomol.cli that define ``register(subparsers)``
-COMMAND_MODULES = ["data_commands", "run_commands"]
+COMMAND_MODULES = ["data_commands", "run_commands", "nulls_commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:
