@@ -20,7 +20,8 @@ def grid_config(**changes) -> dict:
         "splits": ["random", "spatial"],
         "repeats": 2,
         "folds": 4,
-        "inputs": ["true", "permuted"],
+        "inputs": ["true", "null", "permuted"],
+        "nulls": {"n": 200, "top": 10, "method": "cge", "seed": 0},
         "tuning": False,
         "seed": 7,
     }

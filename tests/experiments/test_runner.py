@@ -57,12 +57,28 @@ def test_rows_match_an_independent_fit(sequential, config):
     assert n_edges == len(split.test) * (len(split.test) - 1) // 2
 
 
+def test_null_runs_use_the_cached_cge_nulls_in_turn(sequential, config, tmp_path_factory):
+    from spatiomol.experiments.runner import nulls_file
+    from spatiomol.nulls import NullSet, generate_nulls
+
+    brain = make_synthetic_brain(40, 30, rule="bilinear", decay_weight=0.3, seed=3)
+    reference = generate_nulls(brain, n=200, top=10, seed=0)
+    null_runs = sequential[(sequential["input"] == "null")][["run_id", "fold", "null_index"]].drop_duplicates()
+    assert sorted(set(null_runs["null_index"])) == [0, 1, 2, 3]  # (r * 4 + f) % 10 with r = 0
+    split = make_splits(brain, "random", n_repeats=1, n_folds=4, seed=7)[3]
+    model = registry.make_model("cm").fit(reference.apply(brain, 3), split.train)
+    a, b = np.triu_indices(len(split.test), 1)
+    i, j = split.test[a], split.test[b]
+    expected = stats.pearsonr(brain.Y[i, j], model.predict(reference.apply(brain, 3), i, j))[0]
+    assert _value(sequential, "cm", "random", "null", 3) == pytest.approx(expected, abs=1e-12)
+
+
 def test_planted_rule_beats_permuted_expression(sequential):
     true_r = [_value(sequential, "cm", "random", "true", f) for f in range(4)]
     perm_r = [_value(sequential, "cm", "random", "permuted", f) for f in range(4)]
     assert min(true_r) > 0.6
     assert np.mean(true_r) - np.mean(perm_r) > 0.4
-    assert "permuted" not in set(sequential.loc[sequential["model"] == "exp-decay", "input"])
+    assert set(sequential.loc[sequential["model"] == "exp-decay", "input"]) == {"true"}
     n_params = sequential.groupby("model")["n_parameters"].first()
     assert n_params["exp-decay"] == 2 and n_params["cm"] > 100
 
@@ -88,6 +104,6 @@ def test_failures_are_recorded_and_the_grid_goes_on(tmp_path, make_grid_config):
     bad = ExperimentConfig.from_dict(make_grid_config(repeats=1, splits=["random"], models=["cm"],
                                                  model_params={"cm": {"alpha": -5.0}}))
     summary = run_experiment(bad, tmp_path, progress=False)
-    assert len(summary.failed) == 8 and summary.done == 0
+    assert len(summary.failed) == 12 and summary.done == 0
     text = next((tmp_path / "failures").glob("*.txt")).read_text()
     assert "Traceback" in text and "cm" in text

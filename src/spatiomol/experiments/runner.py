@@ -143,11 +143,10 @@ def ensure_nulls(
     path = nulls_file(store, dataset, nulls_settings, gene_order)
     brain = load_source(dataset, gene_order)
     if path.exists():
-        perms = NullSet.load(path).permutations
-        if perms.shape[1] != brain.n_regions or perms.shape[0] < int(nulls_settings["top"]):
-            raise ValueError(
-                f"{path}: nulls have shape {perms.shape}, expected (>= {nulls_settings['top']}, {brain.n_regions})"
-            )
+        nullset = NullSet.load(path)
+        nullset.check_brain(brain)
+        if nullset.top < int(nulls_settings["top"]):
+            raise ValueError(f"{path}: holds {nullset.top} nulls, expected {nulls_settings['top']}")
         return path
     log(f"generating {nulls_settings['n']} spins for {dataset} (top {nulls_settings['top']}) ...")
     t0 = time.perf_counter()
@@ -155,10 +154,7 @@ def ensure_nulls(
         brain, n=int(nulls_settings["n"]), top=int(nulls_settings["top"]),
         seed=int(nulls_settings["seed"]), method=str(nulls_settings["method"]),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    nullset.save(tmp)
-    os.replace(tmp, path)
+    nullset.save(path)  # atomic (tmp file + os.replace)
     log(f"nulls for {dataset}: {time.perf_counter() - t0:.1f} s → {path}")
     return path
 

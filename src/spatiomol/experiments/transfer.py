@@ -59,11 +59,10 @@ def _null_permutation(store: ResultsStore, name: str, brain: Brain, nulls: dict[
     if not path.exists():
         nullset = generate_nulls(brain, n=int(nulls["n"]), top=int(nulls["top"]), seed=int(nulls["seed"]),
                                  method=str(nulls.get("method", "cge")))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        nullset.save(tmp)
-        os.replace(tmp, path)
-    perms = NullSet.load(path).permutations
+        nullset.save(path)  # atomic (tmp file + os.replace)
+    nullset = NullSet.load(path)
+    nullset.check_brain(brain)
+    perms = nullset.permutations
     if not 0 <= index < perms.shape[0]:
         raise ValueError(f"null index {index} out of range: {path} holds {perms.shape[0]} nulls")
     return perms[index]
