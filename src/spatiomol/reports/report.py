@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -60,26 +59,16 @@ def _connectome_figure(store: ResultsStore, df: pd.DataFrame, summary: pd.DataFr
 
 
 def _cge_figure(store: ResultsStore, manifest: dict[str, Any], dataset: str, out: Path) -> Path | None:
-    """CGE–distance curves of the true brain and its cached nulls, via the nulls stage's module."""
-    try:
-        cge_figure = import_module("spatiomol.reports.cge_figure")
-    except ImportError:
-        return None
-    info = manifest.get("datasets", {}).get(dataset, {})
-    nulls_rel = info.get("nulls_file")
-    if not nulls_rel:
-        return None
-    plot = getattr(cge_figure, "plot_cge_curves", None) or getattr(cge_figure, "plot_cge_distance", None)
-    if plot is None:
-        return None
+    """Fig. 3-style CGE–distance curves of the true brain and its cached nulls (nulls stage's figure)."""
     from spatiomol.experiments.runner import load_source
     from spatiomol.nulls import NullSet
+    from spatiomol.reports.cge_figure import plot_cge_curves
 
+    nulls_rel = manifest.get("datasets", {}).get(dataset, {}).get("nulls_file")
+    if not nulls_rel or not (store.root / nulls_rel).exists():
+        return None
     brain = load_source(dataset, manifest.get("config", {}).get("gene_order", "as_given"))
-    nullset = NullSet.load(store.root / nulls_rel)
-    path = out / f"cge_distance_{_slug(dataset)}.png"
-    plot(brain, nullset, path)
-    return path
+    return plot_cge_curves(brain, NullSet.load(store.root / nulls_rel), out / f"cge_distance_{_slug(dataset)}.png")
 
 
 def _slug(text: str) -> str:
@@ -144,7 +133,7 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
         t2, t2n = tables.table2(summary, dataset)
         t2n.to_csv(tdir / f"table2_{slug}.csv")
         md += ["### Table 2: stratified test Pearson r", "", tables.to_markdown(t2)]
-        t3, t3n = tables.table3(summary, dataset)
+        t3, t3n = tables.table3(summary, dataset, variants=config.get("variants") or None)
         if not t3.empty:
             t3n.to_csv(tdir / f"table3_{slug}.csv", index=False)
             md += ["### Table 3: null models with varying feature access (random splits)", "",
@@ -177,7 +166,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
             if made:
                 path, caption = made
                 md += [f"![{caption}]({path.relative_to(out).as_posix()})", "", f"_{caption}_", ""]
-            best = _best_model(summary, dataset, split_type)
+            nonlinear = [m for m in set(sub["model"]) if m not in stats.LINEAR_MODELS]
+            best = _best_model(summary, dataset, split_type, candidates=nonlinear)
             reference = stats.best_linear_model(sub, dataset, split_type)
             if best and reference and best != reference:
                 gain = tables.network_gain(summary, dataset, split_type, best, reference)

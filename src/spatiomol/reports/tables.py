@@ -92,7 +92,8 @@ def _bold_best(frame: pd.DataFrame, numeric: pd.DataFrame, lower: dict[str, bool
         if vals.notna().sum() < 2:
             continue
         best = vals.idxmin() if low else vals.idxmax()
-        out.loc[best, col] = f"**{out.loc[best, col]}**"
+        first, sep, rest = str(out.loc[best, col]).partition(" / ")  # bold the true-input value only
+        out.loc[best, col] = f"**{first}**{sep}{rest}"
     return out
 
 
@@ -164,15 +165,29 @@ def table2(summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFr
     return _bold_best(formatted, rank_view, lower), numeric
 
 
-def table3(summary: pd.DataFrame, dataset: str, split_type: str = "random") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Table 3 for ``dataset``: null models with varying feature access (``split_type`` splits)."""
+def feature_name(model: str, input_kind: str) -> str:
+    """Table 3's "Features" label of a (model, input) cell."""
+    if (model, input_kind) in FEATURE_NAMES:
+        return FEATURE_NAMES[(model, input_kind)]
+    return {"true": "expression", "null": "SM", "permuted": "permuted"}.get(input_kind, input_kind)
+
+
+def table3(
+    summary: pd.DataFrame, dataset: str, split_type: str = "random", variants=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 3 for ``dataset``: null models with varying feature access (``split_type`` splits).
+
+    ``variants`` lists the ``{model, input}`` cells to show, in order (default: the
+    paper's, `spatiomol.experiments.config.TABLE3_VARIANTS`); absent cells are skipped.
+    """
     s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == split_type)]
     look = _lookup(s)
     present = set(zip(s["model"], s["input"]))
-    cells = [(v["model"], v["input"]) for v in TABLE3_VARIANTS if (v["model"], v["input"]) in present]
+    wanted = variants if variants else TABLE3_VARIANTS
+    cells = [(v["model"], v["input"]) for v in wanted if (v["model"], v["input"]) in present]
     text_rows, num_rows = [], []
     for model, inp in cells:
-        text = {"Model": display(model), "Features": FEATURE_NAMES[(model, inp)]}
+        text = {"Model": display(model), "Features": feature_name(model, inp)}
         num = dict(text)
         for metric, stratum, title, fmt in TABLE3_COLUMNS:
             mean, sd = look.get((dataset, split_type, model, inp, metric, stratum), (np.nan, np.nan))

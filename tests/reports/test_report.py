@@ -1,0 +1,117 @@
+"""Report tables equal an independent pandas recomputation of the stored rows; files are written."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spatiomol.experiments.config import ExperimentConfig
+from spatiomol.experiments.runner import run_experiment
+from spatiomol.experiments.store import ResultsStore
+from spatiomol.reports import tables
+from spatiomol.reports.report import write_report
+
+DATASET = "synthetic:n_regions=40,n_genes=30,rule=bilinear,decay_weight=0.3,seed=5"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    config = ExperimentConfig(
+        name="report-test", datasets=[DATASET], models=["exp-decay", "cm-pca", "cm"], splits=["random", "spatial"],
+        repeats=2, folds=4, inputs=["true", "null"], variants=[{"model": "cm", "input": "permuted"}],
+        tuning=False, seed=1, nulls={"n": 200, "top": 10, "method": "cge", "seed": 0}, notes="synthetic test grid",
+    )
+    summary = run_experiment(config, out, progress=False)
+    assert not summary.failed
+    return out, ResultsStore(out).load()
+
+
+def _independent(df, split, model, inp, metric, stratum):
+    sel = df.loc[(df.split_type == split) & (df.model == model) & (df.input == inp) & (df.metric == metric)
+                 & (df.stratum == stratum), ["repeat", "fold", "value"]]
+    assert len(sel) == 8 and not sel.duplicated(["repeat", "fold"]).any()  # one value per split
+    v = sel["value"].to_numpy()
+    v = v[np.isfinite(v)]  # a stratum with too few test edges is NaN on that split: averaged over the rest
+    return v.mean(), (v.std(ddof=1) if v.size > 1 else np.nan)
+
+
+CELL = re.compile(r"^(\*\*)?(-?\d+\.\d+) ± (\d+\.\d+)(\*\*)?$")
+
+
+def test_table1_mean_sd_match_stored_rows(results):
+    _, df = results
+    formatted, numeric = tables.table1(tables.split_summary(df), DATASET)
+    assert list(formatted.index) == ["Dist. Exp. Decay", "Bilinear CM (PCA)", "Bilinear CM"]
+    for model, name in (("exp-decay", "Dist. Exp. Decay"), ("cm-pca", "Bilinear CM (PCA)"), ("cm", "Bilinear CM")):
+        for split in ("random", "spatial"):
+            for metric, fmt in (("pearson", ".2f"), ("mse", ".4f"), ("geodesic", ".2f")):
+                mean, sd = _independent(df, split, model, "true", metric, "all")
+                assert numeric.loc[name, f"{split} {metric} true mean"] == pytest.approx(mean, rel=1e-12)
+                assert numeric.loc[name, f"{split} {metric} true sd"] == pytest.approx(sd, rel=1e-12)
+                col = f"{split}: Pearson r (true / null)" if metric == "pearson" else \
+                    f"{split}: {'MSE' if metric == 'mse' else 'Geodesic'}"
+                cell = formatted.loc[name, col].split(" / ")[0]
+                m = CELL.match(cell)
+                assert m and m.group(2) == format(mean, fmt) and m.group(3) == format(sd, fmt)
+            if model == "exp-decay":
+                assert formatted.loc[name, f"{split}: Pearson r (true / null)"].endswith("/ –")
+            else:
+                mean, sd = _independent(df, split, model, "null", "pearson", "all")
+                assert numeric.loc[name, f"{split} pearson null mean"] == pytest.approx(mean, rel=1e-12)
+                null_cell = formatted.loc[name, f"{split}: Pearson r (true / null)"].split(" / ")[1]
+                assert null_cell == f"{mean:.2f} ± {sd:.2f}"
+
+
+def test_table2_and_table3_match_stored_rows(results):
+    _, df = results
+    summary = tables.split_summary(df)
+    _, t2 = tables.table2(summary, DATASET)
+    for split in ("random", "spatial"):  # strata defined on most splits of this synthetic brain
+        for stratum, title in (("distance:long", "Long r"), ("hemisphere:inter", "Inter-hemi r")):
+            mean, sd = _independent(df, split, "cm", "true", "pearson", stratum)
+            assert np.isfinite(mean)
+            assert t2.loc["Bilinear CM", f"{split}: {title} mean"] == pytest.approx(mean, rel=1e-12)
+            # SD is NaN (ddof=1) where only one split defines the stratum, in both computations
+            assert t2.loc["Bilinear CM", f"{split}: {title} sd"] == pytest.approx(sd, rel=1e-12, nan_ok=True)
+    t3, t3n = tables.table3(summary, DATASET, variants=[{"model": "cm", "input": "permuted"}])
+    assert list(t3["Features"]) == ["permuted"]
+    mean, sd = _independent(df, "random", "cm", "permuted", "r2", "all")
+    assert t3n["R² mean"].iloc[0] == pytest.approx(mean, rel=1e-12)
+    assert t3["R²"].iloc[0] == f"{mean:.2f} ± {sd:.2f}"
+
+
+def test_planted_signal_survives_into_the_report_numbers(results):
+    _, df = results
+    mean_true, _ = _independent(df, "random", "cm", "true", "pearson", "all")
+    mean_null, _ = _independent(df, "random", "cm", "null", "pearson", "all")
+    assert mean_true > 0.6 and mean_true - mean_null > 0.3
+
+
+def test_write_report_files_and_csv_round_trip(results, tmp_path):
+    results_dir, df = results
+    path = write_report(results_dir, tmp_path, n_permutations=2000)
+    text = path.read_text()
+    for heading in ("Table 1", "Table 2", "Table 3", "True vs null", "best linear model", "synthetic test grid"):
+        assert heading in text
+    slug = "synthetic_n_regions_40_n_genes_30_rule_b"
+    t1 = pd.read_csv(tmp_path / "tables" / f"table1_{slug}.csv", index_col=0)
+    mean, sd = _independent(df, "spatial", "cm-pca", "true", "mse", "all")
+    assert t1.loc["Bilinear CM (PCA)", "spatial mse true mean"] == pytest.approx(mean, rel=1e-12)
+    tvn = pd.read_csv(tmp_path / "tables" / f"stats_true_vs_null_{slug}.csv")
+    assert set(tvn["model"]) == {"cm", "cm-pca"} and (tvn["n"] == 8).all()
+    pngs = {p.name.split("_")[0] for p in (tmp_path / "figures").glob("*.png")}
+    assert {"connectomes", "network", "parameters", "cge"} <= pngs
+    for png in (tmp_path / "figures").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    for ref in re.findall(r"\]\((figures/[^)]+)\)", text):
+        assert (tmp_path / ref).exists()
+
+
+def test_report_of_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no finished runs"):
+        write_report(tmp_path)
+    assert tables.format_cell(np.nan, np.nan) == "–" and tables.format_cell(0.5, np.nan) == "0.50 ± n/a"
