@@ -25,7 +25,7 @@ so that for the same rotation matrices the assignments and costs are identical; 
 tests check this on the hcp-s100 cortex. The greedy loop keeps, for every original
 region, its nearest still-unassigned rotated region and rescans only the rows whose
 nearest was just taken; it is compiled with numba and parallel over spins, because a
-numpy version of these ``m`` dependent steps stayed ~10× short of the speed goal.
+numpy version of these ``m`` dependent steps stayed several times short of the speed goal.
 
 Subcortex and cerebellum
 ------------------------
@@ -343,9 +343,9 @@ def plan_spins(brain: Brain, n: int, rng: np.random.Generator) -> SpinPlan:
     """Draw the rotations and shuffles of ``n`` spatial nulls of ``brain``."""
     groups = region_groups(brain)
     sphere = np.zeros((brain.n_regions, 3))
-    cortex = np.concatenate([groups.cortex_left, groups.cortex_right])
-    if cortex.size:
-        sphere[cortex] = sphere_coordinates(brain.coords[cortex], brain.hemisphere[cortex])
+    for idx in (groups.cortex_left, groups.cortex_right):
+        if idx.size > 1:  # a lone region has a single (identity) assignment and no sphere
+            sphere[idx] = sphere_coordinates(brain.coords[idx], brain.hemisphere[idx])
     left, right = random_rotations(n, rng)
     pair_orders = [_random_orders(rng, n, len(p)) for p in groups.symmetric_pairs]
     free_orders = [_random_orders(rng, n, len(g)) for g in groups.unpaired]
