@@ -253,7 +253,7 @@ def train_network(
     rng = np.random.default_rng(settings.seed)
 
     optimizer = torch.optim.AdamW(
-        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, foreach=True
     )
     schedule = settings.lr_schedule
     if schedule == "plateau" and val_pairs is None:
