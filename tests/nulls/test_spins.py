@@ -223,3 +223,25 @@ def test_generated_nulls_keep_hemisphere_and_structure_on_real_data(hcp_s100):
     groups = spins.region_groups(hcp_s100)
     _check_permutation_properties(hcp_s100, np.vstack([nulls.permutations, nulls.worst_permutation]),
                                   groups.symmetric_pairs)
+
+
+def test_nearest_search_on_squares_breaks_root_ties_like_numpy_argmin():
+    """Distinct squared distances can share a square root; numpy's argmin on the roots then
+    picks the earlier column, and so must the squared-distance search of the kernel."""
+    from spatiomol.nulls import _kernels
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        row = rng.uniform(0.5, 4.0, size=8)
+        low = rng.uniform(0.01, 0.4)
+        high = np.nextafter(low, np.inf)
+        while np.sqrt(high) != np.sqrt(low):  # adjacent doubles sharing a root
+            low = rng.uniform(0.01, 0.4)
+            high = np.nextafter(low, np.inf)
+        first, second = sorted(rng.choice(8, 2, replace=False))
+        # the larger square first: numpy's argmin of the roots picks it (equal roots)
+        row[first], row[second] = (high, low) if trial % 2 == 0 else (low, high)
+        roots = np.sqrt(row)
+        assert np.argmin(roots) == first and row[first] != row[second]
+        best, root = _kernels._nearest(row[None].copy(), 0)
+        assert best == first and root == roots.min()
