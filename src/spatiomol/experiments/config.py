@@ -16,6 +16,7 @@ Example (see ``configs/demo.yaml`` and ``configs/full.yaml``)::
     seed: 0
     tuning: true                # nested inner-CV selection; false = default configuration
     n_configs: 4
+    untuned_models: [smt]       # fitted at their default configuration regardless
     model_params:               # fixed hyperparameters per model (win over the grid)
       mlp: {epochs: 20}
     nulls: {n: 10000, top: 10, method: cge, seed: 0}
@@ -73,6 +74,9 @@ class ExperimentConfig:
     tuning : bool
         Nested inner-CV hyperparameter selection (``n_configs`` sampled configurations
         plus the default); ``False`` fits the default configuration.
+    untuned_models : list of str
+        Models fitted at their default configuration (plus ``model_params``) even when
+        ``tuning`` is on, e.g. the neural models of a CPU demo.
     model_params : dict
         ``{model: {hyperparameter: value}}`` fixed for every run of that model.
     nulls : dict
@@ -96,6 +100,7 @@ class ExperimentConfig:
     seed: int = 0
     tuning: bool = True
     n_configs: int = 4
+    untuned_models: list[str] = field(default_factory=list)
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     nulls: dict[str, Any] = field(default_factory=lambda: {"n": 10000, "top": 10, "method": "cge", "seed": 0})
     gene_order: str = "as_given"
@@ -112,7 +117,7 @@ class ExperimentConfig:
 
         if isinstance(self.inputs, list):
             self.inputs = [_input_name(v) if v is True or v is None else v for v in self.inputs]
-        for name in ("datasets", "models", "splits", "inputs", "variant_splits"):
+        for name in ("datasets", "models", "splits", "inputs", "variant_splits", "untuned_models"):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, [v.strip() for v in value.split(",") if v.strip()])

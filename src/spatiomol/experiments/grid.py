@@ -117,9 +117,10 @@ def run_settings(config: ExperimentConfig, model: str, input_kind: str) -> str:
     many repeats are drawn, so an experiment can be extended from 1 to 10 repeats and
     re-use its finished runs.
     """
+    tuned = config.tuning and model not in config.untuned_models
     settings: dict[str, Any] = {
-        "tuning": config.tuning,
-        "n_configs": config.n_configs if config.tuning else 0,
+        "tuning": tuned,
+        "n_configs": config.n_configs if tuned else 0,
         "folds": config.folds,
         "model_params": config.model_params.get(model, {}),
         "gene_order": config.gene_order,

@@ -209,8 +209,8 @@ def fit_run(spec: RunSpec, brain: Brain, split) -> tuple[Any, dict[str, Any]]:
         from spatiomol.evaluation.tuning import select_and_fit
 
         # candidates depend on the root seed only (the same on every split, as in the
-        # protocol); the model's own initialisation seed is the run's derived seed
-        fixed = _with_seed(spec.model, fixed, seed)
+        # protocol); select_and_fit's own `seed` argument would clash with a model's
+        # `seed` hyperparameter, so tuned models keep their configured initialisation seed
         model, params, _ = select_and_fit(
             spec.model, brain, split, n_configs=int(settings["n_configs"]), seed=spec.seed, **fixed
         )
