@@ -204,3 +204,23 @@ def test_sample_configs_uniform_over_grid_and_huge_grids():
     huge = {f"k{n}": list(range(10)) for n in range(14)}  # 10^14 configurations
     configs = sample_configs({k: 0 for k in huge}, huge, n_configs=6, seed=0)
     assert len(configs) == 6 and len({json.dumps(c, sort_keys=True) for c in configs}) == 6
+
+
+def test_refit_uses_the_epoch_count_early_stopping_chose(brain):
+    """An early-stopped model is refitted on all training regions for its validated epoch count."""
+    from spatiomol.models.bilinear import BilinearLowRank
+
+    split = make_splits(brain, "random", n_repeats=1, seed=2)[0]
+    model, params, table = select_and_fit(
+        "bilinear-lowrank", brain, split, n_configs=3, seed=0, n_epochs=400, patience=5
+    )
+    chosen_row = table.loc[table["chosen"]].iloc[0]
+    inner = BilinearLowRank(**{**json.loads(chosen_row["params"]), "n_epochs": 400, "patience": 5})
+    from spatiomol.evaluation.splits import inner_validation
+    from spatiomol.evaluation.tuning import _inner_seed
+
+    inner_train, val = inner_validation(brain, split.train, split.kind, fraction=0.2, seed=_inner_seed(0, split))
+    inner.fit(brain, inner_train, val_regions=val)
+    assert inner.best_epoch_ + 1 < 400  # early stopping acted
+    assert params["n_epochs"] == inner.best_epoch_ + 1 == model.n_epochs
+    assert len(model.history_["train"]) == inner.best_epoch_ + 1 and not model.history_["val"]

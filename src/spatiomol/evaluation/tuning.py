@@ -152,7 +152,8 @@ def select_and_fit(
     model : ConnectivityModel
         The chosen configuration fitted on all of ``split.train``.
     params : dict
-        The chosen hyperparameters.
+        The chosen hyperparameters, updated with the winner's ``refit_params()``
+        (for early-stopped models: the epoch count chosen on the validation regions).
     table : DataFrame
         One row per candidate: ``candidate``, ``is_default``, ``chosen``, ``val_mse``
         (squared target units), ``val_pearson``, ``n_inner_train``, ``n_val``,
@@ -178,12 +179,14 @@ def select_and_fit(
     val_true = brain.targets(val_i, val_j)
 
     records = []
+    fitted = []
     for index, params in enumerate(candidates):
         model = registry.make_model(model_name, **params)
         start = time.perf_counter()
         model.fit(brain, inner_train, val_regions=val)
         seconds = time.perf_counter() - start
         val_pred = model.predict(brain, val_i, val_j)
+        fitted.append(model)
         finite = bool(np.all(np.isfinite(val_pred)))
         records.append({
             "candidate": index,
@@ -203,7 +206,8 @@ def select_and_fit(
         raise ValueError(f"model {model_name!r}: every candidate gave non-finite validation predictions")
     best = int(np.argmin(np.where(np.isfinite(scores), scores, np.inf)))
     table["chosen"] = table["candidate"] == best
-    chosen = dict(candidates[best])
+    # early-stopped models refit for the epoch count chosen on the validation regions
+    chosen = {**candidates[best], **fitted[best].refit_params()}
     final = registry.make_model(model_name, **chosen)
     final.fit(brain, split.train)
     return final, chosen, table

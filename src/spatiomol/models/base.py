@@ -96,6 +96,15 @@ class ConnectivityModel(BaseEstimator):
         out[b, a] = vals
         return out
 
+    def refit_params(self) -> dict[str, Any]:
+        """Hyperparameters to carry into a refit on all training regions.
+
+        After hyperparameter selection the chosen configuration is refitted without
+        validation regions, so early stopping cannot act; iterative models return the
+        epoch count their early stopping chose (e.g. ``{"epochs": best_epoch_ + 1}``).
+        """
+        return {}
+
     # ----------------------------------------------------- for subclasses
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
         raise NotImplementedError

@@ -560,6 +560,12 @@ class BilinearLowRank(ConnectivityModel):
         self.offset_ = float(offset.detach().cpu())
         self.n_parameters_ = g * self.rank + self.rank + 1
 
+    def refit_params(self) -> dict:
+        """The early-stopped epoch count, when validation regions were used."""
+        if self.history_["val"]:
+            return {"n_epochs": int(self.best_epoch_) + 1}
+        return {}
+
     def embed(self, brain: Brain, regions: np.ndarray) -> np.ndarray:
         """Region embeddings ``z`` (k_regions, rank)."""
         regions = np.asarray(regions, dtype=np.int64)
