@@ -6,10 +6,10 @@ Each entry is ``"module:Class"`` plus fixed hyperparameters that define the vari
 
 from __future__ import annotations
 
-from importlib import import_module
+from importlib import import_module, resources
 from typing import Any
 
-from spatiomol.models.base import ConnectivityModel
+from spatiomol.models.base import ConnectivityModel, load_config
 
 #: name → (import path, fixed hyperparameters, Table-1 display name)
 MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -53,13 +53,31 @@ def display_name(name: str) -> str:
     return MODELS[name][2]
 
 
+def variant_config(name: str) -> dict[str, Any]:
+    """``{"default", "grid"}`` of model ``name``.
+
+    The class's configuration file, overridden by ``configs/<name>.yaml`` when the
+    variant has one of its own: its ``default`` entries update the class default and its
+    ``grid`` replaces the class grid (e.g. ``cm`` does not search PCA components).
+    """
+    cls = model_class(name)
+    cfg = cls.config()
+    default, grid = dict(cfg["default"]), dict(cfg["grid"])
+    if name != cls.config_name and resources.files("spatiomol.models").joinpath("configs", f"{name}.yaml").is_file():
+        own = load_config(name)
+        default.update(own["default"])
+        if own["grid"]:
+            grid = dict(own["grid"])
+    return {"default": default, "grid": grid}
+
+
 def make_model(name: str, **hyperparameters: Any) -> ConnectivityModel:
     """Instantiate model ``name`` at its default, updated by ``hyperparameters``.
 
     The variant's fixed hyperparameters always win.
     """
     cls = model_class(name)
-    params = cls.default_params()
+    params = variant_config(name)["default"]
     params.update(hyperparameters)
     params.update(fixed_params(name))
     return cls(**params)
@@ -67,8 +85,8 @@ def make_model(name: str, **hyperparameters: Any) -> ConnectivityModel:
 
 def search_space(name: str) -> tuple[dict[str, Any], dict[str, list]]:
     """``(default, grid)`` for model ``name``, with the variant's fixed values removed from the grid."""
-    cls = model_class(name)
+    cfg = variant_config(name)
     fixed = fixed_params(name)
-    default = {**cls.default_params(), **fixed}
-    grid = {k: v for k, v in cls.param_grid().items() if k not in fixed}
+    default = {**cfg["default"], **fixed}
+    grid = {k: v for k, v in cfg["grid"].items() if k not in fixed}
     return default, grid

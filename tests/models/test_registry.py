@@ -1,0 +1,35 @@
+"""The model registry: every name builds, variants keep their fixed values, configs are data."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from importlib import resources
+
+from spatiomol.models import registry
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_every_model_builds_at_its_default(name):
+    model = registry.make_model(name)
+    default, grid = registry.search_space(name)
+    params = model.get_params()
+    for key, value in registry.fixed_params(name).items():
+        assert params[key] == value and key not in grid
+    for key, value in default.items():
+        assert params[key] == value
+
+
+def test_variant_file_overrides_class_grid():
+    cm_grid = registry.search_space("cm")[1]
+    pca_grid = registry.search_space("cm-pca")[1]
+    assert "n_components" not in cm_grid and "n_components" in pca_grid
+    text = resources.files("spatiomol.models").joinpath("configs", "cm.yaml").read_text()
+    assert cm_grid == yaml.safe_load(text)["grid"]
+
+
+def test_make_model_rejects_unknown_names_and_fixed_values_win():
+    with pytest.raises(KeyError, match="unknown model"):
+        registry.make_model("no-such-model")
+    assert registry.make_model("mlp-coords-only", use_expression=True).use_expression is False
+    assert registry.TABLE1 == [n for n in registry.TABLE1 if n in registry.MODELS] and len(registry.TABLE1) == 11
