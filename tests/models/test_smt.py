@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.models.bilinear import BilinearLowRank
-from spatiomol.models.registry import make_model
+from spatiomol.models.registry import make_model, search_space
 from spatiomol.models.smt import (
     SMT,
     ALiBiSelfAttention,
@@ -221,6 +221,18 @@ def test_bad_input_raises_clear_errors(small_brain):
     fitted = SMT(**TINY, epochs=1).fit(small_brain, np.arange(10))
     with pytest.raises(ValueError, match="genes"):
         fitted.predict(small_brain.select_genes(list(small_brain.genes[:10])), [0], [1])
+
+
+def test_config_defaults_match_init_and_grid_is_table_4():
+    default, grid = search_space("smt")
+    init = SMT().get_params()
+    assert {k: (list(v) if isinstance(v, tuple) else v) for k, v in init.items()} == default
+    assert grid["token_encoder_dim"] == [20, 60, 180] and grid["encoder_output_dim"] == [5, 10]
+    assert grid["deep_hidden_dims"] == [[256, 128], [512, 256, 128]] and grid["aug_prob"] == [0.0, 0.1, 0.3]
+    assert "use_cls" not in grid  # fixed by the registry variant
+    for name, values in grid.items():
+        for value in values:
+            SMT(**{name: value})._validate()
 
 
 # --------------------------------------------------------------- accuracy

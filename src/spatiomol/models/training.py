@@ -347,8 +347,6 @@ class NeuralConnectivityModel(ConnectivityModel):
     including the augmentation note), ``n_parameters_``.
     """
 
-    uses_coordinates: bool = False
-
     # ----------------------------------------------------- subclass hooks
     def _build_network(self, n_genes: int) -> nn.Module:
         raise NotImplementedError
