@@ -28,8 +28,9 @@ style                                   ``p(e)``
 ``linear_peak`` (alias ``peak``)        ``p (1 - |2t - 1|)`` (0 → p at mid-training → 0)
 ======================================  =======================
 
-With no subject stack (``brain.subjects is None``) augmentation is switched off, a
-warning is logged and the reason is kept in `TargetAugmenter.note`.
+With no subject stack (``brain.subjects is None``) augmentation is switched off, the
+reason is logged (a warning the first time in a process, INFO afterwards) and kept in
+`TargetAugmenter.note`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ import logging
 import numpy as np
 
 logger = logging.getLogger(__name__)
+_already_warned: set[str] = set()
+
+
+def _log_off(note: str) -> None:
+    """Log why augmentation is off: a warning the first time per process, then at INFO level
+    (null experiments refit hundreds of models on the same data)."""
+    level = logging.INFO if note in _already_warned else logging.WARNING
+    _already_warned.add(note)
+    logger.log(level, note)
 
 #: strong-edge threshold of the curriculum-swap styles (population-mean target units)
 STRONG_EDGE_THRESHOLD = 0.3
@@ -167,14 +177,14 @@ class TargetAugmenter:
                 "but the brain has no subject stack (brain.subjects is None): augmentation is OFF, "
                 "training uses the population-mean targets only"
             )
-            logger.warning(self.note)
+            _log_off(self.note)
         elif self.swap and self.strong_positions.size == 0:
             self.active = False
             self.note = (
                 f"curriculum swap requested but no training edge has |y| > {self.theta}: "
                 "augmentation is OFF"
             )
-            logger.warning(self.note)
+            _log_off(self.note)
         else:
             if subjects.ndim != 3 or subjects.shape[1] != subjects.shape[2]:
                 raise ValueError(
