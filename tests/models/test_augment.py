@@ -132,3 +132,14 @@ def test_training_loop_augments_at_the_scheduled_rate():
     realised = np.array(model.history_.augmented_fraction)
     sd = np.sqrt(expected * (1 - expected) / 195)
     assert np.all(np.abs(realised - expected) <= 4.5 * sd + 1e-12)
+
+
+def test_nonfinite_subject_values_raise_a_clear_error(stack_brain):
+    subjects = stack_brain.subjects.copy()
+    subjects[:, 0, 1] = np.nan
+    i, j = stack_brain.pairs()
+    augmenter = TargetAugmenter(subjects, i, j, stack_brain.targets(i, j), aug_prob=1.0,
+                                aug_style="constant", n_epochs=1)
+    first = np.flatnonzero((i == 0) & (j == 1))
+    with pytest.raises(ValueError, match="brain.subjects has a non-finite value"):
+        augmenter(first, stack_brain.targets(i[first], j[first]), 0, np.random.default_rng(0))

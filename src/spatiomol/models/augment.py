@@ -244,6 +244,13 @@ class TargetAugmenter:
         targets = np.asarray(
             self.subjects[subject, self.pair_i[positions], self.pair_j[positions]], dtype=np.float64
         )
+        if not np.all(np.isfinite(targets)):
+            bad = np.flatnonzero(~np.isfinite(targets))[0]
+            raise ValueError(
+                f"brain.subjects has a non-finite value at subject {subject[bad]}, edge "
+                f"({self.pair_i[positions][bad]}, {self.pair_j[positions][bad]}); expected finite "
+                "individual connectivity values for target augmentation"
+            )
         return positions, targets, True
 
     def realised_rates(self) -> np.ndarray:
