@@ -161,3 +161,13 @@ def test_estimator_is_sklearn_clonable_and_loads_on_requested_device(tmp_path):
     with pytest.raises(ValueError, match="format"):
         torch.save({"something": 1}, tmp_path / "other.pt")
         MLP.load(tmp_path / "other.pt")
+
+
+def test_refit_params_carry_the_early_stopped_epoch_count():
+    brain = make_synthetic_brain(24, 6, seed=2)
+    with_val = make_model("mlp", hidden_dims=[8, 8], epochs=6, patience=2, learning_rate=1e-2, device="cpu")
+    with_val.fit(brain, np.arange(16), np.arange(16, 24))
+    best = int(np.argmin(with_val.history_.val_loss))
+    assert with_val.refit_params() == {"epochs": best + 1}
+    without_val = make_model("mlp", hidden_dims=[8, 8], epochs=2, device="cpu").fit(brain, np.arange(16))
+    assert without_val.refit_params() == {}

@@ -436,6 +436,17 @@ class NeuralConnectivityModel(ConnectivityModel):
                 batch_size=max(8192, int(self.batch_size)),
             )
 
+    def refit_params(self) -> dict[str, Any]:
+        """``{"epochs": best_epoch + 1}`` when validation regions drove early stopping, else ``{}``.
+
+        Used by tuning to refit the chosen configuration on all training regions (no
+        validation left) for the number of epochs early stopping picked.
+        """
+        history = getattr(self, "history_", None)
+        if history is not None and history.val_loss and history.best_epoch is not None:
+            return {"epochs": int(history.best_epoch) + 1}
+        return {}
+
     # ------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the fitted model (state dict, hyperparameters, gene list, history) with ``torch.save``."""
