@@ -53,3 +53,7 @@ def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path):
     # resumable: a second call computes nothing new and returns the same rows
     again = run_transfer([(source, target)], "cm", tmp_path, nulls=nulls, null_index=0)
     assert again.equals(df)
+    from spatiomol.reports.report import write_report
+
+    text = write_report(tmp_path).read_text()
+    assert "Cross-dataset transfer" in text and f"{table['gain_r'].iloc[0]:.3f}" in text

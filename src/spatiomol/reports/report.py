@@ -108,17 +108,34 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
     if config.get("notes"):
         md += [f"> {config['notes'].strip()}", ""]
     n_runs = df["run_id"].nunique()
-    md += [
-        f"- runs: {n_runs} finished (of {manifest.get('planned_runs', '?')} planned); "
-        f"splits: {config.get('repeats', '?')} repeat(s) × {config.get('folds', '?')} folds; "
-        f"hyperparameters: {'nested inner-CV selection' if config.get('tuning', True) else 'default configuration'}",
-        f"- every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
-        f"MSE in squared target units; geodesic = affine-invariant Riemannian distance",
-        f"- nulls: top {config.get('nulls', {}).get('top', '?')} of {config.get('nulls', {}).get('n', '?')} "
-        f"spins by CGE match (split (r, f) uses null (r·folds + f) mod top)",
-        f"- versions: {json.dumps(manifest.get('versions', {}))}",
-        "",
-    ]
+    if "transfer" in config and "repeats" not in config:
+        md += [f"- runs: {n_runs} finished; transfer settings: {json.dumps(config['transfer'])}",
+               f"- versions: {json.dumps(manifest.get('versions', {}))}", ""]
+    else:
+        md += [
+            f"- runs: {n_runs} finished (of {manifest.get('planned_runs', '?')} planned); "
+            f"splits: {config.get('repeats', '?')} repeat(s) × {config.get('folds', '?')} folds; "
+            f"hyperparameters: {'nested inner-CV selection' if config.get('tuning', True) else 'default configuration'}"
+            + (f" (default configuration for {', '.join(config['untuned_models'])})"
+               if config.get("tuning", True) and config.get("untuned_models") else ""),
+            f"- every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
+            f"MSE in squared target units; geodesic = affine-invariant Riemannian distance",
+            f"- nulls: top {config.get('nulls', {}).get('top', '?')} of {config.get('nulls', {}).get('n', '?')} "
+            f"spins by CGE match (split (r, f) uses null (r·folds + f) mod top)",
+            f"- versions: {json.dumps(manifest.get('versions', {}))}",
+            "",
+        ]
+    transfer = df[df["split_type"] == "transfer"]
+    if not transfer.empty:
+        from spatiomol.experiments.transfer import transfer_table
+
+        table = transfer_table(transfer)
+        table.to_csv(tdir / "transfer.csv", index=False)
+        md += ["## Cross-dataset transfer (App. A.6)", "",
+               "Trained on every edge of the source (shared genes), scored on every edge of the target; "
+               "null = same model trained on a CGE-matched null of the source. gain_r = r(true) − r(null).", "",
+               tables.to_markdown(table, index=False)]
+        df = df[df["split_type"] != "transfer"]
     datasets = list(dict.fromkeys(df["dataset"]))
     for dataset in datasets:
         info = manifest.get("datasets", {}).get(dataset, {})
