@@ -18,6 +18,21 @@ def _csv(text: str | None) -> list[str] | None:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _datasets(text: str | None) -> list[str] | None:
+    """Comma-separated sources; the ``k=v`` items of a ``synthetic:k=v,k=v`` source stay together."""
+    if text is None:
+        return None
+    out: list[str] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        if out and out[-1].startswith("synthetic") and "=" in token and ":" not in token:
+            out[-1] = f"{out[-1]},{token}"
+        else:
+            out.append(token)
+    return out
+
+
 def _params(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
@@ -55,7 +70,7 @@ def _config_from_args(args: argparse.Namespace):
     if getattr(args, "null_spins", None):
         nulls["n"] = args.null_spins
     return config.updated(
-        datasets=_csv(args.dataset), models=_csv(args.models), splits=_csv(args.splits),
+        datasets=_datasets(args.dataset), models=_csv(args.models), splits=_csv(args.splits),
         repeats=args.repeats, folds=args.folds, inputs=_csv(args.inputs), seed=args.seed,
         n_configs=args.n_configs, tuning=args.tuning, nulls=nulls,
     )
@@ -92,7 +107,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from spatiomol.experiments.transfer import run_transfer, transfer_table
 
-    pairs = [(s, t) for s in _csv(args.source) for t in _csv(args.target) if s != t]
+    pairs = [(s, t) for s in _datasets(args.source) for t in _datasets(args.target) if s != t]
     if not pairs:
         raise ValueError("--source and --target must name at least one pair of different datasets")
     frame = run_transfer(pairs, args.model, args.out, model_params=_params(args.param), null_index=args.null_index,
