@@ -24,8 +24,33 @@ def test_top_nulls_have_lower_error_than_the_median_null(s100_nulls):
     assert nulls.permutations.shape == (10, 114) and nulls.errors.shape == (10,)
     assert np.all(np.diff(nulls.errors) >= 0)
     assert nulls.errors.max() < np.median(nulls.all_errors)
-    np.testing.assert_array_equal(np.sort(nulls.all_errors)[:10], nulls.errors)  # no duplicates here
     assert nulls.all_errors[int(nulls.parameters["draw"][0])] == nulls.errors[0]
+
+
+def _all_draws(brain, n, seed):
+    from spatiomol.nulls.spins import spin_batch
+
+    plan = plan_spins(brain, n, np.random.default_rng(seed))  # same seed, same draws
+    return spin_batch(plan, np.arange(n), brain.n_regions)[0]
+
+
+def test_selection_is_the_lowest_error_among_nulls_that_move_enough(hcp_s100, s100_nulls):
+    """Default: only nulls moving >= 90% of regions compete; min_moved=0 is Algorithm 1 verbatim."""
+    perms = _all_draws(hcp_s100, N, 3)
+    moved = (perms != np.arange(hcp_s100.n_regions)).mean(axis=1)
+    eligible = np.flatnonzero(moved >= 0.9)
+    expected = eligible[np.argsort(s100_nulls.all_errors[eligible], kind="stable")[:10]]
+    np.testing.assert_array_equal(s100_nulls.parameters["draw"].to_numpy(), expected)
+    np.testing.assert_array_equal(s100_nulls.permutations, perms[expected])
+    np.testing.assert_allclose(s100_nulls.parameters["moved_fraction"], moved[expected])
+    assert (s100_nulls.parameters["moved_fraction"] >= 0.9).all()
+
+    verbatim = generate_nulls(hcp_s100, n=N, top=10, seed=3, min_moved=0.0)
+    np.testing.assert_array_equal(np.sort(verbatim.all_errors)[:10], verbatim.errors)  # no duplicates here
+    # Algorithm 1 verbatim favours near-identity rotations: here it picks one moving 12% of regions
+    assert verbatim.parameters["moved_fraction"].min() < 0.2
+    with pytest.raises(ValueError, match="min_moved"):
+        generate_nulls(hcp_s100, n=20, top=2, seed=3, min_moved=1.5)
 
 
 def test_errors_are_algorithm_1_z_score_distances(s100_nulls):

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from spatiomol.nulls.select import METHODS
+from spatiomol.nulls.select import METHODS, MIN_MOVED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bin-mm", type=float, default=5.0, help="distance bin width in mm (default 5)")
     p.add_argument("--pca-variance", type=float, default=0.95,
                    help="variance kept by the PCA of --method pca-cge (default 0.95)")
+    p.add_argument("--min-moved", type=float, default=MIN_MOVED,
+                   help="fraction of regions a selected null must move (default %(default)s; 0 = Algorithm 1 "
+                        "verbatim, which favours near-identity rotations)")
     p.add_argument("--threads", type=int, default=None, help="threads of the compiled loops (default: all cores)")
     p.add_argument("--out", required=True, help="output .npz file (written atomically)")
     p.add_argument("--figure", help="also write the Fig. 3 CGE-distance figure to this PNG")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     nulls = generate_nulls(
         brain, n=args.n, top=args.top, seed=args.seed, method=args.method,
-        bin_mm=args.bin_mm, pca_variance=args.pca_variance, n_jobs=args.threads,
+        bin_mm=args.bin_mm, pca_variance=args.pca_variance, min_moved=args.min_moved, n_jobs=args.threads,
     )
     seconds = time.perf_counter() - start
     path = nulls.save(args.out)

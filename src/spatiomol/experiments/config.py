@@ -19,7 +19,7 @@ Example (see ``configs/demo.yaml`` and ``configs/full.yaml``)::
     untuned_models: [smt]       # fitted at their default configuration regardless
     model_params:               # fixed hyperparameters per model (win over the grid)
       mlp: {epochs: 20}
-    nulls: {n: 10000, top: 10, method: cge, seed: 0}
+    nulls: {n: 10000, top: 10, method: cge, seed: 0, min_moved: 0.9}
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import yaml
 
 INPUT_KINDS = ("true", "null", "permuted")
 SPLIT_KINDS = ("random", "spatial")
+#: settings of the CGE-matched nulls (see `spatiomol.nulls.generate_nulls`)
+NULL_DEFAULTS = {"n": 10000, "top": 10, "method": "cge", "seed": 0, "min_moved": 0.9}
 
 #: Table 3 of the paper: null models with varying feature access (random splits)
 TABLE3_VARIANTS = (
@@ -80,7 +82,8 @@ class ExperimentConfig:
     model_params : dict
         ``{model: {hyperparameter: value}}`` fixed for every run of that model.
     nulls : dict
-        ``n`` spins to draw, ``top`` kept (10), ``method`` and ``seed`` passed to
+        ``n`` spins to draw, ``top`` kept (10), ``method``, ``seed`` and ``min_moved``
+        (fraction of regions a selected null must move) passed to
         `spatiomol.nulls.generate_nulls`.
     gene_order : str
         ``"as_given"`` or a method of `spatiomol.data.genome.order_genes` (e.g. ``"tss"``).
@@ -102,7 +105,7 @@ class ExperimentConfig:
     n_configs: int = 4
     untuned_models: list[str] = field(default_factory=list)
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    nulls: dict[str, Any] = field(default_factory=lambda: {"n": 10000, "top": 10, "method": "cge", "seed": 0})
+    nulls: dict[str, Any] = field(default_factory=lambda: dict(NULL_DEFAULTS))
     gene_order: str = "as_given"
     notes: str = ""
 
@@ -157,9 +160,9 @@ class ExperimentConfig:
                 fail("variants[].input", f"one of {list(INPUT_KINDS)}", v["input"])
             cleaned.append({"model": str(v["model"]), "input": inp})
         self.variants = cleaned
-        nulls = {"n": 10000, "top": 10, "method": "cge", "seed": 0}
+        nulls = dict(NULL_DEFAULTS)
         if not isinstance(self.nulls, dict):
-            fail("nulls", "a mapping with n, top, method, seed", self.nulls)
+            fail("nulls", "a mapping with n, top, method, seed, min_moved", self.nulls)
         unknown = set(self.nulls) - set(nulls)
         if unknown:
             fail("nulls", f"a mapping with keys among {sorted(nulls)}", sorted(unknown))

@@ -129,6 +129,18 @@ def nulls_file(store: ResultsStore, dataset: str, nulls_settings: dict[str, Any]
     return store.nulls_dir / f"{_file_tag(dataset, nulls_settings, gene_order)}.npz"
 
 
+def nulls_from_settings(brain, settings: dict[str, Any]):
+    """`spatiomol.nulls.generate_nulls` with an experiment's ``nulls`` settings."""
+    from spatiomol.experiments.config import NULL_DEFAULTS
+    from spatiomol.nulls import generate_nulls
+
+    settings = {**NULL_DEFAULTS, **settings}
+    return generate_nulls(
+        brain, n=int(settings["n"]), top=int(settings["top"]), seed=int(settings["seed"]),
+        method=str(settings["method"]), min_moved=float(settings["min_moved"]),
+    )
+
+
 def ensure_nulls(
     store: ResultsStore, dataset: str, nulls_settings: dict[str, Any], gene_order: str = "as_given",
     log: Callable[[str], None] = print,
@@ -138,7 +150,7 @@ def ensure_nulls(
     Uses `spatiomol.nulls.generate_nulls` and `NullSet.save`; an existing file is reused
     as is (its permutations must match the brain's region count).
     """
-    from spatiomol.nulls import NullSet, generate_nulls
+    from spatiomol.nulls import NullSet
 
     path = nulls_file(store, dataset, nulls_settings, gene_order)
     brain = load_source(dataset, gene_order)
@@ -150,11 +162,7 @@ def ensure_nulls(
         return path
     log(f"generating {nulls_settings['n']} spins for {dataset} (top {nulls_settings['top']}) ...")
     t0 = time.perf_counter()
-    nullset = generate_nulls(
-        brain, n=int(nulls_settings["n"]), top=int(nulls_settings["top"]),
-        seed=int(nulls_settings["seed"]), method=str(nulls_settings["method"]),
-    )
-    nullset.save(path)  # atomic (tmp file + os.replace)
+    nulls_from_settings(brain, nulls_settings).save(path)  # atomic (tmp file + os.replace)
     log(f"nulls for {dataset}: {time.perf_counter() - t0:.1f} s → {path}")
     return path
 

@@ -52,14 +52,12 @@ def _resolve(item: str | Brain, gene_order: str) -> tuple[str, Brain]:
 
 def _null_permutation(store: ResultsStore, name: str, brain: Brain, nulls: dict[str, Any], index: int,
                       gene_order: str) -> np.ndarray:
-    from spatiomol.experiments.runner import nulls_file
-    from spatiomol.nulls import NullSet, generate_nulls
+    from spatiomol.experiments.runner import nulls_file, nulls_from_settings
+    from spatiomol.nulls import NullSet
 
     path = nulls_file(store, name, nulls, gene_order)
     if not path.exists():
-        nullset = generate_nulls(brain, n=int(nulls["n"]), top=int(nulls["top"]), seed=int(nulls["seed"]),
-                                 method=str(nulls.get("method", "cge")))
-        nullset.save(path)  # atomic (tmp file + os.replace)
+        nulls_from_settings(brain, nulls).save(path)  # atomic (tmp file + os.replace)
     nullset = NullSet.load(path)
     nullset.check_brain(brain)
     perms = nullset.permutations
@@ -92,7 +90,7 @@ def run_transfer(
     null_index : int
         Which of the source's top nulls trains the null model.
     nulls : dict
-        ``n, top, method, seed`` for `spatiomol.nulls.generate_nulls` (cached per source).
+        ``n, top, method, seed, min_moved`` for `spatiomol.nulls.generate_nulls` (cached per source).
     seed : int
         Model seed (the same for the true and the null model).
 
