@@ -58,8 +58,7 @@ def test_rows_match_an_independent_fit(sequential, config):
 
 
 def test_null_runs_use_the_cached_cge_nulls_in_turn(sequential, config, tmp_path_factory):
-    from spatiomol.experiments.runner import nulls_file
-    from spatiomol.nulls import NullSet, generate_nulls
+    from spatiomol.nulls import generate_nulls
 
     brain = make_synthetic_brain(40, 30, rule="bilinear", decay_weight=0.3, seed=3)
     reference = generate_nulls(brain, n=200, top=10, seed=0)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.models.bilinear import BilinearLowRank
@@ -156,7 +155,7 @@ def test_save_load_round_trip(tmp_path, small_brain, fitted_cls):
 
 
 def test_parameter_count_by_hand(fitted_cls):
-    d, h, k, L, dout = 16, 2, 4, 5 + 1, 3  # 18 genes → 5 tokens, + [CLS]
+    d, _h, k, L, dout = 16, 2, 4, 5 + 1, 3  # 18 genes → 5 tokens, + [CLS]
     layer = (d * 3 * d + 3 * d) + (d * d + d) + 2 * 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d)
     encoder = (k * d + d) + (3 * d + d) + 2 * layer + 2 * d + (d * dout + dout)
     p = L * dout

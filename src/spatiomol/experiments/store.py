@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from spatiomol.atomic import atomic_path
 
 #: columns identifying a run (a grid cell); ``run_id`` is a hash of them
 KEY_COLUMNS = (
@@ -50,38 +51,17 @@ TRACKED_PACKAGES = (
 
 
 # ----------------------------------------------------------------- atomic writes
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
     """Write ``payload`` as indented JSON to ``path`` atomically (tmp file + os.replace)."""
     text = json.dumps(to_jsonable(payload), indent=2, sort_keys=True)
-    _atomic_write_bytes(Path(path), text.encode())
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode())
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """`numpy.savez_compressed` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------- hashing
@@ -238,15 +218,8 @@ class ResultsStore:
         )
         frame = _coerce(frame)
         path = self.part_path(rid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{rid}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             frame.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     # reads

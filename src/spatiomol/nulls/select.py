@@ -33,15 +33,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
-import numba
 
+from spatiomol.atomic import atomic_path
 from spatiomol.data.brain import Brain
 from spatiomol.nulls import cge as cge_module
 from spatiomol.nulls import spins as spin_module
@@ -157,16 +157,8 @@ class NullSet:
             "worst_curve": self.worst_curve,
             "metadata_json": np.array(json.dumps(self.metadata)),
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, suffix=".tmp.npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
         return path
 
     @classmethod

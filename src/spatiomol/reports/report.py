@@ -118,8 +118,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
             f"hyperparameters: {'nested inner-CV selection' if config.get('tuning', True) else 'default configuration'}"
             + (f" (default configuration for {', '.join(config['untuned_models'])})"
                if config.get("tuning", True) and config.get("untuned_models") else ""),
-            f"- every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
-            f"MSE in squared target units; geodesic = affine-invariant Riemannian distance",
+            "- every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
+            "MSE in squared target units; geodesic = affine-invariant Riemannian distance",
             f"- nulls: top {config.get('nulls', {}).get('top', '?')} of {config.get('nulls', {}).get('n', '?')} "
             f"spins by CGE match (split (r, f) uses null (r·folds + f) mod top)",
             f"- versions: {json.dumps(manifest.get('versions', {}))}",
