@@ -224,3 +224,19 @@ def test_refit_uses_the_epoch_count_early_stopping_chose(brain):
     assert inner.best_epoch_ + 1 < 400  # early stopping acted
     assert params["n_epochs"] == inner.best_epoch_ + 1 == model.n_epochs
     assert len(model.history_["train"]) == inner.best_epoch_ + 1 and not model.history_["val"]
+
+
+def test_model_params_reach_the_models_own_seed(brain):
+    """`seed` selects candidates; a model's own `seed` is fixed through `model_params`."""
+    split = make_splits(brain, "random", n_repeats=1, seed=2)[0]
+    model, params, table = select_and_fit(
+        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 7, "n_epochs": 20}
+    )
+    assert model.seed == 7 and params["seed"] == 7
+    assert all(json.loads(p)["seed"] == 7 for p in table["params"])
+    other, _, other_table = select_and_fit(
+        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 8, "n_epochs": 20}
+    )
+    # same candidates (chosen by `seed`), different initialisation
+    assert list(other_table["rank"]) == list(table["rank"]) and other.seed == 8
+    assert not np.allclose(other.E_, model.E_)

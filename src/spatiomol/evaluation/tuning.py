@@ -127,6 +127,7 @@ def select_and_fit(
     seed: int = 0,
     *,
     val_fraction: float = 0.2,
+    model_params: dict[str, Any] | None = None,
     **fixed: Any,
 ) -> tuple[ConnectivityModel, dict[str, Any], pd.DataFrame]:
     """Choose hyperparameters on validation regions, then fit on all training regions.
@@ -144,6 +145,9 @@ def select_and_fit(
         Seeds the candidate sampling and the validation regions (see module docstring).
     val_fraction : float
         Fraction of training regions held out for validation.
+    model_params : dict, optional
+        Hyperparameters held fixed for every candidate, as a mapping: the way to fix a
+        model's own ``seed`` (which the keyword ``seed`` above cannot reach).
     **fixed
         Hyperparameters held fixed for every candidate (removed from the grid).
 
@@ -165,6 +169,7 @@ def select_and_fit(
         )
     default, grid = registry.search_space(model_name)
     grid = _check_grid(model_name, grid)
+    fixed = {**(model_params or {}), **fixed}
     unknown = [k for k in fixed if k not in default and k not in grid]
     if unknown:
         raise ValueError(f"model {model_name!r} has no hyperparameters {unknown}; known: {sorted(default)}")

@@ -217,10 +217,11 @@ def fit_run(spec: RunSpec, brain: Brain, split) -> tuple[Any, dict[str, Any]]:
         from spatiomol.evaluation.tuning import select_and_fit
 
         # candidates depend on the root seed only (the same on every split, as in the
-        # protocol); select_and_fit's own `seed` argument would clash with a model's
-        # `seed` hyperparameter, so tuned models keep their configured initialisation seed
+        # protocol); the model's initialisation seed is the run's (shared by its true and
+        # null runs), as for untuned runs
         model, params, _ = select_and_fit(
-            spec.model, brain, split, n_configs=int(settings["n_configs"]), seed=spec.seed, **fixed
+            spec.model, brain, split, n_configs=int(settings["n_configs"]), seed=spec.seed,
+            model_params=_with_seed(spec.model, fixed, seed),
         )
         return model, dict(params)
     default, _ = registry.search_space(spec.model)
