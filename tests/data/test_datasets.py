@@ -195,3 +195,18 @@ def test_random_gene_order_is_reproducible(data_mirror):
     c = load_dataset("hcp-s400", gene_order="random", seed=6, mirror=data_mirror)
     assert a.genes == b.genes != c.genes
     np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_failed_download_names_the_file_and_the_mirror_remedy(monkeypatch, tmp_path):
+    """No network and no mirror: a clear error instead of a requests traceback."""
+    import requests
+
+    def unreachable(*args, **kwargs):
+        raise requests.ConnectionError("Failed to resolve 'raw.githubusercontent.com'")
+
+    monkeypatch.delenv(datasets.ENV_MIRROR, raising=False)
+    monkeypatch.setenv(datasets.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setattr(pooch, "retrieve", unreachable)
+    key = next(iter(datasets.dataset_files("hcp-s100").values()))
+    with pytest.raises(ValueError, match=r"could not download data file .*SPATIOMOL_DATA_MIRROR"):
+        fetch_file(key)

@@ -190,6 +190,11 @@ def fetch_file(key: str, mirror: str | PathLike | None = None, downloader: Calla
                                path=cache, downloader=downloader, progressbar=False)
     except ValueError as err:  # pooch's hash mismatch
         raise ValueError(f"downloaded file {key} from {files[key]['url']}: {err}") from None
+    except OSError as err:  # no network, DNS failure, HTTP error (requests' errors are OSErrors)
+        raise ValueError(
+            f"could not download data file {key} from {files[key]['url']} ({type(err).__name__}); "
+            "set SPATIOMOL_DATA_MIRROR (or pass --mirror) to a folder holding the bundled files"
+        ) from None
     return Path(local)
 
 
