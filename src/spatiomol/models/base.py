@@ -67,23 +67,43 @@ class ConnectivityModel(BaseEstimator):
         ``val_regions`` (disjoint from training regions) may be used by iterative
         models for early stopping on the pairs within them; never for fitting.
         """
-        train_regions = np.unique(np.asarray(train_regions, dtype=np.int64))
+        train_regions = np.unique(check_regions(brain, train_regions, "train_regions"))
         if len(train_regions) < 2:
             raise ValueError("need at least 2 training regions")
         if val_regions is not None:
-            val_regions = np.unique(np.asarray(val_regions, dtype=np.int64))
+            val_regions = np.unique(check_regions(brain, val_regions, "val_regions"))
             if np.intersect1d(train_regions, val_regions).size:
                 raise ValueError("training and validation regions overlap")
+        # the gene order predictions must be given in; models that reorder genes overwrite it
+        self.genes_ = tuple(brain.genes)
         self._fit(brain, train_regions, val_regions)
         return self
 
     def predict(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Predicted connectivity for pairs ``(i[k], j[k])``; symmetric in (i, j)."""
-        i = np.asarray(i, dtype=np.int64)
-        j = np.asarray(j, dtype=np.int64)
+        i = check_regions(brain, i, "i")
+        j = check_regions(brain, j, "j")
         if i.shape != j.shape:
             raise ValueError("i and j must have the same shape")
+        if self.uses_expression and hasattr(self, "genes_"):
+            brain = self._align_genes(brain)
         return np.asarray(self._predict_pairs(brain, i, j), dtype=np.float64)
+
+    def _align_genes(self, brain: Brain) -> Brain:
+        """``brain`` with its expression columns in the order the model was fitted on.
+
+        Expression is read by column, so a brain whose genes come in another order (or a
+        subset) would otherwise give silently wrong predictions.
+        """
+        if tuple(brain.genes) == tuple(self.genes_):
+            return brain
+        missing = sorted(set(self.genes_) - set(brain.genes))
+        if missing:
+            raise ValueError(
+                f"brain {brain.name!r}: genes (brain.genes) lack {len(missing)} of the model's "
+                f"{len(self.genes_)} genes, e.g. {missing[:5]}; expected the genes the model was fitted on"
+            )
+        return brain.select_genes(list(self.genes_))
 
     def predict_matrix(self, brain: Brain, regions: np.ndarray | None = None) -> np.ndarray:
         """Full (k, k) predicted connectome of ``regions`` (all when None); diagonal NaN."""
@@ -114,6 +134,32 @@ class ConnectivityModel(BaseEstimator):
 
     @staticmethod
     def training_pairs(brain: Brain, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(i, j, y)`` for every unordered pair within ``regions``."""
+        """``(i, j, y)`` for every unordered pair within ``regions``; targets must be finite."""
         i, j = pairs_within(regions)
-        return i, j, brain.targets(i, j)
+        y = brain.targets(i, j)
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            k = bad[0]
+            raise ValueError(
+                f"brain {brain.name!r}: connectome (Y) has {bad.size} non-finite training target(s), e.g. "
+                f"between {brain.labels[i[k]]!r} and {brain.labels[j[k]]!r}; expected finite values"
+            )
+        return i, j, y
+
+
+def check_regions(brain: Brain, regions: np.ndarray, field: str) -> np.ndarray:
+    """``regions`` as int64 indices into ``brain.regions``, or a ValueError naming ``field``.
+
+    Negative indices would silently wrap around and fractional ones truncate, so both
+    are refused, as is anything outside ``0 .. n_regions - 1``.
+    """
+    arr = np.asarray(regions)
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or np.array_equal(arr, np.round(arr))):
+        raise ValueError(f"{field}: region indices must be integers, got {arr.dtype} values such as {arr.flat[0]}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= brain.n_regions):
+        raise ValueError(
+            f"{field}: region indices must lie in 0..{brain.n_regions - 1} for brain {brain.name!r}, "
+            f"got values from {arr.min()} to {arr.max()}"
+        )
+    return arr

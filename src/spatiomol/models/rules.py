@@ -43,23 +43,33 @@ def _check_bounds(low: float, high: float, what: str) -> None:
 class ExponentialDecay(ConnectivityModel):
     """Distance decay ``Y = SA∞ + (1 − SA∞) · exp(−d / SAλ)`` (Roberts et al.; App. A.3).
 
-    ``d`` is the Euclidean centroid distance in mm. The form fixes ``Y(0) = 1`` (perfect
-    correlation at zero distance), so it is meant for targets on the Pearson-r scale.
+    ``d`` is the Euclidean centroid distance in mm. The paper's form fixes ``Y(0) = 1``
+    (perfect correlation at zero distance), which only makes sense for targets on the
+    Pearson-r scale; on other scales (Fisher-z, log streamline density) it collapses to
+    a constant at its bounds. ``form="scaled"`` fits ``Y = a + b · exp(−d / SAλ)`` instead
+    (``SA∞ = a``, ``b`` the amplitude at zero distance); ``"auto"`` (default) takes the
+    paper's form for ``brain.target_scale == "r"`` and the scaled form otherwise.
 
     Parameters
     ----------
+    form : {"auto", "unit", "scaled"}
+        ``"unit"``: the paper's ``Y(0) = 1`` form; ``"scaled"``: free amplitude.
     sa_inf_min, sa_inf_max : float
-        Bounds of the asymptote ``SA∞`` (target units).
+        Bounds of the asymptote ``SA∞`` (target units; ``"unit"`` form only).
     sa_lambda_min_mm, sa_lambda_max_mm : float
         Bounds of the decay length ``SAλ`` (mm).
 
     Attributes
     ----------
+    form_ : str
+        The form fitted (``"unit"`` or ``"scaled"``).
     sa_inf_ : float
+    amplitude_ : float
+        ``1 − SA∞`` for the unit form, ``b`` for the scaled form.
     sa_lambda_ : float
         Decay length, mm.
     n_parameters_ : int
-        2.
+        2 (unit) or 3 (scaled).
     """
 
     config_name: ClassVar[str] = "exp-decay"
@@ -67,11 +77,13 @@ class ExponentialDecay(ConnectivityModel):
 
     def __init__(
         self,
+        form: str = "auto",
         sa_inf_min: float = -1.0,
         sa_inf_max: float = 1.0,
         sa_lambda_min_mm: float = 0.1,
         sa_lambda_max_mm: float = 1000.0,
     ) -> None:
+        self.form = form
         self.sa_inf_min = sa_inf_min
         self.sa_inf_max = sa_inf_max
         self.sa_lambda_min_mm = sa_lambda_min_mm
@@ -83,10 +95,17 @@ class ExponentialDecay(ConnectivityModel):
         return sa_inf + (1.0 - sa_inf) * np.exp(-np.asarray(d) / sa_lambda)
 
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
+        if self.form not in ("auto", "unit", "scaled"):
+            raise ValueError(f"form must be 'auto', 'unit' or 'scaled', got {self.form!r}")
         _check_bounds(self.sa_inf_min, self.sa_inf_max, "sa_inf bounds")
         _check_bounds(self.sa_lambda_min_mm, self.sa_lambda_max_mm, "sa_lambda bounds (mm)")
         i, j, y = self.training_pairs(brain, train)
         d = pair_distances(brain, i, j)
+        form = self.form if self.form != "auto" else ("unit" if brain.target_scale == "r" else "scaled")
+        self.form_ = form
+        if form == "scaled":
+            self._fit_scaled(d, y)
+            return
 
         def best_offset(e: np.ndarray) -> float:
             # y - e = SA∞ (1 - e): one-parameter least squares, then clipped to the bounds
@@ -106,11 +125,36 @@ class ExponentialDecay(ConnectivityModel):
             x_scale="jac",
         )
         self.sa_inf_ = float(result.x[0])
+        self.amplitude_ = 1.0 - self.sa_inf_
         self.sa_lambda_ = float(np.exp(result.x[1]))
         self.n_parameters_ = 2
 
+    def _fit_scaled(self, d: np.ndarray, y: np.ndarray) -> None:
+        """``y ≈ a + b·exp(−d/λ)``: (a, b) by least squares on a λ grid, then joint refinement."""
+
+        def linear(e: np.ndarray) -> tuple[np.ndarray, float]:
+            design = np.column_stack([np.ones_like(e), e])
+            coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+            return coef, float(np.sum((design @ coef - y) ** 2))
+
+        lengths = np.geomspace(self.sa_lambda_min_mm, self.sa_lambda_max_mm, _GRID_POINTS)
+        fits = [linear(np.exp(-d / lam)) for lam in lengths]
+        best = int(np.argmin([sse for _, sse in fits]))
+        (a0, b0), lam0 = fits[best][0], lengths[best]
+        result = least_squares(
+            lambda p: p[0] + p[1] * np.exp(-d / np.exp(p[2])) - y,
+            x0=[a0, b0, np.log(lam0)],
+            bounds=([-np.inf, -np.inf, np.log(self.sa_lambda_min_mm)],
+                    [np.inf, np.inf, np.log(self.sa_lambda_max_mm)]),
+            x_scale="jac",
+        )
+        self.sa_inf_, self.amplitude_ = float(result.x[0]), float(result.x[1])
+        self.sa_lambda_ = float(np.exp(result.x[2]))
+        self.n_parameters_ = 3
+
     def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        return self.curve(pair_distances(brain, i, j), self.sa_inf_, self.sa_lambda_)
+        d = pair_distances(brain, i, j)
+        return self.sa_inf_ + self.amplitude_ * np.exp(-d / self.sa_lambda_)
 
 
 class GaussianKernel(ConnectivityModel):

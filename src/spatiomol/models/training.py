@@ -117,6 +117,8 @@ class TrainingSettings:
         for name in ("batch_size", "epochs", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if int(self.batch_size) < 2:  # BatchNorm needs two samples; a 1-pair batch would be skipped
+            raise ValueError(f"batch_size must be at least 2 pairs, got {self.batch_size}")
         if self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError("learning_rate must be > 0 and weight_decay >= 0")
 
@@ -382,17 +384,6 @@ class NeuralConnectivityModel(ConnectivityModel):
                 f"(e.g. {labels}); expected finite values — impute missing expression first "
                 "(spatiomol.data.impute, or load_dataset(..., missing='mirror-interpolate'))"
             )
-
-    def _align_genes(self, brain: Brain) -> Brain:
-        if tuple(brain.genes) == tuple(self.genes_):
-            return brain
-        missing = sorted(set(self.genes_) - set(brain.genes))
-        if missing:
-            raise ValueError(
-                f"brain {brain.name!r}: genes (brain.genes) lack {len(missing)} of the model's "
-                f"{len(self.genes_)} genes, e.g. {missing[:5]}; expected the genes the model was fitted on"
-            )
-        return brain.select_genes(list(self.genes_))
 
     def _device_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device_) for k, v in self._region_tensors(brain).items()}
