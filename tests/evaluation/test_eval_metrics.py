@@ -206,6 +206,64 @@ def test_geodesic_is_nan_for_incomplete_edge_sets(brain):
     assert rows["pearson", "all"]["value"] == pytest.approx(1.0)
 
 
+def test_diverged_prediction_gives_nan_geodesic_and_every_other_metric(brain):
+    """Finite but huge predictions (a diverged fit) make the SPD distance fail: NaN, not a crash."""
+    split = make_splits(brain, "random", n_repeats=1, seed=2)[0]
+    i, j = split.test_pairs()
+    y_true = brain.targets(i, j)
+    y_pred = np.random.default_rng(0).normal(0.0, 1e15, i.size)
+    # the distance itself is not computable on these matrices ...
+    k = split.test.size
+    pred_matrix = np.eye(k)
+    pred_matrix[np.triu_indices(k, 1)] = y_pred
+    pred_matrix = np.triu(pred_matrix, 1) + np.triu(pred_matrix, 1).T + np.eye(k)
+    with pytest.raises((ValueError, np.linalg.LinAlgError)):
+        geodesic_distance(brain.Y[np.ix_(split.test, split.test)], pred_matrix)
+    # ... so evaluate reports NaN for it and still scores everything else
+    got = rows_to_dict(evaluate(brain, i, j, y_pred))
+    assert math.isnan(got["geodesic", "all"]["value"]) and got["geodesic", "all"]["n_edges"] == i.size
+    assert got["pearson", "all"]["value"] == pytest.approx(scipy.stats.pearsonr(y_true, y_pred)[0], abs=1e-12)
+    assert got["spearman", "all"]["value"] == pytest.approx(scipy.stats.spearmanr(y_true, y_pred)[0], abs=1e-12)
+    assert got["r2", "all"]["value"] == pytest.approx(r2_score(y_true, y_pred), rel=1e-9)
+    assert got["mse", "all"]["value"] == pytest.approx(mean_squared_error(y_true, y_pred), rel=1e-12)
+    assert got["mae", "all"]["value"] == pytest.approx(mean_absolute_error(y_true, y_pred), rel=1e-12)
+    short = got["pearson", "distance:short"]
+    mask = brain.distances[i, j] < 60.0
+    assert short["n_edges"] == int(mask.sum())
+    assert short["value"] == pytest.approx(scipy.stats.pearsonr(y_true[mask], y_pred[mask])[0], abs=1e-12)
+
+
+def test_geodesic_on_fisher_z_scale_compares_correlation_matrices(brain):
+    """fisher_z targets: the geodesic is that of tanh(truth) vs tanh(prediction)."""
+    z = np.arctanh(np.clip(brain.Y, -0.999, 0.999))
+    np.fill_diagonal(z, 0.0)
+    z_brain = brain.replace(Y=z, target_scale="fisher_z")
+    r_brain = brain.replace(Y=np.tanh(z), target_scale="r")
+    split = make_splits(brain, "spatial", n_repeats=1, seed=5)[1]
+    i, j = split.test_pairs()
+    z_pred = 0.6 * z_brain.targets(i, j) + np.random.default_rng(1).normal(0.0, 0.2, i.size)
+    on_z = rows_to_dict(evaluate(z_brain, i, j, z_pred))["geodesic", "all"]["value"]
+    on_r = rows_to_dict(evaluate(r_brain, i, j, np.tanh(z_pred)))["geodesic", "all"]["value"]
+    # independent reference: pyriemann on the tanh-mapped test-region matrices
+    test = split.test
+    true_matrix = np.tanh(z[np.ix_(test, test)])
+    pred_matrix = np.eye(test.size)
+    a, b = np.searchsorted(test, i), np.searchsorted(test, j)
+    pred_matrix[a, b] = pred_matrix[b, a] = np.tanh(z_pred)
+    np.fill_diagonal(true_matrix, 1.0)
+    expected = distance_riemann(regularize_spd(true_matrix), regularize_spd(pred_matrix))
+    assert on_z == pytest.approx(on_r, rel=1e-9)
+    assert on_z == pytest.approx(expected, rel=1e-9)
+    # raw targets (structural connectivity) keep the values as they are
+    raw_brain = brain.replace(Y=z, target_scale="raw")
+    on_raw = rows_to_dict(evaluate(raw_brain, i, j, z_pred))["geodesic", "all"]["value"]
+    raw_true = z[np.ix_(test, test)].copy()
+    raw_pred = np.eye(test.size)
+    raw_pred[a, b] = raw_pred[b, a] = z_pred
+    np.fill_diagonal(raw_true, 1.0)
+    assert on_raw == pytest.approx(distance_riemann(regularize_spd(raw_true), regularize_spd(raw_pred)), rel=1e-9)
+
+
 # ----------------------------------------------------------------------- strata
 def reference_strata(brain, i, j):
     """Edge lists of every stratum by explicit loops over the documented rules."""

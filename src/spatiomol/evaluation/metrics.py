@@ -9,7 +9,8 @@ Global metrics (``stratum="all"``): ``pearson``, ``spearman``, ``r2``, ``mse``, 
 ``geodesic``. Stratified Pearson r (``metric="pearson"``) over the strata named by
 `stratum_masks`. Definitions, thresholds and edge cases are documented in
 ``docs/evaluation.md``. Values are on the brain's target scale (Pearson r for the
-bundled functional connectomes).
+bundled functional connectomes); the geodesic compares correlation matrices, so on the
+``fisher_z`` scale it is taken between ``tanh`` of the true and predicted values.
 """
 
 from __future__ import annotations
@@ -161,6 +162,38 @@ def geodesic_distance(
     return riemann_distance(regularize_spd(t, floor), regularize_spd(p, floor))
 
 
+def _geodesic_values(brain: Brain, values: np.ndarray) -> np.ndarray:
+    """Edge values on the correlation (Pearson-r) scale the geodesic assumes.
+
+    Fisher-z targets (and predictions on that scale) are mapped back with ``tanh``;
+    ``r`` and ``raw`` values are used as they are.
+    """
+    if brain.target_scale == "fisher_z":
+        return np.tanh(values)
+    return values
+
+
+def _evaluate_geodesic(
+    brain: Brain, i: np.ndarray, j: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
+) -> float:
+    """Geodesic of the test-region connectomes; NaN when undefined or not computable.
+
+    NaN when the edges are not every pair of their regions, and when the distance cannot
+    be computed (a diverged prediction, e.g. values of order 1e12, leaves the generalized
+    eigenproblem without positive eigenvalues): one bad prediction set must not cost the
+    other metrics of the run.
+    """
+    true_matrix = edges_to_matrix(i, j, _geodesic_values(brain, y_true))
+    pred_matrix = edges_to_matrix(i, j, _geodesic_values(brain, y_pred))
+    if true_matrix is None or pred_matrix is None:
+        return float("nan")
+    try:
+        value = geodesic_distance(true_matrix[0], pred_matrix[0])
+    except (ValueError, np.linalg.LinAlgError):
+        return float("nan")
+    return value if np.isfinite(value) else float("nan")
+
+
 # -------------------------------------------------------------------- strata
 def _strength_values(brain: Brain, y_true: np.ndarray) -> np.ndarray:
     """Targets on the Pearson-r scale where the brain's scale allows it."""
@@ -275,7 +308,10 @@ def evaluate(
         ``{"metric", "stratum", "value", "n_edges"}``: first the global metrics
         (``stratum="all"``), then stratified Pearson r in the order of `stratum_masks`.
         ``geodesic`` is NaN (with ``n_edges``) when the edges are not every pair of
-        their regions, since no connectome matrix is then defined.
+        their regions, since no connectome matrix is then defined, and when it cannot
+        be computed (a diverged prediction, e.g. of order 1e12); the other metrics are
+        reported all the same. For ``target_scale="fisher_z"`` the geodesic compares
+        ``tanh`` of the true and predicted values (correlation matrices).
     """
     i, j, y_true, y_pred = _check_edges(brain, i, j, y_pred)
     n = int(i.size)
@@ -286,11 +322,7 @@ def evaluate(
         {"metric": "mse", "stratum": "all", "value": mse(y_true, y_pred), "n_edges": n},
         {"metric": "mae", "stratum": "all", "value": mae(y_true, y_pred), "n_edges": n},
     ]
-    true_matrix = edges_to_matrix(i, j, y_true)
-    pred_matrix = edges_to_matrix(i, j, y_pred)
-    geodesic = float("nan")
-    if true_matrix is not None and pred_matrix is not None:
-        geodesic = geodesic_distance(true_matrix[0], pred_matrix[0])
+    geodesic = _evaluate_geodesic(brain, i, j, y_true, y_pred)
     rows.append({"metric": "geodesic", "stratum": "all", "value": geodesic, "n_edges": n})
     for stratum, mask in stratum_masks(brain, i, j).items():
         count = int(mask.sum())
