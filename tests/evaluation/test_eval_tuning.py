@@ -80,11 +80,12 @@ def test_select_and_fit_scores_every_candidate_and_refits_the_best(registered, b
     split = make_splits(brain, kind, n_repeats=1, seed=4)[1]
     model, params, table = select_and_fit("absdiff-ridge", brain, split, n_configs=5, seed=7)
 
-    assert len(table) == 5 and len(FIT_CALLS) == 6
-    assert table["is_default"].tolist() == [True, False, False, False, False]
+    # App. A.3: 5 sampled configurations plus the default, then one refit
+    assert len(table) == 6 and len(FIT_CALLS) == 7
+    assert table["is_default"].tolist() == [True, False, False, False, False, False]
     configs = [json.loads(p) for p in table["params"]]
     assert configs[0] == {"alpha": 10.0, "n_features": 30, "fail_above": None}
-    assert len({json.dumps(c, sort_keys=True) for c in configs}) == 5
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == 6
 
     # no leakage: test regions never reach fit; validation regions never train
     test = set(split.test.tolist())
@@ -92,9 +93,9 @@ def test_select_and_fit_scores_every_candidate_and_refits_the_best(registered, b
         assert not test & set(train.tolist())
         assert val is None or not test & set(val.tolist())
     inner_train, val = FIT_CALLS[0]
-    assert all(np.array_equal(t, inner_train) and np.array_equal(v, val) for t, v in FIT_CALLS[:5])
+    assert all(np.array_equal(t, inner_train) and np.array_equal(v, val) for t, v in FIT_CALLS[:6])
     assert np.array_equal(np.union1d(inner_train, val), split.train) and not np.intersect1d(inner_train, val).size
-    assert np.array_equal(FIT_CALLS[5][0], split.train) and FIT_CALLS[5][1] is None
+    assert np.array_equal(FIT_CALLS[6][0], split.train) and FIT_CALLS[6][1] is None
     if kind == "spatial":
         d = brain.distances
         assert any(d[s, val].max() <= d[s, inner_train].min() for s in val)
@@ -110,7 +111,7 @@ def test_select_and_fit_scores_every_candidate_and_refits_the_best(registered, b
         assert got == pytest.approx(expected, rel=1e-8)
 
     best = int(np.argmin(table["val_mse"]))
-    assert table["chosen"].tolist() == [k == best for k in range(5)]
+    assert table["chosen"].tolist() == [k == best for k in range(6)]
     assert params == configs[best]
     assert (model.alpha, model.n_features) == (params["alpha"], params["n_features"])
     # the returned model is the winner refitted on every training region
@@ -159,11 +160,19 @@ def test_non_finite_validation_predictions_never_win(registered, brain):
     split = make_splits(brain, "random", n_repeats=1, seed=0)[0]
     _, params, table = select_and_fit("absdiff-ridge", brain, split, n_configs=6, seed=1, fail_above=0.01)
     broken = table["alpha"] > 0.01
-    assert broken.sum() == 4 and np.isinf(table.loc[broken, "val_mse"]).all()
+    assert len(table) == 7 and broken.sum() == 5 and np.isinf(table.loc[broken, "val_mse"]).all()
     assert np.isfinite(table.loc[~broken, "val_mse"]).all()
     assert params["alpha"] == 1e-3 and table.loc[table["chosen"], "alpha"].item() == 1e-3
     with pytest.raises(ValueError, match="every candidate gave non-finite"):
         select_and_fit("absdiff-ridge", brain, split, fail_above=-1.0)
+
+
+def test_unknown_model_is_a_value_error_naming_the_known_ones(registered, brain):
+    split = make_splits(brain, "random", n_repeats=1)[0]
+    with pytest.raises(ValueError, match=r"unknown model 'nope'.*known models: \[.*'absdiff-ridge'") as info:
+        select_and_fit("nope", brain, split)
+    assert not isinstance(info.value, KeyError)
+    assert FIT_CALLS == []
 
 
 def test_split_must_match_brain(registered, brain):
@@ -177,18 +186,24 @@ def test_split_must_match_brain(registered, brain):
 def test_sample_configs_clips_and_respects_small_grids():
     default = {"a": 1, "b": "x"}
     grid = {"a": [1, 2, 3, 4], "b": ["x", "y", "z"]}  # 12 configurations
-    for requested, expected in [(1, 3), (3, 3), (4, 4), (6, 6), (50, 6)]:
+    # n_configs = sampled configurations (clipped to 3..6); the default comes on top
+    for requested, sampled in [(1, 3), (3, 3), (4, 4), (6, 6), (50, 6)]:
         configs = sample_configs(default, grid, n_configs=requested, seed=0)
-        assert len(configs) == expected and configs[0] == default
-        assert len({json.dumps(c, sort_keys=True) for c in configs}) == expected
+        assert len(configs) == 1 + sampled and configs[0] == default
+        assert default not in configs[1:]
+        assert len({json.dumps(c, sort_keys=True) for c in configs}) == 1 + sampled
         assert all(c["a"] in grid["a"] and c["b"] in grid["b"] for c in configs)
-    # grid of 2 that contains the default: only 2 distinct candidates exist
+    # a grid of 4 that contains the default: 3 sampled (the minimum) = every other point
+    assert sorted(c["a"] for c in sample_configs({"a": 1}, {"a": [1, 2, 3, 4]}, n_configs=1)[1:]) == [2, 3, 4]
+    # grid of 2 that contains the default: only 1 other configuration exists
     assert sample_configs({"a": 1}, {"a": [1, 2]}, n_configs=4) == [{"a": 1}, {"a": 2}]
     # default outside the grid: default + both grid points
     assert len(sample_configs({"a": 5}, {"a": [1, 2]}, n_configs=4)) == 3
     assert sample_configs({"a": 5}, {}, n_configs=4) == [{"a": 5}]
     # duplicated grid values do not create duplicate candidates
     assert len(sample_configs({"a": 1}, {"a": [1, 2, 2, 2]}, n_configs=6)) == 2
+    with pytest.raises(ValueError, match="n_configs must be an integer"):
+        sample_configs(default, grid, n_configs=4.5)
 
 
 def test_sample_configs_uniform_over_grid_and_huge_grids():
@@ -199,11 +214,13 @@ def test_sample_configs_uniform_over_grid_and_huge_grids():
             counts[c["a"], c["b"]] += 1
     assert counts[0, 0] == 0
     others = np.delete(counts.ravel(), 0)
-    # 1200 draws over 19 points: each expected ~63; a uniform sampler stays well inside
-    assert others.min() > 35 and others.max() < 95
+    # 400 x 4 = 1600 draws over 19 points: each expected ~84 (binomial SD ~8); a uniform
+    # sampler stays well inside
+    assert others.sum() == 1600
+    assert others.min() > 50 and others.max() < 120
     huge = {f"k{n}": list(range(10)) for n in range(14)}  # 10^14 configurations
     configs = sample_configs({k: 0 for k in huge}, huge, n_configs=6, seed=0)
-    assert len(configs) == 6 and len({json.dumps(c, sort_keys=True) for c in configs}) == 6
+    assert len(configs) == 7 and len({json.dumps(c, sort_keys=True) for c in configs}) == 7
 
 
 def test_refit_uses_the_epoch_count_early_stopping_chose(brain):
@@ -230,13 +247,16 @@ def test_model_params_reach_the_models_own_seed(brain):
     """`seed` selects candidates; a model's own `seed` is fixed through `model_params`."""
     split = make_splits(brain, "random", n_repeats=1, seed=2)[0]
     model, params, table = select_and_fit(
-        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 7, "n_epochs": 20}
+        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 7, "n_epochs": 20, "rank": 10}
     )
     assert model.seed == 7 and params["seed"] == 7
     assert all(json.loads(p)["seed"] == 7 for p in table["params"])
     other, _, other_table = select_and_fit(
-        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 8, "n_epochs": 20}
+        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 8, "n_epochs": 20, "rank": 10}
     )
-    # same candidates (chosen by `seed`), different initialisation
-    assert list(other_table["rank"]) == list(table["rank"]) and other.seed == 8
+    # same candidates (chosen by `seed`; the default + 3 sampled), different initialisation
+    # (rank fixed so that the two winners' factor matrices have the same shape)
+    assert len(table) == 4
+    assert list(other_table["lam"]) == list(table["lam"]) and other.seed == 8
+    assert list(other_table["learning_rate"]) == list(table["learning_rate"])
     assert not np.allclose(other.E_, model.E_)

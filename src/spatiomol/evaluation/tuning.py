@@ -5,9 +5,11 @@ For one outer `Split`:
 1. The outer training regions are divided by `inner_validation` into inner-training
    and validation regions with the outer split's rule (random subset, or a spatial block
    for spatial splits).
-2. Candidate configurations are the model's default plus ``n - 1`` distinct random
-   configurations of its grid (``models/configs/<name>.yaml``), with
-   ``n = clip(n_configs, 3, 6)``, or every distinct configuration when the grid has fewer.
+2. Candidate configurations are the model's default, always included, **plus**
+   ``n = clip(n_configs, 3, 6)`` distinct random configurations of its grid
+   (``models/configs/<name>.yaml``) other than the default — so ``n + 1`` candidates —
+   or every distinct configuration when the grid has fewer than ``n`` besides the
+   default (paper App. A.3: 3–6 sampled configurations and the default).
 3. Each candidate is fitted on the inner-training regions (``val_regions`` passed, for
    early stopping only) and scored by the MSE over the validation edges (all pairs of
    validation regions).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import time
 from typing import Any
 
@@ -61,7 +64,7 @@ def sample_configs(
     n_configs: int = 4,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """The default configuration plus distinct random configurations of a grid.
+    """The default configuration plus ``clip(n_configs, 3, 6)`` distinct random grid configurations.
 
     Parameters
     ----------
@@ -71,17 +74,23 @@ def sample_configs(
         Values each searched hyperparameter may take; a candidate is the default with
         every grid key set to one of its values.
     n_configs : int
-        Requested number of candidates, clipped to 3..6; fewer when the grid has fewer
-        distinct configurations (counting the default).
+        Number of randomly sampled configurations, clipped to 3..6; the default is
+        added on top (so 4..7 candidates). Fewer are sampled only when the grid has
+        fewer distinct configurations other than the default.
     seed : int
         Seed of the ``numpy.random.Generator`` drawing grid points without replacement.
 
     Returns
     -------
     list of dict
-        Distinct configurations, the default first.
+        Distinct configurations, the default first, then the sampled ones
+        (``len == 1 + clip(n_configs, 3, 6)`` unless the grid is smaller).
     """
-    target = int(np.clip(n_configs, MIN_CONFIGS, MAX_CONFIGS))
+    try:
+        requested = operator.index(n_configs)
+    except TypeError:
+        raise ValueError(f"n_configs must be an integer, got {n_configs!r}") from None
+    target = 1 + int(np.clip(requested, MIN_CONFIGS, MAX_CONFIGS))  # the default + the sampled ones
     keys = list(grid)
     sizes = [len(grid[k]) for k in keys]
     total = math.prod(sizes)
@@ -140,7 +149,8 @@ def select_and_fit(
     split : Split
         Outer split; only ``split.train`` is used.
     n_configs : int
-        Candidates to try, clipped to 3..6 (or fewer if the grid is smaller).
+        Randomly sampled configurations to try, clipped to 3..6 (fewer only if the
+        grid is smaller); the default configuration is always tried in addition.
     seed : int
         Seeds the candidate sampling and the validation regions (see module docstring).
     val_fraction : float
@@ -167,7 +177,12 @@ def select_and_fit(
         raise ValueError(
             f"split {split.key} covers {split.n_regions} regions but brain {brain.name!r} has {brain.n_regions}"
         )
-    default, grid = registry.search_space(model_name)
+    try:
+        default, grid = registry.search_space(model_name)
+    except KeyError as err:
+        raise ValueError(
+            f"unknown model {model_name!r} for hyperparameter selection; known models: {sorted(registry.MODELS)}"
+        ) from err
     grid = _check_grid(model_name, grid)
     fixed = {**(model_params or {}), **fixed}
     unknown = [k for k in fixed if k not in default and k not in grid]
