@@ -54,6 +54,48 @@ def test_rows_are_matched_by_label_not_position(tmp_path, small_brain, write_fil
     assert brain.provenance["validation"]["expression_reordered_to_regions_file"] is True
 
 
+def _numeric_label_files(tmp_path, small_brain, write_files):
+    """The small brain with atlas-ID labels 1..12 (assigned in a shuffled order), expression shuffled."""
+    ids = np.random.default_rng(4).permutation(small_brain.n_regions) + 1
+    numbered = small_brain.replace(regions=small_brain.regions.assign(label=[str(k) for k in ids]))
+    paths = write_files(numbered, tmp_path)
+    perm = np.random.default_rng(5).permutation(small_brain.n_regions)
+    pd.read_csv(paths["expression"], dtype={"label": str}).iloc[perm].to_csv(paths["expression"], index=False)
+    return numbered, paths, perm
+
+
+@pytest.mark.parametrize("layout", ["both", "header", "index"])
+def test_numeric_atlas_id_labels_are_read_as_labels(tmp_path, small_brain, write_files, layout):
+    """Labels 1..n are numbers, yet a header row / label column holding them is labels, not data."""
+    numbered, paths, _ = _numeric_label_files(tmp_path, small_brain, write_files)
+    perm = np.random.default_rng(6).permutation(small_brain.n_regions)  # connectome in yet another order
+    labels = numbered.labels[perm]
+    shuffled = small_brain.Y[np.ix_(perm, perm)]
+    if layout == "both":
+        pd.DataFrame(shuffled, index=labels, columns=labels).to_csv(paths["connectome"])
+    elif layout == "header":
+        pd.DataFrame(shuffled, columns=labels).to_csv(paths["connectome"], index=False)
+    else:
+        pd.DataFrame(shuffled, index=labels).to_csv(paths["connectome"], header=False)
+    assert _problems(paths) == []
+    brain = load_user_brain(paths["expression"], paths["connectome"], paths["regions"])
+    # independent reference: the matrix and expression of the brain the files were written from
+    np.testing.assert_allclose(brain.Y, small_brain.Y, rtol=1e-12)
+    np.testing.assert_allclose(brain.X, small_brain.X, rtol=1e-12)
+    assert list(brain.labels) == list(numbered.labels)
+    assert brain.provenance["validation"]["connectome_reordered_to_regions_file"] is True
+
+
+def test_numeric_labels_in_different_row_and_column_orders_are_named(tmp_path, small_brain, write_files):
+    numbered, paths, _ = _numeric_label_files(tmp_path, small_brain, write_files)
+    rows = np.arange(small_brain.n_regions)
+    cols = rows[::-1]
+    pd.DataFrame(small_brain.Y[np.ix_(rows, cols)], index=numbered.labels[rows],
+                 columns=numbered.labels[cols]).to_csv(paths["connectome"])
+    msg = _one(_problems(paths), "connectome file", "row labels and column labels differ")
+    assert str(paths["connectome"]) in msg and "same order" in msg
+
+
 def test_bare_csv_and_npy_connectomes_follow_the_regions_order(tmp_path, small_brain, write_files):
     paths = write_files(small_brain, tmp_path, labelled_connectome=False)
     brain = load_user_brain(paths["expression"], paths["connectome"], paths["regions"])

@@ -10,8 +10,11 @@ expression (CSV)
 connectome (CSV or NPY)
     Square matrix, regions × regions. A CSV may carry labels (a header row and/or a
     first column of labels): they must match the regions file and the matrix is
-    reordered to its order. A bare numeric CSV or an ``.npy`` array is taken to be in
-    the row order of the regions file. The diagonal is ignored downstream (it may be
+    reordered to its order. Labels are recognised when the first row / first column
+    (after the corner cell) hold exactly the regions file's labels as text, in any
+    order — numeric labels such as atlas IDs ``1..n`` included — or else when they are
+    not numbers. A bare numeric CSV or an ``.npy`` array is taken to be in the row
+    order of the regions file. The diagonal is ignored downstream (it may be
     non-finite, e.g. Fisher-z of r = 1); it is set to 1 on the ``r`` scale and to 0 on
     the other scales.
 regions (CSV)
@@ -228,9 +231,21 @@ def read_expression(path: str | PathLike, problems: list[str] | None = None
     return _finish(own, problems, (labels, genes, X))
 
 
-def read_connectome(path: str | PathLike, problems: list[str] | None = None
+def read_connectome(path: str | PathLike, problems: list[str] | None = None,
+                    region_labels: list[str] | None = None
                     ) -> tuple[list[str] | None, np.ndarray] | None:
     """Read a connectome (CSV, labelled or bare, or NPY) and check it is square.
+
+    Parameters
+    ----------
+    path : path-like
+    problems : list, optional
+        When given, problems are appended; when None, problems raise ``ValueError``.
+    region_labels : list of str, optional
+        Labels of the regions file. A CSV whose first row (after the corner cell) and/or
+        first column (after the corner cell) hold exactly these labels, as strings in
+        any order, is read as labelled, even when the labels are numbers (atlas IDs such
+        as ``1..20``); otherwise a header/label column is recognised by non-numeric cells.
 
     Returns
     -------
@@ -250,11 +265,19 @@ def read_connectome(path: str | PathLike, problems: list[str] | None = None
                 return _finish(own, problems, None)
             Y = np.asarray(values, dtype=np.float64)
         else:
-            try:
-                Y = pd.read_csv(path, header=None, dtype=np.float64).to_numpy()
-            except ValueError:  # labels or bad cells: parse as text
+            raw = layout = None
+            if region_labels:
                 raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False).to_numpy()
-                labels, Y = _labelled_matrix(raw, path, own)
+                layout = _label_layout(raw, region_labels)
+            if layout is not None:  # labels of the regions file (numeric ones included)
+                labels, Y = _labelled_matrix(raw, path, own, layout)
+            else:
+                try:
+                    Y = pd.read_csv(path, header=None, dtype=np.float64).to_numpy()
+                except ValueError:  # labels or bad cells: parse as text
+                    if raw is None:
+                        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False).to_numpy()
+                    labels, Y = _labelled_matrix(raw, path, own)
     except Exception as err:  # noqa: BLE001
         own.append(f"connectome file {path}: cannot be read ({err})")
         return _finish(own, problems, None)
@@ -266,9 +289,38 @@ def read_connectome(path: str | PathLike, problems: list[str] | None = None
     return _finish(own, problems, (labels, Y))
 
 
-def _labelled_matrix(raw: np.ndarray, path: Path, own: list[str]) -> tuple[list[str] | None, np.ndarray | None]:
-    header_row = not all(_is_number(x) for x in raw[0, 1:] if x.strip())
-    index_col = not all(_is_number(x) for x in raw[1:, 0] if x.strip())
+def _label_layout(raw: np.ndarray, region_labels: list[str] | None) -> tuple[bool, bool] | None:
+    """``(header_row, index_col)`` when the CSV's first row/column hold the regions-file labels.
+
+    Compared as stripped strings, as a set (any order): first row[1:] and first
+    column[1:] for a matrix labelled on both sides, the whole first row (header only) or
+    the whole first column (label column only) otherwise. None when no layout matches.
+    """
+    if not region_labels or raw.ndim != 2 or raw.shape[0] < 2 or raw.shape[1] < 2:
+        return None
+    reference = sorted(str(x).strip() for x in region_labels)
+    n = len(reference)
+
+    def same(cells: np.ndarray) -> bool:
+        return len(cells) == n and sorted(str(x).strip() for x in cells) == reference
+
+    rows, cols = raw.shape
+    if rows == n + 1 and cols == n + 1 and same(raw[0, 1:]) and same(raw[1:, 0]):
+        return True, True
+    if rows == n + 1 and cols == n and same(raw[0, :]):
+        return True, False
+    if rows == n and cols == n + 1 and same(raw[:, 0]):
+        return False, True
+    return None
+
+
+def _labelled_matrix(raw: np.ndarray, path: Path, own: list[str],
+                     layout: tuple[bool, bool] | None = None) -> tuple[list[str] | None, np.ndarray | None]:
+    if layout is not None:
+        header_row, index_col = layout
+    else:
+        header_row = not all(_is_number(x) for x in raw[0, 1:] if x.strip())
+        index_col = not all(_is_number(x) for x in raw[1:, 0] if x.strip())
     row_labels = col_labels = None
     if header_row:
         col_labels = [x.strip() for x in (raw[0, 1:] if index_col else raw[0])]
@@ -401,7 +453,7 @@ def _read_and_check(expression: str | PathLike, connectome: str | PathLike, regi
             out.notes["expression_reordered"] = order != list(range(len(order)))
             out.X, out.genes = X[order], genes
 
-    con = read_connectome(paths["connectome"], problems)
+    con = read_connectome(paths["connectome"], problems, region_labels=ref)
     if con is not None and ref is not None:
         labels, Y = con
         if labels is None:
