@@ -174,6 +174,21 @@ def test_yaml_spec_errors_name_the_file_and_key(tmp_path):
         load_brain(tmp_path / "nothing.txt")
 
 
+def test_load_brain_names_unknown_options_and_the_accepted_ones(user_files):
+    accepted = "['missing', 'gene_order', 'seed', 'mirror', 'fc_scale', 'n_neighbors']"
+    with pytest.raises(ValueError, match=re.escape(
+            f"load_brain(bundled dataset 'hcp-s100'): unknown option(s) ['target_scale']; accepted options: {accepted}")):
+        load_brain("hcp-s100", target_scale="fisher_z")
+    spec = {"expression": "expression.csv", "connectome": "connectome.csv", "regions": "regions.csv"}
+    path = user_files["regions"].parent / "opts.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    yaml_accepted = "['name', 'target_kind', 'target_scale', 'missing', 'gene_order', 'seed', 'mirror']"
+    with pytest.raises(ValueError, match=re.escape(
+            f"load_brain({path}): unknown option(s) ['fc_scale', 'n_neigbors']; accepted options: {yaml_accepted}")):
+        load_brain(path, fc_scale="fisher_z", n_neigbors=3)
+    assert load_brain(path, name="renamed").name == "renamed"  # accepted options still pass through
+
+
 def test_load_brain_accepts_a_bundled_name(data_mirror):
     brain = load_brain("hcp-s100", mirror=data_mirror)
     assert (brain.n_regions, brain.n_genes) == (114, 810)

@@ -226,6 +226,27 @@ def test_load_rejects_malformed_files(tmp_path):
         load_splits(truncated)
 
 
+def test_seeds_must_be_non_negative_integers():
+    brain = brain_from_coords(random_coords(20, 0, None))
+    for bad in (1.5, 2.0, None, "3", -1):
+        with pytest.raises(ValueError, match=r"make_splits: 'seed' must be a non-negative integer, got"):
+            make_splits(brain, "random", n_repeats=1, seed=bad)
+        with pytest.raises(ValueError, match=r"inner_validation: 'seed' must be a non-negative integer, got"):
+            inner_validation(brain, np.arange(12), "random", seed=bad)
+    # integer types (numpy included) are accepted and mean the same seed
+    a = make_splits(brain, "random", n_repeats=1, seed=np.int64(7))
+    b = make_splits(brain, "random", n_repeats=1, seed=7)
+    assert all(x == y for x, y in zip(a, b)) and a[0].seed == 7
+    expected = np.sort(np.random.default_rng(7).choice(np.arange(12), size=2, replace=False))
+    assert np.array_equal(inner_validation(brain, np.arange(12), "random", seed=np.int32(7))[1], expected)
+
+
+def test_load_splits_names_a_missing_file(tmp_path):
+    missing = tmp_path / "nowhere" / "splits.json"
+    with pytest.raises(ValueError, match=f"splits file {missing}: does not exist"):
+        load_splits(missing)
+
+
 def test_split_validation_and_bad_arguments():
     with pytest.raises(ValueError, match="kind"):
         Split("x", "checkerboard", 0, 0, 0, np.array([0, 1]), np.array([2, 3]))

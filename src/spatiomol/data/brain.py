@@ -36,12 +36,14 @@ def pairs_within(regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     regions : (k,) int array
-        Region indices (need not be sorted; duplicates are an error).
+        Region indices (need not be sorted). Duplicates are dropped (``np.unique``), so
+        ``k`` is the number of distinct regions and no pair ``(r, r)`` arises.
 
     Returns
     -------
     i, j : (k*(k-1)/2,) int arrays
-        Region indices of every unordered pair, with ``i < j`` elementwise.
+        Region indices of every unordered pair of the distinct regions, with ``i < j``
+        elementwise, in ``np.triu_indices`` order of the sorted regions.
     """
     regions = np.unique(np.asarray(regions, dtype=np.int64))
     a, b = np.triu_indices(len(regions), k=1)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -597,6 +598,14 @@ def load_user_brain(expression: str | PathLike, connectome: str | PathLike, regi
     return order_genes(brain, gene_order, seed=seed, mirror=mirror)
 
 
+def _check_options(options: dict[str, Any], loader: Any, what: str) -> None:
+    """ValueError naming any option ``loader`` does not take as a keyword-only argument."""
+    accepted = [p.name for p in inspect.signature(loader).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"load_brain({what}): unknown option(s) {unknown}; accepted options: {accepted}")
+
+
 def load_brain(source: str | PathLike, **options: Any) -> Brain:
     """A `Brain` from a bundled dataset name or a YAML file naming the user's files.
 
@@ -609,17 +618,26 @@ def load_brain(source: str | PathLike, **options: Any) -> Brain:
         ``missing``, ``gene_order`` (optional). Relative paths in the YAML are relative to
         the YAML file's folder.
     **options
-        Passed on to `spatiomol.data.datasets.load_dataset` or `load_user_brain`
-        (e.g. ``missing``, ``gene_order``, ``seed``, ``mirror`` for bundled data);
-        they override the YAML's values.
+        Passed on to `spatiomol.data.datasets.load_dataset` (bundled names: ``missing``,
+        ``gene_order``, ``seed``, ``mirror``, ``fc_scale``, ``n_neighbors``) or
+        `load_user_brain` (YAML: ``name``, ``target_kind``, ``target_scale``,
+        ``missing``, ``gene_order``, ``seed``, ``mirror``); they override the YAML's
+        values.
 
     Returns
     -------
     Brain
+
+    Raises
+    ------
+    ValueError
+        Unknown source, bad YAML, or an option the loader does not accept (the message
+        names it and lists the accepted ones).
     """
     from spatiomol.data import datasets
 
     if isinstance(source, str) and source in datasets.list_datasets():
+        _check_options(options, datasets.load_dataset, f"bundled dataset {source!r}")
         return datasets.load_dataset(source, **options)
     path = Path(source)
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
@@ -638,6 +656,7 @@ def load_brain(source: str | PathLike, **options: Any) -> Brain:
     if absent:
         raise ValueError(f"{path}: missing required key(s) {absent} (paths to the user's files)")
     files = {k: (path.parent / str(spec[k])) for k in ("expression", "connectome", "regions", "subjects") if spec.get(k)}
+    _check_options(options, load_user_brain, f"{path}")
     kwargs = {k: spec[k] for k in ("name", "target_kind", "target_scale", "missing", "gene_order") if k in spec}
     kwargs.update(options)
     brain = load_user_brain(files["expression"], files["connectome"], files["regions"], files.get("subjects"), **kwargs)

@@ -33,6 +33,7 @@ does not depend on how many repeats are drawn. The dataset name is only a label.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,17 @@ def repeat_rng(seed: int, repeat: int) -> np.random.Generator:
 
 
 # ------------------------------------------------------------------ fold assignment
+def _check_seed(seed: Any, where: str) -> int:
+    """A seed as a plain non-negative int; anything else (1.5, None, "3", -1) is a ValueError."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"{where}: 'seed' must be a non-negative integer, got {seed!r}") from None
+    if value < 0:
+        raise ValueError(f"{where}: 'seed' must be a non-negative integer, got {seed!r}")
+    return int(value)
+
+
 def _check_counts(n_regions: int, n_folds: int, n_repeats: int) -> None:
     if int(n_folds) != n_folds or n_folds < 2:
         raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
@@ -251,7 +263,8 @@ def make_splits(
     n_folds : int
         Folds per round (paper: 4, i.e. 25 % test regions).
     seed : int
-        Master seed; repeat ``k`` uses ``SeedSequence(seed, spawn_key=(k,))``.
+        Master seed, a non-negative integer (``operator.index``: no floats, no None;
+        else ``ValueError``); repeat ``k`` uses ``SeedSequence(seed, spawn_key=(k,))``.
 
     Returns
     -------
@@ -260,6 +273,7 @@ def make_splits(
     """
     if kind not in SPLIT_KINDS:
         raise ValueError(f"kind must be one of {SPLIT_KINDS}, got {kind!r}")
+    seed = _check_seed(seed, "make_splits")
     n_regions = brain.n_regions
     _check_counts(n_regions, n_folds, n_repeats)
     coords = _checked_coords(brain) if kind == "spatial" else None
@@ -303,7 +317,8 @@ def inner_validation(
     kind : {"random", "spatial"}
     fraction : float in (0, 1)
     seed : int
-        Seed of the ``numpy.random.Generator`` drawing the subset or source.
+        Seed of the ``numpy.random.Generator`` drawing the subset or source; a
+        non-negative integer (else ``ValueError``).
 
     Returns
     -------
@@ -314,6 +329,7 @@ def inner_validation(
         raise ValueError(f"kind must be one of {SPLIT_KINDS}, got {kind!r}")
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    seed = _check_seed(seed, "inner_validation")
     train = np.unique(np.asarray(train, dtype=np.int64))
     if train.size and (train.min() < 0 or train.max() >= brain.n_regions):
         raise ValueError(f"train region indices must lie in 0..{brain.n_regions - 1}")
@@ -394,8 +410,11 @@ def load_splits(path: str | Path, brain: Brain | None = None) -> list[Split]:
     """Read splits written by `save_splits` (JSON or npz); the result equals what was saved.
 
     With ``brain`` given, also check that every split partitions exactly its regions.
+    A missing file is a ``ValueError`` naming it.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"splits file {path}: does not exist (expected a file written by save_splits)")
     payload = _read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"{path}: field 'format' must be {_FORMAT!r}")
