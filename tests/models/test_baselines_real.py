@@ -88,7 +88,7 @@ def test_parameter_counts_on_hcp_s400(brain, fitted):
 def test_protocol_tuning_selects_from_the_yaml_grid(brain, split):
     model, params, table = select_and_fit("cm-pca", brain, split, n_configs=3, seed=0)
     _, grid = registry.search_space("cm-pca")
-    assert len(table) == 3 and table["chosen"].sum() == 1
+    assert len(table) == 4 and table["chosen"].sum() == 1
     assert params["alpha"] in grid["alpha"] and params["n_components"] in grid["n_components"]
     assert np.isfinite(table["val_mse"]).all()
     assert model.get_params()["alpha"] == params["alpha"]
