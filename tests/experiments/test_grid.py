@@ -27,13 +27,25 @@ def test_grid_counts_and_null_assignment():
     expected = 1 * 2 * 12 + 2 * 2 * 2 * 12 + 1 * 12
     assert len(specs) == expected == len({s.run_id for s in specs})
     nulls = [s for s in specs if s.input == "null"]
-    assert {(s.repeat, s.fold, s.null_index) for s in nulls} == {
-        (r, f, (r * 4 + f) % 10) for r in range(3) for f in range(4)}
-    assert sorted({s.null_index for s in nulls}) == list(range(10))  # 12 splits cycle through the 10 nulls
+    # App. A.4: one null per four-fold split -> every fold of repeat r uses null r
+    assert {(s.repeat, s.fold, s.null_index) for s in nulls} == {(r, f, r) for r in range(3) for f in range(4)}
     assert all(s.null_index == -1 for s in specs if s.input != "null")
-    # the paper's 10 x 4 protocol uses null k for splits k and k + 10, ..., each exactly 4 times
-    counts = [sum(null_index_for(r, f, 4, 10) == k for r in range(10) for f in range(4)) for k in range(10)]
-    assert counts == [4] * 10
+
+
+def test_one_null_per_kfold_split_as_in_app_a4():
+    """Paper App. A.4: 10 four-fold splits, "for each split, a corresponding unique null
+    (from the top 10) is used" — the 4 folds of a repeat share one null, the 10 repeats
+    use the 10 nulls once each."""
+    cfg = ExperimentConfig(models=["cm"], splits=["random"], repeats=10, folds=4, inputs=["null"])
+    specs = build_grid(cfg)
+    by_repeat = {}
+    for s in specs:
+        by_repeat.setdefault(s.repeat, set()).add(s.null_index)
+    assert all(len(v) == 1 for v in by_repeat.values())  # one null for all folds of a repeat
+    assert [by_repeat[r].pop() for r in range(10)] == list(range(10))  # unique null per repeat
+    assert [null_index_for(r, 3) for r in range(7)] == [0, 1, 2, 0, 1, 2, 0]  # more repeats than nulls: cycle
+    with pytest.raises(ValueError, match="top must be a positive integer"):
+        null_index_for(0, 0)
 
 
 def test_variants_dedupe_with_main_grid_and_seeds_are_paired():
@@ -65,6 +77,20 @@ def test_extending_repeats_keeps_run_ids():
         ({"tuning": "yes"}, "'tuning'"),
         ({"variants": [{"model": "cm"}]}, "'variants'"),
         ({"nulls": {"n": 5, "top": 10}}, "'nulls.top'"),
+        ({"nulls": {"n": 20.5, "top": 3}}, r"'nulls.n' must be an integer >= 2.*got 20.5"),
+        ({"nulls": {"n": 1, "top": 1}}, r"'nulls.n' must be an integer >= 2"),
+        ({"nulls": {"top": 0}}, r"'nulls.top' must be an integer between 1 and nulls.n \(10000\), got 0"),
+        ({"nulls": {"top": 2.0}}, r"'nulls.top'"),
+        ({"nulls": {"seed": "zero"}}, r"'nulls.seed' must be a non-negative integer, got 'zero'"),
+        ({"nulls": {"min_moved": 1.5}}, r"'nulls.min_moved' must be a number between 0 and 1.*got 1.5"),
+        ({"nulls": {"min_moved": True}}, r"'nulls.min_moved'"),
+        ({"nulls": {"method": "spin"}}, r"'nulls.method' must be one of \['cge', 'pca-cge', 'random'\], got 'spin'"),
+        ({"nulls": {"shuffle": 1}}, r"'nulls'.*\['shuffle'\]"),
+        ({"model_params": {"mlp": {"epoch": 3}}}, r"'model_params.mlp' must be hyperparameters of mlp among.*'epochs'.*got \['epoch'\]"),
+        ({"model_params": {"gnn": {"depth": 3}}}, r"'model_params' must be keyed by registry model names.*got 'gnn'"),
+        ({"variants": [{"model": "mlp-coords-only", "input": "null"}]},
+         r"'variants'.*mlp-coords-only ignores expression.*'input': 'null'"),
+        ({"variants": [{"model": "exp-decay", "input": "permuted"}]}, r"'variants'.*exp-decay ignores expression"),
         ({"epochs": 3}, "unknown configuration fields"),
     ],
 )
@@ -82,3 +108,19 @@ def test_unknown_model_and_missing_file():
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config("nope.yaml")
     assert ExperimentConfig(models=["table1"]).resolved_models()[:3] == ["cge-pca", "gaussian-kernel", "exp-decay"]
+
+
+def test_valid_nulls_and_model_params_are_kept(capsys):
+    from spatiomol.models import registry
+
+    cfg = ExperimentConfig(models=["cm"], nulls={"n": 50, "top": 50, "seed": 3, "min_moved": 0, "method": "random"},
+                           model_params={"mlp": {"epochs": 2}, "cm": {}},
+                           variants=[{"model": "mlp-coords-only", "input": "true"}])
+    assert cfg.nulls == {"n": 50, "top": 50, "method": "random", "seed": 3, "min_moved": 0.0}
+    assert "epochs" in registry.model_class("mlp")._get_param_names()
+    # the CLI turns the ValueError into exit status 2 with the message
+    from spatiomol.cli.main import main
+
+    assert main(["run", "--dataset", "synthetic:n_regions=20,n_genes=10,seed=1", "--models", "cm",
+                 "--null-spins", "1", "--out", "/nonexistent/never-written"]) == 2
+    assert "'nulls.n' must be an integer >= 2" in capsys.readouterr().err

@@ -57,3 +57,32 @@ def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path):
 
     text = write_report(tmp_path).read_text()
     assert "Cross-dataset transfer" in text and f"{table['gain_r'].iloc[0]:.3f}" in text
+
+
+def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
+    from spatiomol.cli.main import main
+    from spatiomol.experiments.runner import load_source
+    from spatiomol.experiments.store import ResultsStore
+    from spatiomol.nulls import NullSet
+
+    source, target = "synthetic:n_regions=30,n_genes=20,seed=1", "synthetic:n_regions=30,n_genes=20,seed=2"
+    out = tmp_path / "t"
+    assert main(["transfer", "--source", source, "--target", target, "--model", "cm", "--null-spins", "100",
+                 "--top", "3", "--min-moved", "0", "--null-index", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    files = list((out / "nulls").glob("*.npz"))
+    assert len(files) == 1
+    stored = NullSet.load(files[0])
+    direct = generate_nulls(load_source(source), n=100, top=3, seed=0, method="cge", min_moved=0.0)
+    assert stored.permutations.shape == (3, 30) and np.array_equal(stored.permutations, direct.permutations)
+    assert stored.metadata["min_moved"] == 0.0
+    manifest = ResultsStore(out).read_manifest()
+    assert manifest["config"]["transfer"]["nulls"] == {"n": 100, "top": 3, "method": "cge", "seed": 0,
+                                                       "min_moved": 0.0}
+    # a null index beyond --top and a floor outside [0, 1] are clear errors (exit 2)
+    assert main(["transfer", "--source", source, "--target", target, "--model", "cm", "--null-spins", "100",
+                 "--top", "3", "--null-index", "3", "--out", str(out)]) == 2
+    assert "'null_index' must be an integer between 0 and nulls.top - 1 (2), got 3" in capsys.readouterr().err
+    assert main(["transfer", "--source", source, "--target", target, "--model", "cm", "--min-moved", "2",
+                 "--out", str(out)]) == 2
+    assert "'nulls.min_moved' must be a number between 0 and 1" in capsys.readouterr().err

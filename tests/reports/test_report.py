@@ -115,3 +115,86 @@ def test_report_of_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no finished runs"):
         write_report(tmp_path)
     assert tables.format_cell(np.nan, np.nan) == "–" and tables.format_cell(0.5, np.nan) == "0.50 ± n/a"
+
+
+# ------------------------------------------------------- one configuration per report
+def _grid(nulls_seed, **changes):
+    base = {"name": "rerun", "datasets": [DATASET], "models": ["cm"], "splits": ["random", "spatial"],
+            "repeats": 2, "folds": 4, "inputs": ["true", "null"], "tuning": False, "seed": 1,
+            "nulls": {"n": 200, "top": 3, "method": "cge", "seed": nulls_seed}}
+    return ExperimentConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def rerun_folders(tmp_path_factory):
+    """Folder ``mixed``: a grid, then the same grid with another nulls seed and Table 3 variants
+    on both split types; folder ``fresh``: only the second configuration."""
+    root = tmp_path_factory.mktemp("rerun")
+    second = {"variants": [{"model": "cm", "input": "permuted"}], "variant_splits": ["random", "spatial"]}
+    assert not run_experiment(_grid(0), root / "mixed", progress=False, log=lambda m: None).failed
+    assert not run_experiment(_grid(1, **second), root / "mixed", progress=False, log=lambda m: None).failed
+    assert not run_experiment(_grid(1, **second), root / "fresh", progress=False, log=lambda m: None).failed
+    return root
+
+
+def test_report_after_rerun_with_other_settings_equals_fresh_folder(rerun_folders, tmp_path):
+    root = rerun_folders
+    mixed_df = ResultsStore(root / "mixed").load()
+    assert mixed_df["run_id"].nunique() == 16 * 4  # true runs (shared), null runs of each seed, variants
+    # failures: one of an old configuration's run (not listed), one of a current run (listed)
+    current = ResultsStore(root / "mixed").read_manifest()["run_ids"]
+    (root / "mixed" / "failures").mkdir(exist_ok=True)
+    (root / "mixed" / "failures" / "0123456789abcdef0123.txt").write_text("OLD-CONFIG RUN\n")
+    (root / "mixed" / "failures" / f"{current[0]}.txt").write_text("CURRENT RUN\n")
+    a = write_report(root / "mixed", tmp_path / "a", n_permutations=500).read_text()
+    write_report(root / "fresh", tmp_path / "b", n_permutations=500)
+    names = sorted(p.name for p in (tmp_path / "b" / "tables").glob("*.csv")
+                   if p.name not in ("results.csv", "summary.csv"))  # those two carry fit times
+    assert {"table1_synthetic_n_regions_40_n_genes_30_rule_b.csv",
+            "table3_synthetic_n_regions_40_n_genes_30_rule_b_random.csv",
+            "table3_synthetic_n_regions_40_n_genes_30_rule_b_spatial.csv"} <= set(names)
+    for name in names:
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "tables" / name),
+                                      pd.read_csv(tmp_path / "b" / "tables" / name), check_exact=True, obj=name)
+    # the null column is the mean over the 8 runs of the new seed only (independent recomputation)
+    fresh_df = ResultsStore(root / "fresh").load()
+    t1 = pd.read_csv(tmp_path / "a" / "tables" / "table1_synthetic_n_regions_40_n_genes_30_rule_b.csv", index_col=0)
+    for split in ("random", "spatial"):
+        mean, sd = _independent(fresh_df, split, "cm", "null", "pearson", "all")
+        assert t1.loc["Bilinear CM", f"{split} pearson null mean"] == pytest.approx(mean, rel=1e-12)
+        assert t1.loc["Bilinear CM", f"{split} pearson null sd"] == pytest.approx(sd, rel=1e-12)
+    assert "CURRENT RUN" in a and "OLD-CONFIG RUN" not in a
+
+
+def test_table3_per_variant_split_type(rerun_folders, tmp_path):
+    root = rerun_folders
+    df = ResultsStore(root / "fresh").load()
+    text = write_report(root / "fresh", tmp_path, n_permutations=500).read_text()
+    for split in ("random", "spatial"):
+        assert f"### Table 3: null models with varying feature access ({split} splits)" in text
+        t3 = pd.read_csv(tmp_path / "tables" / f"table3_synthetic_n_regions_40_n_genes_30_rule_b_{split}.csv")
+        mean, sd = _independent(df, split, "cm", "permuted", "pearson", "all")
+        assert list(t3["Features"]) == ["permuted"]
+        assert t3["Pearson r mean"].iloc[0] == pytest.approx(mean, rel=1e-12)
+        assert t3["Pearson r sd"].iloc[0] == pytest.approx(sd, rel=1e-12)
+    # the two Table 3s differ (spatial and random splits are different runs)
+    r = pd.read_csv(tmp_path / "tables" / "table3_synthetic_n_regions_40_n_genes_30_rule_b_random.csv")
+    s = pd.read_csv(tmp_path / "tables" / "table3_synthetic_n_regions_40_n_genes_30_rule_b_spatial.csv")
+    assert r["Pearson r mean"].iloc[0] != s["Pearson r mean"].iloc[0]
+
+
+def test_cell_with_two_settings_is_a_clear_error(rerun_folders, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "legacy"
+    shutil.copytree(rerun_folders / "mixed", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["run_ids"]  # a folder whose manifest cannot say which runs are current
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError) as info:
+        write_report(folder, tmp_path / "out", n_permutations=500)
+    message = str(info.value)
+    assert str(folder / "manifest.json") in message
+    # 2 split types x 2 repeats x 4 folds null cells of cm hold two runs each
+    assert "16 report cell(s) hold runs of different settings" in message and "'input': 'null'" in message

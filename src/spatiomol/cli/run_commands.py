@@ -111,7 +111,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     if not pairs:
         raise ValueError("--source and --target must name at least one pair of different datasets")
     frame = run_transfer(pairs, args.model, args.out, model_params=_params(args.param), null_index=args.null_index,
-                         nulls={"n": args.null_spins, "top": 10, "method": "cge", "seed": args.seed},
+                         nulls={"n": args.null_spins, "top": args.top, "method": "cge", "seed": args.seed,
+                                "min_moved": args.min_moved},
                          seed=args.seed)
     print(transfer_table(frame).to_string(index=False))
     print(f"results: {args.out}")
@@ -155,6 +156,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", help="fixed hyperparameter NAME=VALUE (repeatable)")
     p.add_argument("--null-index", type=int, default=0, help="which of the source's top nulls trains the null model")
     p.add_argument("--null-spins", type=int, default=10000, help="spins drawn for the source's nulls")
+    p.add_argument("--top", type=int, default=10, help="nulls kept by CGE match (--null-index picks one of them)")
+    p.add_argument("--min-moved", type=float, default=0.9,
+                   help="fraction of regions a selected null must move (default 0.9; 0 = Algorithm 1 verbatim)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="results folder")
     p.set_defaults(func=cmd_transfer)

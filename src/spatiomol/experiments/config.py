@@ -167,9 +167,28 @@ class ExperimentConfig:
         if unknown:
             fail("nulls", f"a mapping with keys among {sorted(nulls)}", sorted(unknown))
         nulls.update(self.nulls)
-        if not (isinstance(nulls["top"], int) and 1 <= nulls["top"] <= nulls["n"]):
-            fail("nulls.top", "an integer between 1 and nulls.n", nulls["top"])
+        _validate_nulls(nulls, fail)
         self.nulls = nulls
+        self._validate_models(fail)
+
+    def _validate_models(self, fail) -> None:
+        """model_params names known models and their hyperparameters; variants need expression."""
+        from spatiomol.models import registry
+
+        for model, params in self.model_params.items():
+            if model not in registry.MODELS:
+                fail("model_params", f"keyed by registry model names ({', '.join(registry.MODELS)})", model)
+            accepted = sorted(registry.model_class(model)._get_param_names())
+            unknown = sorted(set(params) - set(accepted))
+            if unknown:
+                fail(f"model_params.{model}", f"hyperparameters of {model} among {accepted}", unknown)
+        from spatiomol.experiments.grid import model_reads_expression
+
+        for v in self.variants:
+            if v["input"] != "true" and v["model"] in registry.MODELS and not model_reads_expression(v["model"]):
+                fail("variants", f"a (model, input) cell whose model reads expression when input is "
+                     f"{v['input']!r} ({v['model']} ignores expression, so a {v['input']} run would "
+                     f"repeat its true run; use input 'true')", v)
 
     # ------------------------------------------------------------ conversions
     def resolved_models(self) -> list[str]:
@@ -214,6 +233,27 @@ class ExperimentConfig:
         data = self.to_dict()
         data.update({k: v for k, v in changes.items() if v is not None})
         return ExperimentConfig.from_dict(data, "command-line flags")
+
+
+def _validate_nulls(nulls: dict[str, Any], fail) -> None:
+    """Types and ranges of the ``nulls`` settings (see `spatiomol.nulls.generate_nulls`)."""
+    from spatiomol.nulls.select import METHODS
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not is_int(nulls["n"]) or nulls["n"] < 2:
+        fail("nulls.n", "an integer >= 2 (spins drawn)", nulls["n"])
+    if not is_int(nulls["top"]) or not 1 <= nulls["top"] <= nulls["n"]:
+        fail("nulls.top", f"an integer between 1 and nulls.n ({nulls['n']})", nulls["top"])
+    if not is_int(nulls["seed"]) or nulls["seed"] < 0:
+        fail("nulls.seed", "a non-negative integer", nulls["seed"])
+    mm = nulls["min_moved"]
+    if isinstance(mm, bool) or not isinstance(mm, (int, float)) or not 0.0 <= float(mm) <= 1.0:
+        fail("nulls.min_moved", "a number between 0 and 1 (fraction of regions a null must move)", mm)
+    nulls["min_moved"] = float(mm)
+    if nulls["method"] not in METHODS:
+        fail("nulls.method", f"one of {list(METHODS)}", nulls["method"])
 
 
 def _input_name(value: Any) -> str:

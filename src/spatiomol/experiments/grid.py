@@ -7,9 +7,11 @@ is what makes the runner's resume-after-kill exact and the order of execution ir
 Inputs (the expression a model sees; targets and coordinates never change):
 
 - ``"true"``: the dataset's expression.
-- ``"null"``: one of the ``top`` CGE-matched spatial nulls (paper App. A.4, Algorithm 1);
-  split ``(repeat r, fold f)`` uses null ``(r * n_folds + f) % top``, so the 40 splits of
-  10 × 4-fold CV cycle through the 10 best nulls exactly as in the paper.
+- ``"null"``: one of the ``top`` CGE-matched spatial nulls (paper App. A.4, Algorithm 1).
+  App. A.4: "tested across 10 random or spatial four-fold splits. For each split, a
+  corresponding unique null (from the top 10) is used" — one null per four-fold split,
+  so every fold of repeat ``r`` uses null ``r % top`` and the 10 repeats of 10 × 4-fold CV
+  use the 10 best nulls once each.
 - ``"permuted"``: a plain seeded random permutation of the expression rows (Table 3).
 
 Models that read no expression (distance rules) get only ``"true"`` runs.
@@ -95,9 +97,18 @@ class RunSpec:
         return f"{self.dataset}/{self.model}/{self.split_type} r{self.repeat}f{self.fold}/{self.input}{null}"
 
 
-def null_index_for(repeat: int, fold: int, n_folds: int, top: int) -> int:
-    """Which of the ``top`` nulls split (repeat, fold) uses: ``(repeat * n_folds + fold) % top``."""
-    return (repeat * n_folds + fold) % top
+def null_index_for(repeat: int, top: int) -> int:
+    """Which of the ``top`` nulls the folds of ``repeat`` use: ``repeat % top``.
+
+    One null per K-fold split (paper App. A.4): all folds of a repeat see the same null
+    brain, and repeats ``0 .. top - 1`` use the ``top`` best nulls once each (with more
+    repeats than nulls, repeat ``r`` reuses null ``r % top``).
+    """
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 0:
+        raise ValueError(f"null_index_for: repeat must be a non-negative integer, got {repeat!r}")
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"null_index_for: top must be a positive integer, got {top!r}")
+    return int(repeat) % int(top)
 
 
 def model_reads_expression(name: str) -> bool:
@@ -163,7 +174,7 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
                             repeat=repeat,
                             fold=fold,
                             input=inp,
-                            null_index=null_index_for(repeat, fold, config.folds, top) if inp == "null" else -1,
+                            null_index=null_index_for(repeat, top) if inp == "null" else -1,
                             seed=config.seed,
                             settings=settings,
                         )

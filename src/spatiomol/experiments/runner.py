@@ -148,7 +148,10 @@ def ensure_nulls(
     """Generate (once) and cache the top-K CGE-matched nulls of ``dataset``; return the file.
 
     Uses `spatiomol.nulls.generate_nulls` and `NullSet.save`; an existing file is reused
-    as is (its permutations must match the brain's region count).
+    only for the data it was made from: its region labels must match the brain's, and its
+    ``metadata["expression_sha256"]`` the brain's current expression
+    (`spatiomol.nulls.select.expression_fingerprint`), else a ValueError (nulls selected
+    by CGE match on other expression are not matched nulls of this one).
     """
     from spatiomol.nulls import NullSet
 
@@ -157,6 +160,7 @@ def ensure_nulls(
     if path.exists():
         nullset = NullSet.load(path)
         nullset.check_brain(brain)
+        check_nulls_expression(nullset, brain, path, dataset)
         if nullset.top < int(nulls_settings["top"]):
             raise ValueError(f"{path}: holds {nullset.top} nulls, expected {nulls_settings['top']}")
         return path
@@ -165,6 +169,21 @@ def ensure_nulls(
     nulls_from_settings(brain, nulls_settings).save(path)  # atomic (tmp file + os.replace)
     log(f"nulls for {dataset}: {time.perf_counter() - t0:.1f} s → {path}")
     return path
+
+
+def check_nulls_expression(nullset, brain: Brain, path: Path, dataset: str) -> None:
+    """Raise ValueError unless ``nullset`` was generated from ``brain``'s current expression."""
+    from spatiomol.nulls.select import expression_fingerprint
+
+    stored = nullset.metadata.get("expression_sha256")
+    current = expression_fingerprint(brain.X)
+    if stored != current:
+        raise ValueError(
+            f"{path}: cached nulls of dataset {dataset!r} were generated from different expression "
+            f"(field 'expression_sha256' is {str(stored)[:16]}..., the dataset's expression now hashes to "
+            f"{current[:16]}...); the dataset's contents changed since this results folder was made — "
+            "use a new results folder"
+        )
 
 
 def _null_permutation(store: ResultsStore, spec: RunSpec) -> np.ndarray:
@@ -302,7 +321,7 @@ def prepare(config: ExperimentConfig, specs: list[RunSpec], store: ResultsStore,
     fingerprints: dict[str, Any] = {}
     for dataset in config.datasets:
         brain = load_source(dataset, config.gene_order)
-        fingerprints[dataset] = dataset_fingerprint(brain)
+        fingerprints[dataset] = {**dataset_fingerprint(brain), "gene_order": config.gene_order}
         needs_nulls = any(s.dataset == dataset and s.input == "null" for s in specs)
         if needs_nulls:
             path = ensure_nulls(store, dataset, config.nulls, config.gene_order, log=log)
@@ -317,6 +336,29 @@ def prepare(config: ExperimentConfig, specs: list[RunSpec], store: ResultsStore,
                 split_path.parent.mkdir(parents=True, exist_ok=True)
                 save_splits(splits, split_path)
     return fingerprints
+
+
+def check_datasets_unchanged(config: ExperimentConfig, store: ResultsStore) -> None:
+    """Refuse to resume into a folder whose manifest recorded other data for a dataset.
+
+    Finished runs are keyed by the dataset's *name*, so a changed expression or connectome
+    file would otherwise be silently mixed with runs on the old contents. Compares the
+    previous manifest's ``datasets[d]["X_sha256"]`` and ``["Y_sha256"]`` with the data
+    loaded now; raises ValueError on any difference.
+    """
+    old = store.read_manifest().get("datasets", {})
+    for dataset in config.datasets:
+        before = old.get(dataset)
+        if not before or before.get("gene_order", "as_given") != config.gene_order:
+            continue  # another gene order permutes X's columns legitimately (its runs have other keys)
+        now = dataset_fingerprint(load_source(dataset, config.gene_order))
+        changed = [f for f in ("X_sha256", "Y_sha256") if f in before and before[f] != now[f]]
+        if changed:
+            detail = ", ".join(f"{f} {before[f]} → {now[f]}" for f in changed)
+            raise ValueError(
+                f"{store.manifest_path}: dataset {dataset!r} changed since its runs in this folder were made "
+                f"(field 'datasets.{dataset}': {detail}); refusing to resume — use a new results folder"
+            )
 
 
 def run_experiment(
@@ -350,6 +392,7 @@ def run_experiment(
     store = ResultsStore(results_dir)
     store.root.mkdir(parents=True, exist_ok=True)
     specs = build_grid(config)
+    check_datasets_unchanged(config, store)
     done_before = store.done_ids()
     todo = [s for s in specs if s.run_id not in done_before]
     summary = RunSummary(results_dir=store.root, planned=len(specs), already_done=len(specs) - len(todo))
@@ -360,7 +403,8 @@ def run_experiment(
         seeds={"root": config.seed, "nulls": config.nulls["seed"],
                "model_seed": "sha256(['model', dataset, model, split, repeat, fold, seed])[:4]",
                "permutation_seed": "sha256(['permutation', dataset, split, repeat, fold, seed])[:4]"},
-        extra={"planned_runs": len(specs), "run_ids": sorted(s.run_id for s in specs)},
+        extra={"planned_runs": len(specs), "run_ids": sorted(s.run_id for s in specs),
+               "grid_config": config.to_dict()},
     )
     t0 = time.perf_counter()
     for result in _execute_all(todo, str(store.root), jobs=jobs, scheduler=scheduler, progress=progress,
@@ -435,6 +479,6 @@ def load_results(results_dir: str | os.PathLike):
 
 
 __all__ = [
-    "RunSummary", "compute_run", "dataset_fingerprint", "ensure_nulls", "execute_run", "fit_run",
+    "RunSummary", "check_datasets_unchanged", "check_nulls_expression", "compute_run", "dataset_fingerprint", "ensure_nulls", "execute_run", "fit_run",
     "input_brain", "load_results", "load_source", "run_experiment", "summary_text",
 ]

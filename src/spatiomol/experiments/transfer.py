@@ -52,7 +52,7 @@ def _resolve(item: str | Brain, gene_order: str) -> tuple[str, Brain]:
 
 def _null_permutation(store: ResultsStore, name: str, brain: Brain, nulls: dict[str, Any], index: int,
                       gene_order: str) -> np.ndarray:
-    from spatiomol.experiments.runner import nulls_file, nulls_from_settings
+    from spatiomol.experiments.runner import check_nulls_expression, nulls_file, nulls_from_settings
     from spatiomol.nulls import NullSet
 
     path = nulls_file(store, name, nulls, gene_order)
@@ -60,6 +60,7 @@ def _null_permutation(store: ResultsStore, name: str, brain: Brain, nulls: dict[
         nulls_from_settings(brain, nulls).save(path)  # atomic (tmp file + os.replace)
     nullset = NullSet.load(path)
     nullset.check_brain(brain)
+    check_nulls_expression(nullset, brain, path, name)
     perms = nullset.permutations
     if not 0 <= index < perms.shape[0]:
         raise ValueError(f"null index {index} out of range: {path} holds {perms.shape[0]} nulls")
@@ -106,9 +107,24 @@ def run_transfer(
     from spatiomol.models import registry
 
     store = ResultsStore(results_dir)
-    nulls = {"n": 10000, "top": 10, "method": "cge", "seed": 0, **(nulls or {})}
+    from spatiomol.experiments.config import NULL_DEFAULTS
+
+    from spatiomol.experiments.config import _validate_nulls
+
+    nulls = {**NULL_DEFAULTS, **(nulls or {})}
+    unknown = sorted(set(nulls) - set(NULL_DEFAULTS))
+    if unknown:
+        raise ValueError(f"transfer: field 'nulls' has unknown keys {unknown}; expected keys among {sorted(NULL_DEFAULTS)}")
+
+    def fail(field_name: str, expected: str, got: Any) -> None:
+        raise ValueError(f"transfer: field {field_name!r} must be {expected}, got {got!r}")
+
+    _validate_nulls(nulls, fail)
+    if isinstance(null_index, bool) or not isinstance(null_index, int) or not 0 <= null_index < nulls["top"]:
+        fail("null_index", f"an integer between 0 and nulls.top - 1 ({nulls['top'] - 1})", null_index)
     model_params = dict(model_params or {})
     names = []
+    ids: list[tuple[str, str]] = []
     for source_item, target_item in pairs:
         source_name, source = _resolve(source_item, gene_order)
         target_name, target = _resolve(target_item, gene_order)
@@ -125,6 +141,7 @@ def run_transfer(
                    "settings": canonical_json(settings)}
             from spatiomol.experiments.store import run_id
 
+            ids.append((run_id(key), label))
             if store.is_done(run_id(key)):
                 continue
             train = src
@@ -142,8 +159,13 @@ def run_transfer(
             store.write_run(key, rows, hyperparameters=estimator.get_params(),
                             n_parameters=int(getattr(estimator, "n_parameters_", -1)), fit_seconds=fit_seconds,
                             predictions={"i": i, "j": j, "y_pred": y_pred, "y_true": tgt.targets(i, j)})
+    # the report shows, per (pair, model), only the runs of the latest call's settings
+    current_ids = dict(store.read_manifest().get("transfer_run_ids", {}))
+    for label in names:
+        current_ids[f"{label} {model}"] = sorted(r for r, lab in ids if lab == label)
     store.write_manifest({"transfer": {"model": model, "model_params": model_params, "null_index": null_index,
-                                        "nulls": nulls, "seed": seed, "pairs": names}})
+                                        "nulls": nulls, "seed": seed, "pairs": names}},
+                         extra={"transfer_run_ids": current_ids})
     df = store.load()
     return df[df["dataset"].isin(names) & (df["model"] == model)].reset_index(drop=True)
 

@@ -67,12 +67,63 @@ def _cge_figure(store: ResultsStore, manifest: dict[str, Any], dataset: str, out
     nulls_rel = manifest.get("datasets", {}).get(dataset, {}).get("nulls_file")
     if not nulls_rel or not (store.root / nulls_rel).exists():
         return None
-    brain = load_source(dataset, manifest.get("config", {}).get("gene_order", "as_given"))
+    config = manifest.get("grid_config") or manifest.get("config", {})
+    brain = load_source(dataset, config.get("gene_order", "as_given"))
     return plot_cge_curves(brain, NullSet.load(store.root / nulls_rel), out / f"cge_distance_{_slug(dataset)}.png")
 
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(text).name)[:40]
+
+
+#: columns that identify one cell of the report (one value per metric and stratum)
+CELL_COLUMNS = ["dataset", "model", "split_type", "input", "repeat", "fold"]
+
+
+def current_ids(manifest: dict[str, Any]) -> set[str] | None:
+    """Run ids of the folder's latest settings: the grid's ``run_ids`` and transfer's ids.
+
+    ``None`` when the manifest records none (a folder from before the manifest listed them).
+    """
+    grid = manifest.get("run_ids")
+    transfer = manifest.get("transfer_run_ids")
+    if grid is None and transfer is None:
+        return None
+    ids = set(grid or [])
+    for values in (transfer or {}).values():
+        ids.update(values)
+    return ids
+
+
+def current_runs(df: pd.DataFrame, manifest: dict[str, Any], source: str = "manifest.json") -> pd.DataFrame:
+    """The rows of the runs the manifest lists as current; one run per report cell.
+
+    A results folder keeps the parts of every configuration ever run into it (runs are
+    append-only); the report must not average a cell over old and new settings. Rows
+    whose ``run_id`` is not in the manifest's ``run_ids`` (written by every
+    `spatiomol.experiments.runner.run_experiment`) or ``transfer_run_ids`` are dropped.
+
+    Raises
+    ------
+    ValueError
+        When a (dataset, model, split_type, input, repeat, fold) cell still has more than
+        one run (two settings at once), naming the cell and its run ids.
+    """
+    ids = current_ids(manifest)
+    if ids is not None:
+        df = df[df["run_id"].isin(ids)].reset_index(drop=True)
+    runs = df[[*CELL_COLUMNS, "run_id"]].drop_duplicates()
+    counts = runs.groupby(CELL_COLUMNS, sort=False)["run_id"].nunique()
+    mixed = counts[counts > 1]
+    if not mixed.empty:
+        cell = dict(zip(CELL_COLUMNS, mixed.index[0]))
+        rids = sorted(runs.merge(pd.DataFrame([cell]), on=CELL_COLUMNS)["run_id"])
+        raise ValueError(
+            f"{source}: {len(mixed)} report cell(s) hold runs of different settings, e.g. {cell} has runs "
+            f"{rids}; expected one run per (dataset, model, split_type, input, repeat, fold) — "
+            "report a results folder written by one configuration (use a new folder per configuration)"
+        )
+    return df
 
 
 def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_permutations: int = 10000,
@@ -95,7 +146,13 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
     if df.empty:
         raise ValueError(f"{store.root}: no finished runs in {store.parts_dir} (run `spatiomol run` first)")
     manifest = store.read_manifest()
-    config = manifest.get("config", {})
+    # the latest grid's configuration ("config" keeps the folder's first one)
+    config = manifest.get("grid_config") or manifest.get("config", {})
+    df = current_runs(df, manifest, str(store.manifest_path))
+    if df.empty:
+        raise ValueError(f"{store.manifest_path}: none of the runs listed in field 'run_ids' has finished "
+                         f"(no part in {store.parts_dir}); run `spatiomol run` first")
+    ids = current_ids(manifest)
     tdir, fdir = out / "tables", out / "figures"
     tdir.mkdir(parents=True, exist_ok=True)
     fdir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +178,7 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
             "- every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
             "MSE in squared target units; geodesic = affine-invariant Riemannian distance",
             f"- nulls: top {config.get('nulls', {}).get('top', '?')} of {config.get('nulls', {}).get('n', '?')} "
-            f"spins by CGE match (split (r, f) uses null (r·folds + f) mod top)",
+            f"spins by CGE match (one null per K-fold split: every fold of repeat r uses null r mod top)",
             f"- versions: {json.dumps(manifest.get('versions', {}))}",
             "",
         ]
@@ -163,12 +220,14 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
         t2, t2n = tables.table2(summary, dataset)
         t2n.to_csv(tdir / f"table2_{slug}.csv")
         md += ["### Table 2: stratified test Pearson r", "", tables.to_markdown(t2)]
-        t3, t3n = tables.table3(summary, dataset, variants=config.get("variants") or None)
-        if not t3.empty:
-            t3n.to_csv(tdir / f"table3_{slug}.csv", index=False)
-            md += ["### Table 3: null models with varying feature access (random splits)", "",
-                   "SM = CGE-matched spatiomolecular null expression; permuted = uniform random shuffle of rows.",
-                   "", tables.to_markdown(t3, index=False)]
+        for split_type in config.get("variant_splits") or ["random"]:
+            t3, t3n = tables.table3(summary, dataset, split_type=split_type,
+                                    variants=config.get("variants") or None)
+            if not t3.empty:
+                t3n.to_csv(tdir / f"table3_{slug}_{split_type}.csv", index=False)
+                md += [f"### Table 3: null models with varying feature access ({split_type} splits)", "",
+                       "SM = CGE-matched spatiomolecular null expression; permuted = uniform random shuffle of rows.",
+                       "", tables.to_markdown(t3, index=False)]
 
         sub = df[df["dataset"] == dataset]
         tvn = stats.true_vs_null(sub, n_permutations=n_permutations, seed=seed)
@@ -227,6 +286,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
                    f"_CGE–distance curves of {dataset}: true brain and its top nulls_", ""]
 
     failures = sorted((store.root / "failures").glob("*.txt")) if (store.root / "failures").exists() else []
+    if ids is not None:
+        failures = [f for f in failures if f.stem in ids]
     if failures:
         md += ["## Failed runs", ""] + [f"- {f.read_text().splitlines()[0]}" for f in failures] + [""]
     path = out / "report.md"
