@@ -51,7 +51,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, help="folds per repeat (paper: 4)")
     p.add_argument("--inputs", help="comma-separated inputs: true,null,permuted")
     p.add_argument("--seed", type=int, help="root seed")
-    p.add_argument("--n-configs", type=int, help="hyperparameter candidates per split (3-6)")
+    p.add_argument("--n-configs", type=int, help="hyperparameter configurations sampled per split (3-6), tried with the default")
     tuning = p.add_mutually_exclusive_group()
     tuning.add_argument("--tuning", dest="tuning", action="store_true", default=None,
                         help="nested inner-CV hyperparameter selection")
