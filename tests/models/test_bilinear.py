@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from spatiomol.data.synthetic import make_synthetic_brain
-from spatiomol.evaluation.splits import make_splits
 from spatiomol.models import registry
 from spatiomol.models.bilinear import BilinearClosedForm, BilinearLowRank, ConnectomeModel
 
@@ -102,17 +101,6 @@ def test_closed_form_handles_more_features_than_regions():
 
 
 # ------------------------------------------------------------- on synthetic brains
-@pytest.fixture(scope="module")
-def bilinear_brain():
-    # more regions than genes, so that a g x g interaction is identifiable from 60 regions
-    return make_synthetic_brain(80, 20, rule="bilinear", rank=3, seed=1)
-
-
-@pytest.fixture(scope="module")
-def split(bilinear_brain):
-    return make_splits(bilinear_brain, "random", n_repeats=1, n_folds=4, seed=0)[0]
-
-
 def test_connectome_model_matches_kronecker_on_a_brain():
     brain = make_synthetic_brain(10, 4, rule="bilinear", rank=2, seed=5)
     train = np.arange(8)
@@ -131,53 +119,53 @@ def test_connectome_model_matches_kronecker_on_a_brain():
                                np.einsum("ka,ab,kb->k", F_all[i], expected, F_all[j]), atol=1e-6)
 
 
-def test_connectome_model_recovers_planted_bilinear_rule(bilinear_brain, split):
-    model = registry.make_model("cm", alpha=0.01).fit(bilinear_brain, split.train)
-    i, j = split.test_pairs()
+def test_connectome_model_recovers_planted_bilinear_rule(bilinear_brain, bilinear_split):
+    model = registry.make_model("cm", alpha=0.01).fit(bilinear_brain, bilinear_split.train)
+    i, j = bilinear_split.test_pairs()
     r = np.corrcoef(model.predict(bilinear_brain, i, j), bilinear_brain.targets(i, j))[0, 1]
     assert r > 0.95
     assert model.n_parameters_ == (20 + 1) ** 2  # g x g interaction plus constant row/column
 
 
-def test_cm_pca_with_every_component_equals_cm(bilinear_brain, split):
+def test_cm_pca_with_every_component_equals_cm(bilinear_brain, bilinear_split):
     # PCA with all components is an orthogonal rotation of the standardized genes, and the
     # Frobenius ridge is rotation invariant
-    cm = registry.make_model("cm", alpha=0.01).fit(bilinear_brain, split.train)
-    cm_pca = registry.make_model("cm-pca", n_components=20, alpha=0.01).fit(bilinear_brain, split.train)
+    cm = registry.make_model("cm", alpha=0.01).fit(bilinear_brain, bilinear_split.train)
+    cm_pca = registry.make_model("cm-pca", n_components=20, alpha=0.01).fit(bilinear_brain, bilinear_split.train)
     i, j = bilinear_brain.pairs()
     np.testing.assert_allclose(cm_pca.predict(bilinear_brain, i, j), cm.predict(bilinear_brain, i, j), atol=1e-8)
 
 
-def test_cm_pca_variance_fraction_and_parameter_count(bilinear_brain, split):
-    model = registry.make_model("cm-pca", n_components=0.99, alpha=0.01).fit(bilinear_brain, split.train)
-    X = bilinear_brain.X[split.train]
+def test_cm_pca_variance_fraction_and_parameter_count(bilinear_brain, bilinear_split):
+    model = registry.make_model("cm-pca", n_components=0.99, alpha=0.01).fit(bilinear_brain, bilinear_split.train)
+    X = bilinear_brain.X[bilinear_split.train]
     Z = (X - X.mean(0)) / X.std(0)
     explained = np.linalg.svd(Z, compute_uv=False) ** 2
     k = int(np.searchsorted(np.cumsum(explained) / explained.sum(), 0.99) + 1)
     assert model.feature_map_.n_features_ == k
     assert model.n_parameters_ == (k + 1) ** 2
-    i, j = bilinear_brain.pairs(split.test)
+    i, j = bilinear_brain.pairs(bilinear_split.test)
     assert np.corrcoef(model.predict(bilinear_brain, i, j), bilinear_brain.targets(i, j))[0, 1] > 0.95
 
 
-def test_predictions_never_use_test_targets_and_are_symmetric(bilinear_brain, split):
+def test_predictions_never_use_test_targets_and_are_symmetric(bilinear_brain, bilinear_split):
     rng = np.random.default_rng(0)
     Y = bilinear_brain.Y.copy()
     noise = rng.normal(size=Y.shape)
-    Y[np.ix_(split.test, np.arange(Y.shape[0]))] += noise[split.test]
-    Y[:, split.test] = Y[split.test].T  # keep symmetric, training block untouched
+    Y[np.ix_(bilinear_split.test, np.arange(Y.shape[0]))] += noise[bilinear_split.test]
+    Y[:, bilinear_split.test] = Y[bilinear_split.test].T  # keep symmetric, training block untouched
     altered = bilinear_brain.replace(Y=Y)
-    i, j = bilinear_brain.pairs(split.test)
+    i, j = bilinear_brain.pairs(bilinear_split.test)
     for name in ["cm", "cm-pca"]:
-        a = registry.make_model(name).fit(bilinear_brain, split.train).predict(bilinear_brain, i, j)
-        b = registry.make_model(name).fit(altered, split.train)
+        a = registry.make_model(name).fit(bilinear_brain, bilinear_split.train).predict(bilinear_brain, i, j)
+        b = registry.make_model(name).fit(altered, bilinear_split.train)
         np.testing.assert_array_equal(a, b.predict(altered, i, j))
         np.testing.assert_allclose(b.predict(altered, j, i), b.predict(altered, i, j), atol=1e-12)
 
 
-def test_low_rank_recovers_planted_rule_and_is_seeded(bilinear_brain, split):
-    i, j = bilinear_brain.pairs(split.test)
-    fits = [BilinearLowRank(rank=3, n_epochs=600, seed=7).fit(bilinear_brain, split.train) for _ in range(2)]
+def test_low_rank_recovers_planted_rule_and_is_seeded(bilinear_brain, bilinear_split):
+    i, j = bilinear_brain.pairs(bilinear_split.test)
+    fits = [BilinearLowRank(rank=3, n_epochs=600, seed=7).fit(bilinear_brain, bilinear_split.train) for _ in range(2)]
     pred = fits[0].predict(bilinear_brain, i, j)
     assert np.corrcoef(pred, bilinear_brain.targets(i, j))[0, 1] > 0.95
     np.testing.assert_array_equal(pred, fits[1].predict(bilinear_brain, i, j))
@@ -186,8 +174,8 @@ def test_low_rank_recovers_planted_rule_and_is_seeded(bilinear_brain, split):
     assert fits[0].E_.shape == (20, 3)
 
 
-def test_low_rank_early_stopping_keeps_best_validation_epoch(bilinear_brain, split):
-    train, val = split.train[:45], split.train[45:]
+def test_low_rank_early_stopping_keeps_best_validation_epoch(bilinear_brain, bilinear_split):
+    train, val = bilinear_split.train[:45], bilinear_split.train[45:]
     model = BilinearLowRank(rank=3, n_epochs=400, patience=30, seed=0).fit(bilinear_brain, train, val)
     val_curve = np.array(model.history_["val"])
     assert model.best_epoch_ == int(np.argmin(val_curve))
@@ -196,18 +184,18 @@ def test_low_rank_early_stopping_keeps_best_validation_epoch(bilinear_brain, spl
     assert np.isclose(val_mse, val_curve.min(), rtol=1e-4)
 
 
-def test_missing_expression_is_a_clear_error(bilinear_brain, split):
+def test_missing_expression_is_a_clear_error(bilinear_brain, bilinear_split):
     X = bilinear_brain.X.copy()
-    X[split.test[0]] = np.nan
+    X[bilinear_split.test[0]] = np.nan
     broken = bilinear_brain.replace(X=X)
-    model = registry.make_model("cm", alpha=0.01).fit(broken, split.train)  # training rows are complete
-    i, j = broken.pairs(split.test)
+    model = registry.make_model("cm", alpha=0.01).fit(broken, bilinear_split.train)  # training rows are complete
+    i, j = broken.pairs(bilinear_split.test)
     with pytest.raises(ValueError, match="field X"):
         model.predict(broken, i, j)
     with pytest.raises(ValueError, match="field X"):
-        registry.make_model("cm", alpha=0.01).fit(broken, np.append(split.train, split.test[0]))
+        registry.make_model("cm", alpha=0.01).fit(broken, np.append(bilinear_split.train, bilinear_split.test[0]))
     with pytest.raises(ValueError, match="features"):
-        ConnectomeModel(features="kmeans").fit(bilinear_brain, split.train)
+        ConnectomeModel(features="kmeans").fit(bilinear_brain, bilinear_split.train)
 
 
 @pytest.mark.parametrize("name", BASELINES)
