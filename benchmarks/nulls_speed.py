@@ -68,7 +68,12 @@ def reference_path(brain, plan, n: int) -> tuple[float, np.ndarray, np.ndarray, 
     try:
         start = time.perf_counter()
         spun, cost = neuromaps_spins.gen_spinsamples(
-            plan.sphere[cortex], hemiid, n_rotate=n, method="vasa", check_duplicates=False, return_cost=True,
+            plan.sphere[cortex],
+            hemiid,
+            n_rotate=n,
+            method="vasa",
+            check_duplicates=False,
+            return_cost=True,
         )
         for k in range(n):
             perm = shuffled[k].copy()
@@ -76,8 +81,14 @@ def reference_path(brain, plan, n: int) -> tuple[float, np.ndarray, np.ndarray, 
             values = np.corrcoef(brain.X[perm])[i, j]
             means, _, _ = stats.binned_statistic(d, values, statistic="mean", bins=edges)
             keep = ~np.isnan(means)
-            popt, _ = optimize.curve_fit(cge.exponential_curve, centres_all[keep], means[keep], p0=[0, 10],
-                                         bounds=([-1, 0], [1, 100]), maxfev=5000)
+            popt, _ = optimize.curve_fit(
+                cge.exponential_curve,
+                centres_all[keep],
+                means[keep],
+                p0=[0, 10],
+                bounds=([-1, 0], [1, 100]),
+                maxfev=5000,
+            )
             params[k] = [popt[1], popt[0], *np.polyfit(centres_all[keep], means[keep], 3)]
             costs[k] = cost[:, k].sum()
             curves.append(means[keep])

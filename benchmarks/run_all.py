@@ -24,7 +24,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,8 +49,14 @@ def run_scripts(timeout_s: int) -> list[dict]:
             continue
         start = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=_environment(),
-                                  capture_output=True, text=True, timeout=timeout_s)
+            proc = subprocess.run(
+                [sys.executable, str(script)],
+                cwd=ROOT,
+                env=_environment(),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
             status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
         except subprocess.TimeoutExpired:
             status = f"timeout after {timeout_s} s"
@@ -83,7 +89,9 @@ def split_benchmark(quick: bool) -> Path:
         t0 = time.perf_counter()
         y_pred = model.predict(brain, i, j)
         predict_s = time.perf_counter() - t0
-        r = next(m["value"] for m in evaluate(brain, i, j, y_pred) if m["metric"] == "pearson" and m["stratum"] == "all")
+        r = next(
+            m["value"] for m in evaluate(brain, i, j, y_pred) if m["metric"] == "pearson" and m["stratum"] == "all"
+        )
         rows.append((name, fit_s, predict_s, int(model.n_parameters_), r))
         print(f"split benchmark {name}: fit {fit_s:.2f} s, r = {r:.3f}", flush=True)
     reference = next(fit for name, fit, *_ in rows if name == "cm")
@@ -101,8 +109,10 @@ def split_benchmark(quick: bool) -> Path:
         "|---|---|---|---|---|---|",
     ]
     for name, fit_s, predict_s, n_params, r in rows:
-        lines.append(f"| {registry.display_name(name)} | {fit_s:.3f} | {predict_s:.3f} | "
-                     f"{fit_s / reference:.1f} | {n_params:,} | {r:.3f} |")
+        lines.append(
+            f"| {registry.display_name(name)} | {fit_s:.3f} | {predict_s:.3f} | "
+            f"{fit_s / reference:.1f} | {n_params:,} | {r:.3f} |"
+        )
     total = float(np.sum([row[1] + row[2] for row in rows]))
     lines += ["", f"Total for one split of every model: {total:.1f} s.", ""]
     RESULTS.mkdir(exist_ok=True)
@@ -116,7 +126,7 @@ def gather(rows: list[dict], out: Path, started: float) -> Path:
     header = [
         "# spatiomol benchmarks",
         "",
-        f"Measured in one run of `benchmarks/run_all.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"Measured in one run of `benchmarks/run_all.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; "
         f"load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
         "(a shared machine: absolute timings are noisy, ratios within a table more telling).",
@@ -140,7 +150,9 @@ def gather(rows: list[dict], out: Path, started: float) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(HERE / "results.md"), help="combined Markdown file")
-    parser.add_argument("--quick", action="store_true", help="demo budgets for the neural models in the split benchmark")
+    parser.add_argument(
+        "--quick", action="store_true", help="demo budgets for the neural models in the split benchmark"
+    )
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per benchmark script")
     parser.add_argument("--skip-scripts", action="store_true", help="only the split benchmark")
     args = parser.parse_args(argv)
@@ -152,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         split_benchmark(args.quick)
     except Exception as err:  # noqa: BLE001 — recorded in the summary table
         status = f"failed: {type(err).__name__}: {err}"
-    rows.append({"script": "run_all.py (one split of every model)", "status": status,
-                 "seconds": time.perf_counter() - t0})
+    rows.append(
+        {"script": "run_all.py (one split of every model)", "status": status, "seconds": time.perf_counter() - t0}
+    )
     path = gather(rows, Path(args.out), started)
     print(f"wrote {path}")
     return 0 if all(r["status"] == "ok" for r in rows) else 1

@@ -20,8 +20,12 @@ def _run(capsys, *argv):
 def test_datasets_lists_the_four_bundled_datasets(capsys):
     code, out, _ = _run(capsys, "datasets")
     assert code == 0
-    assert [line.split()[0] for line in out.strip().splitlines()] == ["hcp-s100", "hcp-s100-sc", "hcp-s400",
-                                                                      "hcp-s400-sc"]
+    assert [line.split()[0] for line in out.strip().splitlines()] == [
+        "hcp-s100",
+        "hcp-s100-sc",
+        "hcp-s400",
+        "hcp-s400-sc",
+    ]
 
 
 def test_info_hcp_s100(capsys, data_mirror):
@@ -32,8 +36,15 @@ def test_info_hcp_s100(capsys, data_mirror):
     assert "structures: cortex 100, subcortex 14" in out
     networks = dict(re.findall(r"(\w+) (\d+)", re.search(r"networks: (.*)", out).group(1)))
     assert {k: int(v) for k, v in networks.items()} == {
-        "Default": 24, "Vis": 17, "DorsAttn": 15, "SomMot": 14, "Subcortex": 14, "Cont": 13, "SalVentAttn": 12,
-        "Limbic": 5}
+        "Default": 24,
+        "Vis": 17,
+        "DorsAttn": 15,
+        "SomMot": 14,
+        "Subcortex": 14,
+        "Cont": 13,
+        "SalVentAttn": 12,
+        "Limbic": 5,
+    }
     assert "missing expression: 0 regions" in out and "0 regions filled" in out
     assert "target: fc (functional connectivity), scale r (Pearson r)" in out
     assert "tanh(Fisher-z" in out
@@ -73,9 +84,18 @@ def test_unknown_dataset_is_a_clean_error(capsys, data_mirror):
 
 
 def test_validate_good_files_prints_a_summary(capsys, user_files):
-    code, out, _ = _run(capsys, "validate", "--expression", str(user_files["expression"]), "--connectome",
-                        str(user_files["connectome"]), "--regions", str(user_files["regions"]), "--subjects",
-                        str(user_files["subjects"]))
+    code, out, _ = _run(
+        capsys,
+        "validate",
+        "--expression",
+        str(user_files["expression"]),
+        "--connectome",
+        str(user_files["connectome"]),
+        "--regions",
+        str(user_files["regions"]),
+        "--subjects",
+        str(user_files["subjects"]),
+    )
     assert code == 0
     assert out.startswith("OK: no problems found")
     assert "12 regions, 9 genes" in out and "subjects: 3" in out
@@ -88,9 +108,18 @@ def test_validate_bad_files_prints_every_problem(capsys, user_files, small_brain
     Y = small_brain.Y.copy()
     Y[0, 1] += 0.5
     np.save(user_files["subjects"], np.stack([Y, Y]))
-    code, out, _ = _run(capsys, "validate", "--expression", str(user_files["expression"]), "--connectome",
-                        str(user_files["connectome"]), "--regions", str(user_files["regions"]), "--subjects",
-                        str(user_files["subjects"]))
+    code, out, _ = _run(
+        capsys,
+        "validate",
+        "--expression",
+        str(user_files["expression"]),
+        "--connectome",
+        str(user_files["connectome"]),
+        "--regions",
+        str(user_files["regions"]),
+        "--subjects",
+        str(user_files["subjects"]),
+    )
     assert code == 1
     assert out.startswith("2 problem(s) found:")
     assert f"regions file {user_files['regions']}: field 'structure'" in out
@@ -99,7 +128,15 @@ def test_validate_bad_files_prints_every_problem(capsys, user_files, small_brain
 
 def test_info_accepts_a_yaml_of_user_files(capsys, user_files):
     spec = user_files["regions"].parent / "mine.yaml"
-    spec.write_text(yaml.safe_dump({"expression": "expression.csv", "connectome": "connectome.csv",
-                                    "regions": "regions.csv", "name": "my-brain"}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "expression": "expression.csv",
+                "connectome": "connectome.csv",
+                "regions": "regions.csv",
+                "name": "my-brain",
+            }
+        )
+    )
     code, out, _ = _run(capsys, "info", str(spec))
     assert code == 0 and out.startswith("my-brain") and "12 regions, 9 genes" in out

@@ -60,8 +60,11 @@ def test_corrupted_mirror_file_is_a_hash_error_naming_it(offline, data_mirror, t
         shutil.copyfile(data_mirror / key, mirror / key)
     bad = mirror / "enigma_hcp/funcMatrix_with_ctx_schaefer_100.csv"
     bad.write_bytes(bad.read_bytes().replace(b"0.26568", b"0.26569", 1))
-    with pytest.raises(ValueError, match=r"funcMatrix_with_ctx_schaefer_100.csv: SHA-256 [0-9a-f]{64} does not "
-                                         r"match the registry's afb3c066"):
+    with pytest.raises(
+        ValueError,
+        match=r"funcMatrix_with_ctx_schaefer_100.csv: SHA-256 [0-9a-f]{64} does not "
+        r"match the registry's afb3c066",
+    ):
         load_dataset("hcp-s100", mirror=mirror)
     bad.unlink()
     with pytest.raises(ValueError, match="file enigma_hcp/funcMatrix_with_ctx_schaefer_100.csv is missing"):
@@ -110,7 +113,9 @@ def test_regions_follow_the_labels_file_and_atlas_tables(data_mirror, name, n_re
     assert (brain.n_regions, brain.n_genes) == (n_regions, n_genes)
     assert list(brain.labels) == labels
     table = "4S156" if n_ctx == 100 else "4S456"
-    atlas = {r["label_7network"]: r for r in _atlas_rows(data_mirror / f"atlas/atlas-{table}Parcels_dseg_reformatted.csv")}
+    atlas = {
+        r["label_7network"]: r for r in _atlas_rows(data_mirror / f"atlas/atlas-{table}Parcels_dseg_reformatted.csv")
+    }
     for k in range(n_ctx):
         row = atlas[labels[k]]
         assert brain.coords[k].tolist() == [float(row["mni_x"]), float(row["mni_y"]), float(row["mni_z"])]

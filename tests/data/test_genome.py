@@ -37,8 +37,15 @@ def _brain_with_genes(genes, seed=0):
 
 def test_read_gene_positions_sorts_chromosomes_numerically(table):
     positions = read_gene_positions(table)
-    assert positions["symbol"].tolist() == ["G_chr1_early", "G_chr1_late", "G_chr2", "G_chr10", "G_chrX",
-                                            "G_chrY", "G_chrM"]
+    assert positions["symbol"].tolist() == [
+        "G_chr1_early",
+        "G_chr1_late",
+        "G_chr2",
+        "G_chr10",
+        "G_chrX",
+        "G_chrY",
+        "G_chrM",
+    ]
     assert positions.set_index("symbol").loc["G_chr1_late", "start"] == 5000
 
 
@@ -46,8 +53,16 @@ def test_tss_order_puts_unknown_genes_last_and_reports_them(table):
     genes = ["UNKNOWN_B", "G_chrX", "G_chr10", "G_chr2", "UNKNOWN_A", "G_chrM", "G_chr1_late", "G_chr1_early"]
     brain = _brain_with_genes(genes)
     out = order_genes(brain, "tss", table=table)
-    assert out.genes == ("G_chr1_early", "G_chr1_late", "G_chr2", "G_chr10", "G_chrX", "G_chrM",
-                         "UNKNOWN_B", "UNKNOWN_A")
+    assert out.genes == (
+        "G_chr1_early",
+        "G_chr1_late",
+        "G_chr2",
+        "G_chr10",
+        "G_chrX",
+        "G_chrM",
+        "UNKNOWN_B",
+        "UNKNOWN_A",
+    )
     report = out.provenance["gene_order"]
     assert (report["n_found"], report["n_not_found"]) == (6, 2)
     assert report["not_found"] == ["UNKNOWN_B", "UNKNOWN_A"]
@@ -95,8 +110,13 @@ def test_bad_table_line_names_file_and_line(tmp_path):
 def test_real_tss_order_against_an_independent_parse(data_mirror):
     brain = load_dataset("hcp-s100", gene_order="tss", mirror=data_mirror)
     given = load_dataset("hcp-s100", mirror=data_mirror)
-    table = pd.read_csv(data_mirror / "genome/hg38_gencode_v27.txt", sep="\t", header=None, usecols=[0, 1, 2],
-                        names=["symbol", "chrom", "start"])
+    table = pd.read_csv(
+        data_mirror / "genome/hg38_gencode_v27.txt",
+        sep="\t",
+        header=None,
+        usecols=[0, 1, 2],
+        names=["symbol", "chrom", "start"],
+    )
     chrom_rank = {f"chr{c}": k for k, c in enumerate([*map(str, range(1, 23)), "X", "Y", "M"])}
     key = {s: (chrom_rank[c], p) for s, c, p in zip(table["symbol"], table["chrom"], table["start"])}
     found = [g for g in brain.genes if g in key]

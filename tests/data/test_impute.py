@@ -15,13 +15,21 @@ from spatiomol.data.impute import fill_missing, find_homologue, inverse_distance
 def _brain(coords, hemisphere, structure, X, subjects=None):
     n = len(coords)
     coords = np.asarray(coords, dtype=float)
-    regions = pd.DataFrame({
-        "label": [f"r{k}" for k in range(n)], "hemisphere": hemisphere, "structure": structure,
-        "network": ["Unknown"] * n, "x": coords[:, 0], "y": coords[:, 1], "z": coords[:, 2],
-    })
+    regions = pd.DataFrame(
+        {
+            "label": [f"r{k}" for k in range(n)],
+            "hemisphere": hemisphere,
+            "structure": structure,
+            "network": ["Unknown"] * n,
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "z": coords[:, 2],
+        }
+    )
     Y = np.arange(n * n, dtype=float).reshape(n, n)
-    return Brain(name="hand", regions=regions, X=np.asarray(X, dtype=float), genes=("g0", "g1"),
-                 Y=Y + Y.T, subjects=subjects)
+    return Brain(
+        name="hand", regions=regions, X=np.asarray(X, dtype=float), genes=("g0", "g1"), Y=Y + Y.T, subjects=subjects
+    )
 
 
 @pytest.fixture
@@ -35,8 +43,17 @@ def hand_brain():
                   r7 (10,0.2,0.5) has data = homologue of r4 (reflected r4 = (10,0,0.5): d = 0.2 to r7, 0.5 to r6).
     Right subcortex: r8 (10,0,0.3) has data.
     """
-    coords = [(-10, 0, 0), (-10, 1, 0), (-10, 0, 2), (-10, 4, 0), (-10, 0, 0.5), (-10, 0, 0.25),
-              (10, 0, 0), (10, 0.2, 0.5), (10, 0, 0.3)]
+    coords = [
+        (-10, 0, 0),
+        (-10, 1, 0),
+        (-10, 0, 2),
+        (-10, 4, 0),
+        (-10, 0, 0.5),
+        (-10, 0, 0.25),
+        (10, 0, 0),
+        (10, 0.2, 0.5),
+        (10, 0, 0.3),
+    ]
     hemisphere = ["L"] * 6 + ["R"] * 3
     structure = ["cortex"] * 5 + ["subcortex"] + ["cortex"] * 2 + ["subcortex"]
     nan = [np.nan, np.nan]
@@ -127,8 +144,12 @@ def test_bad_input_is_a_clear_error(hand_brain):
         fill_missing(hand_brain.replace(X=X), "mirror-interpolate")
     with pytest.raises(ValueError, match="missing must be one of"):
         fill_missing(hand_brain, "mean")
-    lonely = _brain([(-5, 0, 0), (-6, 0, 0), (5, 0, 0)], ["L", "L", "R"], ["cortex", "subcortex", "cortex"],
-                    [[np.nan, np.nan], [1.0, 2.0], [np.nan, np.nan]])
+    lonely = _brain(
+        [(-5, 0, 0), (-6, 0, 0), (5, 0, 0)],
+        ["L", "L", "R"],
+        ["cortex", "subcortex", "cortex"],
+        [[np.nan, np.nan], [1.0, 2.0], [np.nan, np.nan]],
+    )
     with pytest.raises(ValueError, match="region 'r0' has no expression, its homologue has none"):
         fill_missing(lonely, "mirror-interpolate")
 

@@ -28,8 +28,9 @@ def _one(problems, *fragments):
 # ------------------------------------------------------------------------ good input
 def test_round_trip_reproduces_the_brain(user_files, small_brain):
     assert _problems(user_files) == []
-    brain = load_user_brain(user_files["expression"], user_files["connectome"], user_files["regions"],
-                            user_files["subjects"], name="mine")
+    brain = load_user_brain(
+        user_files["expression"], user_files["connectome"], user_files["regions"], user_files["subjects"], name="mine"
+    )
     np.testing.assert_allclose(brain.X, small_brain.X, rtol=1e-12)
     np.testing.assert_allclose(brain.Y, small_brain.Y, rtol=1e-12)
     np.testing.assert_allclose(brain.subjects, small_brain.subjects, rtol=1e-12)
@@ -90,8 +91,9 @@ def test_numeric_labels_in_different_row_and_column_orders_are_named(tmp_path, s
     numbered, paths, _ = _numeric_label_files(tmp_path, small_brain, write_files)
     rows = np.arange(small_brain.n_regions)
     cols = rows[::-1]
-    pd.DataFrame(small_brain.Y[np.ix_(rows, cols)], index=numbered.labels[rows],
-                 columns=numbered.labels[cols]).to_csv(paths["connectome"])
+    pd.DataFrame(small_brain.Y[np.ix_(rows, cols)], index=numbered.labels[rows], columns=numbered.labels[cols]).to_csv(
+        paths["connectome"]
+    )
     msg = _one(_problems(paths), "connectome file", "row labels and column labels differ")
     assert str(paths["connectome"]) in msg and "same order" in msg
 
@@ -136,8 +138,15 @@ def test_user_regions_without_expression_are_mirror_interpolated(user_files, sma
 
 
 def test_yaml_spec_with_relative_paths(user_files, small_brain):
-    spec = {"expression": "expression.csv", "connectome": "connectome.csv", "regions": "regions.csv",
-            "subjects": "subjects.npy", "name": "from-yaml", "target_kind": "fc", "target_scale": "r"}
+    spec = {
+        "expression": "expression.csv",
+        "connectome": "connectome.csv",
+        "regions": "regions.csv",
+        "subjects": "subjects.npy",
+        "name": "from-yaml",
+        "target_kind": "fc",
+        "target_scale": "r",
+    }
     path = user_files["regions"].parent / "brain.yaml"
     path.write_text(yaml.safe_dump(spec))
     brain = load_brain(path)
@@ -151,8 +160,12 @@ def test_yaml_spec_with_tss_gene_order(user_files, data_mirror):
     expr = pd.read_csv(user_files["expression"])
     expr.columns = ["label", *genes]
     expr.to_csv(user_files["expression"], index=False)
-    spec = {"expression": "expression.csv", "connectome": "connectome.csv", "regions": "regions.csv",
-            "gene_order": "tss"}
+    spec = {
+        "expression": "expression.csv",
+        "connectome": "connectome.csv",
+        "regions": "regions.csv",
+        "gene_order": "tss",
+    }
     path = user_files["regions"].parent / "tss.yaml"
     path.write_text(yaml.safe_dump(spec))
     brain = load_brain(path, mirror=data_mirror)
@@ -176,15 +189,23 @@ def test_yaml_spec_errors_name_the_file_and_key(tmp_path):
 
 def test_load_brain_names_unknown_options_and_the_accepted_ones(user_files):
     accepted = "['missing', 'gene_order', 'seed', 'mirror', 'fc_scale', 'n_neighbors']"
-    with pytest.raises(ValueError, match=re.escape(
-            f"load_brain(bundled dataset 'hcp-s100'): unknown option(s) ['target_scale']; accepted options: {accepted}")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"load_brain(bundled dataset 'hcp-s100'): unknown option(s) ['target_scale']; accepted options: {accepted}"
+        ),
+    ):
         load_brain("hcp-s100", target_scale="fisher_z")
     spec = {"expression": "expression.csv", "connectome": "connectome.csv", "regions": "regions.csv"}
     path = user_files["regions"].parent / "opts.yaml"
     path.write_text(yaml.safe_dump(spec))
     yaml_accepted = "['name', 'target_kind', 'target_scale', 'missing', 'gene_order', 'seed', 'mirror']"
-    with pytest.raises(ValueError, match=re.escape(
-            f"load_brain({path}): unknown option(s) ['fc_scale', 'n_neigbors']; accepted options: {yaml_accepted}")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"load_brain({path}): unknown option(s) ['fc_scale', 'n_neigbors']; accepted options: {yaml_accepted}"
+        ),
+    ):
         load_brain(path, fc_scale="fisher_z", n_neigbors=3)
     assert load_brain(path, name="renamed").name == "renamed"  # accepted options still pass through
 
@@ -342,8 +363,9 @@ def test_every_problem_is_reported_and_loading_raises_them_all(user_files, small
     problems = _problems(user_files)
     assert len(problems) == 4, problems
     with pytest.raises(ValueError, match=r"4 problem\(s\) in the input files") as err:
-        load_user_brain(user_files["expression"], user_files["connectome"], user_files["regions"],
-                        user_files["subjects"])
+        load_user_brain(
+            user_files["expression"], user_files["connectome"], user_files["regions"], user_files["subjects"]
+        )
     for p in problems:
         assert p in str(err.value)
 

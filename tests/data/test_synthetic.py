@@ -59,8 +59,9 @@ def test_planted_bilinear_rule_is_recovered_from_its_parameters():
     decay = 0.3 * (p["sa_inf"] + (1 - p["sa_inf"]) * np.exp(-d / p["sa_lambda"]))
     np.testing.assert_allclose(p["Y_clean"][i, j], R + decay, atol=1e-12)
     no_decay = make_synthetic_brain(n_regions=50, n_genes=60, rule="bilinear", seed=4)
-    assert _bilinear_r2(no_decay.provenance["synthetic"]["z"], no_decay.provenance["synthetic"]["Y_clean"]) == \
-        pytest.approx(1.0, abs=1e-10)
+    assert _bilinear_r2(
+        no_decay.provenance["synthetic"]["z"], no_decay.provenance["synthetic"]["Y_clean"]
+    ) == pytest.approx(1.0, abs=1e-10)
 
 
 def test_nonlinear_rule_is_not_a_bilinear_form_of_the_embedding():
@@ -75,8 +76,9 @@ def test_rule_none_leaves_pure_distance_decay():
     brain = make_synthetic_brain(n_regions=30, rule="none", decay_weight=0.5, sa_inf=0.2, sa_lambda=25.0, seed=2)
     i, j = _edges(30)
     d = np.linalg.norm(brain.coords[i] - brain.coords[j], axis=1)
-    np.testing.assert_allclose(brain.provenance["synthetic"]["Y_clean"][i, j],
-                               0.5 * (0.2 + 0.8 * np.exp(-d / 25.0)), rtol=1e-12)
+    np.testing.assert_allclose(
+        brain.provenance["synthetic"]["Y_clean"][i, j], 0.5 * (0.2 + 0.8 * np.exp(-d / 25.0)), rtol=1e-12
+    )
 
 
 def test_edge_noise_has_the_requested_sd():
@@ -98,11 +100,14 @@ def test_subject_stack_averages_to_the_group_target():
     assert np.std(spread) == pytest.approx(0.2 * np.sqrt(5 / 6), rel=0.1)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"rule": "quadratic"}, "rule must be"),
-    ({"n_regions": 7}, "even and at least 8"),
-    ({"n_regions": 6}, "even and at least 8"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"rule": "quadratic"}, "rule must be"),
+        ({"n_regions": 7}, "even and at least 8"),
+        ({"n_regions": 6}, "even and at least 8"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_synthetic_brain(**kwargs)

@@ -38,12 +38,20 @@ except ImportError:  # pragma: no cover - older pyriemann
 def hand_brain(coords, hemispheres, networks, Y, scale="r") -> Brain:
     coords = np.asarray(coords, dtype=float)
     n = len(coords)
-    regions = pd.DataFrame({
-        "label": [f"r{k}" for k in range(n)], "hemisphere": hemispheres, "structure": "cortex",
-        "network": networks, "x": coords[:, 0], "y": coords[:, 1], "z": coords[:, 2],
-    })
-    return Brain(name="hand", regions=regions, X=np.zeros((n, 1)), genes=("G",), Y=np.asarray(Y, float),
-                 target_scale=scale)
+    regions = pd.DataFrame(
+        {
+            "label": [f"r{k}" for k in range(n)],
+            "hemisphere": hemispheres,
+            "structure": "cortex",
+            "network": networks,
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "z": coords[:, 2],
+        }
+    )
+    return Brain(
+        name="hand", regions=regions, X=np.zeros((n, 1)), genes=("G",), Y=np.asarray(Y, float), target_scale=scale
+    )
 
 
 def spd(eigenvalues, seed) -> np.ndarray:
@@ -85,7 +93,13 @@ def test_global_metrics_match_scipy_and_sklearn(brain):
     assert got["mae", "all"]["value"] == pytest.approx(mean_absolute_error(y_true, y_pred), abs=1e-14)
     assert all(got[m, "all"]["n_edges"] == i.size for m in ("pearson", "spearman", "r2", "mse", "mae", "geodesic"))
     assert [r["metric"] for r in evaluate(brain, i, j, y_pred)[:6]] == [
-        "pearson", "spearman", "r2", "mse", "mae", "geodesic"]
+        "pearson",
+        "spearman",
+        "r2",
+        "mse",
+        "mae",
+        "geodesic",
+    ]
 
 
 def test_degenerate_cases_follow_references():
@@ -138,7 +152,7 @@ def venkatesh_reference(fc1, fc2, eig_thresh=1e-3):
     """Venkatesh et al. (2020) reference formula: SVD of FC1 with lifted values, then of M."""
     u, s, _ = np.linalg.svd(fc1)
     s = np.maximum(s, eig_thresh)
-    fc1_inv_sqrt = u @ np.diag(s ** -0.5) @ u.T
+    fc1_inv_sqrt = u @ np.diag(s**-0.5) @ u.T
     _, s_m, _ = np.linalg.svd(fc1_inv_sqrt @ fc2 @ fc1_inv_sqrt)
     return float(np.sqrt(np.sum(np.log(s_m) ** 2)))
 
@@ -193,7 +207,8 @@ def test_evaluate_geodesic_uses_test_region_connectomes(brain):
     shuffled = rows_to_dict(evaluate(brain, j[order], i[order], y_pred[order]))
     assert shuffled["geodesic", "all"]["value"] == pytest.approx(got, rel=1e-12)
     assert shuffled["pearson", "distance:short"]["value"] == pytest.approx(
-        rows_to_dict(evaluate(brain, i, j, y_pred))["pearson", "distance:short"]["value"], rel=1e-12)
+        rows_to_dict(evaluate(brain, i, j, y_pred))["pearson", "distance:short"]["value"], rel=1e-12
+    )
 
 
 def test_geodesic_is_nan_for_incomplete_edge_sets(brain):
@@ -305,8 +320,16 @@ def test_stratified_pearson_matches_loop_reference(brain, which):
     y_pred = b.targets(i, j) + np.random.default_rng(4).normal(0, 0.1, i.size)
     got = rows_to_dict(evaluate(b, i, j, y_pred))
     strata, networks = reference_strata(b, i, j)
-    names = ["distance:short", "distance:mid", "distance:long", "hemisphere:intra", "hemisphere:inter",
-             "strength:strong-positive", "strength:strong-negative", "strength:weak"]
+    names = [
+        "distance:short",
+        "distance:mid",
+        "distance:long",
+        "hemisphere:intra",
+        "hemisphere:inter",
+        "strength:strong-positive",
+        "strength:strong-negative",
+        "strength:weak",
+    ]
     names += [f"network:{n}:{side}" for n in networks for side in ("intra", "rest")]
     stratified = [r["stratum"] for r in evaluate(b, i, j, y_pred) if r["stratum"] != "all"]
     assert stratified == names
@@ -323,8 +346,9 @@ def test_stratified_pearson_matches_loop_reference(brain, which):
             assert row["value"] == pytest.approx(expected, abs=1e-12), name
     if which == "all-edges":
         assert n_nan == 2  # Cont (3 regions) and Default (4 regions) have < 10 intra edges
-        assert got["pearson", "hemisphere:intra"]["n_edges"] + got["pearson", "hemisphere:inter"]["n_edges"] \
-            == i.size - (2 * (b.n_regions - 2) + 1)  # edges touching either B region are excluded
+        assert got["pearson", "hemisphere:intra"]["n_edges"] + got["pearson", "hemisphere:inter"][
+            "n_edges"
+        ] == i.size - (2 * (b.n_regions - 2) + 1)  # edges touching either B region are excluded
     else:
         assert n_nan > 0  # a 15-region test set leaves some network strata under 10 edges
 
@@ -332,28 +356,33 @@ def test_stratified_pearson_matches_loop_reference(brain, which):
 def test_stratum_boundaries_hand_worked():
     # regions on the x axis; distances 60 and 120 mm fall in "mid" and "long"
     coords = [[0, 0, 0], [60, 0, 0], [120, 0, 0], [30, 0, 0]]
-    y = np.array([
-        [1.0, 0.3, -0.3, 0.31],
-        [0.3, 1.0, -0.31, 0.0],
-        [-0.3, -0.31, 1.0, 0.1],
-        [0.31, 0.0, 0.1, 1.0],
-    ])
+    y = np.array(
+        [
+            [1.0, 0.3, -0.3, 0.31],
+            [0.3, 1.0, -0.31, 0.0],
+            [-0.3, -0.31, 1.0, 0.1],
+            [0.31, 0.0, 0.1, 1.0],
+        ]
+    )
     b = hand_brain(coords, ["L", "R", "R", "B"], ["A", "A", "C", "C"], y)
     i, j = pairs_within(np.arange(4))  # (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
     masks = {k: np.flatnonzero(v).tolist() for k, v in stratum_masks(b, i, j).items()}
-    assert masks["distance:short"] == [2, 4]          # 30 mm, 30 mm
-    assert masks["distance:mid"] == [0, 3, 5]         # 60, 60, 90 mm
-    assert masks["distance:long"] == [1]              # 120 mm
-    assert masks["hemisphere:intra"] == [3]           # R-R
-    assert masks["hemisphere:inter"] == [0, 1]        # L-R; edges touching B excluded
-    assert masks["strength:strong-positive"] == [2]   # 0.31 (0.3 itself is weak)
-    assert masks["strength:strong-negative"] == [3]   # -0.31 (-0.3 itself is weak)
+    assert masks["distance:short"] == [2, 4]  # 30 mm, 30 mm
+    assert masks["distance:mid"] == [0, 3, 5]  # 60, 60, 90 mm
+    assert masks["distance:long"] == [1]  # 120 mm
+    assert masks["hemisphere:intra"] == [3]  # R-R
+    assert masks["hemisphere:inter"] == [0, 1]  # L-R; edges touching B excluded
+    assert masks["strength:strong-positive"] == [2]  # 0.31 (0.3 itself is weak)
+    assert masks["strength:strong-negative"] == [3]  # -0.31 (-0.3 itself is weak)
     assert masks["strength:weak"] == [0, 1, 4, 5]
     assert masks["network:A:intra"] == [0] and masks["network:A:rest"] == [1, 2, 3, 4]
     assert masks["network:C:intra"] == [5] and masks["network:C:rest"] == [1, 2, 3, 4]
     # Fisher-z targets are thresholded on the r scale: tanh(0.305) = 0.296 is weak
     z = np.arctanh(np.clip(y, -0.99, 0.99))
     z[0, 3] = z[3, 0] = 0.305
+    # keep edges (0, 1) and (0, 2) off the boundary: tanh(arctanh(0.3)) may round to 0.30000000000000004
+    z[0, 1] = z[1, 0] = np.arctanh(0.29)
+    z[0, 2] = z[2, 0] = np.arctanh(-0.29)
     masks_z = stratum_masks(hand_brain(coords, ["L", "R", "R", "B"], ["A", "A", "C", "C"], z, "fisher_z"), i, j)
     assert np.flatnonzero(masks_z["strength:strong-positive"]).tolist() == []
     assert np.flatnonzero(masks_z["strength:strong-negative"]).tolist() == [3]
@@ -400,8 +429,16 @@ def test_summarize_mean_sd_over_splits():
     values = {"smt": [0.70, 0.74, np.nan, 0.78], "mlp": [0.60, 0.62, 0.64, 0.66]}
     for model, vals in values.items():
         for split, v in enumerate(vals):
-            rows.append({"model": model, "split": split, "metric": "pearson", "stratum": "all",
-                         "value": v, "n_edges": 100 + split})
+            rows.append(
+                {
+                    "model": model,
+                    "split": split,
+                    "metric": "pearson",
+                    "stratum": "all",
+                    "value": v,
+                    "n_edges": 100 + split,
+                }
+            )
     table = summarize(pd.DataFrame(rows), by=["model"]).set_index("model")
     assert table.loc["smt", "mean"] == pytest.approx(np.mean([0.70, 0.74, 0.78]))
     assert table.loc["smt", "sd"] == pytest.approx(np.std([0.70, 0.74, 0.78], ddof=1))
@@ -440,6 +477,9 @@ def test_evaluate_on_real_hcp_connectome(data_mirror):
     n = i.size
     for family in ("distance", "hemisphere", "strength"):
         assert sum(r["n_edges"] for r in rows if r["stratum"].startswith(family + ":")) == n
-    networks = [r["stratum"].split(":")[1] for r in rows if r["stratum"].endswith(":intra")
-                and r["stratum"].startswith("network:")]
+    networks = [
+        r["stratum"].split(":")[1]
+        for r in rows
+        if r["stratum"].endswith(":intra") and r["stratum"].startswith("network:")
+    ]
     assert networks == ["Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default", "Subcortex"]

@@ -23,13 +23,17 @@ from spatiomol.evaluation.splits import (
 
 def brain_from_coords(coords: np.ndarray, name: str = "toy") -> Brain:
     n = len(coords)
-    regions = pd.DataFrame({
-        "label": [f"r{k}" for k in range(n)],
-        "hemisphere": np.where(coords[:, 0] < 0, "L", "R"),
-        "structure": "cortex",
-        "network": "Vis",
-        "x": coords[:, 0], "y": coords[:, 1], "z": coords[:, 2],
-    })
+    regions = pd.DataFrame(
+        {
+            "label": [f"r{k}" for k in range(n)],
+            "hemisphere": np.where(coords[:, 0] < 0, "L", "R"),
+            "structure": "cortex",
+            "network": "Vis",
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "z": coords[:, 2],
+        }
+    )
     return Brain(name=name, regions=regions, X=np.zeros((n, 1)), genes=("G",), Y=np.eye(n))
 
 
@@ -44,14 +48,16 @@ def pair_set(i: np.ndarray, j: np.ndarray) -> set[tuple[int, int]]:
     return set(zip(i.tolist(), j.tolist()))
 
 
-split_cases = st.fixed_dictionaries({
-    "n_regions": st.integers(8, 90),
-    "n_folds": st.integers(2, 5),
-    "seed": st.integers(0, 2**32 - 1),
-    "coord_seed": st.integers(0, 10_000),
-    "grid_mm": st.sampled_from([None, 25.0, 60.0]),
-    "kind": st.sampled_from(["random", "spatial"]),
-})
+split_cases = st.fixed_dictionaries(
+    {
+        "n_regions": st.integers(8, 90),
+        "n_folds": st.integers(2, 5),
+        "seed": st.integers(0, 2**32 - 1),
+        "coord_seed": st.integers(0, 10_000),
+        "grid_mm": st.sampled_from([None, 25.0, 60.0]),
+        "kind": st.sampled_from(["random", "spatial"]),
+    }
+)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -153,9 +159,7 @@ def test_spatial_splits_on_real_atlas_are_compact(data_mirror):
     for s in first:
         assert s.test.size == 39
         assert np.array_equal(s.test, np.sort(np.argsort(brain.distances[s.source], kind="stable")[:39]))
-    assert np.mean([mean_test_distance(s) for s in first]) < 0.6 * np.mean(
-        [mean_test_distance(s) for s in random]
-    )
+    assert np.mean([mean_test_distance(s) for s in first]) < 0.6 * np.mean([mean_test_distance(s) for s in random])
 
 
 def test_different_seeds_give_different_splits():
@@ -199,13 +203,13 @@ def test_load_rejects_malformed_files(tmp_path):
     with pytest.raises(ValueError, match="a.json: field 'format'"):
         load_splits(bad_format)
     missing = tmp_path / "b.json"
-    missing.write_text(json.dumps({"format": "spatiomol-splits", "version": 1,
-                                   "splits": [{"dataset": "x", "kind": "random"}]}))
+    missing.write_text(
+        json.dumps({"format": "spatiomol-splits", "version": 1, "splits": [{"dataset": "x", "kind": "random"}]})
+    )
     with pytest.raises(ValueError, match=r"b.json: splits\[0\] lacks fields"):
         load_splits(missing)
     overlap = tmp_path / "c.json"
-    record = {"dataset": "x", "kind": "random", "repeat": 0, "fold": 0, "seed": 0,
-              "train": [0, 1, 2], "test": [2, 3]}
+    record = {"dataset": "x", "kind": "random", "repeat": 0, "fold": 0, "seed": 0, "train": [0, 1, 2], "test": [2, 3]}
     overlap.write_text(json.dumps({"format": "spatiomol-splits", "version": 1, "splits": [record]}))
     with pytest.raises(ValueError, match="disjoint"):
         load_splits(overlap)
@@ -264,8 +268,12 @@ def test_split_validation_and_bad_arguments():
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
-@given(n_train=st.integers(6, 80), fraction=st.sampled_from([0.1, 0.2, 0.3, 0.5]),
-       seed=st.integers(0, 2**31), kind=st.sampled_from(["random", "spatial"]))
+@given(
+    n_train=st.integers(6, 80),
+    fraction=st.sampled_from([0.1, 0.2, 0.3, 0.5]),
+    seed=st.integers(0, 2**31),
+    kind=st.sampled_from(["random", "spatial"]),
+)
 def test_inner_validation_partitions_training_regions(n_train, fraction, seed, kind):
     brain = brain_from_coords(random_coords(n_train + 10, seed % 997, 20.0))
     train = np.sort(np.random.default_rng(seed).choice(brain.n_regions, n_train, replace=False))

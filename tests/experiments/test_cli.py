@@ -10,8 +10,28 @@ DATASET = "synthetic:n_regions=40,n_genes=30,seed=2"
 
 def test_run_from_flags_then_report(tmp_path, capsys):
     out = tmp_path / "x"
-    code = main(["run", "--dataset", DATASET, "--models", "cm,exp-decay", "--splits", "random", "--repeats", "1",
-                 "--folds", "4", "--inputs", "true", "--no-tuning", "--no-progress", "--out", str(out), "--report"])
+    code = main(
+        [
+            "run",
+            "--dataset",
+            DATASET,
+            "--models",
+            "cm,exp-decay",
+            "--splits",
+            "random",
+            "--repeats",
+            "1",
+            "--folds",
+            "4",
+            "--inputs",
+            "true",
+            "--no-tuning",
+            "--no-progress",
+            "--out",
+            str(out),
+            "--report",
+        ]
+    )
     assert code == 0
     df = ResultsStore(out).load()
     assert df["run_id"].nunique() == 8 and set(df["model"]) == {"cm", "exp-decay"}
@@ -51,16 +71,42 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
     np.save(folder / "connectome.npy", brain.Y)
     brain.regions.to_csv(folder / "regions.csv", index=False)
     spec = folder / "mine.yaml"
-    spec.write_text(yaml.safe_dump({"name": "mine", "expression": "expression.csv",
-                                    "connectome": "connectome.npy", "regions": "regions.csv"}))
+    spec.write_text(
+        yaml.safe_dump(
+            {"name": "mine", "expression": "expression.csv", "connectome": "connectome.npy", "regions": "regions.csv"}
+        )
+    )
 
     assert main(["nulls", str(spec), "--n", "300", "--top", "3", "--out", str(tmp_path / "n.npz")]) == 0
     assert NullSet.load(tmp_path / "n.npz").permutations.shape == (3, 40)
 
     out = tmp_path / "runs"
-    assert main(["run", "--dataset", str(spec), "--models", "cm", "--splits", "random", "--repeats", "1",
-                 "--folds", "4", "--inputs", "true,null", "--no-tuning", "--null-spins", "300",
-                 "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--dataset",
+                str(spec),
+                "--models",
+                "cm",
+                "--splits",
+                "random",
+                "--repeats",
+                "1",
+                "--folds",
+                "4",
+                "--inputs",
+                "true,null",
+                "--no-tuning",
+                "--null-spins",
+                "300",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     df = ResultsStore(out).load()
     assert set(df["input"]) == {"true", "null"} and df["run_id"].nunique() == 8

@@ -35,8 +35,10 @@ def test_cached_nulls_of_other_expression_are_refused(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path)
     path = runner.ensure_nulls(store, SYN, NULLS, log=lambda m: None)
     original = runner.load_source(SYN)
-    assert NullSet.load(path).metadata["expression_sha256"] == hashlib.sha256(
-        np.ascontiguousarray(original.X, dtype=np.float64).tobytes()).hexdigest()
+    assert (
+        NullSet.load(path).metadata["expression_sha256"]
+        == hashlib.sha256(np.ascontiguousarray(original.X, dtype=np.float64).tobytes()).hexdigest()
+    )
     assert runner.ensure_nulls(store, SYN, NULLS, log=lambda m: None) == path  # same data: reused
 
     new_x = np.random.default_rng(0).standard_normal(original.X.shape)
@@ -50,8 +52,18 @@ def test_cached_nulls_of_other_expression_are_refused(tmp_path, monkeypatch):
 
 
 def test_resume_after_the_dataset_changed_is_refused(tmp_path, monkeypatch):
-    config = ExperimentConfig(name="t", datasets=[SYN], models=["cm"], splits=["random"], repeats=1, folds=4,
-                              inputs=["true"], tuning=False, seed=7, nulls=NULLS)
+    config = ExperimentConfig(
+        name="t",
+        datasets=[SYN],
+        models=["cm"],
+        splits=["random"],
+        repeats=1,
+        folds=4,
+        inputs=["true"],
+        tuning=False,
+        seed=7,
+        nulls=NULLS,
+    )
     first = runner.run_experiment(config, tmp_path, progress=False, log=lambda m: None)
     assert first.done == 4
     store = ResultsStore(tmp_path)

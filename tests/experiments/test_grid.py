@@ -20,8 +20,14 @@ def test_yaml_bare_true_and_null_are_input_kinds(tmp_path):
 
 
 def test_grid_counts_and_null_assignment():
-    cfg = ExperimentConfig(models=["exp-decay", "cm", "cm-pca"], splits=["random", "spatial"], repeats=3, folds=4,
-                           inputs=["true", "null"], variants=[{"model": "cm", "input": "permuted"}])
+    cfg = ExperimentConfig(
+        models=["exp-decay", "cm", "cm-pca"],
+        splits=["random", "spatial"],
+        repeats=3,
+        folds=4,
+        inputs=["true", "null"],
+        variants=[{"model": "cm", "input": "permuted"}],
+    )
     specs = build_grid(cfg)
     # exp-decay reads no expression: true only; cm, cm-pca: true + null; variant: random only
     expected = 1 * 2 * 12 + 2 * 2 * 2 * 12 + 1 * 12
@@ -49,8 +55,13 @@ def test_one_null_per_kfold_split_as_in_app_a4():
 
 
 def test_variants_dedupe_with_main_grid_and_seeds_are_paired():
-    cfg = ExperimentConfig(models=["cm"], splits=["random"], repeats=1, inputs=["true", "permuted"],
-                           variants=[{"model": "cm", "input": "permuted"}])
+    cfg = ExperimentConfig(
+        models=["cm"],
+        splits=["random"],
+        repeats=1,
+        inputs=["true", "permuted"],
+        variants=[{"model": "cm", "input": "permuted"}],
+    )
     specs = build_grid(cfg)
     assert len(specs) == 8
     true0 = next(s for s in specs if s.input == "true" and s.fold == 0)
@@ -86,10 +97,15 @@ def test_extending_repeats_keeps_run_ids():
         ({"nulls": {"min_moved": True}}, r"'nulls.min_moved'"),
         ({"nulls": {"method": "spin"}}, r"'nulls.method' must be one of \['cge', 'pca-cge', 'random'\], got 'spin'"),
         ({"nulls": {"shuffle": 1}}, r"'nulls'.*\['shuffle'\]"),
-        ({"model_params": {"mlp": {"epoch": 3}}}, r"'model_params.mlp' must be hyperparameters of mlp among.*'epochs'.*got \['epoch'\]"),
+        (
+            {"model_params": {"mlp": {"epoch": 3}}},
+            r"'model_params.mlp' must be hyperparameters of mlp among.*'epochs'.*got \['epoch'\]",
+        ),
         ({"model_params": {"gnn": {"depth": 3}}}, r"'model_params' must be keyed by registry model names.*got 'gnn'"),
-        ({"variants": [{"model": "mlp-coords-only", "input": "null"}]},
-         r"'variants'.*mlp-coords-only ignores expression.*'input': 'null'"),
+        (
+            {"variants": [{"model": "mlp-coords-only", "input": "null"}]},
+            r"'variants'.*mlp-coords-only ignores expression.*'input': 'null'",
+        ),
         ({"variants": [{"model": "exp-decay", "input": "permuted"}]}, r"'variants'.*exp-decay ignores expression"),
         ({"epochs": 3}, "unknown configuration fields"),
     ],
@@ -113,14 +129,31 @@ def test_unknown_model_and_missing_file():
 def test_valid_nulls_and_model_params_are_kept(capsys):
     from spatiomol.models import registry
 
-    cfg = ExperimentConfig(models=["cm"], nulls={"n": 50, "top": 50, "seed": 3, "min_moved": 0, "method": "random"},
-                           model_params={"mlp": {"epochs": 2}, "cm": {}},
-                           variants=[{"model": "mlp-coords-only", "input": "true"}])
+    cfg = ExperimentConfig(
+        models=["cm"],
+        nulls={"n": 50, "top": 50, "seed": 3, "min_moved": 0, "method": "random"},
+        model_params={"mlp": {"epochs": 2}, "cm": {}},
+        variants=[{"model": "mlp-coords-only", "input": "true"}],
+    )
     assert cfg.nulls == {"n": 50, "top": 50, "method": "random", "seed": 3, "min_moved": 0.0}
     assert "epochs" in registry.model_class("mlp")._get_param_names()
     # the CLI turns the ValueError into exit status 2 with the message
     from spatiomol.cli.main import main
 
-    assert main(["run", "--dataset", "synthetic:n_regions=20,n_genes=10,seed=1", "--models", "cm",
-                 "--null-spins", "1", "--out", "/nonexistent/never-written"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--dataset",
+                "synthetic:n_regions=20,n_genes=10,seed=1",
+                "--models",
+                "cm",
+                "--null-spins",
+                "1",
+                "--out",
+                "/nonexistent/never-written",
+            ]
+        )
+        == 2
+    )
     assert "'nulls.n' must be an integer >= 2" in capsys.readouterr().err

@@ -17,8 +17,13 @@ TIMING = ["fit_seconds"]  # wall time is the only field allowed to differ betwee
 
 
 def _run_cli(cli, config, out, env):
-    return subprocess.run([*cli, "run", str(config), "--out", str(out), "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*cli, "run", str(config), "--out", str(out), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, config_file, spatiomol_cli):
@@ -29,8 +34,13 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, config_file, spatiom
 
     killed_dir = tmp_path / "killed"
     store = ResultsStore(killed_dir)
-    proc = subprocess.Popen([*spatiomol_cli, "run", str(config), "--out", str(killed_dir), "--no-progress"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*spatiomol_cli, "run", str(config), "--out", str(killed_dir), "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while len(store.done_ids()) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -33,16 +33,25 @@ def sequential(tmp_path_factory, config):
 
 
 def _value(df, model, split_type, inp, fold, metric="pearson", stratum="all"):
-    sel = df[(df["model"] == model) & (df["split_type"] == split_type) & (df["input"] == inp)
-             & (df["fold"] == fold) & (df["metric"] == metric) & (df["stratum"] == stratum)]
+    sel = df[
+        (df["model"] == model)
+        & (df["split_type"] == split_type)
+        & (df["input"] == inp)
+        & (df["fold"] == fold)
+        & (df["metric"] == metric)
+        & (df["stratum"] == stratum)
+    ]
     assert len(sel) == 1
     return float(sel["value"].iloc[0])
 
 
 def test_rows_match_an_independent_fit(sequential, config):
     brain = make_synthetic_brain(40, 30, rule="bilinear", decay_weight=0.3, seed=3)
-    spec = next(s for s in build_grid(config) if s.model == "cm" and s.input == "permuted"
-                and s.split_type == "spatial" and s.fold == 2)
+    spec = next(
+        s
+        for s in build_grid(config)
+        if s.model == "cm" and s.input == "permuted" and s.split_type == "spatial" and s.fold == 2
+    )
     split = make_splits(brain, "spatial", n_repeats=1, n_folds=4, seed=7)[2]
     perm = np.random.default_rng(spec.derived_seed("permutation")).permutation(40)
     null_brain = brain.replace(X=brain.X[perm])
@@ -51,8 +60,9 @@ def test_rows_match_an_independent_fit(sequential, config):
     i, j = split.test[a], split.test[b]
     y, y_hat = brain.Y[i, j], model.predict(null_brain, i, j)
     assert _value(sequential, "cm", "spatial", "permuted", 2) == pytest.approx(stats.pearsonr(y, y_hat)[0], abs=1e-12)
-    assert _value(sequential, "cm", "spatial", "permuted", 2, "mse") == pytest.approx(np.mean((y - y_hat) ** 2),
-                                                                                     rel=1e-12)
+    assert _value(sequential, "cm", "spatial", "permuted", 2, "mse") == pytest.approx(
+        np.mean((y - y_hat) ** 2), rel=1e-12
+    )
     n_edges = sequential.loc[sequential["run_id"] == spec.run_id, "n_edges"].iloc[0]
     assert n_edges == len(split.test) * (len(split.test) - 1) // 2
 
@@ -85,8 +95,9 @@ def test_planted_rule_beats_permuted_expression(sequential):
 def test_joblib_processes_give_identical_rows(sequential, config, tmp_path):
     summary = run_experiment(config, tmp_path, jobs=2, progress=False)
     assert summary.done == len(build_grid(config)) and not summary.failed
-    pd.testing.assert_frame_equal(ResultsStore(tmp_path).load().drop(columns=TIMING),
-                                  sequential.drop(columns=TIMING), check_exact=True)
+    pd.testing.assert_frame_equal(
+        ResultsStore(tmp_path).load().drop(columns=TIMING), sequential.drop(columns=TIMING), check_exact=True
+    )
 
 
 def test_dask_local_cluster_gives_identical_rows(sequential, config, tmp_path):
@@ -95,13 +106,15 @@ def test_dask_local_cluster_gives_identical_rows(sequential, config, tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         summary = run_experiment(config, tmp_path, scheduler=cluster.scheduler_address, progress=False)
     assert summary.done == len(build_grid(config)) and not summary.failed
-    pd.testing.assert_frame_equal(ResultsStore(tmp_path).load().drop(columns=TIMING),
-                                  sequential.drop(columns=TIMING), check_exact=True)
+    pd.testing.assert_frame_equal(
+        ResultsStore(tmp_path).load().drop(columns=TIMING), sequential.drop(columns=TIMING), check_exact=True
+    )
 
 
 def test_failures_are_recorded_and_the_grid_goes_on(tmp_path, make_grid_config):
-    bad = ExperimentConfig.from_dict(make_grid_config(repeats=1, splits=["random"], models=["cm"],
-                                                 model_params={"cm": {"alpha": -5.0}}))
+    bad = ExperimentConfig.from_dict(
+        make_grid_config(repeats=1, splits=["random"], models=["cm"], model_params={"cm": {"alpha": -5.0}})
+    )
     summary = run_experiment(bad, tmp_path, progress=False)
     assert len(summary.failed) == 12 and summary.done == 0
     text = next((tmp_path / "failures").glob("*.txt")).read_text()

@@ -12,8 +12,17 @@ from spatiomol.experiments.store import KEY_COLUMNS, ResultsStore, run_id, to_js
 
 
 def _key(**changes):
-    key = {"dataset": "d", "model": "cm", "split_type": "random", "repeat": 0, "fold": 1, "input": "true",
-           "null_index": -1, "seed": 0, "settings": "{}"}
+    key = {
+        "dataset": "d",
+        "model": "cm",
+        "split_type": "random",
+        "repeat": 0,
+        "fold": 1,
+        "input": "true",
+        "null_index": -1,
+        "seed": 0,
+        "settings": "{}",
+    }
     key.update(changes)
     return key
 
@@ -25,8 +34,14 @@ def _rows(values):
 def test_write_then_load_round_trips_exact_values(tmp_path):
     store = ResultsStore(tmp_path)
     values = [0.1 + 1e-13, np.nextafter(0.5, 1.0), -0.25]
-    store.write_run(_key(), _rows(values), hyperparameters={"alpha": 0.01}, n_parameters=7, fit_seconds=1.5,
-                    predictions={"i": np.array([0, 1]), "j": np.array([2, 3]), "y_pred": np.array([0.3, 0.4])})
+    store.write_run(
+        _key(),
+        _rows(values),
+        hyperparameters={"alpha": 0.01},
+        n_parameters=7,
+        fit_seconds=1.5,
+        predictions={"i": np.array([0, 1]), "j": np.array([2, 3]), "y_pred": np.array([0.3, 0.4])},
+    )
     df = store.load()
     assert sorted(df["value"]) == sorted(values)
     assert df.set_index("stratum").loc["s1", "value"] == np.nextafter(0.5, 1.0)  # bit-exact
@@ -53,8 +68,17 @@ def test_load_order_does_not_depend_on_write_order(tmp_path):
 def test_run_id_is_stable_and_sensitive_to_every_key_field():
     base = run_id(_key())
     assert base == run_id(dict(reversed(list(_key().items()))))  # order of fields irrelevant
-    changed = {"dataset": "e", "model": "mlp", "split_type": "spatial", "repeat": 1, "fold": 0,
-               "input": "null", "null_index": 3, "seed": 1, "settings": '{"a":1}'}
+    changed = {
+        "dataset": "e",
+        "model": "mlp",
+        "split_type": "spatial",
+        "repeat": 1,
+        "fold": 0,
+        "input": "null",
+        "null_index": 3,
+        "seed": 1,
+        "settings": '{"a":1}',
+    }
     assert set(changed) == set(KEY_COLUMNS)
     ids = {run_id(_key(**{f: v})) for f, v in changed.items()}
     assert len(ids) == len(changed) and base not in ids
@@ -67,8 +91,13 @@ def test_bad_rows_and_keys_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="no metric rows"):
         store.write_run(_key(), [], hyperparameters={}, n_parameters=0, fit_seconds=0)
     with pytest.raises(ValueError, match="'n_edges'"):
-        store.write_run(_key(), [{"metric": "pearson", "stratum": "all", "value": 1.0}],
-                        hyperparameters={}, n_parameters=0, fit_seconds=0)
+        store.write_run(
+            _key(),
+            [{"metric": "pearson", "stratum": "all", "value": 1.0}],
+            hyperparameters={},
+            n_parameters=0,
+            fit_seconds=0,
+        )
     assert store.done_ids() == set()
 
 

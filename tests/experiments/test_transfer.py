@@ -44,12 +44,14 @@ def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path):
     src, tgt = shared_gene_brains(source, target)
     i, j = tgt.pairs()
     direct = registry.make_model("cm").fit(src, np.arange(src.n_regions))
-    assert table["pearson_true"].iloc[0] == pytest.approx(stats.pearsonr(tgt.Y[i, j], direct.predict(tgt, i, j))[0],
-                                                          abs=1e-12)
+    assert table["pearson_true"].iloc[0] == pytest.approx(
+        stats.pearsonr(tgt.Y[i, j], direct.predict(tgt, i, j))[0], abs=1e-12
+    )
     null_src = src.permute_expression(generate_nulls(source, **nulls).permutations[0])
     null_fit = registry.make_model("cm").fit(null_src, np.arange(src.n_regions))
     assert table["pearson_null"].iloc[0] == pytest.approx(
-        stats.pearsonr(tgt.Y[i, j], null_fit.predict(tgt, i, j))[0], abs=1e-12)
+        stats.pearsonr(tgt.Y[i, j], null_fit.predict(tgt, i, j))[0], abs=1e-12
+    )
     # resumable: a second call computes nothing new and returns the same rows
     again = run_transfer([(source, target)], "cm", tmp_path, nulls=nulls, null_index=0)
     assert again.equals(df)
@@ -67,8 +69,30 @@ def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
 
     source, target = "synthetic:n_regions=30,n_genes=20,seed=1", "synthetic:n_regions=30,n_genes=20,seed=2"
     out = tmp_path / "t"
-    assert main(["transfer", "--source", source, "--target", target, "--model", "cm", "--null-spins", "100",
-                 "--top", "3", "--min-moved", "0", "--null-index", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                "--source",
+                source,
+                "--target",
+                target,
+                "--model",
+                "cm",
+                "--null-spins",
+                "100",
+                "--top",
+                "3",
+                "--min-moved",
+                "0",
+                "--null-index",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     files = list((out / "nulls").glob("*.npz"))
     assert len(files) == 1
@@ -77,12 +101,35 @@ def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
     assert stored.permutations.shape == (3, 30) and np.array_equal(stored.permutations, direct.permutations)
     assert stored.metadata["min_moved"] == 0.0
     manifest = ResultsStore(out).read_manifest()
-    assert manifest["config"]["transfer"]["nulls"] == {"n": 100, "top": 3, "method": "cge", "seed": 0,
-                                                       "min_moved": 0.0}
+    assert manifest["config"]["transfer"]["nulls"] == {"n": 100, "top": 3, "method": "cge", "seed": 0, "min_moved": 0.0}
     # a null index beyond --top and a floor outside [0, 1] are clear errors (exit 2)
-    assert main(["transfer", "--source", source, "--target", target, "--model", "cm", "--null-spins", "100",
-                 "--top", "3", "--null-index", "3", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "transfer",
+                "--source",
+                source,
+                "--target",
+                target,
+                "--model",
+                "cm",
+                "--null-spins",
+                "100",
+                "--top",
+                "3",
+                "--null-index",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "'null_index' must be an integer between 0 and nulls.top - 1 (2), got 3" in capsys.readouterr().err
-    assert main(["transfer", "--source", source, "--target", target, "--model", "cm", "--min-moved", "2",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            ["transfer", "--source", source, "--target", target, "--model", "cm", "--min-moved", "2", "--out", str(out)]
+        )
+        == 2
+    )
     assert "'nulls.min_moved' must be a number between 0 and 1" in capsys.readouterr().err

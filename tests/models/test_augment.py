@@ -55,12 +55,16 @@ def stack_brain():
 
 def _augmenter(brain, style, p=0.3, n_epochs=5):
     i, j = brain.pairs()
-    return TargetAugmenter(brain.subjects, i, j, brain.targets(i, j), aug_prob=p, aug_style=style,
-                           n_epochs=n_epochs), i, j
+    return (
+        TargetAugmenter(brain.subjects, i, j, brain.targets(i, j), aug_prob=p, aug_style=style, n_epochs=n_epochs),
+        i,
+        j,
+    )
 
 
-@pytest.mark.parametrize("style", ["constant", "linear_decay", "linear_increase", "linear_peak",
-                                   "curriculum_swap_linear_decay"])
+@pytest.mark.parametrize(
+    "style", ["constant", "linear_decay", "linear_increase", "linear_peak", "curriculum_swap_linear_decay"]
+)
 def test_realised_rate_follows_schedule(stack_brain, style):
     augmenter, i, j = _augmenter(stack_brain, style, p=0.4, n_epochs=5)
     rng = np.random.default_rng(11)
@@ -107,8 +111,7 @@ def test_no_subject_stack_turns_augmentation_off_and_says_so(caplog):
     brain = make_synthetic_brain(16, 8, seed=0)
     i, j = brain.pairs()
     with caplog.at_level(logging.INFO, logger="spatiomol.models.augment"):
-        augmenter = TargetAugmenter(None, i, j, brain.targets(i, j), aug_prob=0.3,
-                                    aug_style="linear_decay", n_epochs=3)
+        augmenter = TargetAugmenter(None, i, j, brain.targets(i, j), aug_prob=0.3, aug_style="linear_decay", n_epochs=3)
     assert not augmenter.active
     assert "no subject stack" in augmenter.note and "OFF" in augmenter.note
     assert any("no subject stack" in r.message for r in caplog.records)
@@ -124,8 +127,9 @@ def test_no_subject_stack_turns_augmentation_off_and_says_so(caplog):
 
 def test_training_loop_augments_at_the_scheduled_rate():
     brain = make_synthetic_brain(40, 8, n_subjects=4, seed=2)
-    model = make_model("mlp", epochs=4, hidden_dims=[8, 8], batch_size=4, aug_prob=1.0,
-                       aug_style="linear_decay", device="cpu")
+    model = make_model(
+        "mlp", epochs=4, hidden_dims=[8, 8], batch_size=4, aug_prob=1.0, aug_style="linear_decay", device="cpu"
+    )
     model.fit(brain, np.arange(40))
     # p(e) = 1, 2/3, 1/3, 0 over 4 epochs of 195 batches each
     expected = np.array([1.0, 2 / 3, 1 / 3, 0.0])
@@ -138,8 +142,9 @@ def test_nonfinite_subject_values_raise_a_clear_error(stack_brain):
     subjects = stack_brain.subjects.copy()
     subjects[:, 0, 1] = np.nan
     i, j = stack_brain.pairs()
-    augmenter = TargetAugmenter(subjects, i, j, stack_brain.targets(i, j), aug_prob=1.0,
-                                aug_style="constant", n_epochs=1)
+    augmenter = TargetAugmenter(
+        subjects, i, j, stack_brain.targets(i, j), aug_prob=1.0, aug_style="constant", n_epochs=1
+    )
     first = np.flatnonzero((i == 0) & (j == 1))
     with pytest.raises(ValueError, match="brain.subjects has a non-finite value"):
         augmenter(first, stack_brain.targets(i[first], j[first]), 0, np.random.default_rng(0))

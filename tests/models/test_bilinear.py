@@ -29,8 +29,9 @@ def tiny_problem(n: int = 9, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.
     return F, 0.5 * (Y + Y.T)
 
 
-def kronecker_ridge(F: np.ndarray, Y: np.ndarray, lam: float, unpenalized: list[int] = (),
-                    rows: np.ndarray | None = None) -> np.ndarray:
+def kronecker_ridge(
+    F: np.ndarray, Y: np.ndarray, lam: float, unpenalized: list[int] = (), rows: np.ndarray | None = None
+) -> np.ndarray:
     """argmin_O ‖vec(Y) − (F⊗F) vec(O)‖² + λ Σ_k w_k vec(O)_k², solved directly.
 
     ``unpenalized`` lists flat indices of vec(O) with w_k = 0; ``rows`` restricts the
@@ -73,8 +74,9 @@ def test_em_diagonal_equals_kronecker_ridge_on_offdiagonal_entries():
     n = len(F)
     Y_start = Y.copy()
     np.fill_diagonal(Y_start, Y[~np.eye(n, dtype=bool)].mean())
-    solver = BilinearClosedForm(alpha=lam, alpha_scale="absolute", intercept=False,
-                                diagonal="em", max_iter=5000, tol=1e-13).fit(F, Y_start)
+    solver = BilinearClosedForm(
+        alpha=lam, alpha_scale="absolute", intercept=False, diagonal="em", max_iter=5000, tol=1e-13
+    ).fit(F, Y_start)
     offdiag = np.flatnonzero(~np.eye(n, dtype=bool).ravel())
     expected = kronecker_ridge(F, Y, lam, rows=offdiag)
     assert solver.n_iter_ < 5000
@@ -84,8 +86,7 @@ def test_em_diagonal_equals_kronecker_ridge_on_offdiagonal_entries():
 def test_paper_penalty_equals_printed_formula_and_differs_from_ridge():
     F, Y = tiny_problem(n=7, d=3, seed=3)
     lam = 1.5
-    solver = BilinearClosedForm(alpha=lam, alpha_scale="absolute", penalty="paper",
-                                intercept=False).fit(F, Y)
+    solver = BilinearClosedForm(alpha=lam, alpha_scale="absolute", penalty="paper", intercept=False).fit(F, Y)
     A_inv = np.linalg.inv(F.T @ F + lam * np.eye(3))
     printed = A_inv @ F.T @ Y @ F @ A_inv
     np.testing.assert_allclose(solver.interaction_matrix(), printed, atol=1e-8)
@@ -115,8 +116,9 @@ def test_connectome_model_matches_kronecker_on_a_brain():
     # prediction is the bilinear form on standardized features of any region (test included)
     F_all = np.column_stack([(brain.X - X.mean(axis=0)) / X.std(axis=0), np.full(10, model.solver_.intercept_value_)])
     i, j = np.array([8, 0, 9]), np.array([9, 9, 3])
-    np.testing.assert_allclose(model.predict(brain, i, j),
-                               np.einsum("ka,ab,kb->k", F_all[i], expected, F_all[j]), atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(brain, i, j), np.einsum("ka,ab,kb->k", F_all[i], expected, F_all[j]), atol=1e-6
+    )
 
 
 def test_connectome_model_recovers_planted_bilinear_rule(bilinear_brain, bilinear_split):

@@ -88,5 +88,3 @@ def test_bad_hyperparameters_raise(brain):
         MLP(**{**TINY, "hidden_dims": [8] * 5}).fit(brain, np.arange(10))
     with pytest.raises(ValueError, match="lr_schedule"):
         MLP(**TINY, lr_schedule="warm").fit(brain, np.arange(10))
-
-

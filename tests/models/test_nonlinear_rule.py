@@ -15,12 +15,34 @@ from spatiomol.models.bilinear import BilinearLowRank
 from spatiomol.models.registry import make_model
 
 NEURAL = {
-    "mlp": dict(hidden_dims=[128, 64], batch_size=256, learning_rate=2e-3, dropout_rate=0.0,
-                weight_decay=0.0, epochs=60, patience=15, device="cpu"),
-    "smt": dict(d_model=16, nhead=2, num_layers=1, token_encoder_dim=4, encoder_output_dim=2,
-                deep_hidden_dims=[64, 32], batch_size=256, learning_rate=2e-3, dropout_rate=0.0,
-                transformer_dropout=0.0, epochs=40, patience=15, batching="region_blocks",
-                gene_order="as_given", aug_prob=0.0, device="cpu"),
+    "mlp": dict(
+        hidden_dims=[128, 64],
+        batch_size=256,
+        learning_rate=2e-3,
+        dropout_rate=0.0,
+        weight_decay=0.0,
+        epochs=60,
+        patience=15,
+        device="cpu",
+    ),
+    "smt": dict(
+        d_model=16,
+        nhead=2,
+        num_layers=1,
+        token_encoder_dim=4,
+        encoder_output_dim=2,
+        deep_hidden_dims=[64, 32],
+        batch_size=256,
+        learning_rate=2e-3,
+        dropout_rate=0.0,
+        transformer_dropout=0.0,
+        epochs=40,
+        patience=15,
+        batching="region_blocks",
+        gene_order="as_given",
+        aug_prob=0.0,
+        device="cpu",
+    ),
 }
 
 

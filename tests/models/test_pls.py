@@ -36,16 +36,20 @@ def test_embeddings_equal_sklearn_pls_and_decoder_equals_kronecker(bilinear_brai
     k, lam = 4, 0.3
     model = PLSBilinear(n_components=k, alpha=lam, alpha_scale="absolute").fit(bilinear_brain, bilinear_split.train)
     reference = PLSRegression(n_components=k, scale=True, max_iter=1000).fit(
-        bilinear_brain.X[bilinear_split.train], training_block(bilinear_brain, bilinear_split.train))
-    np.testing.assert_allclose(model.embed(bilinear_brain, np.arange(80)), reference.transform(bilinear_brain.X), atol=1e-8)
+        bilinear_brain.X[bilinear_split.train], training_block(bilinear_brain, bilinear_split.train)
+    )
+    np.testing.assert_allclose(
+        model.embed(bilinear_brain, np.arange(80)), reference.transform(bilinear_brain.X), atol=1e-8
+    )
 
     T = reference.transform(bilinear_brain.X[bilinear_split.train])
     T_aug = np.column_stack([T, np.full(len(T), model.solver_.intercept_value_)])
     K = np.kron(T_aug, T_aug)
     penalty = np.ones((k + 1) ** 2)
     penalty[-1] = 0.0  # the offset is unpenalized
-    O = np.linalg.solve(K.T @ K + lam * np.diag(penalty),
-                        K.T @ training_block(bilinear_brain, bilinear_split.train).ravel()).reshape(k + 1, k + 1)
+    O = np.linalg.solve(
+        K.T @ K + lam * np.diag(penalty), K.T @ training_block(bilinear_brain, bilinear_split.train).ravel()
+    ).reshape(k + 1, k + 1)
     np.testing.assert_allclose(model.interaction_matrix(), O, atol=1e-6)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 import pytest
 import yaml
-from importlib import resources
 
 from spatiomol.models import registry
 

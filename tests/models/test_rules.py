@@ -29,8 +29,7 @@ def first_split(brain):
 
 
 def test_exponential_decay_recovers_planted_decay_and_matches_curve_fit():
-    brain = make_synthetic_brain(60, 10, rule="none", decay_weight=1.0, sa_inf=0.1,
-                                 sa_lambda=30.0, noise=0.01, seed=3)
+    brain = make_synthetic_brain(60, 10, rule="none", decay_weight=1.0, sa_inf=0.1, sa_lambda=30.0, noise=0.01, seed=3)
     split = first_split(brain)
     model = registry.make_model("exp-decay").fit(brain, split.train)
     assert abs(model.sa_inf_ - 0.1) < 0.01
@@ -40,8 +39,9 @@ def test_exponential_decay_recovers_planted_decay_and_matches_curve_fit():
 
     ti, tj = split.train_pairs()
     d = np.linalg.norm(brain.coords[ti] - brain.coords[tj], axis=1)
-    (sa_inf, sa_lambda), _ = curve_fit(lambda x, a, lam: a + (1 - a) * np.exp(-x / lam), d,
-                                       brain.targets(ti, tj), p0=[0.0, 50.0])
+    (sa_inf, sa_lambda), _ = curve_fit(
+        lambda x, a, lam: a + (1 - a) * np.exp(-x / lam), d, brain.targets(ti, tj), p0=[0.0, 50.0]
+    )
     assert np.isclose(model.sa_inf_, sa_inf, atol=1e-5)
     assert np.isclose(model.sa_lambda_, sa_lambda, rtol=1e-4)
     assert model.n_parameters_ == 2
@@ -50,7 +50,7 @@ def test_exponential_decay_recovers_planted_decay_and_matches_curve_fit():
 def test_gaussian_kernel_recovers_hand_built_kernel():
     brain = make_synthetic_brain(60, 10, rule="none", seed=4)
     rng = np.random.default_rng(4)
-    Y = 0.05 + 0.6 * np.exp(-brain.distances**2 / (2 * 40.0**2)) + symmetric_noise(rng, 60, 0.01)
+    Y = 0.05 + 0.6 * np.exp(-(brain.distances**2) / (2 * 40.0**2)) + symmetric_noise(rng, 60, 0.01)
     np.fill_diagonal(Y, 1.0)
     brain = brain.replace(Y=Y)
     split = first_split(brain)
@@ -64,8 +64,9 @@ def test_gaussian_kernel_recovers_hand_built_kernel():
 
     ti, tj = split.train_pairs()
     d = brain.distances[ti, tj]
-    params, _ = curve_fit(lambda x, a, b, s: a + b * np.exp(-x**2 / (2 * s**2)), d,
-                          brain.targets(ti, tj), p0=[0.0, 1.0, 30.0])
+    params, _ = curve_fit(
+        lambda x, a, b, s: a + b * np.exp(-(x**2) / (2 * s**2)), d, brain.targets(ti, tj), p0=[0.0, 1.0, 30.0]
+    )
     np.testing.assert_allclose([model.offset_, model.scale_, model.sigma_], params, rtol=1e-4)
     assert model.n_parameters_ == 3
 

@@ -22,8 +22,18 @@ from spatiomol.models.smt import (
 
 torch.set_num_threads(1)
 
-TINY = dict(d_model=16, nhead=2, num_layers=2, token_encoder_dim=4, encoder_output_dim=3,
-            deep_hidden_dims=[16, 8], gene_order="as_given", batch_size=64, device="cpu", aug_prob=0.0)
+TINY = dict(
+    d_model=16,
+    nhead=2,
+    num_layers=2,
+    token_encoder_dim=4,
+    encoder_output_dim=3,
+    deep_hidden_dims=[16, 8],
+    gene_order="as_given",
+    batch_size=64,
+    device="cpu",
+    aug_prob=0.0,
+)
 
 
 # ------------------------------------------------------------------ ALiBi
@@ -95,8 +105,17 @@ def test_padding_is_recorded():
 @pytest.mark.parametrize("use_cls", [False, True])
 def test_per_region_path_equals_per_pair_path(use_cls):
     gen = torch.Generator().manual_seed(1)
-    encoder = SMTEncoder(token_size=5, n_tokens=6, d_model=16, n_heads=4, n_layers=2, d_out=3,
-                         dropout=0.0, use_alibi=True, use_cls=use_cls)
+    encoder = SMTEncoder(
+        token_size=5,
+        n_tokens=6,
+        d_model=16,
+        n_heads=4,
+        n_layers=2,
+        d_out=3,
+        dropout=0.0,
+        use_alibi=True,
+        use_cls=use_cls,
+    )
     network = SMTNetwork(encoder, [32, 16], dropout=0.0)
     tensors = {"tokens": torch.rand(20, 6, 5, generator=gen), "coords": torch.randn(20, 3, generator=gen)}
     i = torch.randint(0, 20, (50,), generator=gen)
@@ -123,19 +142,24 @@ def small_brain():
 
 @pytest.fixture(scope="module")
 def fitted_cls(small_brain):
-    return make_model("smt-cls", **TINY, epochs=2, aug_style="curriculum_swap_constant",
-                      transformer_dropout=0.1).set_params(aug_prob=0.3).fit(small_brain, np.arange(20))
+    return (
+        make_model("smt-cls", **TINY, epochs=2, aug_style="curriculum_swap_constant", transformer_dropout=0.1)
+        .set_params(aug_prob=0.3)
+        .fit(small_brain, np.arange(20))
+    )
 
 
 def test_predictions_symmetric(small_brain, fitted_cls):
     i, j = small_brain.pairs(np.arange(20, 30))
-    np.testing.assert_allclose(fitted_cls.predict(small_brain, i, j), fitted_cls.predict(small_brain, j, i),
-                               atol=1e-6)
+    np.testing.assert_allclose(fitted_cls.predict(small_brain, i, j), fitted_cls.predict(small_brain, j, i), atol=1e-6)
 
 
 def test_same_seed_same_predictions(small_brain, fitted_cls):
-    again = make_model("smt-cls", **TINY, epochs=2, aug_style="curriculum_swap_constant",
-                       transformer_dropout=0.1).set_params(aug_prob=0.3).fit(small_brain, np.arange(20))
+    again = (
+        make_model("smt-cls", **TINY, epochs=2, aug_style="curriculum_swap_constant", transformer_dropout=0.1)
+        .set_params(aug_prob=0.3)
+        .fit(small_brain, np.arange(20))
+    )
     i, j = small_brain.pairs(np.arange(20, 30))
     np.testing.assert_array_equal(fitted_cls.predict(small_brain, i, j), again.predict(small_brain, i, j))
     other = make_model("smt-cls", **TINY, epochs=2, seed=1).fit(small_brain, np.arange(20))
@@ -168,8 +192,9 @@ def test_region_embeddings_and_attention_maps(small_brain, fitted_cls):
     # embeddings are exactly what the decoder sees: decoding them reproduces predict()
     i, j = small_brain.pairs(np.arange(20, 30))
     with torch.no_grad():
-        decoded = fitted_cls.network_.decode(torch.as_tensor(z[i], dtype=torch.float32),
-                                             torch.as_tensor(z[j], dtype=torch.float32)).numpy()
+        decoded = fitted_cls.network_.decode(
+            torch.as_tensor(z[i], dtype=torch.float32), torch.as_tensor(z[j], dtype=torch.float32)
+        ).numpy()
     np.testing.assert_allclose(decoded, fitted_cls.predict(small_brain, i, j), atol=1e-5)
 
     maps = fitted_cls.attention_maps(small_brain)
@@ -189,8 +214,9 @@ def test_region_embeddings_and_attention_maps(small_brain, fitted_cls):
             x = layer(x, encoder.attention_bias)
         last = encoder.layers[-1].attention
         normed = encoder.layers[-1].attention_norm(x)
-        torch.testing.assert_close(last(normed, encoder.attention_bias),
-                                   last.forward_explicit(normed, encoder.attention_bias))
+        torch.testing.assert_close(
+            last(normed, encoder.attention_bias), last.forward_explicit(normed, encoder.attention_bias)
+        )
 
 
 def test_gene_order_mean_expression_uses_training_regions():
@@ -231,5 +257,3 @@ def test_config_defaults_match_init_and_grid_is_table_4():
     for name, values in grid.items():
         for value in values:
             SMT(**{name: value})._validate()
-
-

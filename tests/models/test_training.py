@@ -42,8 +42,7 @@ def test_region_block_batches_cover_every_pair_once_with_few_regions_per_batch()
     # groups of 10 regions: a batch spans at most ~2 blocks of 2 groups → ≤ 40 regions,
     # whereas 100 random pairs of 60 regions touch ~58
     assert max(distinct) <= 40
-    random_distinct = [len(np.unique(np.concatenate([i[b], j[b]])))
-                       for b in random_batches(len(i), 100, rng)[:-1]]
+    random_distinct = [len(np.unique(np.concatenate([i[b], j[b]]))) for b in random_batches(len(i), 100, rng)[:-1]]
     assert np.mean(distinct) < 0.6 * np.mean(random_distinct)
     # a different epoch (rng state) groups differently
     assert not np.array_equal(allpos, np.concatenate(region_block_batches(i, j, 100, rng)))
@@ -65,8 +64,9 @@ def _net():
 
 def test_loss_decreases_and_history_is_complete():
     tensors, i, j, y = _quadratic_problem()
-    settings = TrainingSettings(learning_rate=3e-3, weight_decay=0.0, batch_size=32, epochs=15, patience=5,
-                                lr_schedule="cosine")
+    settings = TrainingSettings(
+        learning_rate=3e-3, weight_decay=0.0, batch_size=32, epochs=15, patience=5, lr_schedule="cosine"
+    )
     with seeded_torch(0, torch.device("cpu")):
         history = train_network(_net(), tensors, (i, j, y), settings)
     assert history.epochs_run == 15 and len(history.train_loss) == 15
@@ -85,8 +85,7 @@ def test_early_stopping_restores_the_best_epoch():
     settings = TrainingSettings(learning_rate=1e-2, weight_decay=0.0, batch_size=16, epochs=200, patience=3)
     net = _net()
     with seeded_torch(0, torch.device("cpu")):
-        history = train_network(net, tensors, (ti, tj, target(ti, tj)), settings,
-                                val_pairs=(vi, vj, target(vi, vj)))
+        history = train_network(net, tensors, (ti, tj, target(ti, tj)), settings, val_pairs=(vi, vj, target(vi, vj)))
     assert history.epochs_run < 200  # stopped early
     assert history.epochs_run == history.best_epoch + 1 + 3
     assert history.val_loss[history.best_epoch] == min(history.val_loss)
@@ -131,8 +130,9 @@ def test_devices():
             resolve_device("cuda")
 
 
-@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"batching": "sorted"}, {"learning_rate": 0.0},
-                                 {"lr_schedule": "step"}])
+@pytest.mark.parametrize(
+    "bad", [{"batch_size": 0}, {"batching": "sorted"}, {"learning_rate": 0.0}, {"lr_schedule": "step"}]
+)
 def test_settings_validation(bad):
     args = dict(learning_rate=1e-3, weight_decay=0.0, batch_size=8, epochs=1, patience=1) | bad
     with pytest.raises(ValueError):

@@ -32,8 +32,13 @@ def neuromaps_with_rotations(monkeypatch):
         queue = iter(list(zip(left, right)))
         monkeypatch.setattr(neuromaps_spins, "_gen_rotation", lambda seed=None: next(queue))
         return neuromaps_spins.gen_spinsamples(
-            coords, hemiid, n_rotate=len(left), method="vasa", check_duplicates=False,
-            return_cost=True, **kwargs,
+            coords,
+            hemiid,
+            n_rotate=len(left),
+            method="vasa",
+            check_duplicates=False,
+            return_cost=True,
+            **kwargs,
         )
 
     return run

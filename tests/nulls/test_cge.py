@@ -26,8 +26,9 @@ def _sse(centres, curve, sa_lambda, sa_inf):
 
 
 def _curve_fit(centres, curve):
-    popt, _ = optimize.curve_fit(cge.exponential_curve, centres, curve, p0=[0, 10],
-                                 bounds=([-1, 0], [1, 100]), maxfev=5000)
+    popt, _ = optimize.curve_fit(
+        cge.exponential_curve, centres, curve, p0=[0, 10], bounds=([-1, 0], [1, 100]), maxfev=5000
+    )
     return popt[1], popt[0]  # (SA_lambda, SA_inf)
 
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from spatiomol.data.synthetic import make_synthetic_brain
-from spatiomol.nulls import NullSet, QUANTITIES, cge, generate_nulls
+from spatiomol.nulls import QUANTITIES, NullSet, cge, generate_nulls
 from spatiomol.nulls.spins import plan_spins
 
 N = 600
@@ -82,10 +82,12 @@ def test_selected_parameters_equal_the_reference_path(hcp_s100, s100_nulls):
         means = means[~np.isnan(means)]
         np.testing.assert_allclose(nulls.curves[k], means, atol=1e-13)
         row = nulls.parameters.iloc[k]
-        np.testing.assert_allclose(row[["a1", "a2", "a3", "a4"]].to_numpy(float), np.polyfit(centres, means, 3),
-                                   rtol=1e-8)
-        popt, _ = optimize.curve_fit(cge.exponential_curve, centres, means, p0=[0, 10],
-                                     bounds=([-1, 0], [1, 100]), maxfev=5000)
+        np.testing.assert_allclose(
+            row[["a1", "a2", "a3", "a4"]].to_numpy(float), np.polyfit(centres, means, 3), rtol=1e-8
+        )
+        popt, _ = optimize.curve_fit(
+            cge.exponential_curve, centres, means, p0=[0, 10], bounds=([-1, 0], [1, 100]), maxfev=5000
+        )
         np.testing.assert_allclose([row["SA_lambda"], row["SA_inf"]], popt[::-1], rtol=1e-4)
         draw = int(row["draw"])
         perm = nulls.permutations[k]
@@ -111,8 +113,18 @@ def test_save_load_round_trip_is_atomic_and_exact(tmp_path, hcp_s100, s100_nulls
     path = s100_nulls.save(tmp_path / "sub" / "nulls.npz")
     assert sorted(p.name for p in path.parent.iterdir()) == ["nulls.npz"]  # no temporary left
     loaded = NullSet.load(path)
-    for name in ("permutations", "errors", "costs", "curves", "true_curve", "bin_centres",
-                 "all_parameters", "all_errors", "worst_permutation", "worst_curve"):
+    for name in (
+        "permutations",
+        "errors",
+        "costs",
+        "curves",
+        "true_curve",
+        "bin_centres",
+        "all_parameters",
+        "all_errors",
+        "worst_permutation",
+        "worst_curve",
+    ):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(s100_nulls, name))
     pd.testing.assert_frame_equal(loaded.parameters, s100_nulls.parameters)
     assert loaded.true_parameters == s100_nulls.true_parameters
@@ -163,8 +175,10 @@ def test_cge_matched_nulls_keep_the_planted_spatial_structure_that_naive_nulls_d
     assert matched.errors.max() < np.median(matched.all_errors)
     # naive nulls: the first draws, unselected, flat CGE (no decay with distance)
     np.testing.assert_array_equal(naive.parameters["draw"], np.arange(5))
-    assert np.all(np.abs(naive.curves[:, :4].mean(axis=1) - naive.curves[:, -4:].mean(axis=1))
-                  < 0.5 * abs(truth[:4].mean() - truth[-4:].mean()))
+    assert np.all(
+        np.abs(naive.curves[:, :4].mean(axis=1) - naive.curves[:, -4:].mean(axis=1))
+        < 0.5 * abs(truth[:4].mean() - truth[-4:].mean())
+    )
     structure = brain.structure
     assert all(np.array_equal(structure[p], structure) for p in naive.permutations)
 
@@ -183,8 +197,9 @@ def test_cli_writes_a_reusable_file_and_the_figure(tmp_path, hcp_s100):
     from spatiomol.cli.main import main
 
     out, figure = tmp_path / "nulls.npz", tmp_path / "fig3.png"
-    code = main(["nulls", "hcp-s100", "--n", "150", "--top", "4", "--seed", "2", "--out", str(out),
-                 "--figure", str(figure)])
+    code = main(
+        ["nulls", "hcp-s100", "--n", "150", "--top", "4", "--seed", "2", "--out", str(out), "--figure", str(figure)]
+    )
     assert code == 0
     loaded = NullSet.load(out)
     direct = generate_nulls(hcp_s100, n=150, top=4, seed=2)

@@ -43,8 +43,10 @@ def test_spin_plan_of_loaded_hcp_s100_matches_neuromaps(hcp_s100, neuromaps_with
     assert cortex.size == 100 and set(brain.structure[cortex]) == {"cortex"}
     perms, total_cost = spins.spin_batch(plan, np.arange(40), brain.n_regions)
     reference, reference_cost = neuromaps_with_rotations(
-        plan.sphere[cortex], (brain.hemisphere[cortex] == "R").astype(int),
-        plan.rotations_left, plan.rotations_right,
+        plan.sphere[cortex],
+        (brain.hemisphere[cortex] == "R").astype(int),
+        plan.rotations_left,
+        plan.rotations_right,
     )
     np.testing.assert_array_equal(perms[:, cortex], cortex[reference.T])
     np.testing.assert_allclose(total_cost, reference_cost.sum(axis=0), rtol=1e-13)
@@ -117,10 +119,19 @@ def test_sphere_coordinates_centre_each_hemisphere(atlas_s100_cortex):
 # ----------------------------------------------------------------- homologues
 def test_homologous_pairs_by_label_and_by_mirrored_coordinates():
     labels = np.array(["Lthal", "LH-Pu", "Left-Caudate", "blobA", "Rthal", "RH-Pu", "Right-Caudate", "blobB"])
-    coords = np.array([
-        [-10, -20, 5], [-25, 0, 0], [-14, 6, 9], [-30, -50, -30],
-        [11, -19, 5], [26, 2, 0], [15, 7, 9], [31, -52, -29],
-    ], dtype=float)
+    coords = np.array(
+        [
+            [-10, -20, 5],
+            [-25, 0, 0],
+            [-14, 6, 9],
+            [-30, -50, -30],
+            [11, -19, 5],
+            [26, 2, 0],
+            [15, 7, 9],
+            [31, -52, -29],
+        ],
+        dtype=float,
+    )
     pairs, methods, rest_left, rest_right = spins.homologous_pairs(labels, coords, np.arange(4), np.arange(4, 8))
     assert pairs.tolist() == [[0, 4], [1, 5], [2, 6], [3, 7]]
     assert methods.tolist() == ["label", "label", "label", "coordinates"]
@@ -221,8 +232,9 @@ def test_random_nulls_are_bijections_within_structure_only():
 def test_generated_nulls_keep_hemisphere_and_structure_on_real_data(hcp_s100):
     nulls = generate_nulls(hcp_s100, n=300, top=20, seed=9)
     groups = spins.region_groups(hcp_s100)
-    _check_permutation_properties(hcp_s100, np.vstack([nulls.permutations, nulls.worst_permutation]),
-                                  groups.symmetric_pairs)
+    _check_permutation_properties(
+        hcp_s100, np.vstack([nulls.permutations, nulls.worst_permutation]), groups.symmetric_pairs
+    )
 
 
 def test_nearest_search_on_squares_breaks_root_ties_like_numpy_argmin():

@@ -21,9 +21,18 @@ DATASET = "synthetic:n_regions=40,n_genes=30,rule=bilinear,decay_weight=0.3,seed
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     config = ExperimentConfig(
-        name="report-test", datasets=[DATASET], models=["exp-decay", "cm-pca", "cm"], splits=["random", "spatial"],
-        repeats=2, folds=4, inputs=["true", "null"], variants=[{"model": "cm", "input": "permuted"}],
-        tuning=False, seed=1, nulls={"n": 200, "top": 10, "method": "cge", "seed": 0}, notes="synthetic test grid",
+        name="report-test",
+        datasets=[DATASET],
+        models=["exp-decay", "cm-pca", "cm"],
+        splits=["random", "spatial"],
+        repeats=2,
+        folds=4,
+        inputs=["true", "null"],
+        variants=[{"model": "cm", "input": "permuted"}],
+        tuning=False,
+        seed=1,
+        nulls={"n": 200, "top": 10, "method": "cge", "seed": 0},
+        notes="synthetic test grid",
     )
     summary = run_experiment(config, out, progress=False)
     assert not summary.failed
@@ -31,8 +40,14 @@ def results(tmp_path_factory):
 
 
 def _independent(df, split, model, inp, metric, stratum):
-    sel = df.loc[(df.split_type == split) & (df.model == model) & (df.input == inp) & (df.metric == metric)
-                 & (df.stratum == stratum), ["repeat", "fold", "value"]]
+    sel = df.loc[
+        (df.split_type == split)
+        & (df.model == model)
+        & (df.input == inp)
+        & (df.metric == metric)
+        & (df.stratum == stratum),
+        ["repeat", "fold", "value"],
+    ]
     assert len(sel) == 8 and not sel.duplicated(["repeat", "fold"]).any()  # one value per split
     v = sel["value"].to_numpy()
     v = v[np.isfinite(v)]  # a stratum with too few test edges is NaN on that split: averaged over the rest
@@ -52,8 +67,11 @@ def test_table1_mean_sd_match_stored_rows(results):
                 mean, sd = _independent(df, split, model, "true", metric, "all")
                 assert numeric.loc[name, f"{split} {metric} true mean"] == pytest.approx(mean, rel=1e-12)
                 assert numeric.loc[name, f"{split} {metric} true sd"] == pytest.approx(sd, rel=1e-12)
-                col = f"{split}: Pearson r (true / null)" if metric == "pearson" else \
-                    f"{split}: {'MSE' if metric == 'mse' else 'Geodesic'}"
+                col = (
+                    f"{split}: Pearson r (true / null)"
+                    if metric == "pearson"
+                    else f"{split}: {'MSE' if metric == 'mse' else 'Geodesic'}"
+                )
                 cell = formatted.loc[name, col].split(" / ")[0]
                 m = CELL.match(cell)
                 assert m and m.group(2) == format(mean, fmt) and m.group(3) == format(sd, fmt)
@@ -119,9 +137,18 @@ def test_report_of_empty_folder_is_a_clear_error(tmp_path):
 
 # ------------------------------------------------------- one configuration per report
 def _grid(nulls_seed, **changes):
-    base = {"name": "rerun", "datasets": [DATASET], "models": ["cm"], "splits": ["random", "spatial"],
-            "repeats": 2, "folds": 4, "inputs": ["true", "null"], "tuning": False, "seed": 1,
-            "nulls": {"n": 200, "top": 3, "method": "cge", "seed": nulls_seed}}
+    base = {
+        "name": "rerun",
+        "datasets": [DATASET],
+        "models": ["cm"],
+        "splits": ["random", "spatial"],
+        "repeats": 2,
+        "folds": 4,
+        "inputs": ["true", "null"],
+        "tuning": False,
+        "seed": 1,
+        "nulls": {"n": 200, "top": 3, "method": "cge", "seed": nulls_seed},
+    }
     return ExperimentConfig(**{**base, **changes})
 
 
@@ -148,14 +175,21 @@ def test_report_after_rerun_with_other_settings_equals_fresh_folder(rerun_folder
     (root / "mixed" / "failures" / f"{current[0]}.txt").write_text("CURRENT RUN\n")
     a = write_report(root / "mixed", tmp_path / "a", n_permutations=500).read_text()
     write_report(root / "fresh", tmp_path / "b", n_permutations=500)
-    names = sorted(p.name for p in (tmp_path / "b" / "tables").glob("*.csv")
-                   if p.name not in ("results.csv", "summary.csv"))  # those two carry fit times
-    assert {"table1_synthetic_n_regions_40_n_genes_30_rule_b.csv",
-            "table3_synthetic_n_regions_40_n_genes_30_rule_b_random.csv",
-            "table3_synthetic_n_regions_40_n_genes_30_rule_b_spatial.csv"} <= set(names)
+    names = sorted(
+        p.name for p in (tmp_path / "b" / "tables").glob("*.csv") if p.name not in ("results.csv", "summary.csv")
+    )  # those two carry fit times
+    assert {
+        "table1_synthetic_n_regions_40_n_genes_30_rule_b.csv",
+        "table3_synthetic_n_regions_40_n_genes_30_rule_b_random.csv",
+        "table3_synthetic_n_regions_40_n_genes_30_rule_b_spatial.csv",
+    } <= set(names)
     for name in names:
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "tables" / name),
-                                      pd.read_csv(tmp_path / "b" / "tables" / name), check_exact=True, obj=name)
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "a" / "tables" / name),
+            pd.read_csv(tmp_path / "b" / "tables" / name),
+            check_exact=True,
+            obj=name,
+        )
     # the null column is the mean over the 8 runs of the new seed only (independent recomputation)
     fresh_df = ResultsStore(root / "fresh").load()
     t1 = pd.read_csv(tmp_path / "a" / "tables" / "table1_synthetic_n_regions_40_n_genes_30_rule_b.csv", index_col=0)

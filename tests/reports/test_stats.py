@@ -50,8 +50,19 @@ def _frame(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
     rows = []
     for (model, inp), vals in values.items():
         for k, v in enumerate(vals):
-            rows.append({"dataset": "d", "model": model, "split_type": "random", "input": inp, "repeat": k // 4,
-                         "fold": k % 4, "metric": "pearson", "stratum": "all", "value": v})
+            rows.append(
+                {
+                    "dataset": "d",
+                    "model": model,
+                    "split_type": "random",
+                    "input": inp,
+                    "repeat": k // 4,
+                    "fold": k % 4,
+                    "metric": "pearson",
+                    "stratum": "all",
+                    "value": v,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -68,8 +79,14 @@ def test_true_vs_null_pairs_by_split_not_by_row_order():
 
 
 def test_versus_best_linear_picks_highest_mean_linear_model():
-    df = _frame({("cm", "true"): [0.5] * 4, ("cm-pls", "true"): [0.6, 0.62, 0.61, 0.63],
-                 ("mlp", "true"): [0.7, 0.71, 0.69, 0.72], ("exp-decay", "true"): [0.9] * 4})
+    df = _frame(
+        {
+            ("cm", "true"): [0.5] * 4,
+            ("cm-pls", "true"): [0.6, 0.62, 0.61, 0.63],
+            ("mlp", "true"): [0.7, 0.71, 0.69, 0.72],
+            ("exp-decay", "true"): [0.9] * 4,
+        }
+    )
     assert stats.best_linear_model(df, "d", "random") == "cm-pls"
     res = stats.versus_best_linear(df).set_index("model")
     assert set(res.index) == {"cm", "mlp", "exp-decay"} and (res["reference"] == "cm-pls").all()

@@ -42,14 +42,21 @@ def format_info(info: dict[str, Any], description: str | None = None, max_listed
                 src = sources[0] if how == "mirror" else f"{len(sources)} regions: {', '.join(sources[:3])}, ..."
                 lines.append(f"    {label:<44s} {how:<12s} from {src}")
         elif method == "drop":
-            lines.append(f"  {imputation['n_missing']} regions dropped (missing='drop'): {', '.join(imputation['dropped'][:10])}"
-                         + (", ..." if imputation["n_missing"] > 10 else ""))
+            lines.append(
+                f"  {imputation['n_missing']} regions dropped (missing='drop'): {', '.join(imputation['dropped'][:10])}"
+                + (", ..." if imputation["n_missing"] > 10 else "")
+            )
         else:
-            lines.append(f"  kept as NaN rows (missing='keep'): {', '.join(missing[:10])}" + (", ..." if len(missing) > 10 else ""))
+            lines.append(
+                f"  kept as NaN rows (missing='keep'): {', '.join(missing[:10])}"
+                + (", ..." if len(missing) > 10 else "")
+            )
     lo, hi = info["target_range"]
-    lines.append(f"  target: {info['target_kind']} ({_KIND_WORDS[info['target_kind']]}), scale {info['target_scale']} "
-                 f"({_SCALE_WORDS[info['target_scale']]}); off-diagonal values in [{lo:.4g}, {hi:.4g}], "
-                 f"mean {info['target_mean']:.4g}")
+    lines.append(
+        f"  target: {info['target_kind']} ({_KIND_WORDS[info['target_kind']]}), scale {info['target_scale']} "
+        f"({_SCALE_WORDS[info['target_scale']]}); off-diagonal values in [{lo:.4g}, {hi:.4g}], "
+        f"mean {info['target_mean']:.4g}"
+    )
     if info.get("target_transform"):
         lines.append(f"  target transform: {info['target_transform']}")
     lines.append(f"  subjects: {info['subjects'] if info['subjects'] is not None else 'none (group connectome only)'}")
@@ -90,15 +97,28 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    problems = validate_files(args.expression, args.connectome, args.regions, args.subjects,
-                              target_kind=args.target_kind, target_scale=args.target_scale)
+    problems = validate_files(
+        args.expression,
+        args.connectome,
+        args.regions,
+        args.subjects,
+        target_kind=args.target_kind,
+        target_scale=args.target_scale,
+    )
     if problems:
         print(f"{len(problems)} problem(s) found:")
         for p in problems:
             print(f"- {p}")
         return 1
-    brain = load_user_brain(args.expression, args.connectome, args.regions, args.subjects,
-                            target_kind=args.target_kind, target_scale=args.target_scale, missing="keep")
+    brain = load_user_brain(
+        args.expression,
+        args.connectome,
+        args.regions,
+        args.subjects,
+        target_kind=args.target_kind,
+        target_scale=args.target_scale,
+        missing="keep",
+    )
     print("OK: no problems found")
     print(format_info(datasets.describe(brain)))
     return 0
@@ -114,11 +134,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="summary of a bundled dataset or a YAML naming your files")
     p.add_argument("name", help="bundled dataset name (see `spatiomol datasets`) or path to a YAML file")
     p.add_argument("--mirror", default=None, help=mirror_help)
-    p.add_argument("--missing", choices=MISSING_METHODS, default=None,
-                   help="remedy for regions without expression (default: the dataset's, mirror-interpolate)")
+    p.add_argument(
+        "--missing",
+        choices=MISSING_METHODS,
+        default=None,
+        help="remedy for regions without expression (default: the dataset's, mirror-interpolate)",
+    )
     p.set_defaults(func=_cmd_info)
 
-    p = subparsers.add_parser("fetch", help="download a bundled dataset's files into the cache by hash, or check the mirror's copies")
+    p = subparsers.add_parser(
+        "fetch", help="download a bundled dataset's files into the cache by hash, or check the mirror's copies"
+    )
     p.add_argument("name", help="bundled dataset name")
     p.add_argument("--mirror", default=None, help=mirror_help)
     p.set_defaults(func=_cmd_fetch)

@@ -44,17 +44,22 @@ def _params(items: list[str] | None) -> dict[str, Any]:
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="bundled name(s), path(s) to a dataset YAML, or synthetic:k=v,... (comma-separated)")
+    p.add_argument(
+        "--dataset", help="bundled name(s), path(s) to a dataset YAML, or synthetic:k=v,... (comma-separated)"
+    )
     p.add_argument("--models", help="comma-separated registry names, or 'all' / 'table1'")
     p.add_argument("--splits", help="comma-separated split types: random,spatial")
     p.add_argument("--repeats", type=int, help="repeats of k-fold CV (paper: 10)")
     p.add_argument("--folds", type=int, help="folds per repeat (paper: 4)")
     p.add_argument("--inputs", help="comma-separated inputs: true,null,permuted")
     p.add_argument("--seed", type=int, help="root seed")
-    p.add_argument("--n-configs", type=int, help="hyperparameter configurations sampled per split (3-6), tried with the default")
+    p.add_argument(
+        "--n-configs", type=int, help="hyperparameter configurations sampled per split (3-6), tried with the default"
+    )
     tuning = p.add_mutually_exclusive_group()
-    tuning.add_argument("--tuning", dest="tuning", action="store_true", default=None,
-                        help="nested inner-CV hyperparameter selection")
+    tuning.add_argument(
+        "--tuning", dest="tuning", action="store_true", default=None, help="nested inner-CV hyperparameter selection"
+    )
     tuning.add_argument("--no-tuning", dest="tuning", action="store_false", help="fit the default configuration")
     p.add_argument("--null-spins", type=int, help="spins drawn per dataset for the CGE-matched nulls")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib)")
@@ -70,17 +75,23 @@ def _config_from_args(args: argparse.Namespace):
     if getattr(args, "null_spins", None):
         nulls["n"] = args.null_spins
     return config.updated(
-        datasets=_datasets(args.dataset), models=_csv(args.models), splits=_csv(args.splits),
-        repeats=args.repeats, folds=args.folds, inputs=_csv(args.inputs), seed=args.seed,
-        n_configs=args.n_configs, tuning=args.tuning, nulls=nulls,
+        datasets=_datasets(args.dataset),
+        models=_csv(args.models),
+        splits=_csv(args.splits),
+        repeats=args.repeats,
+        folds=args.folds,
+        inputs=_csv(args.inputs),
+        seed=args.seed,
+        n_configs=args.n_configs,
+        tuning=args.tuning,
+        nulls=nulls,
     )
 
 
 def _run(config, out: str, args: argparse.Namespace) -> int:
     from spatiomol.experiments.runner import run_experiment, summary_text
 
-    summary = run_experiment(config, out, jobs=args.jobs, scheduler=args.scheduler,
-                             progress=not args.no_progress)
+    summary = run_experiment(config, out, jobs=args.jobs, scheduler=args.scheduler, progress=not args.no_progress)
     print(summary_text(summary))
     return 1 if summary.failed else 0
 
@@ -110,10 +121,15 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     pairs = [(s, t) for s in _datasets(args.source) for t in _datasets(args.target) if s != t]
     if not pairs:
         raise ValueError("--source and --target must name at least one pair of different datasets")
-    frame = run_transfer(pairs, args.model, args.out, model_params=_params(args.param), null_index=args.null_index,
-                         nulls={"n": args.null_spins, "top": args.top, "method": "cge", "seed": args.seed,
-                                "min_moved": args.min_moved},
-                         seed=args.seed)
+    frame = run_transfer(
+        pairs,
+        args.model,
+        args.out,
+        model_params=_params(args.param),
+        null_index=args.null_index,
+        nulls={"n": args.null_spins, "top": args.top, "method": "cge", "seed": args.seed, "min_moved": args.min_moved},
+        seed=args.seed,
+    )
     print(transfer_table(frame).to_string(index=False))
     print(f"results: {args.out}")
     return 0
@@ -157,8 +173,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--null-index", type=int, default=0, help="which of the source's top nulls trains the null model")
     p.add_argument("--null-spins", type=int, default=10000, help="spins drawn for the source's nulls")
     p.add_argument("--top", type=int, default=10, help="nulls kept by CGE match (--null-index picks one of them)")
-    p.add_argument("--min-moved", type=float, default=0.9,
-                   help="fraction of regions a selected null must move (default 0.9; 0 = Algorithm 1 verbatim)")
+    p.add_argument(
+        "--min-moved",
+        type=float,
+        default=0.9,
+        help="fraction of regions a selected null must move (default 0.9; 0 = Algorithm 1 verbatim)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="results folder")
     p.set_defaults(func=cmd_transfer)

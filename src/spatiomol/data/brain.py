@@ -96,15 +96,12 @@ class Brain:
         if self.X.shape[0] != n:
             raise ValueError(f"Brain {self.name!r}: X has {self.X.shape[0]} rows, regions has {n}")
         if self.X.shape[1] != len(self.genes):
-            raise ValueError(
-                f"Brain {self.name!r}: X has {self.X.shape[1]} columns, genes has {len(self.genes)}"
-            )
+            raise ValueError(f"Brain {self.name!r}: X has {self.X.shape[1]} columns, genes has {len(self.genes)}")
         if self.Y.shape != (n, n):
             raise ValueError(f"Brain {self.name!r}: Y has shape {self.Y.shape}, expected {(n, n)}")
         if self.subjects is not None and self.subjects.shape[1:] != (n, n):
             raise ValueError(
-                f"Brain {self.name!r}: subject stack has shape {self.subjects.shape}, "
-                f"expected (n_subjects, {n}, {n})"
+                f"Brain {self.name!r}: subject stack has shape {self.subjects.shape}, expected (n_subjects, {n}, {n})"
             )
         if self.target_kind not in TARGET_KINDS:
             raise ValueError(f"Brain {self.name!r}: target_kind must be one of {TARGET_KINDS}")

@@ -44,11 +44,12 @@ naming the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,9 +73,15 @@ SUBCORTICAL_PARCELS: dict[str, tuple[str, ...]] = {
     "hippo": ("Hippocampus",),
     "pal": ("GPe", "GPi"),
     "put": ("Pu",),
-    "thal": ("Pulvinar", "Anterior", "Medio_Dorsal", "Ventral_Latero_Dorsal",
-             "Central_Lateral-Lateral_Posterior-Medial_Pulvinar", "Ventral_Anterior",
-             "Ventral_Latero_Ventral"),
+    "thal": (
+        "Pulvinar",
+        "Anterior",
+        "Medio_Dorsal",
+        "Ventral_Latero_Dorsal",
+        "Central_Lateral-Lateral_Posterior-Medial_Pulvinar",
+        "Ventral_Anterior",
+        "Ventral_Latero_Ventral",
+    ),
 }
 SUBCORTICAL_METHOD = (
     "unweighted mean of the MNI centroids of the finer 4S456 sub-parcels (parcel volumes are not "
@@ -131,8 +138,7 @@ def mirror_dir(mirror: str | PathLike | None = None) -> Path | None:
         return None
     path = Path(chosen)
     if not path.is_dir():
-        raise ValueError(f"data mirror {path} (from {'mirror=' if mirror is not None else ENV_MIRROR}) "
-                         "is not a folder")
+        raise ValueError(f"data mirror {path} (from {'mirror=' if mirror is not None else ENV_MIRROR}) is not a folder")
     return path
 
 
@@ -181,13 +187,21 @@ def fetch_file(key: str, mirror: str | PathLike | None = None, downloader: Calla
             raise ValueError(f"data mirror {folder}: file {key} is missing; expected it with SHA-256 {expected}")
         actual = sha256_of(path)
         if actual != expected:
-            raise ValueError(f"data mirror file {path}: SHA-256 {actual} does not match the registry's "
-                             f"{expected}; the file is corrupted or a different version")
+            raise ValueError(
+                f"data mirror file {path}: SHA-256 {actual} does not match the registry's "
+                f"{expected}; the file is corrupted or a different version"
+            )
         return path
     cache = data_dir() / Path(key).parent
     try:
-        local = pooch.retrieve(url=files[key]["url"], known_hash=f"sha256:{expected}", fname=Path(key).name,
-                               path=cache, downloader=downloader, progressbar=False)
+        local = pooch.retrieve(
+            url=files[key]["url"],
+            known_hash=f"sha256:{expected}",
+            fname=Path(key).name,
+            path=cache,
+            downloader=downloader,
+            progressbar=False,
+        )
     except ValueError as err:  # pooch's hash mismatch
         raise ValueError(f"downloaded file {key} from {files[key]['url']}: {err}") from None
     except OSError as err:  # no network, DNS failure, HTTP error (requests' errors are OSErrors)
@@ -249,7 +263,7 @@ def subcortical_centroids(table: pd.DataFrame, source: str = "") -> tuple[pd.Dat
     """
     sub = table[table["structure"] == "subcortex"]
     by_name = {}
-    for label, hemi, x, y, z in zip(sub["label"], sub["hemisphere"], sub["mni_x"], sub["mni_y"], sub["mni_z"]):
+    for label, _hemi, x, y, z in zip(sub["label"], sub["hemisphere"], sub["mni_x"], sub["mni_y"], sub["mni_z"]):
         if str(label).startswith(("LH", "RH")):
             by_name[_parcel_name(str(label))] = (str(label), float(x), float(y), float(z))
     rows, parcels = {}, {}
@@ -257,8 +271,10 @@ def subcortical_centroids(table: pd.DataFrame, source: str = "") -> tuple[pd.Dat
         for structure, names in SUBCORTICAL_PARCELS.items():
             absent = [n for n in names if (hemi, n) not in by_name]
             if absent:
-                raise ValueError(f"atlas table {source}: subcortical parcels {[f'{hemi}H-{n}' for n in absent]} "
-                                 f"not found; needed for the centroid of {hemi}{structure}")
+                raise ValueError(
+                    f"atlas table {source}: subcortical parcels {[f'{hemi}H-{n}' for n in absent]} "
+                    f"not found; needed for the centroid of {hemi}{structure}"
+                )
             found = [by_name[(hemi, n)] for n in names]
             xyz = np.mean([f[1:] for f in found], axis=0)
             rows[f"{hemi}{structure}"] = {"hemisphere": hemi, "x": xyz[0], "y": xyz[1], "z": xyz[2]}
@@ -266,8 +282,13 @@ def subcortical_centroids(table: pd.DataFrame, source: str = "") -> tuple[pd.Dat
     return pd.DataFrame.from_dict(rows, orient="index"), parcels
 
 
-def build_regions(labels: list[str], atlas: pd.DataFrame, subcortex_atlas: pd.DataFrame,
-                  atlas_name: str = "", subcortex_name: str = "") -> tuple[pd.DataFrame, dict[str, Any]]:
+def build_regions(
+    labels: list[str],
+    atlas: pd.DataFrame,
+    subcortex_atlas: pd.DataFrame,
+    atlas_name: str = "",
+    subcortex_name: str = "",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Regions table for ENIGMA labels: Schaefer parcels from ``atlas``, subcortex derived.
 
     Returns
@@ -281,16 +302,27 @@ def build_regions(labels: list[str], atlas: pd.DataFrame, subcortex_atlas: pd.Da
     for label in labels:
         if label in cortex.index:
             r = cortex.loc[label]
-            rows.append((label, r["hemisphere"], "cortex", r["network_label"],
-                         float(r["mni_x"]), float(r["mni_y"]), float(r["mni_z"])))
+            rows.append(
+                (
+                    label,
+                    r["hemisphere"],
+                    "cortex",
+                    r["network_label"],
+                    float(r["mni_x"]),
+                    float(r["mni_y"]),
+                    float(r["mni_z"]),
+                )
+            )
         elif label in centroids.index:
             r = centroids.loc[label]
             rows.append((label, r["hemisphere"], "subcortex", "Subcortex", r["x"], r["y"], r["z"]))
         else:
             unknown.append(label)
     if unknown:
-        raise ValueError(f"atlas table {atlas_name}: labels {unknown[:5]} ({len(unknown)} in all) match neither "
-                         "a cortical 'label_7network' nor an ENIGMA subcortical structure")
+        raise ValueError(
+            f"atlas table {atlas_name}: labels {unknown[:5]} ({len(unknown)} in all) match neither "
+            "a cortical 'label_7network' nor an ENIGMA subcortical structure"
+        )
     regions = pd.DataFrame(rows, columns=["label", "hemisphere", "structure", "network", "x", "y", "z"])
     report = {
         "cortex": f"MNI centroids (mm) of {atlas_name}, matched on label_7network",
@@ -308,8 +340,11 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
     keys = dataset_files(name)
     labels = read_labels(paths["labels"])
     regions, coord_report = build_regions(
-        labels, pd.read_csv(paths["atlas"]), pd.read_csv(paths["subcortex_atlas"]),
-        atlas_name=keys["atlas"], subcortex_name=keys["subcortex_atlas"],
+        labels,
+        pd.read_csv(paths["atlas"]),
+        pd.read_csv(paths["subcortex_atlas"]),
+        atlas_name=keys["atlas"],
+        subcortex_name=keys["subcortex_atlas"],
     )
     expr_labels, genes, X = read_expression(paths["expression"])
     if expr_labels != labels:
@@ -330,17 +365,36 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
     provenance = {
         "source": f"bundled dataset {name}",
         "description": spec["description"],
-        "files": {role: {"key": key, "path": str(paths[role]), "sha256": files[key]["sha256"], "url": files[key]["url"]}
-                  for role, key in keys.items()},
+        "files": {
+            role: {"key": key, "path": str(paths[role]), "sha256": files[key]["sha256"], "url": files[key]["url"]}
+            for role, key in keys.items()
+        },
         "coordinates": coord_report,
         "target_transform": transform,
     }
-    return Brain(name=name, regions=regions, X=X, genes=tuple(genes), Y=Y, target_kind=kind,
-                 target_scale=scale, subjects=None, provenance=provenance)
+    return Brain(
+        name=name,
+        regions=regions,
+        X=X,
+        genes=tuple(genes),
+        Y=Y,
+        target_kind=kind,
+        target_scale=scale,
+        subjects=None,
+        provenance=provenance,
+    )
 
 
-def load_dataset(name: str, *, missing: str | None = None, gene_order: str = "as_given", seed: int = 0,
-                 mirror: str | PathLike | None = None, fc_scale: str = "r", n_neighbors: int = 10) -> Brain:
+def load_dataset(
+    name: str,
+    *,
+    missing: str | None = None,
+    gene_order: str = "as_given",
+    seed: int = 0,
+    mirror: str | PathLike | None = None,
+    fc_scale: str = "r",
+    n_neighbors: int = 10,
+) -> Brain:
     """Load a bundled dataset as a `Brain`.
 
     Parameters
@@ -373,8 +427,9 @@ def load_dataset(name: str, *, missing: str | None = None, gene_order: str = "as
     folder = mirror_dir(mirror)
     cached = _raw_dataset(name, None if folder is None else str(folder.resolve()), fc_scale)
     # fresh arrays, so that a caller writing into them cannot alter the in-process cache
-    brain = cached.replace(regions=cached.regions.copy(), X=cached.X.copy(), Y=cached.Y.copy(),
-                           provenance=dict(cached.provenance))
+    brain = cached.replace(
+        regions=cached.regions.copy(), X=cached.X.copy(), Y=cached.Y.copy(), provenance=dict(cached.provenance)
+    )
     _, absent = measured_and_missing(brain)
     brain = brain.with_note("expression_missing", [str(brain.labels[k]) for k in absent])
     brain = fill_missing(brain, "mirror-interpolate" if missing is None else missing, n_neighbors=n_neighbors)

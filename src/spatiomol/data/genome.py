@@ -183,13 +183,15 @@ def order_genes(
         order, not_found = tss_order(genes, positions)
         found = positions[positions["symbol"].isin(set(genes))]
         chrom = dict(zip(found["symbol"], found["chrom"]))
-        report.update({
-            "n_found": len(genes) - len(not_found),
-            "n_not_found": len(not_found),
-            "not_found": not_found,
-            "placement_of_not_found": "last, in given order",
-            "chromosomes": [chrom.get(genes[k]) for k in order],
-        })
+        report.update(
+            {
+                "n_found": len(genes) - len(not_found),
+                "n_not_found": len(not_found),
+                "not_found": not_found,
+                "placement_of_not_found": "last, in given order",
+                "chromosomes": [chrom.get(genes[k]) for k in order],
+            }
+        )
     else:
         raise ValueError(f"gene_order must be one of {GENE_ORDER_METHODS}, got {method!r}")
     new_genes = [genes[k] for k in order]

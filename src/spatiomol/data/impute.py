@@ -156,10 +156,15 @@ def mirror_interpolate(brain: Brain, n_neighbors: int = 10) -> Brain:
         homologue, offset_mm = find_homologue(brain, m)
         if homologue is not None and has_data[homologue]:
             X[m] = brain.X[homologue]
-            records.append({
-                "label": str(labels[m]), "method": "mirror", "sources": [str(labels[homologue])],
-                "weights": [1.0], "homologue_distance_mm": offset_mm,
-            })
+            records.append(
+                {
+                    "label": str(labels[m]),
+                    "method": "mirror",
+                    "sources": [str(labels[homologue])],
+                    "weights": [1.0],
+                    "homologue_distance_mm": offset_mm,
+                }
+            )
             continue
         pool = np.flatnonzero(
             has_data & (brain.hemisphere == brain.hemisphere[m]) & (brain.structure == brain.structure[m])
@@ -173,12 +178,15 @@ def mirror_interpolate(brain: Brain, n_neighbors: int = 10) -> Brain:
         nearest = np.argsort(d, kind="stable")[:n_neighbors]
         weights = inverse_distance_weights(d[nearest])
         X[m] = weights @ brain.X[pool[nearest]]
-        records.append({
-            "label": str(labels[m]), "method": "interpolate",
-            "sources": [str(labels[k]) for k in pool[nearest]],
-            "weights": [float(w) for w in weights],
-            "distances_mm": [float(x) for x in d[nearest]],
-        })
+        records.append(
+            {
+                "label": str(labels[m]),
+                "method": "interpolate",
+                "sources": [str(labels[k]) for k in pool[nearest]],
+                "weights": [float(w) for w in weights],
+                "distances_mm": [float(x) for x in d[nearest]],
+            }
+        )
     report = {
         "method": "mirror-interpolate",
         "n_neighbors": int(n_neighbors),
@@ -231,7 +239,11 @@ def fill_missing(brain: Brain, method: str = "mirror-interpolate", n_neighbors: 
         return drop_missing(brain)
     if method == "keep":
         _, missing = measured_and_missing(brain)
-        report = {"method": "keep", "n_missing": int(missing.size),
-                  "missing": [str(brain.labels[k]) for k in missing], "regions": []}
+        report = {
+            "method": "keep",
+            "n_missing": int(missing.size),
+            "missing": [str(brain.labels[k]) for k in missing],
+            "regions": [],
+        }
         return brain.with_note("imputation", report)
     raise ValueError(f"missing must be one of {MISSING_METHODS}, got {method!r}")

@@ -53,8 +53,17 @@ from spatiomol.data.brain import HEMISPHERES, STRUCTURES, TARGET_KINDS, TARGET_S
 MIN_REGIONS = 8
 SYMMETRY_RTOL = 1e-6
 REQUIRED_REGION_COLUMNS = ("label", "hemisphere", "structure", "x", "y", "z")
-YAML_KEYS = ("expression", "connectome", "regions", "subjects", "name", "target_kind", "target_scale",
-             "missing", "gene_order")
+YAML_KEYS = (
+    "expression",
+    "connectome",
+    "regions",
+    "subjects",
+    "name",
+    "target_kind",
+    "target_scale",
+    "missing",
+    "gene_order",
+)
 _SHOW = 5  # how many offending items a message lists
 
 
@@ -116,46 +125,63 @@ def read_regions(path: str | PathLike, problems: list[str] | None = None) -> pd.
     table.columns = [str(c).strip().lower() for c in table.columns]
     absent = [c for c in REQUIRED_REGION_COLUMNS if c not in table.columns]
     if absent:
-        own.append(f"regions file {path}: missing column(s) {absent}; expected columns "
-                   f"label, hemisphere, structure, network (optional), x, y, z")
+        own.append(
+            f"regions file {path}: missing column(s) {absent}; expected columns "
+            f"label, hemisphere, structure, network (optional), x, y, z"
+        )
         return _finish(own, problems, None)
     labels = table["label"].str.strip()
     if (labels == "").any():
-        own.append(f"regions file {path}: field 'label' is empty in rows {_first(list(np.flatnonzero(labels == '') + 2))}"
-                   " (CSV line numbers); every region needs a label")
+        own.append(
+            f"regions file {path}: field 'label' is empty in rows {_first(list(np.flatnonzero(labels == '') + 2))}"
+            " (CSV line numbers); every region needs a label"
+        )
     dup = labels[labels.duplicated() & (labels != "")].unique().tolist()
     if dup:
         own.append(f"regions file {path}: field 'label' has duplicate labels {_first(dup)}; labels must be unique")
     hemi = table["hemisphere"].str.strip()
     bad_hemi = sorted(set(hemi) - set(HEMISPHERES))
     if bad_hemi:
-        own.append(f"regions file {path}: field 'hemisphere' has unknown values {_first(bad_hemi)}; "
-                   f"expected one of {list(HEMISPHERES)}")
+        own.append(
+            f"regions file {path}: field 'hemisphere' has unknown values {_first(bad_hemi)}; "
+            f"expected one of {list(HEMISPHERES)}"
+        )
     struct = table["structure"].str.strip()
     bad_struct = sorted(set(struct) - set(STRUCTURES))
     if bad_struct:
-        own.append(f"regions file {path}: field 'structure' has unknown values {_first(bad_struct)}; "
-                   f"expected one of {list(STRUCTURES)}")
+        own.append(
+            f"regions file {path}: field 'structure' has unknown values {_first(bad_struct)}; "
+            f"expected one of {list(STRUCTURES)}"
+        )
     coords, unparseable = _numeric(table[["x", "y", "z"]].to_numpy())
     nonfinite = ~np.isfinite(coords).all(axis=1)
     if nonfinite.any():
         rows = np.flatnonzero(nonfinite)
         what = "non-numeric" if unparseable.any() else "non-finite"
-        own.append(f"regions file {path}: fields 'x', 'y', 'z' have {what} coordinates for regions "
-                   f"{_first(labels.iloc[rows].tolist())}; expected finite MNI coordinates in mm")
+        own.append(
+            f"regions file {path}: fields 'x', 'y', 'z' have {what} coordinates for regions "
+            f"{_first(labels.iloc[rows].tolist())}; expected finite MNI coordinates in mm"
+        )
     if len(table) < MIN_REGIONS:
         own.append(f"regions file {path}: {len(table)} regions; at least {MIN_REGIONS} are needed")
     network = table["network"].str.strip() if "network" in table.columns else pd.Series([""] * len(table))
-    regions = pd.DataFrame({
-        "label": labels.to_numpy(), "hemisphere": hemi.to_numpy(), "structure": struct.to_numpy(),
-        "network": network.replace("", "Unknown").to_numpy(),
-        "x": coords[:, 0], "y": coords[:, 1], "z": coords[:, 2],
-    })
+    regions = pd.DataFrame(
+        {
+            "label": labels.to_numpy(),
+            "hemisphere": hemi.to_numpy(),
+            "structure": struct.to_numpy(),
+            "network": network.replace("", "Unknown").to_numpy(),
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "z": coords[:, 2],
+        }
+    )
     return _finish(own, problems, regions)
 
 
-def read_expression(path: str | PathLike, problems: list[str] | None = None
-                    ) -> tuple[list[str], list[str], np.ndarray] | None:
+def read_expression(
+    path: str | PathLike, problems: list[str] | None = None
+) -> tuple[list[str], list[str], np.ndarray] | None:
     """Read and check an expression CSV (first column region label, then genes).
 
     Returns
@@ -174,10 +200,17 @@ def read_expression(path: str | PathLike, problems: list[str] | None = None
         with path.open(newline="") as handle:
             header = next(csv.reader(handle))
         try:  # fast path: every cell numeric or empty
-            body = pd.read_csv(path, header=None, skiprows=1, dtype={0: str}, keep_default_na=False,
-                               na_values=["", "nan", "NaN", "NA", "N/A"])
-            numeric = all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t)
-                          for t in body.dtypes.iloc[1:])
+            body = pd.read_csv(
+                path,
+                header=None,
+                skiprows=1,
+                dtype={0: str},
+                keep_default_na=False,
+                na_values=["", "nan", "NaN", "NA", "N/A"],
+            )
+            numeric = all(
+                pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t) for t in body.dtypes.iloc[1:]
+            )
         except ValueError:
             numeric = False
         if not numeric:
@@ -186,16 +219,19 @@ def read_expression(path: str | PathLike, problems: list[str] | None = None
         own.append(f"expression file {path}: cannot be read as CSV ({err})")
         return _finish(own, problems, None)
     if len(header) < 2 or body.shape[1] != len(header):
-        own.append(f"expression file {path}: expected a header 'label,<gene>,...' with at least one gene "
-                   f"column and rows of the same width; got {len(header)} header fields and rows of "
-                   f"{body.shape[1]} fields")
+        own.append(
+            f"expression file {path}: expected a header 'label,<gene>,...' with at least one gene "
+            f"column and rows of the same width; got {len(header)} header fields and rows of "
+            f"{body.shape[1]} fields"
+        )
         return _finish(own, problems, None)
     genes = [g.strip() for g in header[1:]]
     labels = body.iloc[:, 0].astype(str).str.strip().tolist()
     dup = pd.Series(labels)[pd.Series(labels).duplicated()].unique().tolist()
     if dup:
-        own.append(f"expression file {path}: column 1 (region label) has duplicate labels {_first(dup)}; "
-                   "labels must be unique")
+        own.append(
+            f"expression file {path}: column 1 (region label) has duplicate labels {_first(dup)}; labels must be unique"
+        )
     dup_genes = pd.Series(genes)[pd.Series(genes).duplicated()].unique().tolist()
     if dup_genes:
         own.append(f"expression file {path}: header has duplicate gene symbols {_first(dup_genes)}")
@@ -209,32 +245,40 @@ def read_expression(path: str | PathLike, problems: list[str] | None = None
     if unparseable.any():
         r, c = np.nonzero(unparseable)
         cells = [f"{labels[a]}/{genes[b]}" for a, b in zip(r, c)]
-        own.append(f"expression file {path}: non-numeric values in cells (region/gene) {_first(cells)}; "
-                   "expected numbers or empty cells for regions without samples")
+        own.append(
+            f"expression file {path}: non-numeric values in cells (region/gene) {_first(cells)}; "
+            "expected numbers or empty cells for regions without samples"
+        )
     if np.isinf(X).any():
         r, c = np.nonzero(np.isinf(X))
-        own.append(f"expression file {path}: infinite values in cells (region/gene) "
-                   f"{_first([f'{labels[a]}/{genes[b]}' for a, b in zip(r, c)])}")
+        own.append(
+            f"expression file {path}: infinite values in cells (region/gene) "
+            f"{_first([f'{labels[a]}/{genes[b]}' for a, b in zip(r, c)])}"
+        )
     nan = np.isnan(X) & ~unparseable
     partial = nan.any(axis=1) & ~nan.all(axis=1)
     if partial.any():
-        own.append(f"expression file {path}: regions {_first([labels[k] for k in np.flatnonzero(partial)])} "
-                   "have some genes missing; a row must be complete or entirely empty (no samples)")
+        own.append(
+            f"expression file {path}: regions {_first([labels[k] for k in np.flatnonzero(partial)])} "
+            "have some genes missing; a row must be complete or entirely empty (no samples)"
+        )
     measured = np.isfinite(X).all(axis=1)
     if measured.sum() >= 2:
         spread = np.ptp(X[measured], axis=0)
         constant = [genes[k] for k in np.flatnonzero(spread == 0)]
         if constant:
-            own.append(f"expression file {path}: constant genes (same value in every region with data) "
-                       f"{_first(constant, 10)}; remove them, they carry no information")
+            own.append(
+                f"expression file {path}: constant genes (same value in every region with data) "
+                f"{_first(constant, 10)}; remove them, they carry no information"
+            )
     elif X.shape[0] >= 1:
         own.append(f"expression file {path}: {int(measured.sum())} regions have expression; at least 2 are needed")
     return _finish(own, problems, (labels, genes, X))
 
 
-def read_connectome(path: str | PathLike, problems: list[str] | None = None,
-                    region_labels: list[str] | None = None
-                    ) -> tuple[list[str] | None, np.ndarray] | None:
+def read_connectome(
+    path: str | PathLike, problems: list[str] | None = None, region_labels: list[str] | None = None
+) -> tuple[list[str] | None, np.ndarray] | None:
     """Read a connectome (CSV, labelled or bare, or NPY) and check it is square.
 
     Parameters
@@ -315,8 +359,9 @@ def _label_layout(raw: np.ndarray, region_labels: list[str] | None) -> tuple[boo
     return None
 
 
-def _labelled_matrix(raw: np.ndarray, path: Path, own: list[str],
-                     layout: tuple[bool, bool] | None = None) -> tuple[list[str] | None, np.ndarray | None]:
+def _labelled_matrix(
+    raw: np.ndarray, path: Path, own: list[str], layout: tuple[bool, bool] | None = None
+) -> tuple[list[str] | None, np.ndarray | None]:
     if layout is not None:
         header_row, index_col = layout
     else:
@@ -332,15 +377,19 @@ def _labelled_matrix(raw: np.ndarray, path: Path, own: list[str],
     Y, unparseable = _numeric(raw)
     if unparseable.any():
         r, c = np.nonzero(unparseable)
-        own.append(f"connectome file {path}: non-numeric values at (row, column) "
-                   f"{_first([(int(a) + 1, int(b) + 1) for a, b in zip(r, c)])}; expected numbers")
+        own.append(
+            f"connectome file {path}: non-numeric values at (row, column) "
+            f"{_first([(int(a) + 1, int(b) + 1) for a, b in zip(r, c)])}; expected numbers"
+        )
     labels = row_labels or col_labels
     if row_labels and col_labels and row_labels != col_labels:
         differ = [f"{a}/{b}" for a, b in zip(row_labels, col_labels) if a != b]
         if len(row_labels) != len(col_labels):
             differ.append(f"{len(row_labels)} row labels vs {len(col_labels)} column labels")
-        own.append(f"connectome file {path}: row labels and column labels differ (row/column) {_first(differ)}; "
-                   "expected the same labels in the same order")
+        own.append(
+            f"connectome file {path}: row labels and column labels differ (row/column) {_first(differ)}; "
+            "expected the same labels in the same order"
+        )
     if labels is not None:
         dup = pd.Series(labels)[pd.Series(labels).duplicated()].unique().tolist()
         if dup:
@@ -396,33 +445,52 @@ def _label_mismatch(kind: str, path: Path, labels: list[str], reference: list[st
     return f"{kind} file {path}: region labels do not match regions file {regions_path}: " + "; ".join(parts)
 
 
-def _check_matrix(kind: str, path: Path, Y: np.ndarray, labels: list[str], problems: list[str],
-                  target_scale: str | None, where: str = "") -> None:
+def _check_matrix(
+    kind: str,
+    path: Path,
+    Y: np.ndarray,
+    labels: list[str],
+    problems: list[str],
+    target_scale: str | None,
+    where: str = "",
+) -> None:
     off = ~np.eye(Y.shape[-1], dtype=bool)
     values = Y[off]
     bad = ~np.isfinite(Y) & off
     if bad.any():
         r, c = np.nonzero(bad | bad.T)
         pairs = [f"{labels[a]} / {labels[b]}" for a, b in zip(r, c) if a < b]
-        problems.append(f"{kind} file {path}{where}: non-finite values (NaN/inf) off the diagonal at region pairs "
-                        f"{_first(pairs)}; expected finite numbers")
+        problems.append(
+            f"{kind} file {path}{where}: non-finite values (NaN/inf) off the diagonal at region pairs "
+            f"{_first(pairs)}; expected finite numbers"
+        )
     finite = np.where(np.isfinite(Y) & off, Y, 0.0)
     scale = np.abs(finite).max() if finite.size else 0.0
     asym = np.abs(finite - finite.T)
     if asym.max() > SYMMETRY_RTOL * scale:
         a, b = np.unravel_index(int(np.argmax(asym)), asym.shape)
-        problems.append(f"{kind} file {path}{where}: matrix is not symmetric: max |Y - Y.T| = {asym.max():.3g} "
-                        f"at ({labels[a]!r}, {labels[b]!r}) exceeds the tolerance 1e-6 × max |Y| = "
-                        f"{SYMMETRY_RTOL * scale:.3g}")
+        problems.append(
+            f"{kind} file {path}{where}: matrix is not symmetric: max |Y - Y.T| = {asym.max():.3g} "
+            f"at ({labels[a]!r}, {labels[b]!r}) exceeds the tolerance 1e-6 × max |Y| = "
+            f"{SYMMETRY_RTOL * scale:.3g}"
+        )
     if target_scale == "r" and np.isfinite(values).any() and np.nanmax(np.abs(values[np.isfinite(values)])) > 1.0:
-        problems.append(f"{kind} file {path}{where}: values outside [-1, 1] (max |Y| = "
-                        f"{np.nanmax(np.abs(values[np.isfinite(values)])):.3g}) but target_scale is 'r' (Pearson r); "
-                        "set target_scale to 'fisher_z' or 'raw'")
+        problems.append(
+            f"{kind} file {path}{where}: values outside [-1, 1] (max |Y| = "
+            f"{np.nanmax(np.abs(values[np.isfinite(values)])):.3g}) but target_scale is 'r' (Pearson r); "
+            "set target_scale to 'fisher_z' or 'raw'"
+        )
 
 
-def _read_and_check(expression: str | PathLike, connectome: str | PathLike, regions: str | PathLike,
-                    subjects: str | PathLike | None = None, *, target_kind: str = "fc",
-                    target_scale: str = "r") -> _Checked:
+def _read_and_check(
+    expression: str | PathLike,
+    connectome: str | PathLike,
+    regions: str | PathLike,
+    subjects: str | PathLike | None = None,
+    *,
+    target_kind: str = "fc",
+    target_scale: str = "r",
+) -> _Checked:
     out = _Checked()
     problems = out.problems
     if target_kind not in TARGET_KINDS:
@@ -459,9 +527,11 @@ def _read_and_check(expression: str | PathLike, connectome: str | PathLike, regi
         labels, Y = con
         if labels is None:
             if Y.shape[0] != n:
-                problems.append(f"connectome file {paths['connectome']}: matrix is {Y.shape[0]} × {Y.shape[1]} "
-                                f"but the regions file {paths['regions']} has {n} regions; expected {n} × {n} "
-                                "in the regions file's order")
+                problems.append(
+                    f"connectome file {paths['connectome']}: matrix is {Y.shape[0]} × {Y.shape[1]} "
+                    f"but the regions file {paths['regions']} has {n} regions; expected {n} × {n} "
+                    "in the regions file's order"
+                )
                 Y = None
         else:
             msg = _label_mismatch("connectome", paths["connectome"], labels, ref, paths["regions"])
@@ -483,13 +553,16 @@ def _read_and_check(expression: str | PathLike, connectome: str | PathLike, regi
         stack = read_subjects(paths["subjects"], problems)
         if stack is not None and n is not None:
             if stack.ndim != 3 or stack.shape[1:] != (n, n):
-                problems.append(f"subjects file {paths['subjects']}: stack has shape {stack.shape}; expected "
-                                f"(n_subjects, {n}, {n}) to match the {n} regions of {paths['regions']}")
+                problems.append(
+                    f"subjects file {paths['subjects']}: stack has shape {stack.shape}; expected "
+                    f"(n_subjects, {n}, {n}) to match the {n} regions of {paths['regions']}"
+                )
             else:
                 for s in range(stack.shape[0]):
                     before = len(problems)
-                    _check_matrix("subjects", paths["subjects"], stack[s], ref, problems, target_scale,
-                                  where=f" (subject {s})")
+                    _check_matrix(
+                        "subjects", paths["subjects"], stack[s], ref, problems, target_scale, where=f" (subject {s})"
+                    )
                     if len(problems) > before:
                         break  # one subject's problems are enough to show the pattern
                 out.subjects = stack
@@ -498,9 +571,15 @@ def _read_and_check(expression: str | PathLike, connectome: str | PathLike, regi
     return out
 
 
-def validate_files(expression: str | PathLike, connectome: str | PathLike, regions: str | PathLike,
-                   subjects: str | PathLike | None = None, *, target_kind: str = "fc",
-                   target_scale: str = "r") -> list[str]:
+def validate_files(
+    expression: str | PathLike,
+    connectome: str | PathLike,
+    regions: str | PathLike,
+    subjects: str | PathLike | None = None,
+    *,
+    target_kind: str = "fc",
+    target_scale: str = "r",
+) -> list[str]:
     """Check a user's files and return every problem found (empty list: all good).
 
     Parameters
@@ -518,8 +597,9 @@ def validate_files(expression: str | PathLike, connectome: str | PathLike, regio
     list of str
         One message per problem, each naming the file, the field and what was expected.
     """
-    return _read_and_check(expression, connectome, regions, subjects,
-                           target_kind=target_kind, target_scale=target_scale).problems
+    return _read_and_check(
+        expression, connectome, regions, subjects, target_kind=target_kind, target_scale=target_scale
+    ).problems
 
 
 def _set_diagonal(Y: np.ndarray, target_scale: str) -> np.ndarray:
@@ -533,10 +613,20 @@ def _set_diagonal(Y: np.ndarray, target_scale: str) -> np.ndarray:
     return Y
 
 
-def load_user_brain(expression: str | PathLike, connectome: str | PathLike, regions: str | PathLike,
-                    subjects: str | PathLike | None = None, *, name: str | None = None,
-                    target_kind: str = "fc", target_scale: str = "r", missing: str = "mirror-interpolate",
-                    gene_order: str = "as_given", seed: int = 0, mirror: str | PathLike | None = None) -> Brain:
+def load_user_brain(
+    expression: str | PathLike,
+    connectome: str | PathLike,
+    regions: str | PathLike,
+    subjects: str | PathLike | None = None,
+    *,
+    name: str | None = None,
+    target_kind: str = "fc",
+    target_scale: str = "r",
+    missing: str = "mirror-interpolate",
+    gene_order: str = "as_given",
+    seed: int = 0,
+    mirror: str | PathLike | None = None,
+) -> Brain:
     """Read, validate and assemble a user's files into a `Brain`.
 
     Parameters
@@ -569,16 +659,19 @@ def load_user_brain(expression: str | PathLike, connectome: str | PathLike, regi
     from spatiomol.data.genome import order_genes
     from spatiomol.data.impute import fill_missing
 
-    checked = _read_and_check(expression, connectome, regions, subjects,
-                              target_kind=target_kind, target_scale=target_scale)
+    checked = _read_and_check(
+        expression, connectome, regions, subjects, target_kind=target_kind, target_scale=target_scale
+    )
     if checked.problems:
         raise ValueError(f"{len(checked.problems)} problem(s) in the input files:\n- " + "\n- ".join(checked.problems))
     provenance = {
         "source": "user files",
         "files": checked.notes["files"],
-        "validation": {"symmetry_tolerance": "max |Y - Y.T| <= 1e-6 * max |Y| (off-diagonal), then (Y + Y.T) / 2",
-                       "expression_reordered_to_regions_file": checked.notes.get("expression_reordered", False),
-                       "connectome_reordered_to_regions_file": checked.notes.get("connectome_reordered", False)},
+        "validation": {
+            "symmetry_tolerance": "max |Y - Y.T| <= 1e-6 * max |Y| (off-diagonal), then (Y + Y.T) / 2",
+            "expression_reordered_to_regions_file": checked.notes.get("expression_reordered", False),
+            "connectome_reordered_to_regions_file": checked.notes.get("connectome_reordered", False),
+        },
         "diagonal": "set to 1 (r scale)" if target_scale == "r" else "kept; non-finite entries set to 0",
     }
     brain = Brain(
@@ -641,8 +734,10 @@ def load_brain(source: str | PathLike, **options: Any) -> Brain:
         return datasets.load_dataset(source, **options)
     path = Path(source)
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
-        raise ValueError(f"{source!r} is neither a bundled dataset {datasets.list_datasets()} nor an existing "
-                         "YAML file (.yaml/.yml) naming expression, connectome and regions files")
+        raise ValueError(
+            f"{source!r} is neither a bundled dataset {datasets.list_datasets()} nor an existing "
+            "YAML file (.yaml/.yml) naming expression, connectome and regions files"
+        )
     try:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -655,7 +750,9 @@ def load_brain(source: str | PathLike, **options: Any) -> Brain:
     absent = [k for k in ("expression", "connectome", "regions") if not spec.get(k)]
     if absent:
         raise ValueError(f"{path}: missing required key(s) {absent} (paths to the user's files)")
-    files = {k: (path.parent / str(spec[k])) for k in ("expression", "connectome", "regions", "subjects") if spec.get(k)}
+    files = {
+        k: (path.parent / str(spec[k])) for k in ("expression", "connectome", "regions", "subjects") if spec.get(k)
+    }
     _check_options(options, load_user_brain, f"{path}")
     kwargs = {k: spec[k] for k in ("name", "target_kind", "target_scale", "missing", "gene_order") if k in spec}
     kwargs.update(options)

@@ -124,13 +124,19 @@ def make_synthetic_brain(
     folded[:, 0] = -np.abs(folded[:, 0])  # right hemisphere mirrored onto the left
     dist_to_anchor = np.linalg.norm(folded[:, None, :] - anchors[None], axis=2)
     network = [
-        NETWORKS_7[k] if s == "cortex" else "Subcortex"
-        for k, s in zip(dist_to_anchor.argmin(axis=1), structure)
+        NETWORKS_7[k] if s == "cortex" else "Subcortex" for k, s in zip(dist_to_anchor.argmin(axis=1), structure)
     ]
     labels = [f"{h}_{s[:3]}_{k}" for k, (h, s) in enumerate(zip(hemisphere, structure))]
     regions = pd.DataFrame(
-        {"label": labels, "hemisphere": hemisphere, "structure": structure, "network": network,
-         "x": coords[:, 0], "y": coords[:, 1], "z": coords[:, 2]}
+        {
+            "label": labels,
+            "hemisphere": hemisphere,
+            "structure": structure,
+            "network": network,
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "z": coords[:, 2],
+        }
     )
 
     # 2. smooth expression
@@ -177,9 +183,18 @@ def make_synthetic_brain(
 
     genes = tuple(f"GENE{k:04d}" for k in range(n_genes))
     params = {
-        "rule": rule, "rank": rank, "E": E, "x_mean": x_mean, "z": z,
-        "signal_scale": signal_scale, "decay_weight": decay_weight, "sa_inf": sa_inf,
-        "sa_lambda": sa_lambda, "noise": noise, "seed": seed, "Y_clean": Y_clean,
+        "rule": rule,
+        "rank": rank,
+        "E": E,
+        "x_mean": x_mean,
+        "z": z,
+        "signal_scale": signal_scale,
+        "decay_weight": decay_weight,
+        "sa_inf": sa_inf,
+        "sa_lambda": sa_lambda,
+        "noise": noise,
+        "seed": seed,
+        "Y_clean": Y_clean,
     }
     return Brain(
         name=name or f"synthetic-{rule}-{seed}",

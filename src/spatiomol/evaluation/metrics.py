@@ -34,7 +34,15 @@ STRENGTH_THRESHOLD_R = 0.3
 EIGENVALUE_FLOOR = 1e-3
 #: reporting order of networks (Yeo 7 in the Schaefer order, then non-cortical); others follow
 CANONICAL_NETWORKS = (
-    "Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default", "Subcortex", "Cerebellum",
+    "Vis",
+    "SomMot",
+    "DorsAttn",
+    "SalVentAttn",
+    "Limbic",
+    "Cont",
+    "Default",
+    "Subcortex",
+    "Cerebellum",
 )
 GLOBAL_METRICS = ("pearson", "spearman", "r2", "mse", "mae", "geodesic")
 
@@ -145,9 +153,7 @@ def riemann_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.sum(np.log(eigenvalues) ** 2)))
 
 
-def geodesic_distance(
-    true_matrix: np.ndarray, pred_matrix: np.ndarray, floor: float = EIGENVALUE_FLOOR
-) -> float:
+def geodesic_distance(true_matrix: np.ndarray, pred_matrix: np.ndarray, floor: float = EIGENVALUE_FLOOR) -> float:
     """Geodesic distance between a true and a predicted connectome (k, k).
 
     Both get diagonal 1 and eigenvalues lifted to ``floor`` (`regularize_spd`), then the
@@ -173,9 +179,7 @@ def _geodesic_values(brain: Brain, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _evaluate_geodesic(
-    brain: Brain, i: np.ndarray, j: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
-) -> float:
+def _evaluate_geodesic(brain: Brain, i: np.ndarray, j: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Geodesic of the test-region connectomes; NaN when undefined or not computable.
 
     NaN when the edges are not every pair of their regions, and when the distance cannot
@@ -357,9 +361,7 @@ def summarize(rows: pd.DataFrame | Sequence[dict], by: Sequence[str] = ()) -> pd
         raise ValueError(f"summarize: rows lack columns {missing}")
     df["value"] = df["value"].astype(float)
     grouped = df.groupby(keys, sort=False, dropna=False)
-    out = grouped["value"].agg(
-        mean="mean", sd=lambda v: v.std(ddof=1), n="count", n_nan=lambda v: int(v.isna().sum())
-    )
+    out = grouped["value"].agg(mean="mean", sd=lambda v: v.std(ddof=1), n="count", n_nan=lambda v: int(v.isna().sum()))
     if "n_edges" in df.columns:
         out["mean_edges"] = grouped["n_edges"].mean()
     return out.reset_index()

@@ -131,9 +131,14 @@ class Split:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "kind": self.kind, "repeat": self.repeat, "fold": self.fold,
-            "seed": self.seed, "source": self.source,
-            "train": self.train.tolist(), "test": self.test.tolist(),
+            "dataset": self.dataset,
+            "kind": self.kind,
+            "repeat": self.repeat,
+            "fold": self.fold,
+            "seed": self.seed,
+            "source": self.source,
+            "train": self.train.tolist(),
+            "test": self.test.tolist(),
         }
 
     def __eq__(self, other: object) -> bool:
@@ -199,9 +204,7 @@ def random_folds(n_regions: int, n_folds: int, rng: np.random.Generator) -> list
     return [np.sort(block).astype(np.int64) for block in np.array_split(order, n_folds)]
 
 
-def spatial_folds(
-    coords: np.ndarray, n_folds: int, rng: np.random.Generator
-) -> tuple[list[np.ndarray], list[int]]:
+def spatial_folds(coords: np.ndarray, n_folds: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[int]]:
     """Test sets of one spatial repeat: nearest unassigned neighbourhoods of seeded sources.
 
     Parameters
@@ -246,9 +249,7 @@ def _checked_coords(brain: Brain) -> np.ndarray:
     return coords
 
 
-def make_splits(
-    brain: Brain, kind: str, n_repeats: int = 10, n_folds: int = 4, seed: int = 0
-) -> list[Split]:
+def make_splits(brain: Brain, kind: str, n_repeats: int = 10, n_folds: int = 4, seed: int = 0) -> list[Split]:
     """All splits of one protocol: ``n_repeats × n_folds`` `Split` objects.
 
     A pure function of ``(brain.n_regions, brain.coords, kind, n_repeats, n_folds, seed)``;
@@ -288,8 +289,13 @@ def make_splits(
         for fold, (test, source) in enumerate(zip(tests, sources)):
             splits.append(
                 Split(
-                    dataset=brain.name, kind=kind, repeat=repeat, fold=fold, seed=int(seed),
-                    train=np.setdiff1d(all_regions, test, assume_unique=True), test=test,
+                    dataset=brain.name,
+                    kind=kind,
+                    repeat=repeat,
+                    fold=fold,
+                    seed=int(seed),
+                    train=np.setdiff1d(all_regions, test, assume_unique=True),
+                    test=test,
                     source=source,
                 )
             )

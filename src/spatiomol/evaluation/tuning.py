@@ -51,8 +51,7 @@ def _check_grid(model_name: str, grid: dict[str, Any]) -> dict[str, list]:
     for key, values in grid.items():
         if not isinstance(values, (list, tuple)) or len(values) == 0:
             raise ValueError(
-                f"model {model_name!r}: config field grid.{key} must be a non-empty list of values, "
-                f"got {values!r}"
+                f"model {model_name!r}: config field grid.{key} must be a non-empty list of values, got {values!r}"
             )
         checked[key] = list(values)
     return checked
@@ -208,18 +207,20 @@ def select_and_fit(
         val_pred = model.predict(brain, val_i, val_j)
         fitted.append(model)
         finite = bool(np.all(np.isfinite(val_pred)))
-        records.append({
-            "candidate": index,
-            "is_default": index == 0,
-            "val_mse": mse(val_true, val_pred) if finite else float("inf"),
-            "val_pearson": pearson_r(val_true, val_pred) if finite else float("nan"),
-            "n_inner_train": int(inner_train.size),
-            "n_val": int(val.size),
-            "n_val_edges": int(val_i.size),
-            "fit_seconds": seconds,
-            "params": _canonical(params),
-            **{k: params[k] for k in grid},
-        })
+        records.append(
+            {
+                "candidate": index,
+                "is_default": index == 0,
+                "val_mse": mse(val_true, val_pred) if finite else float("inf"),
+                "val_pearson": pearson_r(val_true, val_pred) if finite else float("nan"),
+                "n_inner_train": int(inner_train.size),
+                "n_val": int(val.size),
+                "n_val_edges": int(val_i.size),
+                "fit_seconds": seconds,
+                "params": _canonical(params),
+                **{k: params[k] for k in grid},
+            }
+        )
     table = pd.DataFrame(records)
     scores = table["val_mse"].to_numpy(dtype=float)
     if not np.any(np.isfinite(scores)):

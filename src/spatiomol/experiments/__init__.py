@@ -16,7 +16,18 @@ from spatiomol.experiments.store import ResultsStore, run_id
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
 
 __all__ = [
-    "ExperimentConfig", "ResultsStore", "RunSpec", "TABLE3_VARIANTS", "build_grid", "load_config",
-    "load_results", "load_source", "null_index_for", "run_experiment", "run_id", "run_transfer",
-    "shared_gene_brains", "transfer_table",
+    "ExperimentConfig",
+    "ResultsStore",
+    "RunSpec",
+    "TABLE3_VARIANTS",
+    "build_grid",
+    "load_config",
+    "load_results",
+    "load_source",
+    "null_index_for",
+    "run_experiment",
+    "run_id",
+    "run_transfer",
+    "shared_gene_brains",
+    "transfer_table",
 ]

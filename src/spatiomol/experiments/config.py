@@ -115,6 +115,7 @@ class ExperimentConfig:
     # ------------------------------------------------------------ validation
     def validate(self, source: str = "config") -> None:
         """Raise a ValueError naming the field and what was expected."""
+
         def fail(field_name: str, expected: str, got: Any) -> None:
             raise ValueError(f"{source}: field {field_name!r} must be {expected}, got {got!r}")
 
@@ -145,9 +146,7 @@ class ExperimentConfig:
             fail("folds", "at least 2", self.folds)
         if not isinstance(self.tuning, bool):
             fail("tuning", "true or false", self.tuning)
-        if not isinstance(self.model_params, dict) or not all(
-            isinstance(v, dict) for v in self.model_params.values()
-        ):
+        if not isinstance(self.model_params, dict) or not all(isinstance(v, dict) for v in self.model_params.values()):
             fail("model_params", "a mapping {model: {hyperparameter: value}}", self.model_params)
         if not isinstance(self.variants, list):
             fail("variants", "a list of {model, input} mappings", self.variants)
@@ -186,9 +185,13 @@ class ExperimentConfig:
 
         for v in self.variants:
             if v["input"] != "true" and v["model"] in registry.MODELS and not model_reads_expression(v["model"]):
-                fail("variants", f"a (model, input) cell whose model reads expression when input is "
-                     f"{v['input']!r} ({v['model']} ignores expression, so a {v['input']} run would "
-                     f"repeat its true run; use input 'true')", v)
+                fail(
+                    "variants",
+                    f"a (model, input) cell whose model reads expression when input is "
+                    f"{v['input']!r} ({v['model']} ignores expression, so a {v['input']} run would "
+                    f"repeat its true run; use input 'true')",
+                    v,
+                )
 
     # ------------------------------------------------------------ conversions
     def resolved_models(self) -> list[str]:
@@ -200,9 +203,7 @@ class ExperimentConfig:
             names = {"table1": registry.TABLE1, "all": registry.TABLE1}.get(name, [name])
             for n in names:
                 if n not in registry.MODELS:
-                    raise ValueError(
-                        f"config field 'models': unknown model {n!r}; known: {', '.join(registry.MODELS)}"
-                    )
+                    raise ValueError(f"config field 'models': unknown model {n!r}; known: {', '.join(registry.MODELS)}")
                 if n not in out:
                     out.append(n)
         for v in self.variants:

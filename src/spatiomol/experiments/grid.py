@@ -116,9 +116,7 @@ def model_reads_expression(name: str) -> bool:
     from spatiomol.models import registry
 
     cls = registry.model_class(name)
-    return bool(getattr(cls, "uses_expression", True)) and bool(
-        registry.fixed_params(name).get("use_expression", True)
-    )
+    return bool(getattr(cls, "uses_expression", True)) and bool(registry.fixed_params(name).get("use_expression", True))
 
 
 def run_settings(config: ExperimentConfig, model: str, input_kind: str) -> str:

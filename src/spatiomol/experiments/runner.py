@@ -108,8 +108,9 @@ def get_split(brain: Brain, spec: RunSpec):
     key = (spec.dataset, settings["gene_order"], spec.split_type, spec.repeat, n_folds, spec.seed)
     if key not in _SPLITS:
         # repeat r of make_splits depends only on (seed, r): draw r + 1 repeats, keep r
-        _SPLITS[key] = make_splits(brain, spec.split_type, n_repeats=spec.repeat + 1, n_folds=n_folds,
-                                   seed=spec.seed)[spec.repeat * n_folds:]
+        _SPLITS[key] = make_splits(brain, spec.split_type, n_repeats=spec.repeat + 1, n_folds=n_folds, seed=spec.seed)[
+            spec.repeat * n_folds :
+        ]
     for split in _SPLITS[key]:
         if split.repeat == spec.repeat and split.fold == spec.fold:
             return split
@@ -136,13 +137,20 @@ def nulls_from_settings(brain, settings: dict[str, Any]):
 
     settings = {**NULL_DEFAULTS, **settings}
     return generate_nulls(
-        brain, n=int(settings["n"]), top=int(settings["top"]), seed=int(settings["seed"]),
-        method=str(settings["method"]), min_moved=float(settings["min_moved"]),
+        brain,
+        n=int(settings["n"]),
+        top=int(settings["top"]),
+        seed=int(settings["seed"]),
+        method=str(settings["method"]),
+        min_moved=float(settings["min_moved"]),
     )
 
 
 def ensure_nulls(
-    store: ResultsStore, dataset: str, nulls_settings: dict[str, Any], gene_order: str = "as_given",
+    store: ResultsStore,
+    dataset: str,
+    nulls_settings: dict[str, Any],
+    gene_order: str = "as_given",
     log: Callable[[str], None] = print,
 ) -> Path:
     """Generate (once) and cache the top-K CGE-matched nulls of ``dataset``; return the file.
@@ -239,7 +247,11 @@ def fit_run(spec: RunSpec, brain: Brain, split) -> tuple[Any, dict[str, Any]]:
         # protocol); the model's initialisation seed is the run's (shared by its true and
         # null runs), as for untuned runs
         model, params, _ = select_and_fit(
-            spec.model, brain, split, n_configs=int(settings["n_configs"]), seed=spec.seed,
+            spec.model,
+            brain,
+            split,
+            n_configs=int(settings["n_configs"]),
+            seed=spec.seed,
             model_params=_with_seed(spec.model, fixed, seed),
         )
         return model, dict(params)
@@ -292,8 +304,13 @@ def execute_run(spec: RunSpec, results_dir: str) -> dict[str, Any]:
         failure = store.root / "failures" / f"{rid}.txt"
         failure.parent.mkdir(parents=True, exist_ok=True)
         failure.write_text(f"{spec.label()}\n{canonical_json(spec.key)}\n\n{traceback.format_exc()}")
-        return {"run_id": rid, "label": spec.label(), "status": "failed", "seconds": time.perf_counter() - t0,
-                "error": f"{type(err).__name__}: {err}"}
+        return {
+            "run_id": rid,
+            "label": spec.label(),
+            "status": "failed",
+            "seconds": time.perf_counter() - t0,
+            "error": f"{type(err).__name__}: {err}",
+        }
     stale = store.root / "failures" / f"{rid}.txt"
     stale.unlink(missing_ok=True)
     return {"run_id": rid, "label": spec.label(), "status": "done", "seconds": time.perf_counter() - t0}
@@ -313,8 +330,9 @@ class RunSummary:
     run_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(config: ExperimentConfig, specs: list[RunSpec], store: ResultsStore,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+def prepare(
+    config: ExperimentConfig, specs: list[RunSpec], store: ResultsStore, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Load every dataset once, generate missing nulls, save the splits; → manifest datasets."""
     from spatiomol.evaluation import make_splits
 
@@ -400,15 +418,24 @@ def run_experiment(
     store.write_manifest(
         config.to_dict(),
         datasets=fingerprints,
-        seeds={"root": config.seed, "nulls": config.nulls["seed"],
-               "model_seed": "sha256(['model', dataset, model, split, repeat, fold, seed])[:4]",
-               "permutation_seed": "sha256(['permutation', dataset, split, repeat, fold, seed])[:4]"},
-        extra={"planned_runs": len(specs), "run_ids": sorted(s.run_id for s in specs),
-               "grid_config": config.to_dict()},
+        seeds={
+            "root": config.seed,
+            "nulls": config.nulls["seed"],
+            "model_seed": "sha256(['model', dataset, model, split, repeat, fold, seed])[:4]",
+            "permutation_seed": "sha256(['permutation', dataset, split, repeat, fold, seed])[:4]",
+        },
+        extra={"planned_runs": len(specs), "run_ids": sorted(s.run_id for s in specs), "grid_config": config.to_dict()},
     )
     t0 = time.perf_counter()
-    for result in _execute_all(todo, str(store.root), jobs=jobs, scheduler=scheduler, progress=progress,
-                               total=len(specs), initial=summary.already_done):
+    for result in _execute_all(
+        todo,
+        str(store.root),
+        jobs=jobs,
+        scheduler=scheduler,
+        progress=progress,
+        total=len(specs),
+        initial=summary.already_done,
+    ):
         if result["status"] == "failed":
             summary.failed.append(result)
             log(f"FAILED {result['label']}: {result['error']}")
@@ -419,8 +446,9 @@ def run_experiment(
     return summary
 
 
-def _execute_all(todo: list[RunSpec], results_dir: str, *, jobs: int, scheduler: Any, progress: bool,
-                 total: int, initial: int) -> Iterable[dict[str, Any]]:
+def _execute_all(
+    todo: list[RunSpec], results_dir: str, *, jobs: int, scheduler: Any, progress: bool, total: int, initial: int
+) -> Iterable[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=initial, disable=not progress, unit="run", dynamic_ncols=True)
@@ -479,6 +507,17 @@ def load_results(results_dir: str | os.PathLike):
 
 
 __all__ = [
-    "RunSummary", "check_datasets_unchanged", "check_nulls_expression", "compute_run", "dataset_fingerprint", "ensure_nulls", "execute_run", "fit_run",
-    "input_brain", "load_results", "load_source", "run_experiment", "summary_text",
+    "RunSummary",
+    "check_datasets_unchanged",
+    "check_nulls_expression",
+    "compute_run",
+    "dataset_fingerprint",
+    "ensure_nulls",
+    "execute_run",
+    "fit_run",
+    "input_brain",
+    "load_results",
+    "load_source",
+    "run_experiment",
+    "summary_text",
 ]

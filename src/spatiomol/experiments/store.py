@@ -23,7 +23,7 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,15 @@ from spatiomol.atomic import atomic_path
 
 #: columns identifying a run (a grid cell); ``run_id`` is a hash of them
 KEY_COLUMNS = (
-    "dataset", "model", "split_type", "repeat", "fold", "input", "null_index", "seed", "settings",
+    "dataset",
+    "model",
+    "split_type",
+    "repeat",
+    "fold",
+    "input",
+    "null_index",
+    "seed",
+    "settings",
 )
 #: columns describing the outcome of a run, constant over its rows
 RUN_COLUMNS = ("run_id", *KEY_COLUMNS, "hyperparameters", "n_parameters", "fit_seconds")
@@ -45,8 +53,17 @@ COLUMNS = (*RUN_COLUMNS, *METRIC_COLUMNS)
 
 #: packages whose versions every manifest records
 TRACKED_PACKAGES = (
-    "spatiomol", "numpy", "scipy", "pandas", "scikit-learn", "torch", "pyarrow", "joblib",
-    "dask", "distributed", "pyyaml",
+    "spatiomol",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "torch",
+    "pyarrow",
+    "joblib",
+    "dask",
+    "distributed",
+    "pyyaml",
 )
 
 
@@ -213,9 +230,7 @@ class ResultsStore:
             "n_parameters": int(n_parameters),
             "fit_seconds": float(fit_seconds),
         }
-        frame = pd.DataFrame(
-            [{**run_fields, **{m: r[m] for m in METRIC_COLUMNS}} for r in rows], columns=list(COLUMNS)
-        )
+        frame = pd.DataFrame([{**run_fields, **{m: r[m] for m in METRIC_COLUMNS}} for r in rows], columns=list(COLUMNS))
         frame = _coerce(frame)
         path = self.part_path(rid)
         with atomic_path(path) as tmp:
@@ -236,8 +251,18 @@ class ResultsStore:
             return _coerce(pd.DataFrame(columns=list(COLUMNS)))
         frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         frame = _coerce(frame)
-        order = ["dataset", "model", "split_type", "input", "repeat", "fold", "null_index", "run_id",
-                 "metric", "stratum"]
+        order = [
+            "dataset",
+            "model",
+            "split_type",
+            "input",
+            "repeat",
+            "fold",
+            "null_index",
+            "run_id",
+            "metric",
+            "stratum",
+        ]
         return frame.sort_values(order, kind="mergesort").reset_index(drop=True)
 
     def load_predictions(self, rid: str) -> dict[str, np.ndarray]:
@@ -271,7 +296,7 @@ class ResultsStore:
         different configuration is appended to ``history`` so a folder never silently
         mixes settings without a record.
         """
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         old = self.read_manifest()
         config_json = to_jsonable(dict(config))
         manifest: dict[str, Any] = dict(old) if old else {"created": now, "config": config_json}
@@ -302,7 +327,6 @@ def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
     for c in ("fit_seconds", "value"):
         frame[c] = frame[c].astype("float64")
     frame["n_edges"] = frame["n_edges"].astype("int64")
-    for c in ("run_id", "dataset", "model", "split_type", "input", "settings", "hyperparameters",
-              "metric", "stratum"):
+    for c in ("run_id", "dataset", "model", "split_type", "input", "settings", "hyperparameters", "metric", "stratum"):
         frame[c] = frame[c].astype(str)
     return frame[list(COLUMNS)]

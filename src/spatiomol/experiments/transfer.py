@@ -50,8 +50,9 @@ def _resolve(item: str | Brain, gene_order: str) -> tuple[str, Brain]:
     return item, load_source(item, gene_order)
 
 
-def _null_permutation(store: ResultsStore, name: str, brain: Brain, nulls: dict[str, Any], index: int,
-                      gene_order: str) -> np.ndarray:
+def _null_permutation(
+    store: ResultsStore, name: str, brain: Brain, nulls: dict[str, Any], index: int, gene_order: str
+) -> np.ndarray:
     from spatiomol.experiments.runner import check_nulls_expression, nulls_file, nulls_from_settings
     from spatiomol.nulls import NullSet
 
@@ -107,14 +108,14 @@ def run_transfer(
     from spatiomol.models import registry
 
     store = ResultsStore(results_dir)
-    from spatiomol.experiments.config import NULL_DEFAULTS
-
-    from spatiomol.experiments.config import _validate_nulls
+    from spatiomol.experiments.config import NULL_DEFAULTS, _validate_nulls
 
     nulls = {**NULL_DEFAULTS, **(nulls or {})}
     unknown = sorted(set(nulls) - set(NULL_DEFAULTS))
     if unknown:
-        raise ValueError(f"transfer: field 'nulls' has unknown keys {unknown}; expected keys among {sorted(NULL_DEFAULTS)}")
+        raise ValueError(
+            f"transfer: field 'nulls' has unknown keys {unknown}; expected keys among {sorted(NULL_DEFAULTS)}"
+        )
 
     def fail(field_name: str, expected: str, got: Any) -> None:
         raise ValueError(f"transfer: field {field_name!r} must be {expected}, got {got!r}")
@@ -136,9 +137,17 @@ def run_transfer(
             settings = {"model_params": model_params, "gene_order": gene_order, "n_shared_genes": src.n_genes}
             if inp == "null":
                 settings["nulls"] = nulls
-            key = {"dataset": label, "model": model, "split_type": "transfer", "repeat": 0, "fold": 0,
-                   "input": inp, "null_index": null_index if inp == "null" else -1, "seed": seed,
-                   "settings": canonical_json(settings)}
+            key = {
+                "dataset": label,
+                "model": model,
+                "split_type": "transfer",
+                "repeat": 0,
+                "fold": 0,
+                "input": inp,
+                "null_index": null_index if inp == "null" else -1,
+                "seed": seed,
+                "settings": canonical_json(settings),
+            }
             from spatiomol.experiments.store import run_id
 
             ids.append((run_id(key), label))
@@ -156,16 +165,31 @@ def run_transfer(
             fit_seconds = time.perf_counter() - t0
             y_pred = estimator.predict(tgt, i, j)
             rows = evaluate(tgt, i, j, y_pred)
-            store.write_run(key, rows, hyperparameters=estimator.get_params(),
-                            n_parameters=int(getattr(estimator, "n_parameters_", -1)), fit_seconds=fit_seconds,
-                            predictions={"i": i, "j": j, "y_pred": y_pred, "y_true": tgt.targets(i, j)})
+            store.write_run(
+                key,
+                rows,
+                hyperparameters=estimator.get_params(),
+                n_parameters=int(getattr(estimator, "n_parameters_", -1)),
+                fit_seconds=fit_seconds,
+                predictions={"i": i, "j": j, "y_pred": y_pred, "y_true": tgt.targets(i, j)},
+            )
     # the report shows, per (pair, model), only the runs of the latest call's settings
     current_ids = dict(store.read_manifest().get("transfer_run_ids", {}))
     for label in names:
         current_ids[f"{label} {model}"] = sorted(r for r, lab in ids if lab == label)
-    store.write_manifest({"transfer": {"model": model, "model_params": model_params, "null_index": null_index,
-                                        "nulls": nulls, "seed": seed, "pairs": names}},
-                         extra={"transfer_run_ids": current_ids})
+    store.write_manifest(
+        {
+            "transfer": {
+                "model": model,
+                "model_params": model_params,
+                "null_index": null_index,
+                "nulls": nulls,
+                "seed": seed,
+                "pairs": names,
+            }
+        },
+        extra={"transfer_run_ids": current_ids},
+    )
     df = store.load()
     return df[df["dataset"].isin(names) & (df["model"] == model)].reset_index(drop=True)
 
@@ -186,5 +210,6 @@ def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
         out["gain_r"] = out["pearson_true"] - out["pearson_null"]
     out = out.reset_index()
     out[["source", "target"]] = out["dataset"].str.split("->", n=1, expand=True)
-    return out.drop(columns="dataset")[["source", "target", *[c for c in out.columns if c not in
-                                                              ("dataset", "source", "target")]]]
+    return out.drop(columns="dataset")[
+        ["source", "target", *[c for c in out.columns if c not in ("dataset", "source", "target")]]
+    ]

@@ -50,6 +50,7 @@ def _log_off(note: str) -> None:
     _already_warned.add(note)
     logger.log(level, note)
 
+
 #: strong-edge threshold of the curriculum-swap styles (population-mean target units)
 STRONG_EDGE_THRESHOLD = 0.3
 
@@ -69,9 +70,7 @@ def canonical_style(aug_style: str) -> str:
     """Resolve aliases (``peak`` → ``linear_peak``) and validate the style name."""
     style = _ALIASES.get(aug_style, aug_style)
     if style not in AUG_STYLES:
-        raise ValueError(
-            f"aug_style must be one of {AUG_STYLES} (or 'peak'), got {aug_style!r}"
-        )
+        raise ValueError(f"aug_style must be one of {AUG_STYLES} (or 'peak'), got {aug_style!r}")
     return style
 
 
@@ -180,16 +179,11 @@ class TargetAugmenter:
             _log_off(self.note)
         elif self.swap and self.strong_positions.size == 0:
             self.active = False
-            self.note = (
-                f"curriculum swap requested but no training edge has |y| > {self.theta}: "
-                "augmentation is OFF"
-            )
+            self.note = f"curriculum swap requested but no training edge has |y| > {self.theta}: augmentation is OFF"
             _log_off(self.note)
         else:
             if subjects.ndim != 3 or subjects.shape[1] != subjects.shape[2]:
-                raise ValueError(
-                    f"subjects must have shape (n_subjects, n_regions, n_regions), got {subjects.shape}"
-                )
+                raise ValueError(f"subjects must have shape (n_subjects, n_regions, n_regions), got {subjects.shape}")
             self.active = True
             what = (
                 f"swap the batch for strong training edges (|y| > {self.theta}, "
@@ -241,9 +235,7 @@ class TargetAugmenter:
         if self.swap:
             positions = self.strong_positions[rng.integers(self.strong_positions.size, size=len(positions))]
         subject = rng.integers(self.subjects.shape[0], size=len(positions))
-        targets = np.asarray(
-            self.subjects[subject, self.pair_i[positions], self.pair_j[positions]], dtype=np.float64
-        )
+        targets = np.asarray(self.subjects[subject, self.pair_i[positions], self.pair_j[positions]], dtype=np.float64)
         if not np.all(np.isfinite(targets)):
             bad = np.flatnonzero(~np.isfinite(targets))[0]
             raise ValueError(

@@ -294,9 +294,7 @@ class FeatureMap:
             elif int(nc) == nc and nc >= 1:
                 arg = int(min(int(nc), n, g))
             else:
-                raise ValueError(
-                    f"n_components must be an int >= 1 or a float in (0, 1), got {nc!r}"
-                )
+                raise ValueError(f"n_components must be an int >= 1 or a float in (0, 1), got {nc!r}")
             self.model_ = PCA(n_components=arg, svd_solver="full").fit(self.scaler_.transform(X_train))
             self.n_features_ = int(self.model_.n_components_)
         self.n_supervised_parameters_ = 0
@@ -374,8 +372,11 @@ class ConnectomeModel(ConnectivityModel):
         self.feature_map_ = FeatureMap(self.features, self.n_components, self.standardize).fit(X_train, Y_train)
         F_train = self.feature_map_.transform(X_train)
         self.solver_ = BilinearClosedForm(
-            alpha=self.alpha, penalty=self.penalty, alpha_scale=self.alpha_scale,
-            intercept=self.intercept, diagonal=self.diagonal,
+            alpha=self.alpha,
+            penalty=self.penalty,
+            alpha_scale=self.alpha_scale,
+            intercept=self.intercept,
+            diagonal=self.diagonal,
         ).fit(F_train, Y_train)
         self.lambda_ = self.solver_.lambda_
         d = self.feature_map_.n_features_ + int(self.intercept)
@@ -394,7 +395,7 @@ class ConnectomeModel(ConnectivityModel):
         regions, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
         P = self.solver_.project(self.region_features(brain, regions))
         Q = P @ self.solver_.core_  # per region, then one dot product per pair
-        a, b = inverse[: i.size], inverse[i.size:]
+        a, b = inverse[: i.size], inverse[i.size :]
         return np.einsum("kb,kb->k", Q[a], P[b])
 
 
@@ -512,8 +513,9 @@ class BilinearLowRank(ConnectivityModel):
 
         generator = torch.Generator(device="cpu").manual_seed(int(self.seed))
         E = torch.nn.Parameter(
-            (torch.randn(g, self.rank, generator=generator, dtype=torch.float64) * self.init_scale)
-            .to(dtype=dtype, device=device)
+            (torch.randn(g, self.rank, generator=generator, dtype=torch.float64) * self.init_scale).to(
+                dtype=dtype, device=device
+            )
         )
         bias = torch.nn.Parameter(torch.zeros(self.rank, dtype=dtype, device=device))
         offset = torch.nn.Parameter(torch.tensor(mean_target, dtype=dtype, device=device))
@@ -575,5 +577,5 @@ class BilinearLowRank(ConnectivityModel):
     def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         regions, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
         Z = self.embed(brain, regions)
-        a, b = inverse[: i.size], inverse[i.size:]
+        a, b = inverse[: i.size], inverse[i.size :]
         return self.offset_ + np.einsum("kr,kr->k", Z[a], Z[b])

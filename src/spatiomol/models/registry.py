@@ -33,8 +33,17 @@ MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
 
 #: the rows of Table 1, in order
 TABLE1 = [
-    "cge-pca", "gaussian-kernel", "exp-decay", "cm-pca", "cm", "cm-pls",
-    "bilinear-lowrank", "mlp", "smt", "mlp-coords", "smt-cls",
+    "cge-pca",
+    "gaussian-kernel",
+    "exp-decay",
+    "cm-pca",
+    "cm",
+    "cm-pls",
+    "bilinear-lowrank",
+    "mlp",
+    "smt",
+    "mlp-coords",
+    "smt-cls",
 ]
 
 

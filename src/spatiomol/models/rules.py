@@ -120,8 +120,7 @@ class ExponentialDecay(ConnectivityModel):
         result = least_squares(
             lambda p: self.curve(d, p[0], np.exp(p[1])) - y,
             x0=[sa0, np.log(lam0)],
-            bounds=([self.sa_inf_min, np.log(self.sa_lambda_min_mm)],
-                    [self.sa_inf_max, np.log(self.sa_lambda_max_mm)]),
+            bounds=([self.sa_inf_min, np.log(self.sa_lambda_min_mm)], [self.sa_inf_max, np.log(self.sa_lambda_max_mm)]),
             x_scale="jac",
         )
         self.sa_inf_ = float(result.x[0])
@@ -144,8 +143,7 @@ class ExponentialDecay(ConnectivityModel):
         result = least_squares(
             lambda p: p[0] + p[1] * np.exp(-d / np.exp(p[2])) - y,
             x0=[a0, b0, np.log(lam0)],
-            bounds=([-np.inf, -np.inf, np.log(self.sa_lambda_min_mm)],
-                    [np.inf, np.inf, np.log(self.sa_lambda_max_mm)]),
+            bounds=([-np.inf, -np.inf, np.log(self.sa_lambda_min_mm)], [np.inf, np.inf, np.log(self.sa_lambda_max_mm)]),
             x_scale="jac",
         )
         self.sa_inf_, self.amplitude_ = float(result.x[0]), float(result.x[1])
@@ -208,8 +206,7 @@ class GaussianKernel(ConnectivityModel):
         result = least_squares(
             lambda p: p[0] + p[1] * self.kernel(d, np.exp(p[2])) - y,
             x0=[a0, b0, np.log(widths[best])],
-            bounds=([-np.inf, -np.inf, np.log(self.sigma_min_mm)],
-                    [np.inf, np.inf, np.log(self.sigma_max_mm)]),
+            bounds=([-np.inf, -np.inf, np.log(self.sigma_min_mm)], [np.inf, np.inf, np.log(self.sigma_max_mm)]),
             x_scale="jac",
         )
         self.offset_ = float(result.x[0])
@@ -272,7 +269,7 @@ class CGEModel(ConnectivityModel):
     def _similarity(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         regions, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
         P = self.profiles(brain, regions)
-        return self.profile_correlation(P[inverse[: i.size]], P[inverse[i.size:]])
+        return self.profile_correlation(P[inverse[: i.size]], P[inverse[i.size :]])
 
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
         X_train = check_expression(brain, train, "training")
@@ -283,9 +280,7 @@ class CGEModel(ConnectivityModel):
         elif int(nc) == nc and nc >= 2:
             arg = int(min(int(nc), n, g))
         else:
-            raise ValueError(
-                f"n_components must be an int >= 2 or a float in (0, 1), got {nc!r}"
-            )
+            raise ValueError(f"n_components must be an int >= 2 or a float in (0, 1), got {nc!r}")
         self.scaler_ = StandardScaler(with_std=self.standardize).fit(X_train)
         Z = self.scaler_.transform(X_train)
         pca = PCA(n_components=arg, svd_solver="full").fit(Z)

@@ -136,9 +136,7 @@ class ALiBiSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """(B, L, d) → (B, L, d) via ``scaled_dot_product_attention`` (bias: (h, L, L) or None)."""
         q, k, v = self._split(x)
-        o = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-        )
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
         return self._merge(o)
 
     def attention_weights(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -189,8 +187,16 @@ class SMTEncoder(nn.Module):
     """
 
     def __init__(
-        self, token_size: int, n_tokens: int, d_model: int, n_heads: int, n_layers: int,
-        d_out: int, dropout: float, use_alibi: bool, use_cls: bool,
+        self,
+        token_size: int,
+        n_tokens: int,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        d_out: int,
+        dropout: float,
+        use_alibi: bool,
+        use_cls: bool,
     ) -> None:
         super().__init__()
         self.use_cls = use_cls
@@ -422,9 +428,15 @@ class SMT(NeuralConnectivityModel):
         self._validate()
         k = int(self.token_encoder_dim)
         encoder = SMTEncoder(
-            token_size=k, n_tokens=math.ceil(n_genes / k), d_model=int(self.d_model),
-            n_heads=int(self.nhead), n_layers=int(self.num_layers), d_out=int(self.encoder_output_dim),
-            dropout=float(self.transformer_dropout), use_alibi=bool(self.use_alibi), use_cls=bool(self.use_cls),
+            token_size=k,
+            n_tokens=math.ceil(n_genes / k),
+            d_model=int(self.d_model),
+            n_heads=int(self.nhead),
+            n_layers=int(self.num_layers),
+            d_out=int(self.encoder_output_dim),
+            dropout=float(self.transformer_dropout),
+            use_alibi=bool(self.use_alibi),
+            use_cls=bool(self.use_cls),
         )
         return SMTNetwork(encoder, self.deep_hidden_dims, float(self.dropout_rate))
 
@@ -438,9 +450,7 @@ class SMT(NeuralConnectivityModel):
         self.token_labels_ = (["[CLS]"] if self.use_cls else []) + labels
         notes = [f"{n_genes} genes → {self.n_tokens_} tokens of {k} genes"]
         if self.n_padding_genes_:
-            notes.append(
-                f"last token holds {k - self.n_padding_genes_} genes, zero-padded by {self.n_padding_genes_}"
-            )
+            notes.append(f"last token holds {k - self.n_padding_genes_} genes, zero-padded by {self.n_padding_genes_}")
         return notes
 
     def _region_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
@@ -486,13 +496,14 @@ class SMT(NeuralConnectivityModel):
         regions = np.arange(brain.n_regions) if regions is None else np.asarray(regions, dtype=np.int64)
         self.network_.eval()
         with torch.no_grad(), seeded_torch(self.seed, self.device_):
-            z = self.network_.encode_regions(
-                self._device_tensors(brain), torch.as_tensor(regions, device=self.device_)
-            )
+            z = self.network_.encode_regions(self._device_tensors(brain), torch.as_tensor(regions, device=self.device_))
         return z.cpu().double().numpy()
 
     def attention_maps(
-        self, brain: Brain, regions: np.ndarray | None = None, group_by: str | None = "network",
+        self,
+        brain: Brain,
+        regions: np.ndarray | None = None,
+        group_by: str | None = "network",
         chunk_size: int = 64,
     ) -> dict[str, Any]:
         """Final-layer attention, averaged over regions (and heads) — App. A.7.

@@ -40,10 +40,11 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,9 +139,13 @@ class TrainingHistory:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
-            "learning_rate": list(self.learning_rate), "augmented_fraction": list(self.augmented_fraction),
-            "best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "seconds": self.seconds,
+            "train_loss": list(self.train_loss),
+            "val_loss": list(self.val_loss),
+            "learning_rate": list(self.learning_rate),
+            "augmented_fraction": list(self.augmented_fraction),
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "seconds": self.seconds,
             "notes": list(self.notes),
         }
 
@@ -308,8 +313,7 @@ def train_network(
         postfix = {"loss": f"{history.train_loss[-1]:.4g}"}
         if val_pairs is not None:
             vi, vj, vy = val_pairs
-            pred = predict_network(network, tensors, vi, vj, device=device,
-                                   batch_size=settings.prediction_batch_size)
+            pred = predict_network(network, tensors, vi, vj, device=device, batch_size=settings.prediction_batch_size)
             val_loss = float(np.mean((pred - vy) ** 2))
             history.val_loss.append(val_loss)
             postfix["val"] = f"{val_loss:.4g}"
@@ -367,10 +371,16 @@ class NeuralConnectivityModel(ConnectivityModel):
     # -------------------------------------------------------- internals
     def _training_settings(self, device: torch.device) -> TrainingSettings:
         return TrainingSettings(
-            learning_rate=float(self.learning_rate), weight_decay=float(self.weight_decay),
-            batch_size=int(self.batch_size), epochs=int(self.epochs), patience=int(self.patience),
-            lr_schedule=self.lr_schedule, batching=self.batching, device=device,
-            seed=int(self.seed), verbose=bool(self.verbose),
+            learning_rate=float(self.learning_rate),
+            weight_decay=float(self.weight_decay),
+            batch_size=int(self.batch_size),
+            epochs=int(self.epochs),
+            patience=int(self.patience),
+            lr_schedule=self.lr_schedule,
+            batching=self.batching,
+            device=device,
+            seed=int(self.seed),
+            verbose=bool(self.verbose),
         )
 
     def _check_expression(self, brain: Brain) -> None:
@@ -401,7 +411,12 @@ class NeuralConnectivityModel(ConnectivityModel):
             vi, vj = pairs_within(val)
             val_pairs = (vi, vj, brain.targets(vi, vj))
         augmenter = TargetAugmenter(
-            brain.subjects, i, j, y, aug_prob=float(self.aug_prob), aug_style=self.aug_style,
+            brain.subjects,
+            i,
+            j,
+            y,
+            aug_prob=float(self.aug_prob),
+            aug_style=self.aug_style,
             n_epochs=int(self.epochs),
         )
         tensors = self._region_tensors(brain)
@@ -423,7 +438,11 @@ class NeuralConnectivityModel(ConnectivityModel):
         self._check_expression(brain)
         with seeded_torch(self.seed, self.device_):
             return predict_network(
-                self.network_, self._device_tensors(brain), i, j, device=self.device_,
+                self.network_,
+                self._device_tensors(brain),
+                i,
+                j,
+                device=self.device_,
                 batch_size=max(8192, int(self.batch_size)),
             )
 

@@ -23,8 +23,21 @@ from spatiomol.nulls.spins import (
 )
 
 __all__ = [
-    "CURVE_PARAMETERS", "DistanceBins", "METHODS", "NullSet", "QUANTITIES",
-    "correlated_gene_expression", "fit_cubic", "fit_curves", "fit_exponential",
-    "generate_nulls", "homologous_pairs", "pca_scores", "random_rotations",
-    "region_groups", "sphere_coordinates", "standardized_errors", "vasa_assignment",
+    "CURVE_PARAMETERS",
+    "DistanceBins",
+    "METHODS",
+    "NullSet",
+    "QUANTITIES",
+    "correlated_gene_expression",
+    "fit_cubic",
+    "fit_curves",
+    "fit_exponential",
+    "generate_nulls",
+    "homologous_pairs",
+    "pca_scores",
+    "random_rotations",
+    "region_groups",
+    "sphere_coordinates",
+    "standardized_errors",
+    "vasa_assignment",
 ]

@@ -173,10 +173,21 @@ class NullSet:
             raise ValueError(f"{path}: not a spatiomol null-set npz file ({err})") from err
         with archive:
             required = (
-                "permutations", "errors", "parameter_names", "parameter_values", "costs",
-                "true_parameter_names", "true_parameter_values", "curves", "true_curve",
-                "bin_centres", "all_parameters", "all_errors", "worst_permutation",
-                "worst_curve", "metadata_json",
+                "permutations",
+                "errors",
+                "parameter_names",
+                "parameter_values",
+                "costs",
+                "true_parameter_names",
+                "true_parameter_values",
+                "curves",
+                "true_curve",
+                "bin_centres",
+                "all_parameters",
+                "all_errors",
+                "worst_permutation",
+                "worst_curve",
+                "metadata_json",
             )
             missing = [k for k in required if k not in archive.files]
             if missing:

@@ -165,9 +165,7 @@ def vasa_assignment(original: np.ndarray, rotated: np.ndarray) -> tuple[np.ndarr
     if rotated.ndim == 2:
         rotated = rotated[None]
     if rotated.ndim != 3 or original.shape != rotated.shape[1:] or original.shape[1:] != (3,):
-        raise ValueError(
-            f"original must be (m, 3) and rotated (batch, m, 3); got {original.shape} and {rotated.shape}"
-        )
+        raise ValueError(f"original must be (m, 3) and rotated (batch, m, 3); got {original.shape} and {rotated.shape}")
     batch, m = rotated.shape[:2]
     source = np.empty((batch, m), dtype=np.int64)
     cost = np.empty((batch, m))

@@ -42,16 +42,22 @@ def _panel(ax, distances, values, centres, means, params, title, width, rng, max
         f"SA$_\\lambda$ = {sa_lambda:.1f} mm\nSA$_\\infty$ = {sa_inf:.3f}\n"
         f"a1 = {a1:.2e}\na2 = {a2:.2e}\na3 = {a3:.2e}\na4 = {a4:.3f}"
     )
-    ax.text(0.97, 0.97, text, transform=ax.transAxes, ha="right", va="top", fontsize=7,
-            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.8"})
+    ax.text(
+        0.97,
+        0.97,
+        text,
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=7,
+        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.8"},
+    )
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("distance (mm)")
     ax.axhline(0.0, color="0.5", lw=0.5)
 
 
-def plot_cge_curves(
-    brain: Brain, nulls: NullSet, path: str | Path, *, max_points: int = 20000, seed: int = 0
-) -> Path:
+def plot_cge_curves(brain: Brain, nulls: NullSet, path: str | Path, *, max_points: int = 20000, seed: int = 0) -> Path:
     """Draw Fig. 3 for ``brain`` and its ``nulls`` and save it as a PNG.
 
     Parameters
@@ -103,8 +109,8 @@ def plot_cge_curves(
     axes[0].set_ylabel(ylabel)
     axes[0].legend(loc="lower left", fontsize=7)
     fig.suptitle(
-        f"{method} nulls: best of n = {nulls.metadata.get('n')} (seed {nulls.metadata.get('seed')}) "
-        "vs the worst", fontsize=11,
+        f"{method} nulls: best of n = {nulls.metadata.get('n')} (seed {nulls.metadata.get('seed')}) vs the worst",
+        fontsize=11,
     )
     fig.tight_layout()
     path = Path(path)

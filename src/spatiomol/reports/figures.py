@@ -78,8 +78,13 @@ def plot_network_gain(gain: pd.DataFrame, title: str, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(networks) + 2), 3.8), constrained_layout=True)
     for offset, edges, colour in ((-0.2, "intra", "tab:blue"), (0.2, "rest", "tab:orange")):
         sub = gain[gain["edges"] == edges].set_index("network").reindex(networks)
-        ax.bar(x + offset, sub["gain"].to_numpy(dtype=float), width=0.4, color=colour,
-               label="within network" if edges == "intra" else "network ↔ rest")
+        ax.bar(
+            x + offset,
+            sub["gain"].to_numpy(dtype=float),
+            width=0.4,
+            color=colour,
+            label="within network" if edges == "intra" else "network ↔ rest",
+        )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, networks, rotation=30, ha="right")
     ax.set_ylabel("gain in test Pearson r")

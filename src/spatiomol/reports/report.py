@@ -12,13 +12,31 @@ import pandas as pd
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.reports import figures, stats, tables
 
-STAT_COLUMNS = ["split_type", "model", "n", "mean_a", "mean_b", "mean_diff", "sd_diff", "effect_dz",
-                "rank_biserial", "wilcoxon_p", "signflip_p", "wilcoxon_p_bh", "signflip_p_bh"]
+STAT_COLUMNS = [
+    "split_type",
+    "model",
+    "n",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "sd_diff",
+    "effect_dz",
+    "rank_biserial",
+    "wilcoxon_p",
+    "signflip_p",
+    "wilcoxon_p_bh",
+    "signflip_p_bh",
+]
 
 
 def _best_model(summary: pd.DataFrame, dataset: str, split_type: str, candidates=None) -> str | None:
-    s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == split_type)
-                & (summary["input"] == "true") & (summary["metric"] == "pearson") & (summary["stratum"] == "all")]
+    s = summary[
+        (summary["dataset"] == dataset)
+        & (summary["split_type"] == split_type)
+        & (summary["input"] == "true")
+        & (summary["metric"] == "pearson")
+        & (summary["stratum"] == "all")
+    ]
     if candidates is not None:
         s = s[s["model"].isin(candidates)]
     if s.empty:
@@ -26,11 +44,13 @@ def _best_model(summary: pd.DataFrame, dataset: str, split_type: str, candidates
     return str(s.loc[s["mean"].idxmax(), "model"])
 
 
-def _connectome_figure(store: ResultsStore, df: pd.DataFrame, summary: pd.DataFrame, dataset: str,
-                       split_type: str, out: Path) -> tuple[Path, str] | None:
+def _connectome_figure(
+    store: ResultsStore, df: pd.DataFrame, summary: pd.DataFrame, dataset: str, split_type: str, out: Path
+) -> tuple[Path, str] | None:
     """True / predicted / null-predicted test connectomes of the first split of the best model."""
     runs = df[(df["dataset"] == dataset) & (df["split_type"] == split_type)][
-        ["run_id", "model", "input", "repeat", "fold"]].drop_duplicates()
+        ["run_id", "model", "input", "repeat", "fold"]
+    ].drop_duplicates()
     with_null = set(runs.loc[runs["input"] == "null", "model"])
     model = _best_model(summary, dataset, split_type, candidates=with_null) or _best_model(summary, dataset, split_type)
     if model is None:
@@ -52,8 +72,10 @@ def _connectome_figure(store: ResultsStore, df: pd.DataFrame, summary: pd.DataFr
     if not panels:
         return None
     name = tables.display(model)
-    caption = (f"{dataset}, {split_type} split, repeat {first['repeat']} fold {first['fold']}: "
-               f"{name}, observed vs predicted test connectome (test regions in index order)")
+    caption = (
+        f"{dataset}, {split_type} split, repeat {first['repeat']} fold {first['fold']}: "
+        f"{name}, observed vs predicted test connectome (test regions in index order)"
+    )
     path = figures.plot_test_connectomes(panels, caption, out / f"connectomes_{_slug(dataset)}_{split_type}.png")
     return path, caption
 
@@ -126,8 +148,9 @@ def current_runs(df: pd.DataFrame, manifest: dict[str, Any], source: str = "mani
     return df
 
 
-def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_permutations: int = 10000,
-                 seed: int = 0) -> Path:
+def write_report(
+    results_dir: str | Path, out_dir: str | Path | None = None, n_permutations: int = 10000, seed: int = 0
+) -> Path:
     """Write ``report.md``, ``tables/*.csv`` and ``figures/*.png`` for a results folder.
 
     Parameters
@@ -150,8 +173,10 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
     config = manifest.get("grid_config") or manifest.get("config", {})
     df = current_runs(df, manifest, str(store.manifest_path))
     if df.empty:
-        raise ValueError(f"{store.manifest_path}: none of the runs listed in field 'run_ids' has finished "
-                         f"(no part in {store.parts_dir}); run `spatiomol run` first")
+        raise ValueError(
+            f"{store.manifest_path}: none of the runs listed in field 'run_ids' has finished "
+            f"(no part in {store.parts_dir}); run `spatiomol run` first"
+        )
     ids = current_ids(manifest)
     tdir, fdir = out / "tables", out / "figures"
     tdir.mkdir(parents=True, exist_ok=True)
@@ -166,15 +191,21 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
         md += [f"> {config['notes'].strip()}", ""]
     n_runs = df["run_id"].nunique()
     if "transfer" in config and "repeats" not in config:
-        md += [f"- runs: {n_runs} finished; transfer settings: {json.dumps(config['transfer'])}",
-               f"- versions: {json.dumps(manifest.get('versions', {}))}", ""]
+        md += [
+            f"- runs: {n_runs} finished; transfer settings: {json.dumps(config['transfer'])}",
+            f"- versions: {json.dumps(manifest.get('versions', {}))}",
+            "",
+        ]
     else:
         md += [
             f"- runs: {n_runs} finished (of {manifest.get('planned_runs', '?')} planned); "
             f"splits: {config.get('repeats', '?')} repeat(s) × {config.get('folds', '?')} folds; "
             f"hyperparameters: {'nested inner-CV selection' if config.get('tuning', True) else 'default configuration'}"
-            + (f" (default configuration for {', '.join(config['untuned_models'])})"
-               if config.get("tuning", True) and config.get("untuned_models") else ""),
+            + (
+                f" (default configuration for {', '.join(config['untuned_models'])})"
+                if config.get("tuning", True) and config.get("untuned_models")
+                else ""
+            ),
             "- every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
             "MSE in squared target units; geodesic = affine-invariant Riemannian distance",
             f"- nulls: top {config.get('nulls', {}).get('top', '?')} of {config.get('nulls', {}).get('n', '?')} "
@@ -188,10 +219,14 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
 
         table = transfer_table(transfer)
         table.to_csv(tdir / "transfer.csv", index=False)
-        md += ["## Cross-dataset transfer (App. A.6)", "",
-               "Trained on every edge of the source (shared genes), scored on every edge of the target; "
-               "null = same model trained on a CGE-matched null of the source. gain_r = r(true) − r(null).", "",
-               tables.to_markdown(table, index=False)]
+        md += [
+            "## Cross-dataset transfer (App. A.6)",
+            "",
+            "Trained on every edge of the source (shared genes), scored on every edge of the target; "
+            "null = same model trained on a CGE-matched null of the source. gain_r = r(true) − r(null).",
+            "",
+            tables.to_markdown(table, index=False),
+        ]
         df = df[df["split_type"] != "transfer"]
     datasets = list(dict.fromkeys(df["dataset"]))
     for dataset in datasets:
@@ -199,8 +234,11 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
         slug = _slug(dataset)
         md += [f"## {dataset}", ""]
         if info:
-            md += [f"{info.get('n_regions')} regions, {info.get('n_genes')} genes; "
-                   f"X sha256 {info.get('X_sha256')}, Y sha256 {info.get('Y_sha256')}", ""]
+            md += [
+                f"{info.get('n_regions')} regions, {info.get('n_genes')} genes; "
+                f"X sha256 {info.get('X_sha256')}, Y sha256 {info.get('Y_sha256')}",
+                "",
+            ]
         nulls_rel = info.get("nulls_file")
         if nulls_rel and (store.root / nulls_rel).exists():
             from spatiomol.nulls import NullSet
@@ -208,12 +246,18 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
             nullset = NullSet.load(store.root / nulls_rel)
             kept = (nullset.permutations == np.arange(nullset.permutations.shape[1])).mean(axis=1)
             floor = nullset.metadata.get("min_moved")
-            rule = (f"selection required ≥ {floor:.0%} of regions moved" if floor
-                    else "no floor on regions moved (Algorithm 1 verbatim)")
-            md += [f"Null diagnostic: the {len(kept)} CGE-matched nulls leave "
-                   f"{kept.min():.0%}–{kept.max():.0%} (median {np.median(kept):.0%}) of regions with their own "
-                   f"expression ({rule}); a null that moves few regions is close to the true brain and shrinks "
-                   "true − null gaps.", ""]
+            rule = (
+                f"selection required ≥ {floor:.0%} of regions moved"
+                if floor
+                else "no floor on regions moved (Algorithm 1 verbatim)"
+            )
+            md += [
+                f"Null diagnostic: the {len(kept)} CGE-matched nulls leave "
+                f"{kept.min():.0%}–{kept.max():.0%} (median {np.median(kept):.0%}) of regions with their own "
+                f"expression ({rule}); a null that moves few regions is close to the true brain and shrinks "
+                "true − null gaps.",
+                "",
+            ]
         t1, t1n = tables.table1(summary, dataset)
         t1n.to_csv(tdir / f"table1_{slug}.csv")
         md += ["### Table 1: global test performance", "", tables.to_markdown(t1)]
@@ -221,13 +265,16 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
         t2n.to_csv(tdir / f"table2_{slug}.csv")
         md += ["### Table 2: stratified test Pearson r", "", tables.to_markdown(t2)]
         for split_type in config.get("variant_splits") or ["random"]:
-            t3, t3n = tables.table3(summary, dataset, split_type=split_type,
-                                    variants=config.get("variants") or None)
+            t3, t3n = tables.table3(summary, dataset, split_type=split_type, variants=config.get("variants") or None)
             if not t3.empty:
                 t3n.to_csv(tdir / f"table3_{slug}_{split_type}.csv", index=False)
-                md += [f"### Table 3: null models with varying feature access ({split_type} splits)", "",
-                       "SM = CGE-matched spatiomolecular null expression; permuted = uniform random shuffle of rows.",
-                       "", tables.to_markdown(t3, index=False)]
+                md += [
+                    f"### Table 3: null models with varying feature access ({split_type} splits)",
+                    "",
+                    "SM = CGE-matched spatiomolecular null expression; permuted = uniform random shuffle of rows.",
+                    "",
+                    tables.to_markdown(t3, index=False),
+                ]
 
         sub = df[df["dataset"] == dataset]
         tvn = stats.true_vs_null(sub, n_permutations=n_permutations, seed=seed)
@@ -235,19 +282,27 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
             tvn.to_csv(tdir / f"stats_true_vs_null_{slug}.csv", index=False)
             view = tvn[STAT_COLUMNS].copy()
             view["model"] = view["model"].map(tables.display)
-            md += ["### True vs null expression, paired over splits (test Pearson r)", "",
-                   "a = true, b = null; d_z = mean/SD of differences; BH = Benjamini–Hochberg over this table. "
-                   "Splits of repeated CV overlap, so p-values are descriptive.", "",
-                   tables.to_markdown(view, index=False)]
+            md += [
+                "### True vs null expression, paired over splits (test Pearson r)",
+                "",
+                "a = true, b = null; d_z = mean/SD of differences; BH = Benjamini–Hochberg over this table. "
+                "Splits of repeated CV overlap, so p-values are descriptive.",
+                "",
+                tables.to_markdown(view, index=False),
+            ]
         vbl = stats.versus_best_linear(sub, n_permutations=n_permutations, seed=seed)
         if not vbl.empty:
             vbl.to_csv(tdir / f"stats_vs_best_linear_{slug}.csv", index=False)
             view = vbl[["reference", *STAT_COLUMNS]].copy()
             view["model"] = view["model"].map(tables.display)
             view["reference"] = view["reference"].map(tables.display)
-            md += ["### Each model vs the best linear model (true expression, test Pearson r)", "",
-                   "a = model, b = reference (best bilinear model by mean r on that split type).", "",
-                   tables.to_markdown(view, index=False)]
+            md += [
+                "### Each model vs the best linear model (true expression, test Pearson r)",
+                "",
+                "a = model, b = reference (best bilinear model by mean r on that split type).",
+                "",
+                tables.to_markdown(view, index=False),
+            ]
 
         md += ["### Figures", ""]
         for split_type in [k for k in ("random", "spatial") if k in set(sub["split_type"])]:
@@ -262,16 +317,29 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
                 gain = tables.network_gain(summary, dataset, split_type, best, reference)
                 if not gain.empty:
                     gain.to_csv(tdir / f"network_gain_{slug}_{split_type}.csv", index=False)
-                    title = (f"{dataset}, {split_type}: {tables.display(best)} − {tables.display(reference)} "
-                             f"(mean test r per network)")
+                    title = (
+                        f"{dataset}, {split_type}: {tables.display(best)} − {tables.display(reference)} "
+                        f"(mean test r per network)"
+                    )
                     path = figures.plot_network_gain(gain, title, fdir / f"network_gain_{slug}_{split_type}.png")
                     md += [f"![{title}]({path.relative_to(out).as_posix()})", "", f"_Fig. 5B-style: {title}_", ""]
         params_split = "spatial" if "spatial" in set(sub["split_type"]) else sub["split_type"].iloc[0]
-        s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == params_split)
-                    & (summary["input"] == "true") & (summary["metric"] == "pearson") & (summary["stratum"] == "all")]
+        s = summary[
+            (summary["dataset"] == dataset)
+            & (summary["split_type"] == params_split)
+            & (summary["input"] == "true")
+            & (summary["metric"] == "pearson")
+            & (summary["stratum"] == "all")
+        ]
         if not s.empty:
-            points = pd.DataFrame({"label": s["model"].map(tables.display), "n_parameters": s["n_parameters"],
-                                   "mean": s["mean"], "sd": s["sd"]})
+            points = pd.DataFrame(
+                {
+                    "label": s["model"].map(tables.display),
+                    "n_parameters": s["n_parameters"],
+                    "mean": s["mean"],
+                    "sd": s["sd"],
+                }
+            )
             points.to_csv(tdir / f"parameters_{slug}.csv", index=False)
             title = f"{dataset}, {params_split} split: test r vs learned parameters"
             path = figures.plot_parameters(points, title, fdir / f"parameters_{slug}.png")
@@ -282,8 +350,12 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, n_p
             cge = None
             md += [f"_CGE–distance figure not drawn: {type(err).__name__}: {err}_", ""]
         if cge is not None:
-            md += [f"![CGE vs distance]({cge.relative_to(out).as_posix()})", "",
-                   f"_CGE–distance curves of {dataset}: true brain and its top nulls_", ""]
+            md += [
+                f"![CGE vs distance]({cge.relative_to(out).as_posix()})",
+                "",
+                f"_CGE–distance curves of {dataset}: true brain and its top nulls_",
+                "",
+            ]
 
     failures = sorted((store.root / "failures").glob("*.txt")) if (store.root / "failures").exists() else []
     if ids is not None:

@@ -152,15 +152,22 @@ def true_vs_null(
             continue
         wide = wide.dropna(subset=["true", "null"]).sort_index()
         res = paired_test(wide["true"].to_numpy(), wide["null"].to_numpy(), n_permutations, seed)
-        rows.append({"dataset": dataset, "split_type": split_type, "model": model, "metric": metric,
-                     "stratum": stratum, **res})
+        rows.append(
+            {"dataset": dataset, "split_type": split_type, "model": model, "metric": metric, "stratum": stratum, **res}
+        )
     return _adjust(pd.DataFrame(rows)) if rows else pd.DataFrame()
 
 
 def best_linear_model(df: pd.DataFrame, dataset: str, split_type: str, metric: str = "pearson") -> str | None:
     """The linear model (`LINEAR_MODELS`) with the highest mean true-input global metric."""
-    sel = df[(df["dataset"] == dataset) & (df["split_type"] == split_type) & (df["input"] == "true")
-             & (df["metric"] == metric) & (df["stratum"] == "all") & df["model"].isin(LINEAR_MODELS)]
+    sel = df[
+        (df["dataset"] == dataset)
+        & (df["split_type"] == split_type)
+        & (df["input"] == "true")
+        & (df["metric"] == metric)
+        & (df["stratum"] == "all")
+        & df["model"].isin(LINEAR_MODELS)
+    ]
     if sel.empty:
         return None
     means = sel.groupby("model")["value"].mean()
@@ -190,6 +197,15 @@ def versus_best_linear(
                 continue
             pair = wide[[model, reference]].dropna()
             res = paired_test(pair[model].to_numpy(), pair[reference].to_numpy(), n_permutations, seed)
-            rows.append({"dataset": dataset, "split_type": split_type, "model": model, "reference": reference,
-                         "metric": metric, "stratum": stratum, **res})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "split_type": split_type,
+                    "model": model,
+                    "reference": reference,
+                    "metric": metric,
+                    "stratum": stratum,
+                    **res,
+                }
+            )
     return _adjust(pd.DataFrame(rows)) if rows else pd.DataFrame()

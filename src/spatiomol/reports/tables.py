@@ -118,8 +118,14 @@ def table1(summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFr
             n_mean, n_sd = look.get((dataset, split, model, "null", "pearson", "all"), (np.nan, np.nan))
             col = f"{split}: Pearson r (true / null)"
             text[col] = f"{format_cell(t_mean, t_sd)} / {format_cell(n_mean, n_sd)}"
-            num.update({f"{split} pearson true mean": t_mean, f"{split} pearson true sd": t_sd,
-                        f"{split} pearson null mean": n_mean, f"{split} pearson null sd": n_sd})
+            num.update(
+                {
+                    f"{split} pearson true mean": t_mean,
+                    f"{split} pearson true sd": t_sd,
+                    f"{split} pearson null mean": n_mean,
+                    f"{split} pearson null sd": n_sd,
+                }
+            )
             lower[col] = False
             for metric, stratum, title, fmt in TABLE1_COLUMNS:
                 mean, sd = look.get((dataset, split, model, "true", metric, stratum), (np.nan, np.nan))
@@ -209,16 +215,27 @@ def network_gain(summary: pd.DataFrame, dataset: str, split_type: str, model: st
     -------
     DataFrame with columns ``network, edges ("intra"|"rest"), model_r, reference_r, gain``.
     """
-    s = summary[(summary["dataset"] == dataset) & (summary["split_type"] == split_type)
-                & (summary["input"] == "true") & (summary["metric"] == "pearson")
-                & summary["stratum"].str.startswith("network:")]
+    s = summary[
+        (summary["dataset"] == dataset)
+        & (summary["split_type"] == split_type)
+        & (summary["input"] == "true")
+        & (summary["metric"] == "pearson")
+        & summary["stratum"].str.startswith("network:")
+    ]
     a = s[s["model"] == model].set_index("stratum")["mean"]
     b = s[s["model"] == reference].set_index("stratum")["mean"]
     rows = []
     for stratum in a.index.intersection(b.index):
         _, network, edges = stratum.split(":", 2)
-        rows.append({"network": network, "edges": edges, "model_r": a[stratum], "reference_r": b[stratum],
-                     "gain": a[stratum] - b[stratum]})
+        rows.append(
+            {
+                "network": network,
+                "edges": edges,
+                "model_r": a[stratum],
+                "reference_r": b[stratum],
+                "gain": a[stratum] - b[stratum],
+            }
+        )
     return pd.DataFrame(rows, columns=["network", "edges", "model_r", "reference_r", "gain"])
 
 
