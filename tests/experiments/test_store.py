@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spatiomol.experiments.store import KEY_COLUMNS, ResultsStore, run_id, to_jsonable
+from spatiomol.experiments.store import KEY_COLUMNS, ResultsStore, run_id
+from spatiomol.hashing import to_jsonable
 
 
 def _key(**changes):

@@ -59,7 +59,8 @@ import yaml
 from spatiomol.data.brain import Brain
 from spatiomol.data.genome import order_genes
 from spatiomol.data.impute import fill_missing, measured_and_missing
-from spatiomol.data.io import read_connectome, read_expression, sha256_file
+from spatiomol.data.io import read_connectome, read_expression
+from spatiomol.hashing import file_sha256
 
 ENV_MIRROR = "SPATIOMOL_DATA_MIRROR"
 ENV_CACHE = "SPATIOMOL_DATA_DIR"
@@ -142,18 +143,6 @@ def mirror_dir(mirror: str | PathLike | None = None) -> Path | None:
     return path
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_of(path: str | PathLike) -> str:
-    """SHA-256 of a file, memoised on (path, size, mtime) within the process."""
-    stat = os.stat(path)
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = sha256_file(path)
-    return _HASHES[key]
-
-
 def fetch_file(key: str, mirror: str | PathLike | None = None, downloader: Callable | None = None) -> Path:
     """Local path of one registry file, hash-checked.
 
@@ -185,7 +174,7 @@ def fetch_file(key: str, mirror: str | PathLike | None = None, downloader: Calla
         path = folder / key
         if not path.is_file():
             raise ValueError(f"data mirror {folder}: file {key} is missing; expected it with SHA-256 {expected}")
-        actual = sha256_of(path)
+        actual = file_sha256(path)
         if actual != expected:
             raise ValueError(
                 f"data mirror file {path}: SHA-256 {actual} does not match the registry's "

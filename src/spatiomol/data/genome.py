@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.data.brain import Brain
+from spatiomol.hashing import file_sha256
 
 GENE_ORDER_METHODS = ("tss", "random", "mean_expression", "as_given")
 _CHROMOSOME_ORDER = [str(k) for k in range(1, 23)] + ["X", "Y", "M"]
@@ -177,7 +178,7 @@ def order_genes(
             report["table"] = {"key": key, "path": str(path), "sha256": datasets.registry()["files"][key]["sha256"]}
         else:
             path = Path(table)
-            report["table"] = {"path": str(path), "sha256": datasets.sha256_of(path)}
+            report["table"] = {"path": str(path), "sha256": file_sha256(path)}
         stat = Path(path).stat()
         positions = _cached_positions(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
         order, not_found = tss_order(genes, positions)

@@ -37,7 +37,6 @@ is then symmetrised as ``(Y + Yᵀ) / 2``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import inspect
 from dataclasses import dataclass, field
 from os import PathLike
@@ -49,6 +48,7 @@ import pandas as pd
 import yaml
 
 from spatiomol.data.brain import HEMISPHERES, STRUCTURES, TARGET_KINDS, TARGET_SCALES, Brain
+from spatiomol.hashing import file_sha256
 
 MIN_REGIONS = 8
 SYMMETRY_RTOL = 1e-6
@@ -70,15 +70,6 @@ _SHOW = 5  # how many offending items a message lists
 def _first(items: list[Any], n: int = _SHOW) -> str:
     shown = ", ".join(repr(str(x)) for x in items[:n])
     return f"[{shown}{', ...' if len(items) > n else ''}] ({len(items)} in all)"
-
-
-def sha256_file(path: str | PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_number(text: str) -> bool:
@@ -567,7 +558,7 @@ def _read_and_check(
                         break  # one subject's problems are enough to show the pattern
                 out.subjects = stack
     out.regions = table
-    out.notes["files"] = {role: {"path": str(p.resolve()), "sha256": sha256_file(p)} for role, p in paths.items()}
+    out.notes["files"] = {role: {"path": str(p.resolve()), "sha256": file_sha256(p)} for role, p in paths.items()}
     return out
 
 
@@ -757,4 +748,4 @@ def load_brain(source: str | PathLike, **options: Any) -> Brain:
     kwargs = {k: spec[k] for k in ("name", "target_kind", "target_scale", "missing", "gene_order") if k in spec}
     kwargs.update(options)
     brain = load_user_brain(files["expression"], files["connectome"], files["regions"], files.get("subjects"), **kwargs)
-    return brain.with_note("spec", {"path": str(path.resolve()), "sha256": sha256_file(path)})
+    return brain.with_note("spec", {"path": str(path.resolve()), "sha256": file_sha256(path)})

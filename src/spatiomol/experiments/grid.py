@@ -19,14 +19,14 @@ Models that read no expression (distance rules) get only ``"true"`` runs.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from spatiomol.experiments.config import ExperimentConfig
-from spatiomol.experiments.store import canonical_json, run_id
+from spatiomol.experiments.store import run_id
+from spatiomol.hashing import canonical_json, derived_seed
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,7 @@ class RunSpec:
             parts = (self.dataset, self.split_type, self.repeat, self.fold, self.seed)
         else:
             raise ValueError(f"unknown seed purpose {purpose!r}; expected 'model' or 'permutation'")
-        digest = hashlib.sha256(canonical_json([purpose, *parts]).encode()).digest()
-        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+        return derived_seed(purpose, *parts)
 
     def label(self) -> str:
         null = f"#{self.null_index}" if self.null_index >= 0 else ""

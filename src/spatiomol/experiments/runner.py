@@ -10,7 +10,6 @@ atomically. Each worker writes its own run, so whatever finished survives a kill
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import traceback
@@ -24,7 +23,8 @@ import numpy as np
 from spatiomol.data.brain import Brain, pairs_within
 from spatiomol.experiments.config import ExperimentConfig
 from spatiomol.experiments.grid import RunSpec, build_grid, random_permutation
-from spatiomol.experiments.store import ResultsStore, array_digest, canonical_json, to_jsonable
+from spatiomol.experiments.store import ResultsStore
+from spatiomol.hashing import array_digest, canonical_json, expression_sha256, json_sha256, to_jsonable
 
 # per-process caches (each joblib / Dask worker keeps its own)
 _BRAINS: dict[tuple[str, str], Brain] = {}
@@ -120,7 +120,7 @@ def get_split(brain: Brain, spec: RunSpec):
 # ----------------------------------------------------------------------- nulls
 def _file_tag(dataset: str, *settings: Any) -> str:
     """A file-name-safe tag: the dataset's name plus a hash of the source and settings."""
-    digest = hashlib.sha256(canonical_json([dataset, *settings]).encode()).hexdigest()[:12]
+    digest = json_sha256([dataset, *settings])[:12]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(dataset).name)[:40]
     return f"{safe}-{digest}"
 
@@ -158,7 +158,7 @@ def ensure_nulls(
     Uses `spatiomol.nulls.generate_nulls` and `NullSet.save`; an existing file is reused
     only for the data it was made from: its region labels must match the brain's, and its
     ``metadata["expression_sha256"]`` the brain's current expression
-    (`spatiomol.nulls.select.expression_fingerprint`), else a ValueError (nulls selected
+    (`spatiomol.hashing.expression_sha256`), else a ValueError (nulls selected
     by CGE match on other expression are not matched nulls of this one).
     """
     from spatiomol.nulls import NullSet
@@ -181,10 +181,8 @@ def ensure_nulls(
 
 def check_nulls_expression(nullset, brain: Brain, path: Path, dataset: str) -> None:
     """Raise ValueError unless ``nullset`` was generated from ``brain``'s current expression."""
-    from spatiomol.nulls.select import expression_fingerprint
-
     stored = nullset.metadata.get("expression_sha256")
-    current = expression_fingerprint(brain.X)
+    current = expression_sha256(brain.X)
     if stored != current:
         raise ValueError(
             f"{path}: cached nulls of dataset {dataset!r} were generated from different expression "

@@ -17,7 +17,6 @@ numbers depend only on its `RunSpec` (see `spatiomol.experiments.grid`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.atomic import atomic_path
+from spatiomol.hashing import canonical_json, json_sha256, to_jsonable
 
 #: columns identifying a run (a grid cell); ``run_id`` is a hash of them
 KEY_COLUMNS = (
@@ -81,56 +81,12 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
-# --------------------------------------------------------------------- hashing
-def array_digest(array: np.ndarray) -> str:
-    """SHA-256 (hex, first 16 characters) of an array's dtype, shape and bytes."""
-    array = np.ascontiguousarray(array)
-    h = hashlib.sha256()
-    h.update(str(array.dtype).encode())
-    h.update(str(array.shape).encode())
-    h.update(array.tobytes())
-    return h.hexdigest()[:16]
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON data from nested dicts/lists/numpy values; arrays become their digest.
-
-    Large arrays (e.g. a synthetic brain's noiseless target in its provenance) are
-    recorded as ``{"sha256": ..., "shape": ...}`` so the manifest stays small but still
-    identifies the data.
-    """
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
-        return [to_jsonable(v) for v in items]
-    if isinstance(value, np.ndarray):
-        if value.size <= 16 and value.dtype.kind in "biuf":
-            return value.tolist()
-        return {"sha256": array_digest(value), "shape": list(value.shape), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (pd.DataFrame, pd.Series)):
-        return to_jsonable(value.to_numpy()) if value.size > 16 else json.loads(value.to_json())
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def canonical_json(value: Any) -> str:
-    """Deterministic compact JSON (sorted keys) used for hashing and for the store."""
-    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
-
-
 def run_id(key: Mapping[str, Any]) -> str:
     """Stable 20-hex-character id of a run key (the `KEY_COLUMNS` of a run)."""
     missing = [c for c in KEY_COLUMNS if c not in key]
     if missing:
         raise ValueError(f"run key lacks fields {missing}; expected {list(KEY_COLUMNS)}")
-    payload = canonical_json({c: key[c] for c in KEY_COLUMNS})
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+    return json_sha256({c: key[c] for c in KEY_COLUMNS})[:20]
 
 
 def package_versions() -> dict[str, str | None]:

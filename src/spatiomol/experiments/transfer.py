@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.data.brain import Brain
-from spatiomol.experiments.store import ResultsStore, canonical_json
+from spatiomol.experiments.store import ResultsStore
+from spatiomol.hashing import canonical_json
 
 
 def shared_gene_brains(source: Brain, target: Brain) -> tuple[Brain, Brain]:

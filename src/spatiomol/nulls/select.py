@@ -30,7 +30,6 @@ Methods
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import pandas as pd
 
 from spatiomol.atomic import atomic_path
 from spatiomol.data.brain import Brain
+from spatiomol.hashing import expression_sha256
 from spatiomol.nulls import cge as cge_module
 from spatiomol.nulls import spins as spin_module
 
@@ -51,11 +51,6 @@ QUANTITIES = (*cge_module.CURVE_PARAMETERS, "cost")
 FORMAT_VERSION = 1
 #: default floor on the fraction of regions a selected null must move (see generate_nulls)
 MIN_MOVED = 0.9
-
-
-def expression_fingerprint(X: np.ndarray) -> str:
-    """SHA-256 of the expression matrix (float64, C order): ties a NullSet to its data."""
-    return hashlib.sha256(np.ascontiguousarray(X, dtype=np.float64).tobytes()).hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -415,7 +410,7 @@ def generate_nulls(
         "n_eligible": int((moved >= min_moved).sum()),
         "pca_components": int(features.shape[1]) if method == "pca-cge" else None,
         "labels": [str(x) for x in brain.labels],
-        "expression_sha256": expression_fingerprint(brain.X),
+        "expression_sha256": expression_sha256(brain.X),
         "region_groups": groups_summary,
         "constant_quantities": [QUANTITIES[k] for k in constant],
         "n_unique": len(distinct),
