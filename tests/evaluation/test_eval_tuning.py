@@ -61,10 +61,18 @@ def closed_form_ridge(features: np.ndarray, y: np.ndarray, alpha: float):
 
 @pytest.fixture
 def registered(monkeypatch):
-    monkeypatch.setitem(registry.MODELS, "absdiff-ridge", (f"{__name__}:AbsDiffRidge", {}, "AbsDiff ridge"))
-    monkeypatch.setitem(
-        registry.MODELS, "absdiff-ridge-5", (f"{__name__}:AbsDiffRidge", {"n_features": 5}, "AbsDiff ridge (5)")
+    spec = registry.ModelSpec("absdiff-ridge", f"{__name__}:AbsDiffRidge", "AbsDiff ridge", "linear", True, False)
+    monkeypatch.setitem(registry.MODELS, "absdiff-ridge", spec)
+    spec5 = registry.ModelSpec(
+        "absdiff-ridge-5",
+        f"{__name__}:AbsDiffRidge",
+        "AbsDiff ridge (5)",
+        "linear",
+        True,
+        False,
+        fixed={"n_features": 5},
     )
+    monkeypatch.setitem(registry.MODELS, "absdiff-ridge-5", spec5)
     FIT_CALLS.clear()
     yield
     FIT_CALLS.clear()
@@ -169,7 +177,7 @@ def test_non_finite_validation_predictions_never_win(registered, brain):
 
 def test_unknown_model_is_a_value_error_naming_the_known_ones(registered, brain):
     split = make_splits(brain, "random", n_repeats=1)[0]
-    with pytest.raises(ValueError, match=r"unknown model 'nope'.*known models: \[.*'absdiff-ridge'") as info:
+    with pytest.raises(ValueError, match=r"unknown model 'nope'; known: .*absdiff-ridge") as info:
         select_and_fit("nope", brain, split)
     assert not isinstance(info.value, KeyError)
     assert FIT_CALLS == []

@@ -30,7 +30,7 @@ def test_variant_file_overrides_class_grid():
 
 
 def test_make_model_rejects_unknown_names_and_fixed_values_win():
-    with pytest.raises(KeyError, match="unknown model"):
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'; known: cge-pca"):
         registry.make_model("no-such-model")
     assert registry.make_model("mlp-coords-only", use_expression=True).use_expression is False
     assert registry.TABLE1 == [n for n in registry.TABLE1 if n in registry.MODELS] and len(registry.TABLE1) == 11

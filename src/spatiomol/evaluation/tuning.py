@@ -176,12 +176,7 @@ def select_and_fit(
         raise ValueError(
             f"split {split.key} covers {split.n_regions} regions but brain {brain.name!r} has {brain.n_regions}"
         )
-    try:
-        default, grid = registry.search_space(model_name)
-    except KeyError as err:
-        raise ValueError(
-            f"unknown model {model_name!r} for hyperparameter selection; known models: {sorted(registry.MODELS)}"
-        ) from err
+    default, grid = registry.search_space(model_name)  # ValueError naming the known models
     grid = _check_grid(model_name, grid)
     fixed = {**(model_params or {}), **fixed}
     unknown = [k for k in fixed if k not in default and k not in grid]

@@ -181,10 +181,12 @@ class ExperimentConfig:
             unknown = sorted(set(params) - set(accepted))
             if unknown:
                 fail(f"model_params.{model}", f"hyperparameters of {model} among {accepted}", unknown)
-        from spatiomol.experiments.grid import model_reads_expression
-
         for v in self.variants:
-            if v["input"] != "true" and v["model"] in registry.MODELS and not model_reads_expression(v["model"]):
+            if (
+                v["input"] != "true"
+                and v["model"] in registry.MODELS
+                and not registry.spec(v["model"]).reads_expression
+            ):
                 fail(
                     "variants",
                     f"a (model, input) cell whose model reads expression when input is "

@@ -27,6 +27,7 @@ import numpy as np
 from spatiomol.experiments.config import ExperimentConfig
 from spatiomol.experiments.store import run_id
 from spatiomol.hashing import canonical_json, derived_seed
+from spatiomol.models import registry
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,6 @@ def null_index_for(repeat: int, top: int) -> int:
     return int(repeat) % int(top)
 
 
-def model_reads_expression(name: str) -> bool:
-    """Whether registry model ``name`` uses expression (so that a null run means something)."""
-    from spatiomol.models import registry
-
-    cls = registry.model_class(name)
-    return bool(getattr(cls, "uses_expression", True)) and bool(registry.fixed_params(name).get("use_expression", True))
-
-
 def run_settings(config: ExperimentConfig, model: str, input_kind: str) -> str:
     """Canonical JSON of the settings that shape a run's numbers.
 
@@ -149,7 +142,7 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
     cells: list[tuple[str, str, tuple[str, ...]]] = []  # (model, input, splits)
     for model in models:
         for inp in config.inputs:
-            if inp != "true" and not model_reads_expression(model):
+            if inp != "true" and not registry.spec(model).reads_expression:
                 continue
             cells.append((model, inp, tuple(config.splits)))
     for v in config.variants:

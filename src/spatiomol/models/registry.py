@@ -1,65 +1,146 @@
-"""Model names → estimator classes (imported lazily so torch loads only when needed).
+"""One record per model: name → `ModelSpec` (estimator class, fixed hyperparameters, properties).
 
-Each entry is ``"module:Class"`` plus fixed hyperparameters that define the variant
-(e.g. the MLP with coordinates). Names follow the rows of the paper's Table 1 and 3.
+Every fact about a model that other stages need (what it reads, which family it belongs
+to, how tables name it, whether it is a Table 1 row) lives in its `ModelSpec`, so that
+adding a model touches this file and its configuration YAML only. Classes are imported
+lazily so that torch loads only when a neural model is used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import import_module, resources
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 from spatiomol.models.base import ConnectivityModel, load_config
 
-#: name → (import path, fixed hyperparameters, Table-1 display name)
-MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "cge-pca": ("spatiomol.models.rules:CGEModel", {}, "CGE (PCA)"),
-    "gaussian-kernel": ("spatiomol.models.rules:GaussianKernel", {}, "Dist. Gauss. Kernel"),
-    "exp-decay": ("spatiomol.models.rules:ExponentialDecay", {}, "Dist. Exp. Decay"),
-    "cm-pca": ("spatiomol.models.bilinear:ConnectomeModel", {"features": "pca"}, "Bilinear CM (PCA)"),
-    "cm": ("spatiomol.models.bilinear:ConnectomeModel", {"features": "genes"}, "Bilinear CM"),
-    "cm-pls": ("spatiomol.models.pls:PLSBilinear", {}, "Bilinear CM (PLS)"),
-    "bilinear-lowrank": ("spatiomol.models.bilinear:BilinearLowRank", {}, "Bilinear Low-rank"),
-    "mlp": ("spatiomol.models.mlp:MLP", {"use_coords": False}, "MLP"),
-    "smt": ("spatiomol.models.smt:SMT", {"use_cls": False}, "SMT"),
-    "mlp-coords": ("spatiomol.models.mlp:MLP", {"use_coords": True}, "MLP w/ coords"),
-    "smt-cls": ("spatiomol.models.smt:SMT", {"use_cls": True}, "SMT w/ [CLS]"),
-    "mlp-coords-only": (
-        "spatiomol.models.mlp:MLP",
-        {"use_coords": True, "use_expression": False},
-        "MLP (coords only)",
-    ),
-}
+Family = Literal["rules", "linear", "nonlinear"]
+FAMILIES: tuple[str, ...] = ("rules", "linear", "nonlinear")
 
-#: the rows of Table 1, in order
-TABLE1 = [
-    "cge-pca",
-    "gaussian-kernel",
-    "exp-decay",
-    "cm-pca",
-    "cm",
-    "cm-pls",
-    "bilinear-lowrank",
-    "mlp",
-    "smt",
-    "mlp-coords",
-    "smt-cls",
-]
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the package knows about one registry model.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"mlp-coords"``).
+    estimator : str
+        ``"module:Class"`` of its `ConnectivityModel`.
+    display : str
+        Name in tables and figures (the paper's Table 1 / 3 row name).
+    family : {"rules", "linear", "nonlinear"}
+        Distance/CGE rules, bilinear (linear in the features of each region), or neural.
+    reads_expression, reads_coords : bool
+        Which region features the fitted model uses. A model that reads no expression
+        gets no null or permuted runs (swapping expression cannot change it).
+    table1 : bool
+        Whether it is a row of the paper's Table 1 (the ``models: table1`` shorthand).
+    fixed : mapping
+        Hyperparameters that define the variant; they override any user value.
+    """
+
+    name: str
+    estimator: str
+    display: str
+    family: Family
+    reads_expression: bool
+    reads_coords: bool
+    table1: bool = True
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"model {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")
+        object.__setattr__(self, "fixed", MappingProxyType(dict(self.fixed)))
+
+    @property
+    def cls(self) -> type[ConnectivityModel]:
+        module, _, cls = self.estimator.partition(":")
+        return getattr(import_module(module), cls)
+
+
+def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
+    return {s.name: s for s in specs}
+
+
+_RULES, _BILINEAR, _MLP, _SMT = (
+    "spatiomol.models.rules",
+    "spatiomol.models.bilinear",
+    "spatiomol.models.mlp:MLP",
+    "spatiomol.models.smt:SMT",
+)
+_GENES, _COORDS, _BOTH = (
+    {"reads_expression": True, "reads_coords": False},
+    {"reads_expression": False, "reads_coords": True},
+    {"reads_expression": True, "reads_coords": True},
+)
+
+#: every model, in the order of the paper's Table 1 (then Table 3's extra rows)
+MODELS: dict[str, ModelSpec] = _specs(
+    ModelSpec("cge-pca", f"{_RULES}:CGEModel", "CGE (PCA)", "rules", **_GENES),
+    ModelSpec("gaussian-kernel", f"{_RULES}:GaussianKernel", "Dist. Gauss. Kernel", "rules", **_COORDS),
+    ModelSpec("exp-decay", f"{_RULES}:ExponentialDecay", "Dist. Exp. Decay", "rules", **_COORDS),
+    ModelSpec(
+        "cm-pca", f"{_BILINEAR}:ConnectomeModel", "Bilinear CM (PCA)", "linear", **_GENES, fixed={"features": "pca"}
+    ),
+    ModelSpec("cm", f"{_BILINEAR}:ConnectomeModel", "Bilinear CM", "linear", **_GENES, fixed={"features": "genes"}),
+    ModelSpec("cm-pls", "spatiomol.models.pls:PLSBilinear", "Bilinear CM (PLS)", "linear", **_GENES),
+    ModelSpec("bilinear-lowrank", f"{_BILINEAR}:BilinearLowRank", "Bilinear Low-rank", "linear", **_GENES),
+    ModelSpec("mlp", _MLP, "MLP", "nonlinear", **_GENES, fixed={"use_coords": False}),
+    ModelSpec("smt", _SMT, "SMT", "nonlinear", **_GENES, fixed={"use_cls": False}),
+    ModelSpec("mlp-coords", _MLP, "MLP w/ coords", "nonlinear", **_BOTH, fixed={"use_coords": True}),
+    ModelSpec("smt-cls", _SMT, "SMT w/ [CLS]", "nonlinear", **_BOTH, fixed={"use_cls": True}),
+    ModelSpec(
+        "mlp-coords-only",
+        _MLP,
+        "MLP (coords only)",
+        "nonlinear",
+        **_COORDS,
+        table1=False,
+        fixed={"use_coords": True, "use_expression": False},
+    ),
+)
+
+
+def spec(name: str) -> ModelSpec:
+    """The `ModelSpec` of ``name``; ValueError naming the known models otherwise."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+
+
+def names(*, family: str | None = None, table1: bool | None = None) -> list[str]:
+    """Registry names in registry order, optionally only one ``family`` or only Table 1 rows."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+    return [
+        s.name
+        for s in MODELS.values()
+        if (family is None or s.family == family) and (table1 is None or s.table1 == table1)
+    ]
+
+
+def table1() -> list[str]:
+    """The rows of the paper's Table 1, in order."""
+    return names(table1=True)
 
 
 def model_class(name: str) -> type[ConnectivityModel]:
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    module, _, cls = MODELS[name][0].partition(":")
-    return getattr(import_module(module), cls)
+    return spec(name).cls
 
 
 def fixed_params(name: str) -> dict[str, Any]:
-    return dict(MODELS[name][1])
+    return dict(spec(name).fixed)
 
 
 def display_name(name: str) -> str:
-    return MODELS[name][2]
+    """Table name of a registry model; any other label is returned unchanged."""
+    return MODELS[name].display if name in MODELS else name
 
 
 def variant_config(name: str) -> dict[str, Any]:
@@ -99,3 +180,7 @@ def search_space(name: str) -> tuple[dict[str, Any], dict[str, list]]:
     default = {**cfg["default"], **fixed}
     grid = {k: v for k, v in cfg["grid"].items() if k not in fixed}
     return default, grid
+
+
+#: the rows of Table 1, in order (derived from the specs)
+TABLE1: list[str] = table1()
