@@ -34,7 +34,8 @@ import numpy as np
 from spatiomol.data.datasets import load_dataset
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.evaluation.splits import make_splits
-from spatiomol.models.bilinear import ConnectomeModel, training_target_matrix
+from spatiomol.models.base import training_target_matrix
+from spatiomol.models.bilinear import ConnectomeModel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cm.md"
 

@@ -233,21 +233,19 @@ def test_sample_configs_uniform_over_grid_and_huge_grids():
 
 def test_refit_uses_the_epoch_count_early_stopping_chose(brain):
     """An early-stopped model is refitted on all training regions for its validated epoch count."""
-    from spatiomol.models.bilinear import BilinearLowRank
+    from spatiomol.models.lowrank import BilinearLowRank
 
     split = make_splits(brain, "random", n_repeats=1, seed=2)[0]
-    model, params, table = select_and_fit(
-        "bilinear-lowrank", brain, split, n_configs=3, seed=0, n_epochs=400, patience=5
-    )
+    model, params, table = select_and_fit("bilinear-lowrank", brain, split, n_configs=3, seed=0, epochs=400, patience=5)
     chosen_row = table.loc[table["chosen"]].iloc[0]
-    inner = BilinearLowRank(**{**json.loads(chosen_row["params"]), "n_epochs": 400, "patience": 5})
+    inner = BilinearLowRank(**{**json.loads(chosen_row["params"]), "epochs": 400, "patience": 5})
     from spatiomol.evaluation.splits import inner_validation
     from spatiomol.evaluation.tuning import _inner_seed
 
     inner_train, val = inner_validation(brain, split.train, split.kind, fraction=0.2, seed=_inner_seed(0, split))
     inner.fit(brain, inner_train, val_regions=val)
     assert inner.best_epoch_ + 1 < 400  # early stopping acted
-    assert params["n_epochs"] == inner.best_epoch_ + 1 == model.n_epochs
+    assert params["epochs"] == inner.best_epoch_ + 1 == model.epochs
     assert len(model.history_["train"]) == inner.best_epoch_ + 1 and not model.history_["val"]
 
 
@@ -255,12 +253,12 @@ def test_model_params_reach_the_models_own_seed(brain):
     """`seed` selects candidates; a model's own `seed` is fixed through `model_params`."""
     split = make_splits(brain, "random", n_repeats=1, seed=2)[0]
     model, params, table = select_and_fit(
-        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 7, "n_epochs": 20, "rank": 10}
+        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 7, "epochs": 20, "rank": 10}
     )
     assert model.seed == 7 and params["seed"] == 7
     assert all(json.loads(p)["seed"] == 7 for p in table["params"])
     other, _, other_table = select_and_fit(
-        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 8, "n_epochs": 20, "rank": 10}
+        "bilinear-lowrank", brain, split, n_configs=3, seed=0, model_params={"seed": 8, "epochs": 20, "rank": 10}
     )
     # same candidates (chosen by `seed`; the default + 3 sampled), different initialisation
     # (rank fixed so that the two winners' factor matrices have the same shape)

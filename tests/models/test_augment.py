@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from spatiomol.data.brain import STRONG_EDGE_R
 from spatiomol.data.synthetic import make_synthetic_brain
-from spatiomol.models.augment import (
-    AUG_STYLES,
-    STRONG_EDGE_THRESHOLD,
-    TargetAugmenter,
-    augmentation_probability,
-)
+from spatiomol.models.augment import AUG_STYLES, TargetAugmenter, augmentation_probability
 from spatiomol.models.registry import make_model
 
 torch.set_num_threads(1)
@@ -97,7 +93,7 @@ def test_replacement_uses_subject_values(stack_brain):
 def test_curriculum_swap_draws_strong_edges(stack_brain):
     augmenter, i, j = _augmenter(stack_brain, "curriculum_swap_constant", p=1.0)
     y = stack_brain.targets(i, j)
-    strong = np.flatnonzero(np.abs(y) > STRONG_EDGE_THRESHOLD)
+    strong = np.flatnonzero(np.abs(y) > STRONG_EDGE_R)
     assert 0 < strong.size < len(y)
     rng = np.random.default_rng(5)
     new_pos, targets, augmented = augmenter(np.arange(64), y[:64], 0, rng)

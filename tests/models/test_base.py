@@ -3,6 +3,8 @@
 - Fitting reads no target outside the training (and validation) regions: poisoning every
   other connectome entry and subject value leaves predictions bit-identical.
 - Genes are matched by name: a brain with its genes in another order predicts the same.
+- The registry's record of what a model reads (expression, coordinates) is what the
+  fitted model actually reads.
 - Region indices are checked: negative, out-of-range or fractional indices are errors,
   not silent wrap-around or truncation.
 - Non-finite training targets are a clear error.
@@ -48,7 +50,7 @@ TINY = {
         aug_prob=0.3,
         aug_style="curriculum_swap_constant",
     ),
-    "bilinear-lowrank": dict(n_epochs=30),
+    "bilinear-lowrank": dict(epochs=30),
     "cm-pca": dict(n_components=5),
     "cm-pls": dict(n_components=3),
     "cge-pca": dict(n_components=5),
@@ -82,7 +84,29 @@ def test_fit_reads_no_target_outside_its_regions(brain, name):
     np.testing.assert_array_equal(clean, dirty)
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS if make_model(n).uses_expression])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_spec_states_what_the_fitted_model_reads(brain, name):
+    """`ModelSpec.reads_expression` / `reads_coords` agree with the fitted model: giving
+    each region another region's expression row (or centroid) changes its predictions
+    if and only if the spec says the model reads it (centroids are permuted, not shifted:
+    a shift leaves every distance, and so the distance rules, unchanged)."""
+    spec = MODELS[name]
+    fitted = model(name).fit(brain, np.arange(18))
+    assert fitted._reads_expression() is spec.reads_expression
+    i, j = brain.pairs()
+    permutation = np.random.default_rng(0).permutation(brain.n_regions)
+    moved = brain.regions.copy()
+    moved[["x", "y", "z"]] = brain.coords[permutation]
+    reference = fitted.predict(brain, i, j)
+    for reads, other in (
+        (spec.reads_expression, brain.permute_expression(permutation)),
+        (spec.reads_coords, brain.replace(regions=moved)),
+    ):
+        change = np.abs(fitted.predict(other, i, j) - reference).max()
+        assert change > 1e-6 if reads else change == 0.0
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if MODELS[n].reads_expression])
 def test_genes_are_matched_by_name_not_position(brain, name):
     fitted = model(name).fit(brain, np.arange(18))
     i, j = brain.pairs(np.arange(18, 24))

@@ -14,7 +14,8 @@ import pytest
 
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.models import registry
-from spatiomol.models.bilinear import BilinearClosedForm, BilinearLowRank, ConnectomeModel
+from spatiomol.models.bilinear import BilinearClosedForm, ConnectomeModel
+from spatiomol.models.lowrank import BilinearLowRank
 
 BASELINES = ["cge-pca", "gaussian-kernel", "exp-decay", "cm-pca", "cm", "cm-pls", "bilinear-lowrank"]
 
@@ -167,7 +168,7 @@ def test_predictions_never_use_test_targets_and_are_symmetric(bilinear_brain, bi
 
 def test_low_rank_recovers_planted_rule_and_is_seeded(bilinear_brain, bilinear_split):
     i, j = bilinear_brain.pairs(bilinear_split.test)
-    fits = [BilinearLowRank(rank=3, n_epochs=600, seed=7).fit(bilinear_brain, bilinear_split.train) for _ in range(2)]
+    fits = [BilinearLowRank(rank=3, epochs=600, seed=7).fit(bilinear_brain, bilinear_split.train) for _ in range(2)]
     pred = fits[0].predict(bilinear_brain, i, j)
     assert np.corrcoef(pred, bilinear_brain.targets(i, j))[0, 1] > 0.95
     np.testing.assert_array_equal(pred, fits[1].predict(bilinear_brain, i, j))
@@ -178,7 +179,7 @@ def test_low_rank_recovers_planted_rule_and_is_seeded(bilinear_brain, bilinear_s
 
 def test_low_rank_early_stopping_keeps_best_validation_epoch(bilinear_brain, bilinear_split):
     train, val = bilinear_split.train[:45], bilinear_split.train[45:]
-    model = BilinearLowRank(rank=3, n_epochs=400, patience=30, seed=0).fit(bilinear_brain, train, val)
+    model = BilinearLowRank(rank=3, epochs=400, patience=30, seed=0).fit(bilinear_brain, train, val)
     val_curve = np.array(model.history_["val"])
     assert model.best_epoch_ == int(np.argmin(val_curve))
     vi, vj = bilinear_brain.pairs(val)

@@ -55,7 +55,7 @@ def test_predictions_symmetric_and_deterministic(brain):
 
 def test_coordinates_only_variant_ignores_expression(brain):
     model = make_model("mlp-coords-only", **TINY).fit(brain, np.arange(16))
-    assert model.uses_expression is False
+    assert model._reads_expression() is False
     i, j = brain.pairs(np.arange(16, 24))
     null = brain.permute_expression(np.random.default_rng(0).permutation(24))
     np.testing.assert_array_equal(model.predict(brain, i, j), model.predict(null, i, j))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from spatiomol.data.synthetic import make_synthetic_brain
-from spatiomol.models.bilinear import BilinearLowRank
+from spatiomol.models.lowrank import BilinearLowRank
 from spatiomol.models.registry import make_model
 
 NEURAL = {

@@ -1,4 +1,4 @@
-"""PLS encoder + closed-form bilinear decoder ("Bilinear CM (PLS)").
+"""PLS encoder + closed-form bilinear decoder: the Connectome Model on PLS features ("cm-pls").
 
 References: `sklearn.cross_decomposition.PLSRegression` fitted independently, the
 Kronecker ridge solved directly on the resulting embeddings, the planted bilinear rule,
@@ -13,7 +13,6 @@ from sklearn.cross_decomposition import PLSRegression
 
 from spatiomol.models import registry
 from spatiomol.models.bilinear import ConnectomeModel
-from spatiomol.models.pls import PLSBilinear
 
 
 def training_block(bilinear_brain, train):
@@ -34,12 +33,14 @@ def test_pls_bilinear_recovers_planted_rule(bilinear_brain, bilinear_split):
 
 def test_embeddings_equal_sklearn_pls_and_decoder_equals_kronecker(bilinear_brain, bilinear_split):
     k, lam = 4, 0.3
-    model = PLSBilinear(n_components=k, alpha=lam, alpha_scale="absolute").fit(bilinear_brain, bilinear_split.train)
+    model = ConnectomeModel(features="pls", n_components=k, alpha=lam, alpha_scale="absolute").fit(
+        bilinear_brain, bilinear_split.train
+    )
     reference = PLSRegression(n_components=k, scale=True, max_iter=1000).fit(
         bilinear_brain.X[bilinear_split.train], training_block(bilinear_brain, bilinear_split.train)
     )
     np.testing.assert_allclose(
-        model.embed(bilinear_brain, np.arange(80)), reference.transform(bilinear_brain.X), atol=1e-8
+        model.region_features(bilinear_brain, np.arange(80)), reference.transform(bilinear_brain.X), atol=1e-8
     )
 
     T = reference.transform(bilinear_brain.X[bilinear_split.train])
@@ -53,16 +54,10 @@ def test_embeddings_equal_sklearn_pls_and_decoder_equals_kronecker(bilinear_brai
     np.testing.assert_allclose(model.interaction_matrix(), O, atol=1e-6)
 
 
-def test_connectome_model_pls_features_is_the_same_model(bilinear_brain, bilinear_split):
-    a = PLSBilinear(n_components=6, alpha=0.1).fit(bilinear_brain, bilinear_split.train)
-    b = ConnectomeModel(features="pls", n_components=6, alpha=0.1).fit(bilinear_brain, bilinear_split.train)
-    i, j = bilinear_brain.pairs()
-    np.testing.assert_allclose(a.predict(bilinear_brain, i, j), b.predict(bilinear_brain, i, j), atol=1e-12)
-    assert a.n_parameters_ == b.n_parameters_
-
-
 def test_pls_components_are_validated(bilinear_brain, bilinear_split):
     with pytest.raises(ValueError, match="n_components"):
-        PLSBilinear(n_components=2.5).fit(bilinear_brain, bilinear_split.train)
-    model = PLSBilinear(n_components=500).fit(bilinear_brain, bilinear_split.train)  # clipped to what data allow
+        registry.make_model("cm-pls", n_components=2.5).fit(bilinear_brain, bilinear_split.train)
+    model = registry.make_model("cm-pls", n_components=500).fit(
+        bilinear_brain, bilinear_split.train
+    )  # clipped to what data allow
     assert model.feature_map_.n_features_ == 20

@@ -77,7 +77,7 @@ def test_distance_rules_ignore_expression():
     split = first_split(brain)
     i, j = split.test_pairs()
     for cls in (ExponentialDecay, GaussianKernel):
-        assert not cls.uses_expression
+        assert not cls()._reads_expression()
         a = cls().fit(brain, split.train).predict(brain, i, j)
         np.testing.assert_array_equal(a, cls().fit(null, split.train).predict(null, i, j))
 

@@ -13,6 +13,7 @@ from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.models.mlp import MLP
 from spatiomol.models.registry import make_model
 from spatiomol.models.training import (
+    EarlyStopping,
     TrainingSettings,
     random_batches,
     region_block_batches,
@@ -96,6 +97,23 @@ def test_early_stopping_restores_the_best_epoch():
     # ReduceLROnPlateau(factor 0.5): the learning rate only ever halves
     ratios = np.array(history.learning_rate[1:]) / np.array(history.learning_rate[:-1])
     assert set(np.round(ratios, 6)) <= {1.0, 0.5}
+
+
+def test_early_stopping_tracker_on_a_hand_worked_curve():
+    """Losses 3, 2, 2.5, 1, 1, nan, 1.5 with patience 3: best epoch 3 (a tie or a NaN is no
+    improvement), stop once epochs 4, 5 and 6 have not improved; only improvements snapshot."""
+    tracker = EarlyStopping(patience=3)
+    snapshots = []
+    stops = []
+    for epoch, loss in enumerate([3.0, 2.0, 2.5, 1.0, 1.0, math.nan, 1.5]):
+        improved = tracker.update(epoch, loss, lambda epoch=epoch: snapshots.append(epoch) or f"weights@{epoch}")
+        assert improved == (epoch in (0, 1, 3))
+        stops.append(tracker.should_stop)
+    assert stops == [False] * 6 + [True]
+    assert (tracker.best_epoch, tracker.best_loss, tracker.best_state) == (3, 1.0, "weights@3")
+    assert snapshots == [0, 1, 3]
+    with pytest.raises(ValueError, match="patience must be a positive integer"):
+        EarlyStopping(patience=0)
 
 
 def test_plateau_without_validation_is_constant_and_noted():

@@ -22,14 +22,12 @@ import pandas as pd
 import scipy.linalg
 import scipy.stats
 
-from spatiomol.data.brain import Brain
+from spatiomol.data.brain import STRONG_EDGE_R, Brain
 
 #: a stratum with fewer edges than this reports NaN instead of a correlation
 MIN_STRATUM_EDGES = 10
 #: distance bins (mm): short < 60 <= mid < 120 <= long (paper A.2: thirds of 180 mm)
 DISTANCE_BINS_MM = (60.0, 120.0)
-#: strength threshold on the Pearson-r scale: strong positive > 0.3, strong negative < -0.3
-STRENGTH_THRESHOLD_R = 0.3
 #: eigenvalue floor of the connectome matrices before the geodesic (Venkatesh et al. 2020)
 EIGENVALUE_FLOOR = 1e-3
 #: reporting order of networks (Yeo 7 in the Schaefer order, then non-cortical); others follow
@@ -249,9 +247,9 @@ def stratum_masks(brain: Brain, i: np.ndarray, j: np.ndarray) -> dict[str, np.nd
         "distance:long": d >= long_,
         "hemisphere:intra": lateral & (hi == hj),
         "hemisphere:inter": lateral & (hi != hj),
-        "strength:strong-positive": y > STRENGTH_THRESHOLD_R,
-        "strength:strong-negative": y < -STRENGTH_THRESHOLD_R,
-        "strength:weak": (y >= -STRENGTH_THRESHOLD_R) & (y <= STRENGTH_THRESHOLD_R),
+        "strength:strong-positive": y > STRONG_EDGE_R,
+        "strength:strong-negative": y < -STRONG_EDGE_R,
+        "strength:weak": (y >= -STRONG_EDGE_R) & (y <= STRONG_EDGE_R),
     }
     network = brain.network.astype(str)
     for name in _network_order(network):

@@ -9,8 +9,9 @@ population mean ``Y``:
   a subject drawn at random, independently for each edge;
 - curriculum-swap styles (``curriculum_swap_constant``,
   ``curriculum_swap_linear_decay``): the batch itself is swapped for a batch of *strong*
-  training edges (``|y| > theta`` in the population mean, ``theta = 0.3``), drawn
-  uniformly with replacement, whose targets are subject-level values as above.
+  training edges (``|y| > theta`` in the population mean, ``theta`` =
+  `spatiomol.data.brain.STRONG_EDGE_R` = 0.3), drawn uniformly with replacement, whose
+  targets are subject-level values as above.
 
 Evaluation (validation loss, test metrics) is always against the population mean.
 Only targets change; inputs (expression, coordinates) are never touched.
@@ -39,6 +40,8 @@ import logging
 
 import numpy as np
 
+from spatiomol.data.brain import STRONG_EDGE_R
+
 logger = logging.getLogger(__name__)
 _already_warned: set[str] = set()
 
@@ -50,9 +53,6 @@ def _log_off(note: str) -> None:
     _already_warned.add(note)
     logger.log(level, note)
 
-
-#: strong-edge threshold of the curriculum-swap styles (population-mean target units)
-STRONG_EDGE_THRESHOLD = 0.3
 
 AUG_STYLES = (
     "none",
@@ -128,7 +128,8 @@ class TargetAugmenter:
     n_epochs : int
         Length ``E`` of the schedule.
     theta : float
-        Strong-edge threshold of the curriculum-swap styles (default 0.3).
+        Strong-edge threshold of the curriculum-swap styles (default
+        `spatiomol.data.brain.STRONG_EDGE_R`, 0.3).
 
     Attributes
     ----------
@@ -150,7 +151,7 @@ class TargetAugmenter:
         aug_prob: float,
         aug_style: str,
         n_epochs: int,
-        theta: float = STRONG_EDGE_THRESHOLD,
+        theta: float = STRONG_EDGE_R,
     ) -> None:
         self.style = canonical_style(aug_style)
         if not 0.0 <= aug_prob <= 1.0:

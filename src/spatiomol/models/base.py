@@ -39,8 +39,6 @@ class ConnectivityModel(BaseEstimator):
 
     #: name of the YAML file in ``spatiomol/models/configs`` holding default and grid
     config_name: ClassVar[str] = ""
-    #: whether the model reads expression / coordinates (used by reports and null runs)
-    uses_expression: ClassVar[bool] = True
 
     # ---------------------------------------------------------------- config
     @classmethod
@@ -50,10 +48,6 @@ class ConnectivityModel(BaseEstimator):
     @classmethod
     def default_params(cls) -> dict[str, Any]:
         return dict(cls.config()["default"])
-
-    @classmethod
-    def param_grid(cls) -> dict[str, list]:
-        return dict(cls.config()["grid"])
 
     # ------------------------------------------------------------- interface
     def fit(
@@ -85,7 +79,7 @@ class ConnectivityModel(BaseEstimator):
         j = check_regions(brain, j, "j")
         if i.shape != j.shape:
             raise ValueError("i and j must have the same shape")
-        if self.uses_expression and hasattr(self, "genes_"):
+        if self._reads_expression() and hasattr(self, "genes_"):
             brain = self._align_genes(brain)
         return np.asarray(self._predict_pairs(brain, i, j), dtype=np.float64)
 
@@ -126,6 +120,15 @@ class ConnectivityModel(BaseEstimator):
         return {}
 
     # ----------------------------------------------------- for subclasses
+    def _reads_expression(self) -> bool:
+        """Whether this instance reads ``brain.X`` (then `predict` matches genes by name).
+
+        An instance-level fact (the MLP reads expression or not depending on
+        ``use_expression``). What a registry variant reads is stated once, in
+        `spatiomol.models.registry.ModelSpec`; a test checks that the two agree.
+        """
+        return True
+
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
         raise NotImplementedError
 
@@ -163,3 +166,44 @@ def check_regions(brain: Brain, regions: np.ndarray, field: str) -> np.ndarray:
             f"got values from {arr.min()} to {arr.max()}"
         )
     return arr
+
+
+def check_expression(brain: Brain, regions: np.ndarray, role: str) -> np.ndarray:
+    """Expression rows of ``regions``; a clear error if any is missing (NaN).
+
+    Returns
+    -------
+    (len(regions), n_genes) float64 array
+    """
+    X = np.asarray(brain.X[regions], dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad.size:
+        labels = [str(brain.labels[regions[k]]) for k in bad[:5]]
+        raise ValueError(
+            f"brain {brain.name!r}: field X has missing (NaN/inf) expression for {bad.size} "
+            f"{role} region(s), e.g. {labels}; expected complete rows "
+            "(impute first, see spatiomol.data.impute)"
+        )
+    return X
+
+
+def training_target_matrix(brain: Brain, train: np.ndarray) -> tuple[np.ndarray, float]:
+    """Training block of ``Y`` with the diagonal filled by the mean off-diagonal target.
+
+    Returns
+    -------
+    Y_train : (n_train, n_train) float64 array, symmetric
+    mean_offdiag : float
+        Mean target over the training edges (target units).
+    """
+    Y = np.asarray(brain.Y[np.ix_(train, train)], dtype=np.float64)
+    iu = np.triu_indices(len(train), k=1)
+    if not np.isfinite(Y[iu]).all():
+        raise ValueError(
+            f"brain {brain.name!r}: field Y has non-finite values among the training edges; "
+            "expected finite connectivity values"
+        )
+    Y = 0.5 * (Y + Y.T)
+    mean_offdiag = float(Y[iu].mean())
+    np.fill_diagonal(Y, mean_offdiag)
+    return Y, mean_offdiag

@@ -1,7 +1,20 @@
-"""Bilinear baselines: the Connectome Model (closed form) and the low-rank bilinear model.
+"""The Connectome Model: closed-form bilinear regression on region features (paper §2.2, App. A.3, A.4).
 
-Both predict ``Y_ij`` from the expression of regions ``i`` and ``j`` through a bilinear
-form ``f_iᵀ O f_j`` of region features ``f`` (paper §2.2, App. A.3, A.4).
+It predicts ``Y_ij`` from the expression of regions ``i`` and ``j`` through a bilinear
+form ``f_iᵀ O f_j`` of region features ``f``: the standardized genes (registry ``cm``),
+their PCA scores (``cm-pca``) or PLS x-scores (``cm-pls``, the paper's "PLS-based
+encoder-decoder"). The low-rank bilinear model trained by gradient descent is
+`spatiomol.models.lowrank.BilinearLowRank`.
+
+PLS features
+------------
+``features="pls"`` fits `sklearn.cross_decomposition.PLSRegression` on the training
+regions: inputs the training expression (n_train × g), outputs the training block of the
+connectome (n_train × n_train: each region's connectivity profile to the other training
+regions, its diagonal filled with the mean off-diagonal training target). Region features
+are the x-scores ``t = x̃ W*`` (``x̃``: expression centred and scaled with training
+statistics, ``W*``: ``x_rotations_``), available for any region; ``standardize`` plays no
+part (PLS always scales). The decoder is the same closed form as for genes or PCA.
 
 Features and the offset
 -----------------------
@@ -52,52 +65,10 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from spatiomol.data.brain import Brain
-from spatiomol.models.base import ConnectivityModel
+from spatiomol.models.base import ConnectivityModel, check_expression, training_target_matrix
 
 PENALTIES = ("frobenius", "paper")
 DIAGONAL_FILLS = ("mean", "em")
-
-
-# --------------------------------------------------------------------------- helpers
-def check_expression(brain: Brain, regions: np.ndarray, role: str) -> np.ndarray:
-    """Expression rows of ``regions``; a clear error if any is missing (NaN).
-
-    Returns
-    -------
-    (len(regions), n_genes) float64 array
-    """
-    X = np.asarray(brain.X[regions], dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
-    if bad.size:
-        labels = [str(brain.labels[regions[k]]) for k in bad[:5]]
-        raise ValueError(
-            f"brain {brain.name!r}: field X has missing (NaN/inf) expression for {bad.size} "
-            f"{role} region(s), e.g. {labels}; expected complete rows "
-            "(impute first, see spatiomol.data.impute)"
-        )
-    return X
-
-
-def training_target_matrix(brain: Brain, train: np.ndarray) -> tuple[np.ndarray, float]:
-    """Training block of ``Y`` with the diagonal filled by the mean off-diagonal target.
-
-    Returns
-    -------
-    Y_train : (n_train, n_train) float64 array, symmetric
-    mean_offdiag : float
-        Mean target over the training edges (target units).
-    """
-    Y = np.asarray(brain.Y[np.ix_(train, train)], dtype=np.float64)
-    iu = np.triu_indices(len(train), k=1)
-    if not np.isfinite(Y[iu]).all():
-        raise ValueError(
-            f"brain {brain.name!r}: field Y has non-finite values among the training edges; "
-            "expected finite connectivity values"
-        )
-    Y = 0.5 * (Y + Y.T)
-    mean_offdiag = float(Y[iu].mean())
-    np.fill_diagonal(Y, mean_offdiag)
-    return Y, mean_offdiag
 
 
 def _relative_lambda(alpha: float, alpha_scale: str, penalty: str, mean_sq: float) -> float:
@@ -113,8 +84,8 @@ def _relative_lambda(alpha: float, alpha_scale: str, penalty: str, mean_sq: floa
 class BilinearClosedForm:
     """Ridge-penalized bilinear regression ``Y ≈ F O Fᵀ`` solved through the SVD of ``F``.
 
-    Not an estimator on a `Brain`: the numerical core shared by `ConnectomeModel` and
-    `spatiomol.models.pls.PLSBilinear`.
+    Not an estimator on a `Brain`: the numerical core of `ConnectomeModel`, whatever its
+    features.
 
     Parameters
     ----------
@@ -197,7 +168,6 @@ class BilinearClosedForm:
             self.intercept_value_ = 0.0
         self._shrink = self._shrinkage(s, penalized)
         self.basis_ = V
-        self.singular_values_ = s
         self.core_ = self._solve(U, Y)
         self.n_iter_ = 0
         if self.diagonal == "em":
@@ -235,11 +205,6 @@ class BilinearClosedForm:
         if self.intercept:
             P = np.column_stack([P, np.full(P.shape[0], self.intercept_value_)])
         return P
-
-    def predict_pairs(self, Fi: np.ndarray, Fj: np.ndarray) -> np.ndarray:
-        """``f_iᵀ O f_j`` for rows of ``Fi`` and ``Fj`` (both (k, d)), shape (k,)."""
-        Pi, Pj = self.project(Fi), self.project(Fj)
-        return np.einsum("kb,kb->k", Pi @ self.core_, Pj)
 
     def interaction_matrix(self) -> np.ndarray:
         """The full ``O`` ((d + intercept) × (d + intercept)); the constant feature comes last."""
@@ -397,185 +362,3 @@ class ConnectomeModel(ConnectivityModel):
         Q = P @ self.solver_.core_  # per region, then one dot product per pair
         a, b = inverse[: i.size], inverse[i.size :]
         return np.einsum("kb,kb->k", Q[a], P[b])
-
-
-# ----------------------------------------------------------- low-rank bilinear
-class BilinearLowRank(ConnectivityModel):
-    """Low-rank bilinear model ``ŷ_ij = b + z_iᵀ z_j`` with ``z = x̃ E + e₀`` (Qiao; App. A.3).
-
-    ``x̃`` is expression standardized with training statistics and divided by ``√g`` (so
-    every region's feature vector has unit mean square whatever the gene count; this fixes
-    the scale of ``E`` for the optimizer). ``E`` (g × k) is ridge-penalized; the embedding
-    bias ``e₀`` (k) and the offset ``b`` are not — with them the model expresses exactly
-    ``(x − m) W (x − m)ᵀ`` for any centre ``m`` and PSD rank-k ``W``. Symmetric by
-    construction.
-
-    Training: full-batch AdamW (PyTorch, CPU) on the mean squared error over training
-    edges (i < j) plus ``lam · ‖E‖²_F``; with ``val_regions`` the parameters of the epoch
-    with the lowest validation MSE are kept and training stops after ``patience`` epochs
-    without improvement.
-
-    Parameters
-    ----------
-    rank : int
-        Embedding dimension ``k``.
-    lam : float
-        Ridge on ``E`` (on the √g-normalized feature scale).
-    learning_rate, weight_decay : float
-        AdamW step size and decoupled weight decay (on ``E`` only).
-    n_epochs, patience : int
-    init_scale : float
-        SD of the initial ``E`` entries.
-    dtype : {"float32", "float64"}
-    device : str
-        Torch device ("cpu").
-    seed : int
-        Seed of the `torch.Generator` for the initialization.
-
-    Attributes
-    ----------
-    E_ : (g, k) array, bias_ : (k,) array, offset_ : float
-    history_ : dict of lists (``"train"``, ``"val"`` MSE per epoch)
-    best_epoch_ : int
-    n_parameters_ : int
-        ``g·k + k + 1``.
-    """
-
-    config_name: ClassVar[str] = "bilinear-lowrank"
-
-    def __init__(
-        self,
-        rank: int = 10,
-        lam: float = 1e-4,
-        learning_rate: float = 1e-2,
-        weight_decay: float = 0.0,
-        n_epochs: int = 500,
-        patience: int = 200,
-        init_scale: float = 0.1,
-        dtype: str = "float64",
-        device: str = "cpu",
-        seed: int = 0,
-    ) -> None:
-        self.rank = rank
-        self.lam = lam
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.n_epochs = n_epochs
-        self.patience = patience
-        self.init_scale = init_scale
-        self.dtype = dtype
-        self.device = device
-        self.seed = seed
-
-    def _features(self, X: np.ndarray) -> np.ndarray:
-        return self.scaler_.transform(X) / np.sqrt(X.shape[1])
-
-    def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
-        import torch
-
-        # The matrices are small (regions × genes × rank): one intra-op thread is fastest,
-        # and several threads contend badly on a shared CPU. Torch's setting is restored.
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            self._train(brain, train, val)
-        finally:
-            torch.set_num_threads(previous_threads)
-
-    def _train(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
-        import torch
-
-        if self.rank < 1:
-            raise ValueError(f"rank must be >= 1, got {self.rank}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        dtype = getattr(torch, self.dtype)
-        device = torch.device(self.device)
-        X_train = check_expression(brain, train, "training")
-        Y_train, mean_target = training_target_matrix(brain, train)
-        self.scaler_ = StandardScaler().fit(X_train)
-        g = X_train.shape[1]
-
-        def tensor(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(a, dtype=dtype, device=device)
-
-        # Edges are handled as matrices (Z Zᵀ masked to i < j): one GEMM per epoch
-        # instead of gathering every pair.
-        F_train = tensor(self._features(X_train))
-        Y_train_t = tensor(Y_train)
-        mask_train = torch.triu(torch.ones(len(train), len(train), dtype=torch.bool, device=device), 1)
-        if val is not None and len(val) >= 2:
-            F_val = tensor(self._features(check_expression(brain, val, "validation")))
-            Y_val_t = tensor(np.asarray(brain.Y[np.ix_(val, val)], dtype=np.float64))
-            mask_val = torch.triu(torch.ones(len(val), len(val), dtype=torch.bool, device=device), 1)
-        else:
-            F_val = None
-
-        generator = torch.Generator(device="cpu").manual_seed(int(self.seed))
-        E = torch.nn.Parameter(
-            (torch.randn(g, self.rank, generator=generator, dtype=torch.float64) * self.init_scale).to(
-                dtype=dtype, device=device
-            )
-        )
-        bias = torch.nn.Parameter(torch.zeros(self.rank, dtype=dtype, device=device))
-        offset = torch.nn.Parameter(torch.tensor(mean_target, dtype=dtype, device=device))
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": [E], "weight_decay": self.weight_decay},
-                {"params": [bias, offset], "weight_decay": 0.0},
-            ],
-            lr=self.learning_rate,
-        )
-
-        def edge_mse(F: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            Z = F @ E + bias
-            residual = (offset + Z @ Z.T - Y)[mask]
-            return torch.mean(residual**2)
-
-        history: dict[str, list[float]] = {"train": [], "val": []}
-        best = (np.inf, 0, None)
-        for epoch in range(self.n_epochs):
-            optimizer.zero_grad()
-            mse = edge_mse(F_train, Y_train_t, mask_train)
-            loss = mse + self.lam * (E**2).sum()
-            loss.backward()
-            optimizer.step()
-            history["train"].append(float(mse.detach()))
-            if F_val is not None:
-                with torch.no_grad():
-                    val_mse = float(edge_mse(F_val, Y_val_t, mask_val))
-                history["val"].append(val_mse)
-                if val_mse < best[0]:
-                    best = (val_mse, epoch, [p.detach().clone() for p in (E, bias, offset)])
-                elif epoch - best[1] >= self.patience:
-                    break
-        if best[2] is not None:
-            with torch.no_grad():
-                for p, saved in zip((E, bias, offset), best[2]):
-                    p.copy_(saved)
-            self.best_epoch_ = best[1]
-        else:
-            self.best_epoch_ = len(history["train"]) - 1
-        self.history_ = history
-        self.E_ = E.detach().cpu().numpy().astype(np.float64)
-        self.bias_ = bias.detach().cpu().numpy().astype(np.float64)
-        self.offset_ = float(offset.detach().cpu())
-        self.n_parameters_ = g * self.rank + self.rank + 1
-
-    def refit_params(self) -> dict:
-        """The early-stopped epoch count, when validation regions were used."""
-        if self.history_["val"]:
-            return {"n_epochs": int(self.best_epoch_) + 1}
-        return {}
-
-    def embed(self, brain: Brain, regions: np.ndarray) -> np.ndarray:
-        """Region embeddings ``z`` (k_regions, rank)."""
-        regions = np.asarray(regions, dtype=np.int64)
-        X = check_expression(brain, regions, "prediction")
-        return self._features(X) @ self.E_ + self.bias_
-
-    def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        regions, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
-        Z = self.embed(brain, regions)
-        a, b = inverse[: i.size], inverse[i.size :]
-        return self.offset_ + np.einsum("kr,kr->k", Z[a], Z[b])

@@ -160,8 +160,7 @@ class MLP(NeuralConnectivityModel):
         self.seed = seed
         self.verbose = verbose
 
-    @property
-    def uses_expression(self) -> bool:  # type: ignore[override]
+    def _reads_expression(self) -> bool:
         return bool(self.use_expression)
 
     def _validate(self) -> None:

@@ -67,9 +67,9 @@ def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
     return {s.name: s for s in specs}
 
 
-_RULES, _BILINEAR, _MLP, _SMT = (
+_RULES, _CM, _MLP, _SMT = (
     "spatiomol.models.rules",
-    "spatiomol.models.bilinear",
+    "spatiomol.models.bilinear:ConnectomeModel",
     "spatiomol.models.mlp:MLP",
     "spatiomol.models.smt:SMT",
 )
@@ -84,12 +84,10 @@ MODELS: dict[str, ModelSpec] = _specs(
     ModelSpec("cge-pca", f"{_RULES}:CGEModel", "CGE (PCA)", "rules", **_GENES),
     ModelSpec("gaussian-kernel", f"{_RULES}:GaussianKernel", "Dist. Gauss. Kernel", "rules", **_COORDS),
     ModelSpec("exp-decay", f"{_RULES}:ExponentialDecay", "Dist. Exp. Decay", "rules", **_COORDS),
-    ModelSpec(
-        "cm-pca", f"{_BILINEAR}:ConnectomeModel", "Bilinear CM (PCA)", "linear", **_GENES, fixed={"features": "pca"}
-    ),
-    ModelSpec("cm", f"{_BILINEAR}:ConnectomeModel", "Bilinear CM", "linear", **_GENES, fixed={"features": "genes"}),
-    ModelSpec("cm-pls", "spatiomol.models.pls:PLSBilinear", "Bilinear CM (PLS)", "linear", **_GENES),
-    ModelSpec("bilinear-lowrank", f"{_BILINEAR}:BilinearLowRank", "Bilinear Low-rank", "linear", **_GENES),
+    ModelSpec("cm-pca", _CM, "Bilinear CM (PCA)", "linear", **_GENES, fixed={"features": "pca"}),
+    ModelSpec("cm", _CM, "Bilinear CM", "linear", **_GENES, fixed={"features": "genes"}),
+    ModelSpec("cm-pls", _CM, "Bilinear CM (PLS)", "linear", **_GENES, fixed={"features": "pls"}),
+    ModelSpec("bilinear-lowrank", "spatiomol.models.lowrank:BilinearLowRank", "Bilinear Low-rank", "linear", **_GENES),
     ModelSpec("mlp", _MLP, "MLP", "nonlinear", **_GENES, fixed={"use_coords": False}),
     ModelSpec("smt", _SMT, "SMT", "nonlinear", **_GENES, fixed={"use_cls": False}),
     ModelSpec("mlp-coords", _MLP, "MLP w/ coords", "nonlinear", **_BOTH, fixed={"use_coords": True}),

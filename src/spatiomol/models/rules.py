@@ -21,8 +21,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from spatiomol.data.brain import Brain
-from spatiomol.models.base import ConnectivityModel
-from spatiomol.models.bilinear import check_expression
+from spatiomol.models.base import ConnectivityModel, check_expression
 
 _GRID_POINTS = 60
 
@@ -73,7 +72,6 @@ class ExponentialDecay(ConnectivityModel):
     """
 
     config_name: ClassVar[str] = "exp-decay"
-    uses_expression: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -88,6 +86,9 @@ class ExponentialDecay(ConnectivityModel):
         self.sa_inf_max = sa_inf_max
         self.sa_lambda_min_mm = sa_lambda_min_mm
         self.sa_lambda_max_mm = sa_lambda_max_mm
+
+    def _reads_expression(self) -> bool:  # distance only
+        return False
 
     @staticmethod
     def curve(d: np.ndarray, sa_inf: float, sa_lambda: float) -> np.ndarray:
@@ -176,11 +177,13 @@ class GaussianKernel(ConnectivityModel):
     """
 
     config_name: ClassVar[str] = "gaussian-kernel"
-    uses_expression: ClassVar[bool] = False
 
     def __init__(self, sigma_min_mm: float = 1.0, sigma_max_mm: float = 500.0) -> None:
         self.sigma_min_mm = sigma_min_mm
         self.sigma_max_mm = sigma_max_mm
+
+    def _reads_expression(self) -> bool:  # distance only
+        return False
 
     @staticmethod
     def kernel(d: np.ndarray, sigma: float) -> np.ndarray:

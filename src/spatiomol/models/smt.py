@@ -41,7 +41,6 @@ equality in tests and for the throughput benchmark (``benchmarks/smt_throughput.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -52,12 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from spatiomol.data.brain import Brain
+from spatiomol.data.genome import GENE_ORDERS, order_genes
 from spatiomol.models.mlp import hidden_block
 from spatiomol.models.training import NeuralConnectivityModel, seeded_torch
-
-logger = logging.getLogger(__name__)
-
-GENE_ORDERS = ("as_given", "tss", "random", "mean_expression")
 
 
 # ------------------------------------------------------------------ ALiBi
@@ -464,15 +460,6 @@ class SMT(NeuralConnectivityModel):
         self._validate()
         if self.gene_order == "as_given":
             return brain, ["genes tokenised in the brain's given order (gene_order='as_given')"]
-        try:
-            from spatiomol.data.genome import order_genes
-        except ImportError:
-            note = (
-                f"gene_order={self.gene_order!r} requested but spatiomol.data.genome is unavailable: "
-                "genes tokenised in the brain's given order"
-            )
-            logger.warning(note)
-            return brain, [note]
         ordered = order_genes(brain.subset_regions(train), self.gene_order, seed=int(self.seed))
         report = ordered.provenance.get("gene_order", "")
         return brain.select_genes(list(ordered.genes)), [

@@ -16,8 +16,9 @@ here:
   encoding pay off most.
 - **Validation, early stopping, LR schedule**: with validation regions, the validation
   loss (MSE against the population mean on the edges within the validation regions) is
-  computed after every epoch; the weights of the best epoch are restored at the end and
-  training stops after ``patience`` epochs without improvement. ``lr_schedule="plateau"``
+  computed after every epoch; an `EarlyStopping` tracker (also used by
+  `spatiomol.models.lowrank.BilinearLowRank`) keeps the weights of the best epoch, which
+  are restored at the end, and stops training after ``patience`` epochs without improvement. ``lr_schedule="plateau"``
   (default) is ``ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 4))`` on the
   validation loss; ``"cosine"`` is ``CosineAnnealingLR`` over ``epochs`` (stepped once per
   epoch); ``"constant"`` keeps the learning rate. Without validation regions the model
@@ -40,7 +41,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,8 @@ logger = logging.getLogger(__name__)
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 BATCHINGS = ("random", "region_blocks")
 SAVE_FORMAT = "spatiomol-neural-model/1"
+#: pairs per forward pass at prediction time (memory, not numbers: predictions are per pair)
+PREDICTION_CHUNK_PAIRS = 8192
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -108,7 +111,7 @@ class TrainingSettings:
     device: torch.device = torch.device("cpu")
     seed: int = 0
     verbose: bool = False
-    prediction_batch_size: int = 8192
+    prediction_batch_size: int = PREDICTION_CHUNK_PAIRS
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -180,6 +183,55 @@ def region_block_batches(
     return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
 
 
+# ------------------------------------------------------------ early stopping
+class EarlyStopping:
+    """Best-epoch tracker: the lowest validation loss, its epoch and a snapshot of the weights.
+
+    Call `update` once per epoch with that epoch's validation loss; `should_stop` turns
+    true after ``patience`` consecutive epochs without a strictly lower loss (a NaN loss
+    never counts as an improvement).
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without improvement before stopping (>= 1).
+
+    Attributes
+    ----------
+    best_loss : float
+        Lowest validation loss seen (``inf`` before the first finite one).
+    best_epoch : int or None
+        Its epoch (0-based); None until a loss improved.
+    best_state : object or None
+        What ``snapshot()`` returned at the best epoch (e.g. a copy of the weights).
+    epochs_without_improvement : int
+    """
+
+    def __init__(self, patience: int) -> None:
+        if int(patience) < 1:
+            raise ValueError(f"patience must be a positive integer, got {patience}")
+        self.patience = int(patience)
+        self.best_loss = math.inf
+        self.best_epoch: int | None = None
+        self.best_state: Any = None
+        self.epochs_without_improvement = 0
+
+    def update(self, epoch: int, loss: float, snapshot: Callable[[], Any]) -> bool:
+        """Record ``epoch``'s validation ``loss``; on improvement keep ``snapshot()``. → improved?"""
+        if loss < self.best_loss:
+            self.best_loss = float(loss)
+            self.best_epoch = int(epoch)
+            self.best_state = snapshot()
+            self.epochs_without_improvement = 0
+            return True
+        self.epochs_without_improvement += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.epochs_without_improvement >= self.patience
+
+
 # ------------------------------------------------------------- train/predict
 def predict_network(
     network: nn.Module,
@@ -188,7 +240,7 @@ def predict_network(
     j: np.ndarray,
     *,
     device: torch.device,
-    batch_size: int = 8192,
+    batch_size: int = PREDICTION_CHUNK_PAIRS,
 ) -> np.ndarray:
     """Predictions of ``network`` for pairs ``(i[k], j[k])`` in eval mode, as float64 numpy.
 
@@ -219,6 +271,69 @@ def predict_network(
     return out
 
 
+def train_epoch(
+    network: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    train_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    optimizer: torch.optim.Optimizer,
+    settings: TrainingSettings,
+    epoch: int,
+    rng: np.random.Generator,
+    augmenter: TargetAugmenter | None = None,
+) -> tuple[float, float]:
+    """One pass over the training edges in mini-batches (one optimiser step per batch).
+
+    Parameters
+    ----------
+    network, tensors :
+        As in `train_network` (``tensors`` already on ``settings.device``).
+    train_pairs : tuple of (n,) arrays
+        Region indices ``i``, ``j`` and population-mean targets ``y``.
+    optimizer : torch.optim.Optimizer
+    settings : TrainingSettings
+        ``batch_size``, ``batching`` and ``device`` are used.
+    epoch : int
+        0-based epoch (drives the augmentation schedule).
+    rng : numpy.random.Generator
+        Orders the batches and drives augmentation; advanced in place.
+    augmenter : TargetAugmenter, optional
+
+    Returns
+    -------
+    mean_loss : float
+        Mean training MSE over the edges seen (target units²).
+    augmented_fraction : float
+        Fraction of this epoch's batches whose targets were augmented.
+    """
+    device = settings.device
+    train_i, train_j, train_y = train_pairs
+    network.train()
+    if settings.batching == "random":
+        batches = random_batches(len(train_i), settings.batch_size, rng)
+    else:
+        batches = region_block_batches(train_i, train_j, settings.batch_size, rng)
+    loss_sum = torch.zeros((), device=device)
+    n_seen = 0
+    n_augmented = 0
+    for positions in batches:
+        if len(positions) < 2:  # BatchNorm needs two samples; one pair skipped this epoch
+            continue
+        targets = train_y[positions]
+        if augmenter is not None:
+            positions, targets, augmented = augmenter(positions, targets, epoch, rng)
+            n_augmented += int(augmented)
+        it = torch.as_tensor(train_i[positions], device=device)
+        jt = torch.as_tensor(train_j[positions], device=device)
+        yt = torch.as_tensor(targets, dtype=torch.float32, device=device)
+        loss = nn.functional.mse_loss(network(tensors, it, jt), yt)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(positions)
+        n_seen += len(positions)
+    return float(loss_sum.cpu()) / max(n_seen, 1), n_augmented / max(len(batches), 1)
+
+
 def train_network(
     network: nn.Module,
     region_tensors: dict[str, torch.Tensor],
@@ -229,6 +344,10 @@ def train_network(
     augmenter: TargetAugmenter | None = None,
 ) -> TrainingHistory:
     """Train ``network`` in place on ``train_pairs = (i, j, y)``; return its history.
+
+    Epochs are `train_epoch`; with validation pairs an `EarlyStopping` tracker keeps the
+    best epoch's weights (restored at the end) and stops after ``settings.patience``
+    epochs without improvement.
 
     Parameters
     ----------
@@ -254,8 +373,8 @@ def train_network(
     history = TrainingHistory()
     network.to(device)
     tensors = {k: v.to(device) for k, v in region_tensors.items()}
-    train_i, train_j, train_y = (np.asarray(a) for a in train_pairs)
-    if not np.all(np.isfinite(train_y)):
+    train_pairs = tuple(np.asarray(a) for a in train_pairs)
+    if not np.all(np.isfinite(train_pairs[2])):
         raise ValueError("training targets (brain.Y on training edges) contain NaN/inf; expected finite values")
     rng = np.random.default_rng(settings.seed)
 
@@ -276,41 +395,21 @@ def train_network(
     if augmenter is not None:
         history.notes.append(augmenter.note)
 
-    best_val = math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    epochs_without_improvement = 0
+    def weights() -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+
+    tracker = EarlyStopping(settings.patience)
     bar = tqdm(range(settings.epochs), desc="training", disable=not settings.verbose, leave=False)
     for epoch in bar:
-        network.train()
-        if settings.batching == "random":
-            batches = random_batches(len(train_i), settings.batch_size, rng)
-        else:
-            batches = region_block_batches(train_i, train_j, settings.batch_size, rng)
-        loss_sum = torch.zeros((), device=device)
-        n_seen = 0
-        n_augmented = 0
-        for positions in batches:
-            if len(positions) < 2:  # BatchNorm needs two samples; one pair skipped this epoch
-                continue
-            targets = train_y[positions]
-            if augmenter is not None:
-                positions, targets, augmented = augmenter(positions, targets, epoch, rng)
-                n_augmented += int(augmented)
-            it = torch.as_tensor(train_i[positions], device=device)
-            jt = torch.as_tensor(train_j[positions], device=device)
-            yt = torch.as_tensor(targets, dtype=torch.float32, device=device)
-            loss = nn.functional.mse_loss(network(tensors, it, jt), yt)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(positions)
-            n_seen += len(positions)
-        history.train_loss.append(float(loss_sum.cpu()) / max(n_seen, 1))
-        history.augmented_fraction.append(n_augmented / max(len(batches), 1))
+        train_loss, augmented_fraction = train_epoch(
+            network, tensors, train_pairs, optimizer, settings, epoch, rng, augmenter
+        )
+        history.train_loss.append(train_loss)
+        history.augmented_fraction.append(augmented_fraction)
         history.learning_rate.append(optimizer.param_groups[0]["lr"])
         history.epochs_run = epoch + 1
 
-        postfix = {"loss": f"{history.train_loss[-1]:.4g}"}
+        postfix = {"loss": f"{train_loss:.4g}"}
         if val_pairs is not None:
             vi, vj, vy = val_pairs
             pred = predict_network(network, tensors, vi, vj, device=device, batch_size=settings.prediction_batch_size)
@@ -319,21 +418,16 @@ def train_network(
             postfix["val"] = f"{val_loss:.4g}"
             if scheduler is not None and schedule == "plateau":
                 scheduler.step(val_loss)
-            if val_loss < best_val:
-                best_val = val_loss
-                best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
-                history.best_epoch = epoch
-                epochs_without_improvement = 0
-            else:
-                epochs_without_improvement += 1
+            tracker.update(epoch, val_loss, weights)
+            history.best_epoch = tracker.best_epoch
         if scheduler is not None and schedule == "cosine":
             scheduler.step()
         bar.set_postfix(postfix)
-        if val_pairs is not None and epochs_without_improvement >= settings.patience:
+        if val_pairs is not None and tracker.should_stop:
             history.notes.append(f"early stop after epoch {epoch} (best epoch {history.best_epoch})")
             break
-    if best_state is not None:
-        network.load_state_dict(best_state)
+    if tracker.best_state is not None:
+        network.load_state_dict(tracker.best_state)
     network.eval()
     history.seconds = time.perf_counter() - start
     return history
@@ -384,7 +478,7 @@ class NeuralConnectivityModel(ConnectivityModel):
         )
 
     def _check_expression(self, brain: Brain) -> None:
-        if not getattr(self, "use_expression", True):
+        if not self._reads_expression():
             return
         bad = np.flatnonzero(~np.isfinite(brain.X).all(axis=1))
         if bad.size:
@@ -427,7 +521,6 @@ class NeuralConnectivityModel(ConnectivityModel):
                 self.network_, tensors, (i, j, y), settings, val_pairs=val_pairs, augmenter=augmenter
             )
         self.augmentation_note_ = augmenter.note
-        self.augmenter_ = augmenter
         self.notes_ = notes + self.history_.notes
         self.n_parameters_ = count_parameters(self.network_)
 
@@ -443,7 +536,7 @@ class NeuralConnectivityModel(ConnectivityModel):
                 i,
                 j,
                 device=self.device_,
-                batch_size=max(8192, int(self.batch_size)),
+                batch_size=max(PREDICTION_CHUNK_PAIRS, int(self.batch_size)),
             )
 
     def refit_params(self) -> dict[str, Any]:
