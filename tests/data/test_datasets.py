@@ -10,8 +10,9 @@ import pandas as pd
 import pooch
 import pytest
 
-from spatiomol.data import datasets
-from spatiomol.data.datasets import fetch, fetch_file, list_datasets, load_dataset
+from spatiomol.data import bundled_files
+from spatiomol.data.bundled_files import fetch, fetch_file, list_datasets
+from spatiomol.data.datasets import load_dataset
 
 NETWORKS = {"Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default", "Subcortex"}
 
@@ -24,7 +25,7 @@ def _no_download(*args, **kwargs):
 def offline(monkeypatch, tmp_path):
     """Empty download cache and any pooch download is a test failure."""
     cache = tmp_path / "cache"
-    monkeypatch.setenv(datasets.ENV_CACHE, str(cache))
+    monkeypatch.setenv(bundled_files.ENV_CACHE, str(cache))
     monkeypatch.setattr(pooch, "retrieve", _no_download)
     return cache
 
@@ -39,7 +40,7 @@ def test_registry_matches_the_mirror_checksums(data_mirror):
     for line in (data_mirror / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
         expected[name.removeprefix("./")] = digest
-    files = datasets.registry()["files"]
+    files = bundled_files.registry()["files"]
     assert {k: v["sha256"] for k, v in files.items()} == expected
     assert all(v["url"].startswith("https://raw.githubusercontent.com/") for v in files.values())
     assert list_datasets() == ["hcp-s100", "hcp-s100-sc", "hcp-s400", "hcp-s400-sc"]
@@ -55,7 +56,7 @@ def test_mirror_is_used_and_nothing_is_downloaded(offline, data_mirror):
 
 def test_corrupted_mirror_file_is_a_hash_error_naming_it(offline, data_mirror, tmp_path):
     mirror = tmp_path / "mirror"
-    for key in datasets.dataset_files("hcp-s100").values():
+    for key in bundled_files.dataset_files("hcp-s100").values():
         (mirror / key).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data_mirror / key, mirror / key)
     bad = mirror / "enigma_hcp/funcMatrix_with_ctx_schaefer_100.csv"
@@ -73,8 +74,8 @@ def test_corrupted_mirror_file_is_a_hash_error_naming_it(offline, data_mirror, t
 
 def test_download_path_checks_the_hash(monkeypatch, tmp_path, data_mirror):
     """pooch's download path, with a local 'downloader' standing in for HTTPS."""
-    monkeypatch.delenv(datasets.ENV_MIRROR, raising=False)
-    monkeypatch.setenv(datasets.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.delenv(bundled_files.ENV_MIRROR, raising=False)
+    monkeypatch.setenv(bundled_files.ENV_CACHE, str(tmp_path / "cache"))
     key = "enigma_hcp/funcLabels_with_sctx_schaefer_100.csv"
     requested = []
 
@@ -84,7 +85,7 @@ def test_download_path_checks_the_hash(monkeypatch, tmp_path, data_mirror):
 
     path = fetch_file(key, downloader=copy_from_mirror)
     assert path == tmp_path / "cache" / key and path.read_bytes() == (data_mirror / key).read_bytes()
-    assert requested == [datasets.registry()["files"][key]["url"]]
+    assert requested == [bundled_files.registry()["files"][key]["url"]]
     fetch_file(key, downloader=copy_from_mirror)  # cached: no second download
     assert len(requested) == 1
 
@@ -209,9 +210,9 @@ def test_failed_download_names_the_file_and_the_mirror_remedy(monkeypatch, tmp_p
     def unreachable(*args, **kwargs):
         raise requests.ConnectionError("Failed to resolve 'raw.githubusercontent.com'")
 
-    monkeypatch.delenv(datasets.ENV_MIRROR, raising=False)
-    monkeypatch.setenv(datasets.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.delenv(bundled_files.ENV_MIRROR, raising=False)
+    monkeypatch.setenv(bundled_files.ENV_CACHE, str(tmp_path / "cache"))
     monkeypatch.setattr(pooch, "retrieve", unreachable)
-    key = next(iter(datasets.dataset_files("hcp-s100").values()))
+    key = next(iter(bundled_files.dataset_files("hcp-s100").values()))
     with pytest.raises(ValueError, match=r"could not download data file .*SPATIOMOL_DATA_MIRROR"):
         fetch_file(key)

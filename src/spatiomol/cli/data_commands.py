@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spatiomol.data import datasets
+from spatiomol.data.bundled_files import dataset_files, dataset_spec, fetch, list_datasets, registry
+from spatiomol.data.datasets import describe
 from spatiomol.data.impute import MISSING_METHODS
-from spatiomol.data.io import load_brain, load_user_brain, validate_files
+from spatiomol.data.loading import load_brain, load_user_brain
+from spatiomol.data.validation import validate_files
 
 _SCALE_WORDS = {"r": "Pearson r", "fisher_z": "Fisher-z", "raw": "raw values"}
 _KIND_WORDS = {"fc": "functional connectivity", "sc": "structural connectivity"}
@@ -68,29 +70,29 @@ def format_info(info: dict[str, Any], description: str | None = None, max_listed
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    for name in datasets.list_datasets():
-        print(f"{name:<14s} {datasets.dataset_spec(name)['description']}")
+    for name in list_datasets():
+        print(f"{name:<14s} {dataset_spec(name)['description']}")
     return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"missing": args.missing}
-    if args.name in datasets.list_datasets():
+    if args.name in list_datasets():
         options["mirror"] = args.mirror
-        description = datasets.dataset_spec(args.name)["description"]
+        description = dataset_spec(args.name)["description"]
     else:
         description = None
         if options["missing"] is None:
             options.pop("missing")
     brain = load_brain(args.name, **options)
-    print(format_info(datasets.describe(brain), description))
+    print(format_info(describe(brain), description))
     return 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    paths = datasets.fetch(args.name, mirror=args.mirror)
-    files = datasets.registry()["files"]
-    keys = datasets.dataset_files(args.name)
+    paths = fetch(args.name, mirror=args.mirror)
+    files = registry()["files"]
+    keys = dataset_files(args.name)
     for role, path in paths.items():
         print(f"{role:<16s} {path}  sha256 {files[keys[role]]['sha256']} (checked)")
     return 0
@@ -120,7 +122,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         missing="keep",
     )
     print("OK: no problems found")
-    print(format_info(datasets.describe(brain)))
+    print(format_info(describe(brain)))
     return 0
 
 

@@ -28,6 +28,9 @@ STRUCTURES = ("cortex", "subcortex", "cerebellum")
 TARGET_KINDS = ("fc", "sc")
 TARGET_SCALES = ("r", "fisher_z", "raw")
 REGION_COLUMNS = ("label", "hemisphere", "structure", "network", "x", "y", "z")
+#: |r| above which an edge is "strong" (Pearson r of the group connectome): the threshold
+#: of the edge-strength strata in evaluation and of the augmentation curriculum in models.
+STRONG_EDGE_R = 0.3
 
 
 def pairs_within(regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,10 +151,6 @@ class Brain:
     def missing_expression(self) -> np.ndarray:
         """Indices of regions whose expression row is entirely NaN."""
         return np.flatnonzero(np.isnan(self.X).all(axis=1))
-
-    @property
-    def has_subjects(self) -> bool:
-        return self.subjects is not None
 
     # ----------------------------------------------------------------- edges
     def pairs(self, regions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -28,9 +28,11 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.data.brain import Brain
+from spatiomol.data.bundled_files import fetch_file, genome_key, registry
 from spatiomol.hashing import file_sha256
 
-GENE_ORDER_METHODS = ("tss", "random", "mean_expression", "as_given")
+#: gene-order methods of `order_genes` (and of the SMT models' ``gene_order``)
+GENE_ORDERS = ("as_given", "tss", "random", "mean_expression")
 _CHROMOSOME_ORDER = [str(k) for k in range(1, 23)] + ["X", "Y", "M"]
 
 
@@ -170,12 +172,10 @@ def order_genes(
         order = [int(k) for k in np.argsort(-mean, kind="stable")]
         report["sort"] = "mean expression over regions, descending"
     elif method == "tss":
-        from spatiomol.data import datasets  # late import: datasets imports this module
-
         if table is None:
-            key = datasets.genome_key()
-            path = datasets.fetch_file(key, mirror=mirror)
-            report["table"] = {"key": key, "path": str(path), "sha256": datasets.registry()["files"][key]["sha256"]}
+            key = genome_key()
+            path = fetch_file(key, mirror=mirror)
+            report["table"] = {"key": key, "path": str(path), "sha256": registry()["files"][key]["sha256"]}
         else:
             path = Path(table)
             report["table"] = {"path": str(path), "sha256": file_sha256(path)}
@@ -194,6 +194,6 @@ def order_genes(
             }
         )
     else:
-        raise ValueError(f"gene_order must be one of {GENE_ORDER_METHODS}, got {method!r}")
+        raise ValueError(f"gene_order must be one of {GENE_ORDERS}, got {method!r}")
     new_genes = [genes[k] for k in order]
     return brain.select_genes(new_genes).with_note("gene_order", report)

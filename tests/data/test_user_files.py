@@ -1,4 +1,4 @@
-"""Users' own files: round trip, reordering by label, YAML specs, and every validation case."""
+"""Users' own files (readers, validation, loading): round trip, label order, YAML specs, every bad input."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from spatiomol.data.io import load_brain, load_user_brain, validate_files
+from spatiomol.data.loading import load_brain, load_user_brain
 from spatiomol.data.synthetic import make_synthetic_brain
+from spatiomol.data.validation import validate_files
 
 
 def _problems(paths, **kw):
