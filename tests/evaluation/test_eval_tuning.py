@@ -266,3 +266,100 @@ def test_model_params_reach_the_models_own_seed(brain):
     assert list(other_table["lam"]) == list(table["lam"]) and other.seed == 8
     assert list(other_table["learning_rate"]) == list(table["learning_rate"])
     assert not np.allclose(other.E_, model.E_)
+
+
+# ------------------------------------------------ hyperparameters with no effect
+class AugmentedRidge(AbsDiffRidge):
+    """AbsDiffRidge that also takes the neural models' target-augmentation hyperparameters."""
+
+    def __init__(self, alpha=10.0, n_features=30, fail_above=None, aug_prob=0.3, aug_style="linear_decay"):
+        super().__init__(alpha=alpha, n_features=n_features, fail_above=fail_above)
+        self.aug_prob = aug_prob
+        self.aug_style = aug_style
+
+    @classmethod
+    def config(cls):
+        return {
+            "default": {
+                "alpha": 10.0,
+                "n_features": 30,
+                "fail_above": None,
+                "aug_prob": 0.3,
+                "aug_style": "linear_decay",
+            },
+            "grid": {
+                "alpha": [1e-1, 10.0],
+                "aug_prob": [0.0, 0.1, 0.3],
+                "aug_style": ["linear_decay", "linear_peak", "curriculum_swap_constant"],
+            },
+        }
+
+
+@pytest.fixture
+def augmented(monkeypatch):
+    spec = registry.ModelSpec("aug-ridge", f"{__name__}:AugmentedRidge", "Aug ridge", "linear", True, False)
+    monkeypatch.setitem(registry.MODELS, "aug-ridge", spec)
+    yield
+
+
+def test_augmentation_is_not_searched_without_a_subject_stack(augmented, brain):
+    assert brain.subjects is None
+    split = make_splits(brain, "random", n_repeats=1, seed=0)[0]
+    _, params, table = select_and_fit("aug-ridge", brain, split, n_configs=6, seed=0)
+    # only alpha is searched: its 2 values are the only distinct models (the default + 1)
+    configs = [json.loads(p) for p in table["params"]]
+    assert not any(c.startswith("aug_") for c in table.columns)
+    assert len(table) == 2 and sorted(table["alpha"]) == [1e-1, 10.0]
+    assert all((c["aug_prob"], c["aug_style"]) == (0.3, "linear_decay") for c in configs)
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs)
+
+
+def test_augmentation_is_searched_with_a_subject_stack(augmented):
+    with_subjects = make_synthetic_brain(40, 30, rule="bilinear", signal_scale=0.3, n_subjects=3, seed=11)
+    split = make_splits(with_subjects, "random", n_repeats=1, seed=0)[0]
+    _, _, table = select_and_fit("aug-ridge", with_subjects, split, n_configs=6, seed=0)
+    assert {"alpha", "aug_prob", "aug_style"} <= set(table.columns) and len(table) == 7
+    assert table["aug_prob"].nunique() > 1 and table["aug_style"].nunique() > 1
+    # aug_style means nothing at aug_prob 0: such candidates carry the default style, and
+    # no two candidates are the same model
+    off = table["aug_prob"] == 0.0
+    assert (table.loc[off, "aug_style"] == "linear_decay").all()
+    effective = {(r.alpha, r.aug_prob, r.aug_style if r.aug_prob else None) for r in table.itertuples()}
+    assert len(effective) == len(table)
+    # the whole grid has 2 x (1 + 2 x 3) = 14 distinct models; ask for all of them
+    configs = sample_configs(
+        {"alpha": 10.0, "aug_prob": 0.3, "aug_style": "linear_decay"},
+        AugmentedRidge.config()["grid"],
+        n_configs=6,
+        seed=3,
+        canonical=lambda c: {**c, "aug_style": "linear_decay"} if c["aug_prob"] == 0 else c,
+    )
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == 7
+
+
+def test_augmentation_settings_without_effect_give_identical_fits():
+    """The premise of `inert_hyperparameters`, on the real MLP: identical predictions."""
+    from spatiomol.evaluation.tuning import inert_hyperparameters
+
+    with_subjects = make_synthetic_brain(24, 12, rule="bilinear", n_subjects=3, seed=5)
+    without = with_subjects.replace(subjects=None)
+    train, (i, j) = np.arange(18), pairs_within(np.arange(18, 24))
+    tiny = dict(hidden_dims=[8], epochs=3, batch_size=16, device="cpu", seed=0)
+
+    def predictions(brain, aug_prob, aug_style):
+        model = registry.make_model("mlp", **tiny, aug_prob=aug_prob, aug_style=aug_style)
+        return model.fit(brain, train).predict(brain, i, j)
+
+    base = predictions(without, 0.0, "linear_decay")
+    np.testing.assert_array_equal(predictions(without, 1.0, "constant"), base)
+    np.testing.assert_array_equal(predictions(without, 0.5, "curriculum_swap_constant"), base)
+    assert inert_hyperparameters(without, {"aug_prob": 1.0, "aug_style": "constant", "alpha": 1}) == {
+        "aug_prob",
+        "aug_style",
+    }
+    off = predictions(with_subjects, 0.0, "linear_decay")
+    np.testing.assert_array_equal(predictions(with_subjects, 0.0, "constant"), off)
+    assert inert_hyperparameters(with_subjects, {"aug_prob": 0.0, "aug_style": "constant"}) == {"aug_style"}
+    # with subjects and aug_prob > 0 the settings act (so the equalities above can fail)
+    assert not np.array_equal(predictions(with_subjects, 1.0, "constant"), off)
+    assert inert_hyperparameters(with_subjects, {"aug_prob": 1.0, "aug_style": "constant"}) == set()

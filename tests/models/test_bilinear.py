@@ -17,7 +17,7 @@ from spatiomol.models import registry
 from spatiomol.models.bilinear import BilinearClosedForm, ConnectomeModel
 from spatiomol.models.lowrank import BilinearLowRank
 
-BASELINES = ["cge-pca", "gaussian-kernel", "exp-decay", "cm-pca", "cm", "cm-pls", "bilinear-lowrank"]
+BASELINES = [n for n in registry.MODELS if registry.spec(n).family in ("rules", "linear")]
 
 
 # ----------------------------------------------------------------- tiny problems
@@ -128,6 +128,29 @@ def test_connectome_model_recovers_planted_bilinear_rule(bilinear_brain, bilinea
     r = np.corrcoef(model.predict(bilinear_brain, i, j), bilinear_brain.targets(i, j))[0, 1]
     assert r > 0.95
     assert model.n_parameters_ == (20 + 1) ** 2  # g x g interaction plus constant row/column
+
+
+def test_cm_paper_variant_is_the_printed_formula_on_standardized_genes(bilinear_brain, bilinear_split):
+    train = bilinear_split.train
+    variant = registry.make_model("cm-paper").fit(bilinear_brain, train)
+    direct = ConnectomeModel(features="genes", penalty="paper", alpha=variant.alpha).fit(bilinear_brain, train)
+    i, j = bilinear_brain.pairs()
+    np.testing.assert_array_equal(variant.predict(bilinear_brain, i, j), direct.predict(bilinear_brain, i, j))
+    assert variant.get_params() == {**direct.get_params(), "alpha": registry.search_space("cm-paper")[0]["alpha"]}
+    # App. A.4's O = (A + λI)⁻¹ FᵀYF (A + λI)⁻¹, A = FᵀF, with explicit inverses on
+    # hand-standardized genes plus the (unpenalized) constant column
+    X = bilinear_brain.X[train]
+    n = len(train)
+    F = np.column_stack([(X - X.mean(0)) / X.std(0), np.full(n, variant.solver_.intercept_value_)])
+    Y = bilinear_brain.Y[np.ix_(train, train)].copy()
+    np.fill_diagonal(Y, Y[np.triu_indices(n, 1)].mean())
+    s2 = np.linalg.svd(F[:, :-1], compute_uv=False) ** 2
+    lam = variant.alpha * s2.mean()  # relative scale of the paper's penalty: alpha · mean s²
+    assert variant.lambda_ == pytest.approx(lam, rel=1e-12)
+    A_inv = np.linalg.inv(F.T @ F + lam * np.diag([1.0] * (F.shape[1] - 1) + [0.0]))
+    np.testing.assert_allclose(variant.interaction_matrix(), A_inv @ F.T @ Y @ F @ A_inv, atol=1e-8)
+    cm = registry.make_model("cm", alpha=variant.alpha).fit(bilinear_brain, train)
+    assert not np.allclose(cm.predict(bilinear_brain, i, j), variant.predict(bilinear_brain, i, j))
 
 
 def test_cm_pca_with_every_component_equals_cm(bilinear_brain, bilinear_split):

@@ -33,4 +33,17 @@ def test_make_model_rejects_unknown_names_and_fixed_values_win():
     with pytest.raises(ValueError, match="unknown model 'no-such-model'; known: cge-pca"):
         registry.make_model("no-such-model")
     assert registry.make_model("mlp-coords-only", use_expression=True).use_expression is False
-    assert registry.TABLE1 == [n for n in registry.TABLE1 if n in registry.MODELS] and len(registry.TABLE1) == 11
+    assert registry.TABLE1 == [n for n, s in registry.MODELS.items() if s.table1]
+
+
+def test_table1_variants_sit_beside_their_plain_forms():
+    """The authors' mirrored decay and the paper's printed CM formula are Table 1 rows next to
+    the forms the paper's text states."""
+    rows = registry.TABLE1
+    assert rows.index("exp-decay-mirrored") == rows.index("exp-decay") + 1
+    assert rows.index("cm-paper") == rows.index("cm") + 1
+    assert registry.fixed_params("exp-decay-mirrored") == {"mirror_x": True}
+    assert registry.search_space("exp-decay")[0]["mirror_x"] is False
+    assert registry.fixed_params("cm-paper") == {"features": "genes", "penalty": "paper"}
+    assert registry.search_space("cm")[0]["penalty"] == "frobenius"
+    assert len({registry.display_name(n) for n in rows}) == len(rows)

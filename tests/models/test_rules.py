@@ -1,4 +1,4 @@
-"""Rules-based baselines: exponential decay, Gaussian kernel, CGE (PCA).
+"""Rules-based baselines: exponential decay (plain and mirrored x), Gaussian kernel, CGE (PCA).
 
 References: the planted distance decay of `make_synthetic_brain`, targets built by hand
 from a known kernel / from sklearn PCA + numpy correlations, and `scipy.optimize.curve_fit`
@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.evaluation.splits import make_splits
 from spatiomol.models import registry
-from spatiomol.models.rules import CGEModel, ExponentialDecay, GaussianKernel
+from spatiomol.models.rules import CGEModel, ExponentialDecay, GaussianKernel, pair_distances
 
 
 def symmetric_noise(rng: np.random.Generator, n: int, sd: float) -> np.ndarray:
@@ -45,6 +45,45 @@ def test_exponential_decay_recovers_planted_decay_and_matches_curve_fit():
     assert np.isclose(model.sa_inf_, sa_inf, atol=1e-5)
     assert np.isclose(model.sa_lambda_, sa_lambda, rtol=1e-4)
     assert model.n_parameters_ == 2
+
+
+def test_pair_distances_mirrored_by_hand():
+    brain = make_synthetic_brain(8, 4, rule="none", seed=0)
+    regions = brain.regions.copy()
+    hand = [(-30, 10, 0), (30, 10, 0), (20, 0, 0), (-10, 0, 0), (3, 4, 0), (0, 0, 12), (-7, 1, 2), (-4, 5, 2)]
+    regions[["x", "y", "z"]] = np.array(hand, dtype=float)
+    brain = brain.replace(regions=regions)
+    i, j = np.array([0, 2, 4, 6]), np.array([1, 3, 5, 7])
+    # homotopic pair: 60 mm apart, 0 mm once mirrored; (20,0,0) → (−20,0,0) is 10 mm from
+    # (−10,0,0); (3,4,0) → (−3,4,0) is still 13 mm from the midline point; left-left unchanged
+    np.testing.assert_allclose(pair_distances(brain, i, j), [60.0, 30.0, 13.0, 5.0])
+    np.testing.assert_allclose(pair_distances(brain, i, j, mirror_x=True), [0.0, 10.0, 13.0, 5.0])
+    np.testing.assert_array_equal(brain.coords, np.array(hand, dtype=float))  # coordinates untouched
+
+
+def test_mirrored_exponential_decay_recovers_decay_with_mirrored_distance():
+    brain = make_synthetic_brain(60, 10, rule="none", seed=3)
+    folded = brain.coords.copy()
+    folded[:, 0] = -np.abs(folded[:, 0])  # both hemispheres on the left
+    d_mirrored = np.linalg.norm(folded[:, None] - folded[None], axis=2)
+    Y = 0.1 + 0.9 * np.exp(-d_mirrored / 30.0) + symmetric_noise(np.random.default_rng(3), 60, 0.01)
+    np.fill_diagonal(Y, 1.0)
+    brain = brain.replace(Y=Y)
+    split = first_split(brain)
+    i, j = split.test_pairs()
+    y = brain.targets(i, j)
+    mirrored = registry.make_model("exp-decay-mirrored").fit(brain, split.train)
+    plain = registry.make_model("exp-decay").fit(brain, split.train)
+    assert mirrored.mirror_x and not plain.mirror_x
+    assert np.corrcoef(mirrored.predict(brain, i, j), y)[0, 1] > 0.95
+    assert np.corrcoef(plain.predict(brain, i, j), y)[0, 1] < 0.8
+    assert abs(mirrored.sa_inf_ - 0.1) < 0.01 and abs(mirrored.sa_lambda_ - 30.0) / 30.0 < 0.05
+
+    ti, tj = split.train_pairs()
+    (sa_inf, sa_lambda), _ = curve_fit(
+        lambda x, a, lam: a + (1 - a) * np.exp(-x / lam), d_mirrored[ti, tj], brain.targets(ti, tj), p0=[0.0, 50.0]
+    )
+    np.testing.assert_allclose([mirrored.sa_inf_, mirrored.sa_lambda_], [sa_inf, sa_lambda], rtol=1e-4, atol=1e-5)
 
 
 def test_gaussian_kernel_recovers_hand_built_kernel():

@@ -10,6 +10,10 @@ For one outer `Split`:
    (``models/configs/<name>.yaml``) other than the default — so ``n + 1`` candidates —
    or every distinct configuration when the grid has fewer than ``n`` besides the
    default (paper App. A.3: 3–6 sampled configurations and the default).
+   Hyperparameters that provably cannot change the fit on this brain are not searched
+   (`inert_hyperparameters`): target augmentation (``aug_prob``, ``aug_style``) when the
+   brain has no subject stack, and ``aug_style`` in a candidate with ``aug_prob = 0``;
+   two candidates that differ only there would be the same model fitted twice.
 3. Each candidate is fitted on the inner-training regions (``val_regions`` passed, for
    early stopping only) and scored by the MSE over the validation edges (all pairs of
    validation regions).
@@ -27,6 +31,7 @@ import json
 import math
 import operator
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -40,6 +45,31 @@ from spatiomol.models.base import ConnectivityModel
 
 MIN_CONFIGS, MAX_CONFIGS = 3, 6
 _EXHAUSTIVE_LIMIT = 100_000  # grids up to this size are sampled by a full permutation
+
+#: the neural models' target-augmentation hyperparameters (`spatiomol.models.augment`)
+AUGMENTATION_KEYS: tuple[str, ...] = ("aug_prob", "aug_style")
+
+
+def unused_hyperparameters(brain: Brain) -> set[str]:
+    """Hyperparameter names that cannot change any model fitted on ``brain``, whatever their values.
+
+    Target augmentation swaps training targets for individual subjects' values, so
+    without a subject stack (``brain.subjects is None``) ``aug_prob`` and ``aug_style``
+    change nothing (`spatiomol.models.augment.TargetAugmenter` is inactive and draws no
+    random numbers). A test fits an MLP both ways and checks bit-identical predictions.
+    """
+    return set(AUGMENTATION_KEYS) if brain.subjects is None else set()
+
+
+def inert_hyperparameters(brain: Brain, config: Mapping[str, Any]) -> set[str]:
+    """Keys of ``config`` that cannot change a model fitted on ``brain`` with ``config``.
+
+    `unused_hyperparameters`, and ``aug_style`` when ``aug_prob == 0`` (augmentation off).
+    """
+    inert = unused_hyperparameters(brain) & set(config)
+    if "aug_style" in config and config.get("aug_prob") == 0:
+        inert.add("aug_style")
+    return inert
 
 
 def _canonical(config: dict[str, Any]) -> str:
@@ -62,6 +92,7 @@ def sample_configs(
     grid: dict[str, list],
     n_configs: int = 4,
     seed: int = 0,
+    canonical: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The default configuration plus ``clip(n_configs, 3, 6)`` distinct random grid configurations.
 
@@ -78,6 +109,10 @@ def sample_configs(
         fewer distinct configurations other than the default.
     seed : int
         Seed of the ``numpy.random.Generator`` drawing grid points without replacement.
+    canonical : callable, optional
+        Maps a configuration to the one it is equivalent to (e.g. values that have no
+        effect reset to the default's); candidates are returned in that form and are
+        distinct after it.
 
     Returns
     -------
@@ -94,7 +129,8 @@ def sample_configs(
     sizes = [len(grid[k]) for k in keys]
     total = math.prod(sizes)
     rng = np.random.default_rng(seed)
-    configs = [dict(default)]
+    canonical = canonical or dict
+    configs = [canonical(dict(default))]
     seen = {_canonical(configs[0])}
 
     def config_at(digits: list[int]) -> dict[str, Any]:
@@ -114,7 +150,7 @@ def sample_configs(
     for digits in candidates:
         if len(configs) == target:
             break
-        config = config_at(digits)
+        config = canonical(config_at(digits))
         key = _canonical(config)
         if key not in seen:
             seen.add(key)
@@ -183,8 +219,13 @@ def select_and_fit(
     if unknown:
         raise ValueError(f"model {model_name!r} has no hyperparameters {unknown}; known: {sorted(default)}")
     default = {**default, **fixed}
-    grid = {k: v for k, v in grid.items() if k not in fixed}
-    candidates = sample_configs(default, grid, n_configs=n_configs, seed=seed)
+    unused = unused_hyperparameters(brain)
+    grid = {k: v for k, v in grid.items() if k not in fixed and k not in unused}
+
+    def without_inert(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, **{k: default[k] for k in inert_hyperparameters(brain, config) if k in default}}
+
+    candidates = sample_configs(default, grid, n_configs=n_configs, seed=seed, canonical=without_inert)
 
     inner_train, val = inner_validation(
         brain, split.train, split.kind, fraction=val_fraction, seed=_inner_seed(seed, split)

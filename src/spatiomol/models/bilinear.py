@@ -1,10 +1,10 @@
 """The Connectome Model: closed-form bilinear regression on region features (paper §2.2, App. A.3, A.4).
 
 It predicts ``Y_ij`` from the expression of regions ``i`` and ``j`` through a bilinear
-form ``f_iᵀ O f_j`` of region features ``f``: the standardized genes (registry ``cm``),
-their PCA scores (``cm-pca``) or PLS x-scores (``cm-pls``, the paper's "PLS-based
-encoder-decoder"). The low-rank bilinear model trained by gradient descent is
-`spatiomol.models.lowrank.BilinearLowRank`.
+form ``f_iᵀ O f_j`` of region features ``f``: the standardized genes (registry ``cm``,
+and ``cm-paper`` with the paper's printed closed form), their PCA scores (``cm-pca``) or
+PLS x-scores (``cm-pls``, the paper's "PLS-based encoder-decoder"). The low-rank
+bilinear model trained by gradient descent is `spatiomol.models.lowrank.BilinearLowRank`.
 
 PLS features
 ------------
@@ -46,8 +46,9 @@ Kovács et al.). ``penalty="paper"`` is the closed form printed in App. A.4,
 ``O = (FᵀF + λI)⁻¹ FᵀYF (FᵀF + λI)⁻¹``; note that it does *not* minimise that objective
 (its normal equations are ``(A+λI) O (A+λI) = M`` rather than ``A O A + λO = M``); it
 minimises ``‖Y − FOFᵀ‖² + λ‖FO‖² + λ‖OFᵀ‖² + λ²‖O‖²``. It is kept to reproduce the
-paper. Both are computed through the thin SVD of the training features, so a g × g
-matrix is never inverted and never formed (``interaction_matrix()`` forms it on request).
+paper: registry ``cm-paper``, a Table 1 row beside ``cm``. Both are computed through the
+thin SVD of the training features, so a g × g matrix is never inverted and never formed
+(``interaction_matrix()`` forms it on request).
 
 ``alpha`` is relative to the data scale (``alpha_scale="relative"``): with ``s̄²`` the mean
 squared singular value of the training features, ``λ = alpha · s̄⁴`` for the Frobenius

@@ -1,5 +1,9 @@
 """Rules-based baselines (paper §2.2, App. A.3): distance decay, Gaussian kernel, CGE.
 
+The distance decay comes in two registry variants: ``exp-decay`` measures the distance as
+the paper's text states it, ``exp-decay-mirrored`` after reflecting centroids onto one
+hemisphere as the authors' code does (``ExponentialDecay(mirror_x=True)``).
+
 Each has a fixed functional form with a handful of parameters fitted by least squares on
 the training edges (all unordered pairs of training regions). Features for prediction
 come from ``brain.coords`` / ``brain.X`` of any region, test regions included.
@@ -26,11 +30,19 @@ from spatiomol.models.base import ConnectivityModel, check_expression
 _GRID_POINTS = 60
 
 
-def pair_distances(brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Euclidean distances (mm) between the centroids of regions ``i[k]`` and ``j[k]``."""
+def pair_distances(brain: Brain, i: np.ndarray, j: np.ndarray, *, mirror_x: bool = False) -> np.ndarray:
+    """Euclidean distances (mm) between the centroids of regions ``i[k]`` and ``j[k]``.
+
+    With ``mirror_x`` every centroid is first reflected onto the left hemisphere,
+    ``x → −|x|`` (MNI-like coordinates, midline at ``x = 0``), so that a region and its
+    homologue in the other hemisphere are near.
+    """
     c = brain.coords
     if not np.isfinite(c).all():
         raise ValueError(f"brain {brain.name!r}: regions table has non-finite x, y, z (mm)")
+    if mirror_x:
+        c = c.copy()
+        c[:, 0] = -np.abs(c[:, 0])
     return np.linalg.norm(c[i] - c[j], axis=1)
 
 
@@ -42,7 +54,10 @@ def _check_bounds(low: float, high: float, what: str) -> None:
 class ExponentialDecay(ConnectivityModel):
     """Distance decay ``Y = SA∞ + (1 − SA∞) · exp(−d / SAλ)`` (Roberts et al.; App. A.3).
 
-    ``d`` is the Euclidean centroid distance in mm. The paper's form fixes ``Y(0) = 1``
+    ``d`` is the Euclidean centroid distance in mm, as the paper's text states it; with
+    ``mirror_x=True`` it is measured after reflecting both centroids onto the left
+    hemisphere (``x → −|x|``), as the authors' code does, so homotopic pairs count as near
+    (registry ``exp-decay-mirrored``). The paper's form fixes ``Y(0) = 1``
     (perfect correlation at zero distance), which only makes sense for targets on the
     Pearson-r scale; on other scales (Fisher-z, log streamline density) it collapses to
     a constant at its bounds. ``form="scaled"`` fits ``Y = a + b · exp(−d / SAλ)`` instead
@@ -57,6 +72,9 @@ class ExponentialDecay(ConnectivityModel):
         Bounds of the asymptote ``SA∞`` (target units; ``"unit"`` form only).
     sa_lambda_min_mm, sa_lambda_max_mm : float
         Bounds of the decay length ``SAλ`` (mm).
+    mirror_x : bool
+        Measure ``d`` between centroids reflected to ``x ≤ 0`` (the midline must be at
+        ``x = 0``, as in MNI space).
 
     Attributes
     ----------
@@ -80,12 +98,14 @@ class ExponentialDecay(ConnectivityModel):
         sa_inf_max: float = 1.0,
         sa_lambda_min_mm: float = 0.1,
         sa_lambda_max_mm: float = 1000.0,
+        mirror_x: bool = False,
     ) -> None:
         self.form = form
         self.sa_inf_min = sa_inf_min
         self.sa_inf_max = sa_inf_max
         self.sa_lambda_min_mm = sa_lambda_min_mm
         self.sa_lambda_max_mm = sa_lambda_max_mm
+        self.mirror_x = mirror_x
 
     def _reads_expression(self) -> bool:  # distance only
         return False
@@ -101,7 +121,7 @@ class ExponentialDecay(ConnectivityModel):
         _check_bounds(self.sa_inf_min, self.sa_inf_max, "sa_inf bounds")
         _check_bounds(self.sa_lambda_min_mm, self.sa_lambda_max_mm, "sa_lambda bounds (mm)")
         i, j, y = self.training_pairs(brain, train)
-        d = pair_distances(brain, i, j)
+        d = pair_distances(brain, i, j, mirror_x=bool(self.mirror_x))
         form = self.form if self.form != "auto" else ("unit" if brain.target_scale == "r" else "scaled")
         self.form_ = form
         if form == "scaled":
@@ -152,7 +172,7 @@ class ExponentialDecay(ConnectivityModel):
         self.n_parameters_ = 3
 
     def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        d = pair_distances(brain, i, j)
+        d = pair_distances(brain, i, j, mirror_x=bool(self.mirror_x))
         return self.sa_inf_ + self.amplitude_ * np.exp(-d / self.sa_lambda_)
 
 
