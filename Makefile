@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/spatiomol demo --out runs/demo
+	$(VENV)/bin/spatiomol demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --out benchmarks/results.md

@@ -13,7 +13,7 @@
 
 Run: ``.venv/bin/python benchmarks/run_all.py --out benchmarks/results.md``
 (``make bench``). ``--quick`` uses the demo's reduced neural budgets
-(``configs/demo.yaml``) for the split benchmark. Timings on a shared CPU are noisy.
+(the packaged ``demo.yaml``) for the split benchmark. Timings on a shared CPU are noisy.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ def split_benchmark(quick: bool) -> Path:
 
     from spatiomol.data.datasets import load_dataset
     from spatiomol.evaluation import evaluate, make_splits
-    from spatiomol.experiments.config import load_config
+    from spatiomol.experiments.config import demo_config_path, load_config
     from spatiomol.models import registry
 
-    overrides = load_config(ROOT / "configs" / "demo.yaml").model_params if quick else {}
+    overrides = load_config(demo_config_path()).model_params if quick else {}
     brain = load_dataset("hcp-s100")
     split = make_splits(brain, "random", n_repeats=1, n_folds=4, seed=0)[0]
     i, j = brain.pairs(split.test)

@@ -56,7 +56,7 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
     import pandas as pd
     import yaml
 
-    from spatiomol.data.io import load_brain
+    from spatiomol.data.loading import load_brain
     from spatiomol.data.synthetic import make_synthetic_brain
     from spatiomol.evaluation import evaluate, make_splits
     from spatiomol.models.registry import make_model
@@ -118,3 +118,39 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
     expected = {(r["metric"], r["stratum"]): r["value"] for r in evaluate(loaded, i, j, model.predict(loaded, i, j))}
     stored = df[(df["input"] == "true") & (df["fold"] == 0) & (df["metric"] == "pearson") & (df["stratum"] == "all")]
     assert np.isclose(stored["value"].item(), expected[("pearson", "all")], rtol=1e-9)
+
+
+def test_demo_runs_the_packaged_config_from_any_directory(tmp_path, monkeypatch, spatiomol_cli):
+    """`spatiomol demo` finds its configuration in the package, not in the working directory."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    import spatiomol.experiments
+    from spatiomol.cli import run_commands
+    from spatiomol.experiments.config import ExperimentConfig, demo_config_path, load_config
+
+    packaged = demo_config_path()
+    assert packaged.is_file() and packaged.parent.parent == Path(spatiomol.experiments.__file__).parent
+    repository = Path(__file__).resolve().parents[2]
+    assert not (repository / "configs" / "demo.yaml").exists()  # one copy: the packaged one
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    env = {**os.environ, "COLUMNS": "400"}  # no line break inside the path
+    shown = subprocess.run(
+        [*spatiomol_cli, "demo", "--help"], cwd=other, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"(default: the packaged {packaged})" in shown.stdout
+
+    ran = {}
+    monkeypatch.chdir(other)
+    monkeypatch.setattr(run_commands, "_run", lambda config, out, args: ran.update(config=config, out=out) or 0)
+    monkeypatch.setattr("spatiomol.reports.report.write_report", lambda out: Path(out) / "report.md")
+    assert main(["demo", "--out", "d"]) == 0
+    expected = ExperimentConfig.from_dict(yaml.safe_load(packaged.read_text()))
+    assert ran["config"] == expected == load_config(packaged) and ran["out"] == "d"
+    assert ran["config"].datasets == ["hcp-s100"] and ran["config"].repeats == 1

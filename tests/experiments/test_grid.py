@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
 from spatiomol.experiments.config import ExperimentConfig, load_config
 from spatiomol.experiments.grid import build_grid, null_index_for, random_permutation
+from spatiomol.nulls import METHODS
 
 
 def test_yaml_bare_true_and_null_are_input_kinds(tmp_path):
@@ -95,7 +98,7 @@ def test_extending_repeats_keeps_run_ids():
         ({"nulls": {"seed": "zero"}}, r"'nulls.seed' must be a non-negative integer, got 'zero'"),
         ({"nulls": {"min_moved": 1.5}}, r"'nulls.min_moved' must be a number between 0 and 1.*got 1.5"),
         ({"nulls": {"min_moved": True}}, r"'nulls.min_moved'"),
-        ({"nulls": {"method": "spin"}}, r"'nulls.method' must be one of \['cge', 'pca-cge', 'random'\], got 'spin'"),
+        ({"nulls": {"method": "spin"}}, rf"'nulls.method' must be one of {re.escape(str(list(METHODS)))}, got 'spin'"),
         ({"nulls": {"shuffle": 1}}, r"'nulls'.*\['shuffle'\]"),
         (
             {"model_params": {"mlp": {"epoch": 3}}},
@@ -157,3 +160,25 @@ def test_valid_nulls_and_model_params_are_kept(capsys):
         == 2
     )
     assert "'nulls.n' must be an integer >= 2" in capsys.readouterr().err
+
+
+def test_datasets_string_keeps_synthetic_specs_whole():
+    cfg = ExperimentConfig(datasets="hcp-s100, synthetic:n_regions=20,n_genes=10,seed=1,my.yaml", models=["cm"])
+    assert cfg.datasets == ["hcp-s100", "synthetic:n_regions=20,n_genes=10,seed=1", "my.yaml"]
+    listed = ExperimentConfig(datasets=["synthetic:n_regions=20,n_genes=10"], models=["cm"])
+    assert listed.datasets == ["synthetic:n_regions=20,n_genes=10"]  # a list entry is never split
+
+
+def test_transfer_sources_are_not_part_of_the_key():
+    from dataclasses import replace
+
+    from spatiomol.experiments.grid import RunSpec
+    from spatiomol.experiments.store import KEY_COLUMNS
+
+    spec = RunSpec("a->b", "cm", "transfer", 0, 0, "true", -1, 0, "{}")
+    with_sources = replace(spec, sources=("a", "b"))
+    assert tuple(with_sources.key) == KEY_COLUMNS and with_sources.run_id == spec.run_id and with_sources == spec
+    assert (spec.train_source, spec.test_source, spec.model_seed()) == ("a", "b", 0)
+    grid = build_grid(ExperimentConfig(models=["cm"], repeats=1, splits=["random"], inputs=["true"]))[0]
+    assert (grid.train_source, grid.test_source) == (grid.dataset, grid.dataset)
+    assert grid.model_seed() == grid.derived_seed("model")

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from spatiomol.data.sources import resolve_source
 from spatiomol.data.synthetic import make_synthetic_brain
+from spatiomol.experiments import runner
+from spatiomol.experiments.store import ResultsStore
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
 from spatiomol.models import registry
 from spatiomol.nulls import generate_nulls
@@ -33,7 +36,7 @@ def test_shared_genes_in_source_order(brains):
         shared_gene_brains(source, target.replace(genes=tuple(f"X{k}" for k in range(32))))
 
 
-def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path):
+def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path, monkeypatch):
     source, target = brains
     nulls = {"n": 200, "top": 10, "method": "cge", "seed": 0}
     df = run_transfer([(source, target)], "cm", tmp_path, nulls=nulls, null_index=0)
@@ -47,12 +50,17 @@ def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path):
     assert table["pearson_true"].iloc[0] == pytest.approx(
         stats.pearsonr(tgt.Y[i, j], direct.predict(tgt, i, j))[0], abs=1e-12
     )
-    null_src = src.permute_expression(generate_nulls(source, **nulls).permutations[0])
+    null_src = generate_nulls(source, **nulls).apply(src, 0)
     null_fit = registry.make_model("cm").fit(null_src, np.arange(src.n_regions))
     assert table["pearson_null"].iloc[0] == pytest.approx(
         stats.pearsonr(tgt.Y[i, j], null_fit.predict(tgt, i, j))[0], abs=1e-12
     )
+
     # resumable: a second call computes nothing new and returns the same rows
+    def no_compute(spec, store):
+        raise AssertionError(f"{spec.label()} recomputed")
+
+    monkeypatch.setattr(runner, "compute_run", no_compute)
     again = run_transfer([(source, target)], "cm", tmp_path, nulls=nulls, null_index=0)
     assert again.equals(df)
     from spatiomol.reports.report import write_report
@@ -63,8 +71,6 @@ def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path):
 
 def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
     from spatiomol.cli.main import main
-    from spatiomol.experiments.runner import load_source
-    from spatiomol.experiments.store import ResultsStore
     from spatiomol.nulls import NullSet
 
     source, target = "synthetic:n_regions=30,n_genes=20,seed=1", "synthetic:n_regions=30,n_genes=20,seed=2"
@@ -97,11 +103,17 @@ def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
     files = list((out / "nulls").glob("*.npz"))
     assert len(files) == 1
     stored = NullSet.load(files[0])
-    direct = generate_nulls(load_source(source), n=100, top=3, seed=0, method="cge", min_moved=0.0)
+    direct = generate_nulls(resolve_source(source), n=100, top=3, seed=0, method="cge", min_moved=0.0)
     assert stored.permutations.shape == (3, 30) and np.array_equal(stored.permutations, direct.permutations)
     assert stored.metadata["min_moved"] == 0.0
     manifest = ResultsStore(out).read_manifest()
     assert manifest["config"]["transfer"]["nulls"] == {"n": 100, "top": 3, "method": "cge", "seed": 0, "min_moved": 0.0}
+    # each stored transfer run is refitted from its key alone (sources read from "SOURCE->TARGET")
+    store = ResultsStore(out)
+    for rid in store.done_ids():
+        refit = runner.fit_run(runner.run_spec(out, rid), out)
+        y_pred = refit.model.predict(refit.data.predict_brain, refit.data.i, refit.data.j)
+        np.testing.assert_array_equal(y_pred, store.load_predictions(rid)["y_pred"])
     # a null index beyond --top and a floor outside [0, 1] are clear errors (exit 2)
     assert (
         main(
@@ -133,3 +145,20 @@ def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
         == 2
     )
     assert "'nulls.min_moved' must be a number between 0 and 1" in capsys.readouterr().err
+
+
+def test_failed_transfer_runs_are_recorded_and_the_others_stored(brains, tmp_path):
+    source, target = brains
+    nulls = {"n": 100, "top": 3, "method": "cge", "seed": 0}
+    pairs = [(source, target), (target, source)]
+    with pytest.raises(RuntimeError, match=r"4 of 4 runs failed"):
+        run_transfer(pairs, "cm", tmp_path, nulls=nulls, model_params={"alpha": -5.0}, log=lambda m: None)
+    store = ResultsStore(tmp_path)
+    failures = sorted(store.failures_dir.glob("*.txt"))
+    assert len(failures) == 4 and all("Traceback" in f.read_text() for f in failures)
+    assert store.done_ids() == set() and not any(store.claims_dir.glob("*.claim"))
+    assert sorted(store.read_manifest()["transfer_run_ids"]) == ["source->target cm", "target->source cm"]
+
+    # the same call with a valid configuration stores every run; the failures of others stay on record
+    df = run_transfer(pairs, "cm", tmp_path, nulls=nulls, log=lambda m: None)
+    assert df["run_id"].nunique() == 4 and set(df["dataset"]) == {"source->target", "target->source"}

@@ -10,27 +10,19 @@ from typing import Any
 
 import yaml
 
-#: where `spatiomol demo` looks for its configuration when none is given
-DEMO_CONFIG = Path("configs") / "demo.yaml"
+from spatiomol.data.sources import split_source_list
+from spatiomol.experiments.config import ExperimentConfig, demo_config_path, load_config, split_names
+from spatiomol.experiments.runner import run_experiment, summary_text
+from spatiomol.experiments.transfer import run_transfer, transfer_table
+from spatiomol.nulls import NULL_DEFAULTS
 
 
 def _csv(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+    return None if text is None else split_names(text)
 
 
 def _datasets(text: str | None) -> list[str] | None:
-    """Comma-separated sources; the ``k=v`` items of a ``synthetic:k=v,k=v`` source stay together."""
-    if text is None:
-        return None
-    out: list[str] = []
-    for token in (t.strip() for t in text.split(",")):
-        if not token:
-            continue
-        if out and out[-1].startswith("synthetic") and "=" in token and ":" not in token:
-            out[-1] = f"{out[-1]},{token}"
-        else:
-            out.append(token)
-    return out
+    return None if text is None else split_source_list(text)
 
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -67,9 +59,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _config_from_args(args: argparse.Namespace):
-    from spatiomol.experiments.config import ExperimentConfig, load_config
-
+def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     config = load_config(args.config) if getattr(args, "config", None) else ExperimentConfig()
     nulls = dict(config.nulls)
     if getattr(args, "null_spins", None):
@@ -88,9 +78,7 @@ def _config_from_args(args: argparse.Namespace):
     )
 
 
-def _run(config, out: str, args: argparse.Namespace) -> int:
-    from spatiomol.experiments.runner import run_experiment, summary_text
-
+def _run(config: ExperimentConfig, out: str, args: argparse.Namespace) -> int:
     summary = run_experiment(config, out, jobs=args.jobs, scheduler=args.scheduler, progress=not args.no_progress)
     print(summary_text(summary))
     return 1 if summary.failed else 0
@@ -110,39 +98,47 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from spatiomol.reports.report import write_report
 
-    path = write_report(args.results, args.out, n_permutations=args.permutations, seed=args.seed)
+    options = {"n_permutations": args.permutations, "seed": args.seed}
+    path = write_report(args.results, args.out, **{k: v for k, v in options.items() if v is not None})
     print(f"report: {path}")
     return 0
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from spatiomol.experiments.transfer import run_transfer, transfer_table
-
     pairs = [(s, t) for s in _datasets(args.source) for t in _datasets(args.target) if s != t]
     if not pairs:
         raise ValueError("--source and --target must name at least one pair of different datasets")
-    frame = run_transfer(
-        pairs,
-        args.model,
-        args.out,
-        model_params=_params(args.param),
-        null_index=args.null_index,
-        nulls={"n": args.null_spins, "top": args.top, "method": "cge", "seed": args.seed, "min_moved": args.min_moved},
-        seed=args.seed,
-    )
+    try:
+        frame = run_transfer(
+            pairs,
+            args.model,
+            args.out,
+            model_params=_params(args.param),
+            null_index=args.null_index,
+            nulls={
+                "n": args.null_spins,
+                "top": args.top,
+                "method": NULL_DEFAULTS["method"],
+                "seed": args.seed,
+                "min_moved": args.min_moved,
+            },
+            seed=args.seed,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+        )
+    except RuntimeError as err:  # failed runs: recorded under OUT/failures, the others stored
+        print(f"spatiomol transfer: {err}", file=sys.stderr)
+        return 1
     print(transfer_table(frame).to_string(index=False))
     print(f"results: {args.out}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from spatiomol.experiments.config import load_config
     from spatiomol.reports.report import write_report
 
-    path = Path(args.config)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: demo configuration not found (run from the repository root or pass --config)")
-    config = load_config(path)
+    config = load_config(args.config or demo_config_path())
     t0 = time.perf_counter()
     status = _run(config, args.out, args)
     report = write_report(args.out)
@@ -161,8 +157,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="tables (Markdown + CSV) and figures of a results folder")
     p.add_argument("results", help="results folder written by `spatiomol run`")
     p.add_argument("--out", help="output folder (default: the results folder)")
-    p.add_argument("--permutations", type=int, default=10000, help="sign-flip permutations (exact when 2^n is fewer)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sign-flip test")
+    p.add_argument(
+        "--permutations", type=int, help="sign-flip permutations (exact when 2^n is fewer; default: the report's)"
+    )
+    p.add_argument("--seed", type=int, help="seed of the sign-flip test (default: the report's)")
     p.set_defaults(func=cmd_report)
 
     p = subparsers.add_parser("transfer", help="train on a full source dataset, predict a full target (App. A.6)")
@@ -171,21 +169,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="smt-cls", help="registry model name (paper: smt-cls)")
     p.add_argument("--param", action="append", help="fixed hyperparameter NAME=VALUE (repeatable)")
     p.add_argument("--null-index", type=int, default=0, help="which of the source's top nulls trains the null model")
-    p.add_argument("--null-spins", type=int, default=10000, help="spins drawn for the source's nulls")
-    p.add_argument("--top", type=int, default=10, help="nulls kept by CGE match (--null-index picks one of them)")
+    p.add_argument("--null-spins", type=int, default=NULL_DEFAULTS["n"], help="spins drawn for the source's nulls")
+    p.add_argument(
+        "--top", type=int, default=NULL_DEFAULTS["top"], help="nulls kept by CGE match (--null-index picks one of them)"
+    )
     p.add_argument(
         "--min-moved",
         type=float,
-        default=0.9,
-        help="fraction of regions a selected null must move (default 0.9; 0 = Algorithm 1 verbatim)",
+        default=NULL_DEFAULTS["min_moved"],
+        help="fraction of regions a selected null must move (default %(default)s; 0 = Algorithm 1 verbatim)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib)")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (overrides --jobs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_transfer)
 
-    p = subparsers.add_parser("demo", help="reduced but real hcp-s100 experiment + report (configs/demo.yaml)")
+    p = subparsers.add_parser("demo", help="reduced but real hcp-s100 experiment + report (packaged demo.yaml)")
     p.add_argument("--out", default="runs/demo", help="results and report folder")
-    p.add_argument("--config", default=str(DEMO_CONFIG), help="demo configuration")
+    p.add_argument("--config", help=f"demo configuration (default: the packaged {demo_config_path()})")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib)")
     p.add_argument("--scheduler", help="Dask scheduler address")
     p.add_argument("--no-progress", action="store_true")

@@ -3,15 +3,15 @@ resumable append-only results store, the runner (joblib or Dask) and cross-datas
 
 Typical use::
 
-    from spatiomol.experiments import load_config, run_experiment
-    run_experiment(load_config("configs/demo.yaml"), "runs/demo", jobs=2)
+    from spatiomol.experiments import demo_config_path, load_config, run_experiment
+    run_experiment(load_config(demo_config_path()), "runs/demo", jobs=2)
 
 See ``docs/experiments.md``.
 """
 
-from spatiomol.experiments.config import TABLE3_VARIANTS, ExperimentConfig, load_config
+from spatiomol.experiments.config import TABLE3_VARIANTS, ExperimentConfig, demo_config_path, load_config
 from spatiomol.experiments.grid import RunSpec, build_grid, null_index_for
-from spatiomol.experiments.runner import load_results, load_source, run_experiment
+from spatiomol.experiments.runner import fit_run, load_run_model, run_experiment, run_spec
 from spatiomol.experiments.store import ResultsStore, run_id
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
 
@@ -21,12 +21,14 @@ __all__ = [
     "RunSpec",
     "TABLE3_VARIANTS",
     "build_grid",
+    "demo_config_path",
+    "fit_run",
     "load_config",
-    "load_results",
-    "load_source",
+    "load_run_model",
     "null_index_for",
     "run_experiment",
     "run_id",
+    "run_spec",
     "run_transfer",
     "shared_gene_brains",
     "transfer_table",

@@ -1,6 +1,6 @@
 """Experiment configuration: a YAML (or TOML) file, optionally overridden by CLI flags.
 
-Example (see ``configs/demo.yaml`` and ``configs/full.yaml``)::
+Example (see the packaged demo, `demo_config_path`, and ``configs/full.yaml``)::
 
     name: demo
     datasets: [hcp-s100]        # bundled names, paths to a user YAML, or "synthetic:k=v,..."
@@ -28,15 +28,19 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from spatiomol.data.sources import split_source_list
+from spatiomol.evaluation.splits import SPLIT_KINDS
+from spatiomol.models import registry
+from spatiomol.nulls import NULL_DEFAULTS  # the one home of the null defaults
+from spatiomol.nulls.select import METHODS
+
 INPUT_KINDS = ("true", "null", "permuted")
-SPLIT_KINDS = ("random", "spatial")
-#: settings of the CGE-matched nulls (see `spatiomol.nulls.generate_nulls`)
-NULL_DEFAULTS = {"n": 10000, "top": 10, "method": "cge", "seed": 0, "min_moved": 0.9}
 
 #: Table 3 of the paper: null models with varying feature access (random splits)
 TABLE3_VARIANTS = (
@@ -57,9 +61,11 @@ class ExperimentConfig:
     name : str
         Free label, written to the manifest and the report header.
     datasets : list of str
-        Bundled dataset names (``spatiomol.data.datasets.list_datasets()``), paths to a
-        user dataset YAML (as accepted by ``spatiomol validate``), or
-        ``"synthetic:n_regions=60,n_genes=120,seed=0"`` for a planted-rule brain.
+        Sources for `spatiomol.data.sources.resolve_source`: bundled dataset names
+        (``spatiomol.data.bundled_files.list_datasets()``), paths to a user dataset YAML
+        (as accepted by ``spatiomol validate``), or ``"synthetic:n_regions=60,n_genes=120,seed=0"``
+        for a planted-rule brain. A single string is split with `spatiomol.data.sources.split_source_list` (a synthetic
+        spec's commas stay inside it).
     models : list of str
         Registry names (``spatiomol.models.registry.MODELS``).
     splits : list of {"random", "spatial"}
@@ -87,6 +93,10 @@ class ExperimentConfig:
         `spatiomol.nulls.generate_nulls`.
     gene_order : str
         ``"as_given"`` or a method of `spatiomol.data.genome.order_genes` (e.g. ``"tss"``).
+    save_models : bool
+        Save each run's fitted model in the results folder
+        (`spatiomol.experiments.store.ResultsStore.model_path`, read back with
+        `spatiomol.experiments.runner.load_run_model`). Not part of the run key.
     notes : str
         Text for the report header (e.g. that epochs are reduced).
     """
@@ -107,6 +117,7 @@ class ExperimentConfig:
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     nulls: dict[str, Any] = field(default_factory=lambda: dict(NULL_DEFAULTS))
     gene_order: str = "as_given"
+    save_models: bool = False
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -124,7 +135,7 @@ class ExperimentConfig:
         for name in ("datasets", "models", "splits", "inputs", "variant_splits", "untuned_models"):
             value = getattr(self, name)
             if isinstance(value, str):
-                setattr(self, name, [v.strip() for v in value.split(",") if v.strip()])
+                setattr(self, name, split_source_list(value) if name == "datasets" else split_names(value))
             elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 fail(name, "a list of strings (or a comma-separated string)", value)
         self.inputs = [_input_name(v) for v in self.inputs]
@@ -146,6 +157,8 @@ class ExperimentConfig:
             fail("folds", "at least 2", self.folds)
         if not isinstance(self.tuning, bool):
             fail("tuning", "true or false", self.tuning)
+        if not isinstance(self.save_models, bool):
+            fail("save_models", "true or false", self.save_models)
         if not isinstance(self.model_params, dict) or not all(isinstance(v, dict) for v in self.model_params.values()):
             fail("model_params", "a mapping {model: {hyperparameter: value}}", self.model_params)
         if not isinstance(self.variants, list):
@@ -166,14 +179,12 @@ class ExperimentConfig:
         if unknown:
             fail("nulls", f"a mapping with keys among {sorted(nulls)}", sorted(unknown))
         nulls.update(self.nulls)
-        _validate_nulls(nulls, fail)
+        validate_nulls(nulls, fail)
         self.nulls = nulls
         self._validate_models(fail)
 
     def _validate_models(self, fail) -> None:
         """model_params names known models and their hyperparameters; variants need expression."""
-        from spatiomol.models import registry
-
         for model, params in self.model_params.items():
             if model not in registry.MODELS:
                 fail("model_params", f"keyed by registry model names ({', '.join(registry.MODELS)})", model)
@@ -198,8 +209,6 @@ class ExperimentConfig:
     # ------------------------------------------------------------ conversions
     def resolved_models(self) -> list[str]:
         """Model names with ``table1`` / ``all`` expanded, order kept, no duplicates."""
-        from spatiomol.models import registry
-
         out: list[str] = []
         for name in self.models:
             names = {"table1": registry.TABLE1, "all": registry.TABLE1}.get(name, [name])
@@ -238,9 +247,8 @@ class ExperimentConfig:
         return ExperimentConfig.from_dict(data, "command-line flags")
 
 
-def _validate_nulls(nulls: dict[str, Any], fail) -> None:
+def validate_nulls(nulls: dict[str, Any], fail) -> None:
     """Types and ranges of the ``nulls`` settings (see `spatiomol.nulls.generate_nulls`)."""
-    from spatiomol.nulls.select import METHODS
 
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
@@ -257,6 +265,11 @@ def _validate_nulls(nulls: dict[str, Any], fail) -> None:
     nulls["min_moved"] = float(mm)
     if nulls["method"] not in METHODS:
         fail("nulls.method", f"one of {list(METHODS)}", nulls["method"])
+
+
+def split_names(text: str) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]`` (comma-separated names; blanks dropped)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _input_name(value: Any) -> str:
@@ -279,3 +292,8 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"{path}: cannot parse configuration ({err})") from err
     return ExperimentConfig.from_dict(data or {}, str(path))
+
+
+def demo_config_path() -> Path:
+    """The demo configuration shipped with the package (``spatiomol demo``, ``make demo``)."""
+    return Path(str(resources.files("spatiomol.experiments").joinpath("configs", "demo.yaml")))

@@ -15,19 +15,30 @@ Inputs (the expression a model sees; targets and coordinates never change):
 - ``"permuted"``: a plain seeded random permutation of the expression rows (Table 3).
 
 Models that read no expression (distance rules) get only ``"true"`` runs.
+
+Cross-dataset transfer (`spatiomol.experiments.transfer`) is a run too: ``split_type``
+`TRANSFER`, ``dataset`` ``"SOURCE->TARGET"``; the model is fitted on every region of the
+source and predicts every edge of the target.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from spatiomol.data.brain import Brain
 from spatiomol.experiments.config import ExperimentConfig
-from spatiomol.experiments.store import run_id
+from spatiomol.experiments.store import KEY_COLUMNS, run_id
 from spatiomol.hashing import canonical_json, derived_seed
 from spatiomol.models import registry
+
+#: ``split_type`` of a cross-dataset transfer run
+TRANSFER = "transfer"
+#: separates source and target in a transfer run's ``dataset`` label
+TRANSFER_ARROW = "->"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,10 @@ class RunSpec:
     settings : str
         Canonical JSON of everything else that shapes the numbers (fixed model
         hyperparameters, tuning, CV sizes, null generation, gene order).
+    sources : (source, target), optional
+        Transfer runs only, and not part of the run key: the training and the scored
+        dataset (source strings or in-memory `Brain` objects). Absent, they are read
+        from ``dataset`` (``"SOURCE->TARGET"``).
     """
 
     dataset: str
@@ -61,10 +76,12 @@ class RunSpec:
     null_index: int
     seed: int
     settings: str
+    sources: tuple[str | Brain, str | Brain] | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields that identify the run (`spatiomol.experiments.store.KEY_COLUMNS`)."""
+        return {c: getattr(self, c) for c in KEY_COLUMNS}
 
     @property
     def run_id(self) -> str:
@@ -72,9 +89,36 @@ class RunSpec:
 
     @property
     def settings_dict(self) -> dict[str, Any]:
-        import json
-
         return json.loads(self.settings)
+
+    @property
+    def is_transfer(self) -> bool:
+        return self.split_type == TRANSFER
+
+    @property
+    def train_source(self) -> str | Brain:
+        """The dataset the model is fitted on (a transfer run's source)."""
+        return self._sources()[0]
+
+    @property
+    def test_source(self) -> str | Brain:
+        """The dataset whose edges are predicted and scored (a transfer run's target)."""
+        return self._sources()[1]
+
+    def _sources(self) -> tuple[str | Brain, str | Brain]:
+        if not self.is_transfer:
+            return self.dataset, self.dataset
+        if self.sources is not None:
+            return self.sources
+        source, arrow, target = self.dataset.partition(TRANSFER_ARROW)
+        if not arrow:
+            raise ValueError(f"transfer run {self.label()}: dataset must be 'SOURCE{TRANSFER_ARROW}TARGET'")
+        return source, target
+
+    def model_seed(self) -> int:
+        """Seed of the model (initialisation, tuning draws): `derived_seed` ``("model")`` for grid
+        runs, the root ``seed`` for transfer runs (the same for the true and the null model)."""
+        return self.seed if self.is_transfer else self.derived_seed("model")
 
     def derived_seed(self, purpose: str) -> int:
         """A stable 31-bit seed for ``purpose``, shared by the true and null runs of a split.

@@ -1,18 +1,30 @@
 """Append-only results store: one tidy row per (run, metric, stratum).
 
-Layout of a results folder::
+Layout of a results folder (every path below is built here and nowhere else)::
 
     RESULTS/
       manifest.json            versions, seeds, data hashes, configuration (atomic JSON)
       parts/<run_id>.parquet   the rows of one finished run (atomic: tmp file + os.replace)
       predictions/<run_id>.npz test edges (i, j), predictions and targets of that run
+      models/<run_id>.joblib   the fitted model of that run (only with ``save_models``)
       nulls/<dataset>-<hash>.npz  the CGE-matched nulls a grid re-uses
+      splits/<dataset>-<hash>-<kind>.npz  the splits of a grid (for inspection)
+      failures/<run_id>.txt    traceback of a run that raised (removed once it succeeds)
+      claims/<run_id>.claim    a run being computed: holder pid, host and start time
 
 A run is *done* exactly when its part file exists. The part is written last and moved
 into place with `os.replace`, which is atomic on POSIX file systems, so a process killed
 at any instant (``kill -9``) leaves either no part or a complete one; a restart skips the
 done runs and ends with exactly the rows of an uninterrupted run, because every run's
 numbers depend only on its `RunSpec` (see `spatiomol.experiments.grid`).
+
+Several processes may work on one folder at once (two ``spatiomol run`` commands, Dask
+workers): each run is *claimed* first with a claim file created with ``O_CREAT | O_EXCL``
+(atomic: exactly one process creates it), and released after its part is written. A
+claim is abandoned (*stale*) when its holder is a dead process on this host or when its
+holder has not refreshed it for `CLAIM_STALE_SECONDS` (the holder touches it every
+`CLAIM_HEARTBEAT_SECONDS` while it computes); a stale claim is broken and the run is
+claimed anew, so nothing is lost when a claimant dies.
 """
 
 from __future__ import annotations
@@ -20,8 +32,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -65,6 +82,11 @@ TRACKED_PACKAGES = (
     "distributed",
     "pyyaml",
 )
+
+#: a claim not refreshed for this long (s) is abandoned, whoever holds it
+CLAIM_STALE_SECONDS = 300.0
+#: how often (s) the holder of a claim refreshes it while its run is computed
+CLAIM_HEARTBEAT_SECONDS = 30.0
 
 
 # ----------------------------------------------------------------- atomic writes
@@ -123,8 +145,24 @@ class ResultsStore:
         return self.root / "predictions"
 
     @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
     def nulls_dir(self) -> Path:
         return self.root / "nulls"
+
+    @property
+    def splits_dir(self) -> Path:
+        return self.root / "splits"
+
+    @property
+    def failures_dir(self) -> Path:
+        return self.root / "failures"
+
+    @property
+    def claims_dir(self) -> Path:
+        return self.root / "claims"
 
     @property
     def manifest_path(self) -> Path:
@@ -136,6 +174,25 @@ class ResultsStore:
     def prediction_path(self, rid: str) -> Path:
         return self.predictions_dir / f"{rid}.npz"
 
+    def model_path(self, rid: str) -> Path:
+        """Where run ``rid``'s fitted model is saved (`spatiomol.experiments.runner.save_run_model`)."""
+        return self.models_dir / f"{rid}.joblib"
+
+    def failure_path(self, rid: str) -> Path:
+        return self.failures_dir / f"{rid}.txt"
+
+    def claim_path(self, rid: str) -> Path:
+        return self.claims_dir / f"{rid}.claim"
+
+    def nulls_path(self, dataset: str, nulls_settings: Mapping[str, Any], gene_order: str) -> Path:
+        """The cached nulls of ``dataset`` made with ``nulls_settings`` (named by dataset and settings hash)."""
+        return self.nulls_dir / f"{_file_tag(dataset, dict(nulls_settings), gene_order)}.npz"
+
+    def splits_path(self, dataset: str, kind: str, *, gene_order: str, repeats: int, folds: int, seed: int) -> Path:
+        """The saved ``kind`` splits (``repeats`` × ``folds``, ``seed``) of ``dataset``."""
+        tag = _file_tag(dataset, gene_order, kind, repeats, folds, seed)
+        return self.splits_dir / f"{tag}-{kind}.npz"
+
     # state
     def done_ids(self) -> set[str]:
         """Ids of finished runs (those whose part file exists)."""
@@ -145,6 +202,106 @@ class ResultsStore:
 
     def is_done(self, rid: str) -> bool:
         return self.part_path(rid).exists()
+
+    # failures
+    def write_failure(self, rid: str, text: str) -> Path:
+        """Record why run ``rid`` failed (a traceback); returns the file."""
+        path = self.failure_path(rid)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+        return path
+
+    def clear_failure(self, rid: str) -> None:
+        """Forget an earlier failure of run ``rid`` (it has now succeeded)."""
+        self.failure_path(rid).unlink(missing_ok=True)
+
+    # claims
+    @contextmanager
+    def claimed(self, rid: str) -> Iterator[bool]:
+        """Claim run ``rid`` for this process while the block runs; yields whether it got it.
+
+        The claim file is refreshed every `CLAIM_HEARTBEAT_SECONDS` by a background thread
+        and removed on exit. ``False`` means another live process holds the claim.
+        """
+        token = self._claim(rid)
+        if token is None:
+            yield False
+            return
+        path = self.claim_path(rid)
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(CLAIM_HEARTBEAT_SECONDS):
+                try:
+                    os.utime(path)
+                except FileNotFoundError:
+                    return
+
+        thread = threading.Thread(target=heartbeat, name=f"claim-{rid}", daemon=True)
+        thread.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            thread.join()
+            self._release(rid, token)
+
+    def claim_active(self, rid: str) -> bool:
+        """Whether a live claim on run ``rid`` exists (held by any process, this one included)."""
+        path = self.claim_path(rid)
+        return path.exists() and not self._claim_is_stale(path)
+
+    def _claim(self, rid: str) -> str | None:
+        """Create the claim file of ``rid`` (breaking a stale one); its token, or None if held elsewhere."""
+        path = self.claim_path(rid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), "token": token}
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._claim_is_stale(path):
+                    return None
+                self._break_claim(path)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(holder))
+            return token
+        return None
+
+    def _release(self, rid: str, token: str) -> None:
+        path = self.claim_path(rid)
+        if _read_claim(path).get("token") == token:
+            path.unlink(missing_ok=True)
+
+    def _claim_is_stale(self, path: Path) -> bool:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age > CLAIM_STALE_SECONDS:
+            return True
+        holder = _read_claim(path)  # empty while its creator is still writing it: not stale
+        return holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid"))
+
+    @staticmethod
+    def _break_claim(path: Path) -> None:
+        """Move a stale claim aside; a fresh claim moved by a racing breaker is put back."""
+        try:
+            before = path.stat()
+            aside = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex}")
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # another process broke it first
+        try:
+            moved = aside.stat()
+            if (moved.st_ino, moved.st_mtime_ns) != (before.st_ino, before.st_mtime_ns):
+                os.link(aside, path)  # not the claim judged stale: restore it unless a newer one exists
+        except (FileExistsError, FileNotFoundError):
+            pass
+        finally:
+            aside.unlink(missing_ok=True)
 
     # writes
     def write_run(
@@ -273,6 +430,39 @@ class ResultsStore:
             manifest.update(to_jsonable(dict(extra)))
         atomic_write_json(self.manifest_path, manifest)
         return manifest
+
+
+def _file_tag(dataset: str, *settings: Any) -> str:
+    """A file-name-safe tag: the dataset's name plus a hash of the source and settings."""
+    digest = json_sha256([dataset, *settings])[:12]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(dataset).name)[:40]
+    return f"{safe}-{digest}"
+
+
+def _read_claim(path: Path) -> dict[str, Any]:
+    """A claim file's holder record; ``{}`` when absent, empty or partly written."""
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _pid_alive(pid: Any) -> bool:
+    """Whether process ``pid`` of this host is running (a zombie counts as dead)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:

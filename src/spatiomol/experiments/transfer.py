@@ -6,67 +6,97 @@ datasets share (in the source's gene order). The chance level is a model of the 
 configuration trained on one of the source's top CGE-matched nulls (true coordinates,
 spun expression) and applied to the same target: transfer means beating it.
 
-Results go to a `ResultsStore` (``split_type="transfer"``, ``dataset="SOURCE->TARGET"``),
-so they are resumable and reportable like any grid.
+Each (pair, input) is a `RunSpec` (``split_type="transfer"``, ``dataset="SOURCE->TARGET"``)
+executed by the runner (`spatiomol.experiments.runner.run_specs`), so transfer runs are
+claimed, resumable, failure-capturing and run on joblib or Dask like any grid, and the
+report reads them from the same `ResultsStore`.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from spatiomol.data.brain import Brain
+from spatiomol.experiments.config import validate_nulls
+from spatiomol.experiments.grid import TRANSFER, TRANSFER_ARROW, RunSpec
+from spatiomol.experiments.runner import (
+    ensure_nulls,
+    run_specs,
+    shared_gene_brains,
+    source_brain,
+    source_name,
+    summary_text,
+)
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.hashing import canonical_json
+from spatiomol.models import registry
+from spatiomol.nulls import NULL_DEFAULTS
 
 
-def shared_gene_brains(source: Brain, target: Brain) -> tuple[Brain, Brain]:
-    """Both brains restricted to the genes they share, in the source's order.
+def transfer_specs(
+    pairs: Iterable[tuple[str | Brain, str | Brain]],
+    model: str,
+    *,
+    model_params: dict[str, Any] | None = None,
+    null_index: int = 0,
+    nulls: dict[str, Any] | None = None,
+    seed: int = 0,
+    gene_order: str = "as_given",
+) -> list[RunSpec]:
+    """The true and the null run of each (source, target) pair (arguments as in `run_transfer`).
 
-    Raises
-    ------
-    ValueError
-        When the brains share no gene.
+    The settings recorded in each run's key are the model's fixed hyperparameters, the
+    gene order, the number of shared genes and (null runs) the null settings.
     """
-    target_genes = set(target.genes)
-    shared = [g for g in source.genes if g in target_genes]
-    if not shared:
+    registry.spec(model)  # unknown model: ValueError before any data is loaded
+    nulls = checked_nulls(nulls, null_index)
+    model_params = dict(model_params or {})
+    specs = []
+    for source_item, target_item in pairs:
+        source = source_brain(source_item, gene_order)
+        src, _ = shared_gene_brains(source, source_brain(target_item, gene_order))
+        label = f"{source_name(source_item)}{TRANSFER_ARROW}{source_name(target_item)}"
+        for inp in ("true", "null"):
+            settings = {"model_params": model_params, "gene_order": gene_order, "n_shared_genes": src.n_genes}
+            if inp == "null":
+                settings["nulls"] = nulls
+            specs.append(
+                RunSpec(
+                    dataset=label,
+                    model=model,
+                    split_type=TRANSFER,
+                    repeat=0,
+                    fold=0,
+                    input=inp,
+                    null_index=null_index if inp == "null" else -1,
+                    seed=seed,
+                    settings=canonical_json(settings),
+                    sources=(source_item, target_item),
+                )
+            )
+    return specs
+
+
+def checked_nulls(nulls: dict[str, Any] | None, null_index: int) -> dict[str, Any]:
+    """``nulls`` completed from `NULL_DEFAULTS` and validated, with ``null_index`` in range."""
+    nulls = {**NULL_DEFAULTS, **(nulls or {})}
+    unknown = sorted(set(nulls) - set(NULL_DEFAULTS))
+    if unknown:
         raise ValueError(
-            f"transfer {source.name!r} → {target.name!r}: no shared genes "
-            f"(source has {source.n_genes}, target {target.n_genes})"
+            f"transfer: field 'nulls' has unknown keys {unknown}; expected keys among {sorted(NULL_DEFAULTS)}"
         )
-    return source.select_genes(shared), target.select_genes(shared)
 
+    def fail(field_name: str, expected: str, got: Any) -> None:
+        raise ValueError(f"transfer: field {field_name!r} must be {expected}, got {got!r}")
 
-def _resolve(item: str | Brain, gene_order: str) -> tuple[str, Brain]:
-    if isinstance(item, Brain):
-        return item.name, item
-    from spatiomol.experiments.runner import load_source
-
-    return item, load_source(item, gene_order)
-
-
-def _null_permutation(
-    store: ResultsStore, name: str, brain: Brain, nulls: dict[str, Any], index: int, gene_order: str
-) -> np.ndarray:
-    from spatiomol.experiments.runner import check_nulls_expression, nulls_file, nulls_from_settings
-    from spatiomol.nulls import NullSet
-
-    path = nulls_file(store, name, nulls, gene_order)
-    if not path.exists():
-        nulls_from_settings(brain, nulls).save(path)  # atomic (tmp file + os.replace)
-    nullset = NullSet.load(path)
-    nullset.check_brain(brain)
-    check_nulls_expression(nullset, brain, path, name)
-    perms = nullset.permutations
-    if not 0 <= index < perms.shape[0]:
-        raise ValueError(f"null index {index} out of range: {path} holds {perms.shape[0]} nulls")
-    return perms[index]
+    validate_nulls(nulls, fail)
+    if isinstance(null_index, bool) or not isinstance(null_index, int) or not 0 <= null_index < nulls["top"]:
+        fail("null_index", f"an integer between 0 and nulls.top - 1 ({nulls['top'] - 1})", null_index)
+    return nulls
 
 
 def run_transfer(
@@ -79,6 +109,10 @@ def run_transfer(
     nulls: dict[str, Any] | None = None,
     seed: int = 0,
     gene_order: str = "as_given",
+    jobs: int = 1,
+    scheduler: Any = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Train on each full source, predict each full target, with true and null source expression.
 
@@ -96,6 +130,8 @@ def run_transfer(
         ``n, top, method, seed, min_moved`` for `spatiomol.nulls.generate_nulls` (cached per source).
     seed : int
         Model seed (the same for the true and the null model).
+    jobs, scheduler, progress, log
+        As in `spatiomol.experiments.runner.run_experiment`.
 
     Returns
     -------
@@ -103,86 +139,33 @@ def run_transfer(
         The store's rows for these pairs (``dataset = "SOURCE->TARGET"``,
         ``split_type = "transfer"``, ``input`` ``"true"``/``"null"``); metrics are over all
         target edges, on the target's scale.
+
+    Raises
+    ------
+    RuntimeError
+        When runs failed (after every other run was stored and the manifest written;
+        tracebacks are in the results folder's ``failures/``).
     """
-    from spatiomol.evaluation import evaluate
-    from spatiomol.experiments.runner import _with_seed
-    from spatiomol.models import registry
-
+    pairs = list(pairs)
+    nulls = checked_nulls(nulls, null_index)
+    specs = transfer_specs(
+        pairs, model, model_params=model_params, null_index=null_index, nulls=nulls, seed=seed, gene_order=gene_order
+    )
     store = ResultsStore(results_dir)
-    from spatiomol.experiments.config import NULL_DEFAULTS, _validate_nulls
-
-    nulls = {**NULL_DEFAULTS, **(nulls or {})}
-    unknown = sorted(set(nulls) - set(NULL_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"transfer: field 'nulls' has unknown keys {unknown}; expected keys among {sorted(NULL_DEFAULTS)}"
-        )
-
-    def fail(field_name: str, expected: str, got: Any) -> None:
-        raise ValueError(f"transfer: field {field_name!r} must be {expected}, got {got!r}")
-
-    _validate_nulls(nulls, fail)
-    if isinstance(null_index, bool) or not isinstance(null_index, int) or not 0 <= null_index < nulls["top"]:
-        fail("null_index", f"an integer between 0 and nulls.top - 1 ({nulls['top'] - 1})", null_index)
-    model_params = dict(model_params or {})
-    names = []
-    ids: list[tuple[str, str]] = []
-    for source_item, target_item in pairs:
-        source_name, source = _resolve(source_item, gene_order)
-        target_name, target = _resolve(target_item, gene_order)
-        src, tgt = shared_gene_brains(source, target)
-        label = f"{source_name}->{target_name}"
-        names.append(label)
-        i, j = tgt.pairs()
-        for inp in ("true", "null"):
-            settings = {"model_params": model_params, "gene_order": gene_order, "n_shared_genes": src.n_genes}
-            if inp == "null":
-                settings["nulls"] = nulls
-            key = {
-                "dataset": label,
-                "model": model,
-                "split_type": "transfer",
-                "repeat": 0,
-                "fold": 0,
-                "input": inp,
-                "null_index": null_index if inp == "null" else -1,
-                "seed": seed,
-                "settings": canonical_json(settings),
-            }
-            from spatiomol.experiments.store import run_id
-
-            ids.append((run_id(key), label))
-            if store.is_done(run_id(key)):
-                continue
-            train = src
-            if inp == "null":
-                perm = _null_permutation(store, source_name, source, nulls, null_index, gene_order)
-                train = src.permute_expression(perm, note=f"CGE-matched null #{null_index} of {source_name}")
-            default, _ = registry.search_space(model)
-            params = _with_seed(model, {**default, **model_params}, seed)
-            estimator = registry.make_model(model, **params)
-            t0 = time.perf_counter()
-            estimator.fit(train, np.arange(train.n_regions))
-            fit_seconds = time.perf_counter() - t0
-            y_pred = estimator.predict(tgt, i, j)
-            rows = evaluate(tgt, i, j, y_pred)
-            store.write_run(
-                key,
-                rows,
-                hyperparameters=estimator.get_params(),
-                n_parameters=int(getattr(estimator, "n_parameters_", -1)),
-                fit_seconds=fit_seconds,
-                predictions={"i": i, "j": j, "y_pred": y_pred, "y_true": tgt.targets(i, j)},
-            )
+    sources = {source_name(s.train_source): s.train_source for s in specs if s.input == "null"}
+    for source in sources.values():
+        ensure_nulls(store, source, nulls, gene_order, log=log)
+    summary = run_specs(specs, store, jobs=jobs, scheduler=scheduler, progress=progress, log=log)
+    names = list(dict.fromkeys(s.dataset for s in specs))
     # the report shows, per (pair, model), only the runs of the latest call's settings
     current_ids = dict(store.read_manifest().get("transfer_run_ids", {}))
     for label in names:
-        current_ids[f"{label} {model}"] = sorted(r for r, lab in ids if lab == label)
+        current_ids[f"{label} {model}"] = sorted(s.run_id for s in specs if s.dataset == label)
     store.write_manifest(
         {
             "transfer": {
                 "model": model,
-                "model_params": model_params,
+                "model_params": dict(model_params or {}),
                 "null_index": null_index,
                 "nulls": nulls,
                 "seed": seed,
@@ -191,6 +174,8 @@ def run_transfer(
         },
         extra={"transfer_run_ids": current_ids},
     )
+    if summary.failed:
+        raise RuntimeError(f"transfer: {len(summary.failed)} of {len(specs)} runs failed\n{summary_text(summary)}")
     df = store.load()
     return df[df["dataset"].isin(names) & (df["model"] == model)].reset_index(drop=True)
 
@@ -210,7 +195,10 @@ def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
     if {"pearson_true", "pearson_null"} <= set(out.columns):
         out["gain_r"] = out["pearson_true"] - out["pearson_null"]
     out = out.reset_index()
-    out[["source", "target"]] = out["dataset"].str.split("->", n=1, expand=True)
+    out[["source", "target"]] = out["dataset"].str.split(TRANSFER_ARROW, n=1, expand=True)
     return out.drop(columns="dataset")[
         ["source", "target", *[c for c in out.columns if c not in ("dataset", "source", "target")]]
     ]
+
+
+__all__ = ["checked_nulls", "run_transfer", "shared_gene_brains", "transfer_specs", "transfer_table"]
