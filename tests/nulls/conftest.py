@@ -25,17 +25,17 @@ def atlas_s100_cortex(data_mirror):
 
 @pytest.fixture
 def neuromaps_with_rotations(monkeypatch):
-    """neuromaps' gen_spinsamples, fed a given sequence of (left, right) rotations."""
+    """neuromaps' gen_spinsamples (Váša by default), fed a given sequence of (left, right) rotations."""
     from neuromaps.nulls import spins as neuromaps_spins
 
-    def run(coords, hemiid, left, right, **kwargs):
+    def run(coords, hemiid, left, right, method="vasa", **kwargs):
         queue = iter(list(zip(left, right)))
         monkeypatch.setattr(neuromaps_spins, "_gen_rotation", lambda seed=None: next(queue))
         return neuromaps_spins.gen_spinsamples(
             coords,
             hemiid,
             n_rotate=len(left),
-            method="vasa",
+            method=method,
             check_duplicates=False,
             return_cost=True,
             **kwargs,

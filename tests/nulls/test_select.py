@@ -1,4 +1,9 @@
-"""Algorithm 1 end to end: errors, selection, reproducibility, storage, the CLI and Fig. 3."""
+"""Algorithm 1 end to end: errors, selection, reproducibility, storage, the CLI and Fig. 3.
+
+The spins here use the symmetric subcortical shuffle (``subcortex="shuffle"``), so that every
+null is a permutation checked against the reference path; the default Moran subcortex is
+tested in test_families.py.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,12 @@ from spatiomol.nulls import QUANTITIES, NullSet, cge, generate_nulls
 from spatiomol.nulls.spins import plan_spins
 
 N = 600
+SHUFFLE = "shuffle"
 
 
 @pytest.fixture(scope="module")
 def s100_nulls(hcp_s100):
-    return generate_nulls(hcp_s100, n=N, top=10, seed=3)
+    return generate_nulls(hcp_s100, n=N, top=10, seed=3, subcortex=SHUFFLE)
 
 
 def test_top_nulls_have_lower_error_than_the_median_null(s100_nulls):
@@ -45,7 +51,7 @@ def test_selection_is_the_lowest_error_among_nulls_that_move_enough(hcp_s100, s1
     np.testing.assert_allclose(s100_nulls.parameters["moved_fraction"], moved[expected])
     assert (s100_nulls.parameters["moved_fraction"] >= 0.9).all()
 
-    verbatim = generate_nulls(hcp_s100, n=N, top=10, seed=3, min_moved=0.0)
+    verbatim = generate_nulls(hcp_s100, n=N, top=10, seed=3, min_moved=0.0, subcortex=SHUFFLE)
     np.testing.assert_array_equal(np.sort(verbatim.all_errors)[:10], verbatim.errors)  # no duplicates here
     # Algorithm 1 verbatim favours near-identity rotations: here it picks one moving 12% of regions
     assert verbatim.parameters["moved_fraction"].min() < 0.2
@@ -101,11 +107,11 @@ def test_selected_parameters_equal_the_reference_path(hcp_s100, s100_nulls):
 
 
 def test_same_seed_same_nulls_whatever_the_batching(hcp_s100, s100_nulls):
-    again = generate_nulls(hcp_s100, n=N, top=10, seed=3, batch_size=77, n_jobs=1)
+    again = generate_nulls(hcp_s100, n=N, top=10, seed=3, batch_size=77, n_jobs=1, subcortex=SHUFFLE)
     np.testing.assert_array_equal(again.permutations, s100_nulls.permutations)
     np.testing.assert_array_equal(again.all_errors, s100_nulls.all_errors)
     pd.testing.assert_frame_equal(again.parameters, s100_nulls.parameters)
-    other = generate_nulls(hcp_s100, n=50, top=5, seed=4)
+    other = generate_nulls(hcp_s100, n=50, top=5, seed=4, subcortex=SHUFFLE)
     assert not np.array_equal(other.permutations, s100_nulls.permutations[:5])
 
 
@@ -184,7 +190,7 @@ def test_cge_matched_nulls_keep_the_planted_spatial_structure_that_naive_nulls_d
 
 
 def test_pca_cge_variant(hcp_s100):
-    nulls = generate_nulls(hcp_s100, n=200, top=5, seed=1, method="pca-cge")
+    nulls = generate_nulls(hcp_s100, n=200, top=5, seed=1, method="pca-cge", subcortex=SHUFFLE)
     k = cge.pca_scores(hcp_s100.X, 0.95).shape[1]
     assert nulls.metadata["pca_components"] == k and nulls.metadata["pca_variance"] == 0.95
     bins = cge.DistanceBins.from_distances(hcp_s100.distances)
@@ -198,11 +204,12 @@ def test_cli_writes_a_reusable_file_and_the_figure(tmp_path, hcp_s100):
 
     out, figure = tmp_path / "nulls.npz", tmp_path / "fig3.png"
     code = main(
-        ["nulls", "hcp-s100", "--n", "150", "--top", "4", "--seed", "2", "--out", str(out), "--figure", str(figure)]
+        ["nulls", "hcp-s100", "--n", "150", "--top", "4", "--seed", "2", "--subcortex", SHUFFLE]
+        + ["--out", str(out), "--figure", str(figure)]
     )
     assert code == 0
     loaded = NullSet.load(out)
-    direct = generate_nulls(hcp_s100, n=150, top=4, seed=2)
+    direct = generate_nulls(hcp_s100, n=150, top=4, seed=2, subcortex=SHUFFLE)
     np.testing.assert_array_equal(loaded.permutations, direct.permutations)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
     assert main(["nulls", "no-such-dataset", "--out", str(out)]) == 2

@@ -1,4 +1,4 @@
-"""``spatiomol nulls DATASET``: CGE-matched spatial nulls (Algorithm 1) to a reusable file."""
+"""``spatiomol nulls DATASET``: spatial nulls of one family (optionally CGE-matched) to a reusable file."""
 
 from __future__ import annotations
 
@@ -7,32 +7,54 @@ import time
 
 import numpy as np
 
-from spatiomol.nulls.select import METHODS, MIN_MOVED
+from spatiomol.nulls.defaults import NULL_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.select import NULL_METHODS, SUBCORTEX_NULLS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "nulls",
-        help="draw spatial nulls and keep those matching the CGE-distance curve",
+        help="draw spatial nulls of one family and keep the best (CGE-matched) or the first",
         description=(
-            "Draw N spatial nulls of DATASET (cortical spins with Váša assignment, symmetric "
-            "subcortical shuffles; or plain permutations with --method random), fit the CGE-distance "
-            "curve of each, and save the TOP nulls closest to the true brain (Algorithm 1) as npz."
+            "Draw N spatial nulls of DATASET with one family (--method: cortical spins with Váša or "
+            "Hungarian assignment, Moran spectral randomisation, variogram-matched surrogates, or plain "
+            "permutations), fit the CGE-distance curve of each, and save TOP of them as npz: those closest "
+            "to the true brain (Algorithm 1, --cge-match) or the first TOP draws (--no-cge-match)."
         ),
     )
     p.add_argument("dataset", help="bundled dataset name (see `spatiomol datasets`) or a user YAML file")
-    p.add_argument("--n", type=int, default=10000, help="nulls drawn (default 10000)")
-    p.add_argument("--top", type=int, default=10, help="nulls kept (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every rotation and shuffle (default 0)")
-    p.add_argument("--method", choices=METHODS, default="cge", help="null kind (default cge)")
+    p.add_argument("--n", type=int, default=NULL_DEFAULTS["n"], help="nulls drawn (default %(default)s)")
+    p.add_argument("--top", type=int, default=NULL_DEFAULTS["top"], help="nulls kept (default %(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=NULL_DEFAULTS["seed"], help="seed of every random draw (default %(default)s)"
+    )
+    p.add_argument(
+        "--method", choices=NULL_METHODS, default=NULL_DEFAULTS["method"], help="null family (default %(default)s)"
+    )
+    p.add_argument(
+        "--cge-match",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="select the nulls matching the true CGE-distance curve (Algorithm 1); default: the family's "
+        "(on for cge and pca-cge, off for the others)",
+    )
+    p.add_argument(
+        "--subcortex",
+        choices=SUBCORTEX_NULLS,
+        default=SUBCORTEX_DEFAULT,
+        help="non-cortical null of the spin families (default %(default)s)",
+    )
     p.add_argument("--bin-mm", type=float, default=5.0, help="distance bin width in mm (default 5)")
     p.add_argument(
-        "--pca-variance", type=float, default=0.95, help="variance kept by the PCA of --method pca-cge (default 0.95)"
+        "--pca-variance",
+        type=float,
+        default=0.95,
+        help="variance kept by the PCA of --method pca-cge and variogram (default 0.95)",
     )
     p.add_argument(
         "--min-moved",
         type=float,
-        default=MIN_MOVED,
+        default=NULL_DEFAULTS["min_moved"],
         help="fraction of regions a selected null must move (default %(default)s; 0 = Algorithm 1 "
         "verbatim, which favours near-identity rotations)",
     )
@@ -43,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spatiomol.data.io import load_brain
+    from spatiomol.data.loading import load_brain
     from spatiomol.nulls import generate_nulls
 
     brain = load_brain(args.dataset)
@@ -54,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         top=args.top,
         seed=args.seed,
         method=args.method,
+        cge_match=args.cge_match,
+        subcortex=args.subcortex,
         bin_mm=args.bin_mm,
         pca_variance=args.pca_variance,
         min_moved=args.min_moved,
@@ -64,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     meta = nulls.metadata
     print(
         f"{brain.name}: {args.n} {args.method} nulls in {seconds:.1f} s "
-        f"({meta['n_unique']} distinct), kept {nulls.top} → {path}"
+        f"({meta['n_unique']} distinct), kept {nulls.top} ({'CGE-matched' if meta['cge_match'] else 'first draws'}) "
+        f"→ {path}"
     )
     if meta["constant_quantities"]:
         print(f"  quantities constant across nulls (left out of the error): {', '.join(meta['constant_quantities'])}")
@@ -72,9 +97,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"  true brain: SA_lambda {true['SA_lambda']:.2f} mm, SA_inf {true['SA_inf']:.4f}")
     print(
         f"  errors of the kept nulls: {', '.join(f'{e:.3f}' for e in nulls.errors)} "
-        f"(median of all {args.n}: {float(np.median(nulls.all_errors)):.3f})"
+        f"(median of the {meta['n_scored']} scored: {float(np.median(nulls.all_errors)):.3f})"
     )
-    if args.figure:
+    if args.figure and not nulls.is_permutation:
+        print("  figure skipped: the CGE-distance figure draws permutation nulls only")
+    elif args.figure:
         from spatiomol.reports.cge_figure import plot_cge_curves
 
         print(f"  figure → {plot_cge_curves(brain, nulls, args.figure)}")

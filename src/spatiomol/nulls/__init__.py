@@ -1,7 +1,10 @@
-"""Spatiomolecular null maps (Algorithm 1): spins, symmetric shuffles, CGE-matched selection.
+"""Spatiomolecular null maps: several null families behind one interface, CGE-matched selection.
 
-``generate_nulls(brain, n, top, seed, method)`` returns a `NullSet`; apply a null with
-``null_set.apply(brain, k)`` or ``brain.permute_expression(null_set.permutations[k])``.
+``generate_nulls(brain, n, top, seed, method)`` returns a `NullSet`; ``null_set.apply(brain, k)``
+is the ``k``-th null brain. ``method`` is one of `NULL_METHODS` (spins with Váša or
+Hungarian assignment, Moran spectral randomisation, variogram-matched surrogates, naive
+permutations); the steps `draw_nulls`, `score_nulls` and `select_nulls` are public.
+Defaults live in `NULL_DEFAULTS`.
 """
 
 from spatiomol.nulls.cge import (
@@ -13,30 +16,65 @@ from spatiomol.nulls.cge import (
     fit_exponential,
     pca_scores,
 )
-from spatiomol.nulls.select import METHODS, QUANTITIES, NullSet, generate_nulls, standardized_errors
+from spatiomol.nulls.defaults import NULL_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.nullset import FORMAT_VERSION, NullSet
+from spatiomol.nulls.select import (
+    CGE_MATCH_DEFAULT,
+    METHODS,
+    NULL_METHODS,
+    QUANTITIES,
+    SUBCORTEX_NULLS,
+    NullDraws,
+    NullScores,
+    draw_nulls,
+    generate_nulls,
+    score_nulls,
+    select_nulls,
+    standardized_errors,
+)
+from spatiomol.nulls.spectral import distance_weights, moran_eigenvectors, moran_surrogates, morans_i
 from spatiomol.nulls.spins import (
     homologous_pairs,
+    hungarian_assignment,
     random_rotations,
     region_groups,
     sphere_coordinates,
     vasa_assignment,
 )
+from spatiomol.nulls.variogram import VariogramModel
 
 __all__ = [
+    "CGE_MATCH_DEFAULT",
     "CURVE_PARAMETERS",
     "DistanceBins",
+    "FORMAT_VERSION",
     "METHODS",
+    "NULL_DEFAULTS",
+    "NULL_METHODS",
+    "NullDraws",
+    "NullScores",
     "NullSet",
     "QUANTITIES",
+    "SUBCORTEX_DEFAULT",
+    "SUBCORTEX_NULLS",
+    "VariogramModel",
     "correlated_gene_expression",
+    "distance_weights",
+    "draw_nulls",
     "fit_cubic",
     "fit_curves",
     "fit_exponential",
     "generate_nulls",
     "homologous_pairs",
+    "hungarian_assignment",
+    "moran_eigenvectors",
+    "moran_surrogates",
+    "morans_i",
     "pca_scores",
     "random_rotations",
     "region_groups",
+    "score_nulls",
+    "select_nulls",
     "sphere_coordinates",
     "standardized_errors",
     "vasa_assignment",

@@ -161,7 +161,7 @@ class DistanceBins:
         identity = np.arange(cge.shape[0], dtype=np.int64)[None]
         return self.null_curves(cge, identity)[0]
 
-    def null_curves(self, cge: np.ndarray, permutations: np.ndarray) -> np.ndarray:
+    def null_curves(self, cge: np.ndarray, permutations: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
         """Binned mean CGE of null brains, without recomputing any correlation.
 
         Parameters
@@ -170,6 +170,8 @@ class DistanceBins:
             CGE matrix of the true brain.
         permutations : (n, r) int array
             Null ``k`` gives region ``i`` the expression of region ``permutations[k, i]``.
+        n_jobs : int or None
+            Threads over nulls (None: every core this process may use).
 
         Returns
         -------
@@ -181,7 +183,52 @@ class DistanceBins:
         if perms.shape[1] != cge.shape[0] or perms.min() < 0 or perms.max() >= cge.shape[0]:
             raise ValueError(f"permutations of shape {perms.shape} do not index a {cge.shape} CGE matrix")
         out = np.empty((perms.shape[0], self.used.size))
-        _kernels.binned_sums(cge, perms, self.bin_index, self.used.size, out)
+        bin_index, n_used = self.bin_index, self.used.size
+        _kernels.run_in_threads(
+            lambda a, b: _kernels.binned_sums_rows(cge, perms, bin_index, n_used, out, a, b), perms.shape[0], n_jobs
+        )
+        out /= self.counts
+        return out
+
+    def replaced_curves(
+        self,
+        cge: np.ndarray,
+        permutations: np.ndarray,
+        replaced: np.ndarray,
+        new_corr: np.ndarray,
+        n_jobs: int | None = None,
+    ) -> np.ndarray:
+        """Binned mean CGE of nulls whose ``replaced`` regions hold new expression.
+
+        Parameters
+        ----------
+        cge : (r, r) float array
+            CGE matrix of the true brain (pairs of two permuted regions).
+        permutations : (n, r) int array
+        replaced : (q,) int array
+            Regions whose rows are new in every null.
+        new_corr : (n, q, r) float array
+            Pearson r between each replaced row and every row of the same null.
+        n_jobs : int or None
+
+        Returns
+        -------
+        (n, n_used) float array.
+        """
+        cge = np.ascontiguousarray(cge, dtype=np.float64)
+        perms = np.ascontiguousarray(np.atleast_2d(permutations), dtype=np.int64)
+        new_corr = np.ascontiguousarray(new_corr, dtype=np.float64)
+        position = np.full(cge.shape[0], -1, dtype=np.int64)
+        position[np.asarray(replaced, dtype=np.int64)] = np.arange(len(replaced))
+        out = np.empty((perms.shape[0], self.used.size))
+        bin_index, n_used = self.bin_index, self.used.size
+        _kernels.run_in_threads(
+            lambda a, b: _kernels.binned_sums_replaced_rows(
+                cge, perms, position, new_corr, bin_index, n_used, out, a, b
+            ),
+            perms.shape[0],
+            n_jobs,
+        )
         out /= self.counts
         return out
 

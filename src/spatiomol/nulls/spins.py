@@ -1,4 +1,4 @@
-"""Spatial null permutations: cortical spins with Váša assignment, symmetric subcortical shuffles.
+"""Spatial null permutations: cortical spins (Váša or Hungarian assignment), subcortical nulls.
 
 Every function here returns *permutations* in the convention of
 `Brain.permute_expression`: ``perm[i]`` is the region whose expression region ``i``
@@ -15,7 +15,8 @@ Cortex (Alexander-Bloch et al. 2018; Váša et al. 2018)
    negative); the right hemisphere uses the left rotation reflected across the
    mid-sagittal plane, ``F R F`` with ``F = diag(-1, 1, 1)`` (`random_rotations`).
    Row-vector coordinates are rotated as ``coords @ R``.
-3. Váša's greedy assignment (`vasa_assignment`) turns each rotation into a bijection
+3. Váša's greedy assignment (`vasa_assignment`) or the optimal one-to-one assignment
+   (`hungarian_assignment`, minimum total distance) turns each rotation into a bijection
    within the hemisphere; its per-region cost is the chord distance on the unit sphere
    between a region and the rotated position of the region whose data it receives.
 
@@ -26,15 +27,26 @@ tests check this on the hcp-s100 cortex. The greedy loop keeps, for every origin
 region, its nearest still-unassigned rotated region and rescans only the rows whose
 nearest was just taken; it is compiled with numba and parallel over spins, because a
 numpy version of these ``m`` dependent steps stayed several times short of the speed goal.
+The Hungarian assignment equals ``gen_spinsamples(method="hungarian")`` (scipy's
+``linear_sum_assignment`` on the same distances) whenever the optimum is unique; it is
+solved by a compiled shortest-augmenting-path solver started from the column reduction.
 
-Subcortex and cerebellum
-------------------------
-Within each non-cortical structure class, homologous left/right regions are paired
-(`homologous_pairs`); one random permutation of the pair slots is applied to both
-hemispheres, so bilateral symmetry is kept. Regions without a partner (hemisphere
-``"B"``, or left/right regions left unmatched) are shuffled among themselves within
-their structure class and hemisphere. Cortical regions marked ``"B"`` (rare) are
-shuffled likewise, as no sphere can be fitted to them.
+Subcortex and cerebellum (``subcortex``)
+----------------------------------------
+``"shuffle"``: within each non-cortical structure class, homologous left/right regions
+are paired (`homologous_pairs`); one random permutation of the pair slots is applied to
+both hemispheres, so bilateral symmetry is kept. Regions without a partner (hemisphere
+``"B"``, or left/right regions left unmatched) are shuffled among themselves within their
+structure class and hemisphere.
+
+``"moran"``: each non-cortical structure class (both hemispheres together) gets a Moran
+spectral randomisation on its own inverse-distance weights (`spatiomol.nulls.spectral`):
+its expression rows are *replaced*, not permuted, keeping each gene's mean, variance and
+Moran's I within the class and the gene–gene covariance; one sign draw per null and class
+is shared by all genes. The plan's ``replaced`` then says which rows.
+
+Cortical regions marked ``"B"`` (rare) are shuffled among themselves in both cases, as
+no sphere can be fitted to them.
 """
 
 from __future__ import annotations
@@ -47,6 +59,10 @@ from scipy.optimize import linear_sum_assignment
 
 from spatiomol.data.brain import Brain
 from spatiomol.nulls import _kernels
+from spatiomol.nulls.spectral import MoranPlan, plan_moran
+
+ASSIGNMENTS = ("vasa", "hungarian")
+SUBCORTEX_NULLS = ("shuffle", "moran")
 
 #: reflection across the mid-sagittal (Y-Z) plane
 MIDLINE_REFLECTION = np.diag([-1.0, 1.0, 1.0])
@@ -130,7 +146,29 @@ def sphere_coordinates(coords: np.ndarray, hemisphere: np.ndarray) -> np.ndarray
 
 
 # ------------------------------------------------------------------ Váša assignment
-def vasa_assignment(original: np.ndarray, rotated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_batch(original: np.ndarray, rotated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    original = np.ascontiguousarray(original, dtype=np.float64)
+    rotated = np.ascontiguousarray(rotated, dtype=np.float64)
+    if rotated.ndim == 2:
+        rotated = rotated[None]
+    if rotated.ndim != 3 or original.shape != rotated.shape[1:] or original.shape[1:] != (3,):
+        raise ValueError(f"original must be (m, 3) and rotated (batch, m, 3); got {original.shape} and {rotated.shape}")
+    return original, rotated
+
+
+def _assign(kernel, original, rotated, n_jobs):
+    original, rotated = _check_batch(original, rotated)
+    batch, m = rotated.shape[:2]
+    source = np.empty((batch, m), dtype=np.int64)
+    cost = np.empty((batch, m))
+    if m:
+        _kernels.run_in_threads(lambda a, b: kernel(original, rotated, source, cost, a, b), batch, n_jobs)
+    return source, cost
+
+
+def vasa_assignment(
+    original: np.ndarray, rotated: np.ndarray, n_jobs: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Váša et al. (2018) greedy one-to-one reassignment, for a batch of rotations.
 
     Repeatedly, the original region whose nearest still-unassigned rotated region is
@@ -143,6 +181,8 @@ def vasa_assignment(original: np.ndarray, rotated: np.ndarray) -> tuple[np.ndarr
         Unit-sphere coordinates of one hemisphere's regions.
     rotated : (batch, m, 3) or (m, 3) float array
         The same coordinates after each rotation (``original @ R``).
+    n_jobs : int or None
+        Threads over rotations (None: every core this process may use).
 
     Returns
     -------
@@ -160,18 +200,39 @@ def vasa_assignment(original: np.ndarray, rotated: np.ndarray) -> tuple[np.ndarr
     the distances are computed in scipy's arithmetic order, so costs are bit-identical.
     The loop is compiled (numba) and runs in parallel over spins.
     """
-    original = np.ascontiguousarray(original, dtype=np.float64)
-    rotated = np.ascontiguousarray(rotated, dtype=np.float64)
-    if rotated.ndim == 2:
-        rotated = rotated[None]
-    if rotated.ndim != 3 or original.shape != rotated.shape[1:] or original.shape[1:] != (3,):
-        raise ValueError(f"original must be (m, 3) and rotated (batch, m, 3); got {original.shape} and {rotated.shape}")
-    batch, m = rotated.shape[:2]
-    source = np.empty((batch, m), dtype=np.int64)
-    cost = np.empty((batch, m))
-    if m:
-        _kernels.vasa_batch(original, rotated, source, cost)
-    return source, cost
+    return _assign(_kernels.vasa_rows, original, rotated, n_jobs)
+
+
+def hungarian_assignment(
+    original: np.ndarray, rotated: np.ndarray, n_jobs: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal one-to-one reassignment (minimum total distance), for a batch of rotations.
+
+    Parameters
+    ----------
+    original : (m, 3) float array
+        Unit-sphere coordinates of one hemisphere's regions.
+    rotated : (batch, m, 3) or (m, 3) float array
+        The same coordinates after each rotation (``original @ R``).
+    n_jobs : int or None
+        Threads over rotations (None: every core this process may use).
+
+    Returns
+    -------
+    source : (batch, m) int64 array
+        ``source[b, i]``: the region (local index) whose data region ``i`` receives; the
+        assignment minimises ``Σ_i ‖original[i] − rotated[b, source[b, i]]‖``.
+    cost : (batch, m) float array
+        ``‖original[i] − rotated[b, source[b, i]]‖`` (unit-sphere chord length).
+
+    Notes
+    -----
+    The distances are computed in ``scipy.spatial.distance_matrix``'s arithmetic order and
+    the matching is exact (shortest augmenting paths, as scipy's
+    ``linear_sum_assignment``), so with a unique optimum the output equals
+    ``neuromaps.nulls.spins.gen_spinsamples(method="hungarian")``'s for the same rotations.
+    """
+    return _assign(_kernels.hungarian_rows, original, rotated, n_jobs)
 
 
 # ----------------------------------------------------------------- region grouping
@@ -323,6 +384,10 @@ class SpinPlan:
         Slot permutation of each symmetric pair set.
     free_orders : list of (n, size) int arrays
         Permutation of each unpaired group.
+    assignment : {"vasa", "hungarian"}
+    replaced : MoranPlan or None
+        With ``subcortex="moran"``: the non-cortical regions whose rows are replaced (their
+        permutation entries stay the identity).
     """
 
     groups: RegionGroups
@@ -331,23 +396,70 @@ class SpinPlan:
     rotations_right: np.ndarray
     pair_orders: list[np.ndarray]
     free_orders: list[np.ndarray]
+    assignment: str = "vasa"
+    replaced: MoranPlan | None = None
 
     @property
     def n(self) -> int:
         return self.rotations_left.shape[0]
 
 
-def plan_spins(brain: Brain, n: int, rng: np.random.Generator) -> SpinPlan:
-    """Draw the rotations and shuffles of ``n`` spatial nulls of ``brain``."""
+def check_spin_hemispheres(brain: Brain, method: str) -> None:
+    """ValueError unless each of the L and R hemispheres has at least 2 cortical regions."""
+    hemisphere = brain.hemisphere.astype(str)
+    cortex = brain.structure.astype(str) == "cortex"
+    for h, name in (("L", "left"), ("R", "right")):
+        idx = np.flatnonzero(cortex & (hemisphere == h))
+        if idx.size < 2:
+            found = ", ".join(str(x) for x in brain.labels[idx]) or "none"
+            raise ValueError(
+                f"method {method!r}: brain {brain.name!r} has {idx.size} cortical region(s) in the {name} "
+                f"hemisphere ({found}); spins need at least 2 cortical regions in each of the L and R "
+                "hemispheres (use method='moran' or 'random' for other brains)"
+            )
+
+
+def plan_spins(
+    brain: Brain,
+    n: int,
+    rng: np.random.Generator,
+    assignment: str = "vasa",
+    subcortex: str = "shuffle",
+) -> SpinPlan:
+    """Draw the rotations and non-cortical nulls of ``n`` spatial nulls of ``brain``.
+
+    The rotations are drawn first, then the shuffles (``subcortex="shuffle"``) or the
+    Moran signs (``"moran"``), all from ``rng``.
+    """
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
+    if subcortex not in SUBCORTEX_NULLS:
+        raise ValueError(f"subcortex must be one of {SUBCORTEX_NULLS}, got {subcortex!r}")
     groups = region_groups(brain)
     sphere = np.zeros((brain.n_regions, 3))
     for idx in (groups.cortex_left, groups.cortex_right):
         if idx.size > 1:  # a lone region has a single (identity) assignment and no sphere
             sphere[idx] = sphere_coordinates(brain.coords[idx], brain.hemisphere[idx])
     left, right = random_rotations(n, rng)
-    pair_orders = [_random_orders(rng, n, len(p)) for p in groups.symmetric_pairs]
-    free_orders = [_random_orders(rng, n, len(g)) for g in groups.unpaired]
-    return SpinPlan(groups, sphere, left, right, pair_orders, free_orders)
+    replaced = None
+    if subcortex == "moran":
+        structure = brain.structure.astype(str)
+        cortex = structure == "cortex"
+        classes = [np.flatnonzero(structure == s) for s in sorted(set(structure) - {"cortex"})]
+        groups = RegionGroups(
+            groups.cortex_left,
+            groups.cortex_right,
+            [],
+            [],
+            [g for g in groups.unpaired if cortex[g].all()],
+        )
+        pair_orders = []
+        free_orders = [_random_orders(rng, n, len(g)) for g in groups.unpaired]
+        replaced = plan_moran(brain.coords, classes, n, rng, brain.labels, what="subcortex='moran'")
+    else:
+        pair_orders = [_random_orders(rng, n, len(p)) for p in groups.symmetric_pairs]
+        free_orders = [_random_orders(rng, n, len(g)) for g in groups.unpaired]
+    return SpinPlan(groups, sphere, left, right, pair_orders, free_orders, assignment, replaced)
 
 
 def apply_shuffles(perms: np.ndarray, groups: RegionGroups, pair_orders, free_orders, rows) -> None:
@@ -360,15 +472,19 @@ def apply_shuffles(perms: np.ndarray, groups: RegionGroups, pair_orders, free_or
         perms[:, group] = group[order[rows]]
 
 
-def spin_batch(plan: SpinPlan, rows: np.ndarray, n_regions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Permutations and cortical Váša costs of nulls ``rows`` of a `SpinPlan`.
+def spin_batch(
+    plan: SpinPlan, rows: np.ndarray, n_regions: int, n_jobs: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Permutations and cortical assignment costs of nulls ``rows`` of a `SpinPlan`.
 
     Returns
     -------
     perms : (len(rows), r) int64 array
     cost : (len(rows),) float array
-        Sum over cortical regions of the per-region Váša cost (unit-sphere chord length).
+        Sum over cortical regions of the per-region assignment cost (unit-sphere chord
+        length).
     """
+    assign = hungarian_assignment if plan.assignment == "hungarian" else vasa_assignment
     perms = np.tile(np.arange(n_regions, dtype=np.int64), (len(rows), 1))
     cost = np.zeros(len(rows))
     g = plan.groups
@@ -377,7 +493,7 @@ def spin_batch(plan: SpinPlan, rows: np.ndarray, n_regions: int) -> tuple[np.nda
             continue
         original = plan.sphere[idx]
         rotated = np.matmul(original[None], rotations[rows])
-        source, region_cost = vasa_assignment(original, rotated)
+        source, region_cost = assign(original, rotated, n_jobs)
         perms[:, idx] = idx[source]
         cost += region_cost.sum(axis=1)
     apply_shuffles(perms, g, plan.pair_orders, plan.free_orders, rows)
@@ -418,8 +534,10 @@ def plan_random(brain: Brain, n: int, rng: np.random.Generator) -> RandomPlan:
     return RandomPlan(classes, orders, brain.coords, np.flatnonzero(structure == "cortex"))
 
 
-def random_batch(plan: RandomPlan, rows: np.ndarray, n_regions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Permutations of naive nulls ``rows`` and their cost.
+def random_batch(
+    plan: RandomPlan, rows: np.ndarray, n_regions: int, n_jobs: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Permutations of naive nulls ``rows`` and their cost (``n_jobs`` unused: numpy only).
 
     The cost is Algorithm 1's literal reassignment cost Σ_j ‖C[j] − C[π(j)]‖ over cortical
     regions, in mm (there is no rotation to compare with).

@@ -1,0 +1,267 @@
+"""Null families side by side with the libraries they reproduce: speed per null and agreement.
+
+Goal (issue 10): every family draws 10,000 nulls of ``hcp-s400`` (414 regions, subcortex
+included) in ≤ 60 s on the project's 2-core machine, and is ≥ 10× faster per null than
+the library it is tested against, measured in the same run:
+
+- ``hungarian`` vs ``neuromaps.nulls.spins.gen_spinsamples(method="hungarian")``, fed
+  spatiomol's rotation matrices (the assignments must be identical);
+- ``moran`` vs ``brainspace.null_models.moran_randomization(procedure="singleton",
+  joint=True)`` (what ``MoranRandomization.randomize`` runs), fed spatiomol's eigenvectors
+  and brainspace's own sign draws (the nulls must be equal);
+- ``variogram`` vs ``brainsmash.mapgen.Base`` on every principal-component map a null
+  needs (its variogram estimator must equal ours; its surrogates' fit is reported next to
+  ours).
+
+Two costs are reported per family. *Draw*: ``generate_nulls(brain, n=10000, top=10,
+seed=0, method=...)`` at the family's default selection, divided by 10,000 — spins are
+assigned at draw time, while Moran and variogram nulls are stored as their random draws
+(sign vectors, seeds) and made into expression only when used. *Materialise*: making the
+region × gene expression matrix of a null (measured on ``MATERIALISED`` nulls), which is
+what the reference libraries do for every null. The reference libraries are timed on
+fewer nulls and scaled per null. CGE-matched selection (``cge_match=True``) scores every
+drawn null from its expression; its cost per null is reported on ``MATCHED`` nulls.
+
+OpenBLAS runs one thread here (``OPENBLAS_NUM_THREADS=1`` unless set): on a CPU shared
+with other jobs its threads spin and slow every matrix product several-fold, for the
+libraries and for spatiomol alike. spatiomol's compiled loops use both cores (``n_jobs``).
+
+Run: ``SPATIOMOL_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/nulls_families.py``
+(needs the ``bench`` extra: ``pip install -e .[bench]`` for brainspace). Writes
+``benchmarks/results/nulls_families.md``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
+
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "nulls_families.md"
+N_NULLS = 10_000
+MATERIALISED = 500
+MATCHED = 200
+REFERENCE_SPINS = 20
+REFERENCE_MORAN = 100
+REFERENCE_SURROGATES = 3
+SEED = 0
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def hungarian_reference(brain, draws_plan, n: int):
+    """neuromaps' Hungarian spins of the first ``n`` rotations: seconds, (n, cortex) assignments."""
+    from neuromaps.nulls import spins as neuromaps_spins
+
+    groups = draws_plan.groups
+    cortex = np.concatenate([groups.cortex_left, groups.cortex_right])
+    hemiid = np.r_[np.zeros(groups.cortex_left.size, int), np.ones(groups.cortex_right.size, int)]
+    rotations = iter(list(zip(draws_plan.rotations_left[:n], draws_plan.rotations_right[:n])))
+    original = neuromaps_spins._gen_rotation
+    neuromaps_spins._gen_rotation = lambda seed=None: next(rotations)
+    try:
+        seconds, spun = _timed(
+            lambda: neuromaps_spins.gen_spinsamples(
+                draws_plan.sphere[cortex], hemiid, n_rotate=n, method="hungarian", check_duplicates=False
+            )
+        )
+    finally:
+        neuromaps_spins._gen_rotation = original
+    return seconds, cortex[spun.T], cortex
+
+
+def main() -> int:
+    try:
+        from brainspace.null_models.moran import moran_randomization
+    except ImportError:
+        print("brainspace is missing: pip install -e '.[bench]' (it pulls in VTK)", file=sys.stderr)
+        return 1
+    import numba
+    from brainsmash.mapgen import Base
+
+    from spatiomol.data.datasets import load_dataset
+    from spatiomol.nulls import SUBCORTEX_DEFAULT, draw_nulls, generate_nulls, spins
+    from spatiomol.nulls.spectral import distance_weights, moran_eigenvectors, moran_surrogates
+    from spatiomol.nulls.variogram import VariogramModel
+
+    load_before = os.getloadavg()
+    brain = load_dataset("hcp-s400")
+    X = brain.X
+    generate_nulls(brain, n=64, top=2, seed=SEED, method="hungarian", subcortex="moran")  # compile kernels
+    rows, notes = [], []
+
+    # ------------------------------------------------------------- hungarian
+    seconds, nulls = _timed(lambda: generate_nulls(brain, n=N_NULLS, top=10, seed=SEED, method="hungarian"))
+    plan = spins.plan_spins(brain, N_NULLS, np.random.default_rng(SEED), assignment="hungarian")
+    draws = draw_nulls(brain, REFERENCE_SPINS, SEED, "hungarian", n_jobs=1)
+    single_seconds, _ = _timed(lambda: draw_nulls(brain, 200, SEED, "hungarian", n_jobs=1))
+    ref_seconds, ref_assign, cortex = hungarian_reference(brain, plan, REFERENCE_SPINS)
+    identical = np.array_equal(draws.permutations[:, cortex], ref_assign)
+    mat_seconds, _ = _timed(lambda: draws.expression(X, np.arange(REFERENCE_SPINS)))
+    rows.append(
+        (
+            "hungarian",
+            seconds,
+            mat_seconds / REFERENCE_SPINS,
+            "neuromaps gen_spinsamples(hungarian)",
+            ref_seconds / REFERENCE_SPINS,
+        )
+    )
+    notes.append(
+        f"hungarian: assignments identical to neuromaps on {REFERENCE_SPINS} shared rotations: {identical}. "
+        f"One thread: {1e3 * single_seconds / 200:.2f} ms per null "
+        f"({ref_seconds / REFERENCE_SPINS / (single_seconds / 200):.1f}× neuromaps)."
+    )
+    assert identical, "Hungarian spins differ from neuromaps"
+    assert nulls.top == 10
+
+    # ----------------------------------------------------------------- moran
+    seconds, nulls = _timed(lambda: generate_nulls(brain, n=N_NULLS, top=10, seed=SEED, method="moran"))
+    draws = draw_nulls(brain, MATERIALISED, SEED, "moran")
+    mat_seconds, _ = _timed(lambda: draws.expression(X, np.arange(MATERIALISED)))
+    vectors = draws.sampler.vectors[0]
+    ref_seconds, ref_nulls = _timed(
+        lambda: moran_randomization(
+            X, vectors, n_rep=REFERENCE_MORAN, procedure="singleton", joint=True, random_state=SEED
+        )
+    )
+    signs = np.random.RandomState(SEED).choice([-1.0, 1.0], size=(REFERENCE_MORAN, vectors.shape[1], 1))[:, :, 0]
+    ours = moran_surrogates(X, vectors, signs)
+    joint_error = float(np.max(np.abs(ours - ref_nulls)))
+    gene = moran_randomization(X[:, 0], vectors, n_rep=20, procedure="singleton", random_state=SEED + 1)
+    gene_signs = np.random.RandomState(SEED + 1).choice([-1.0, 1.0], size=(20, vectors.shape[1], 1))[:, :, 0]
+    gene_error = float(np.max(np.abs(moran_surrogates(X[:, 0], vectors, gene_signs) - gene)))
+    fit_seconds, _ = _timed(lambda: moran_eigenvectors(distance_weights(brain.coords)))
+    matched_seconds, _ = _timed(
+        lambda: generate_nulls(brain, n=MATCHED, top=2, seed=SEED, method="moran", cge_match=True)
+    )
+    rows.append(
+        (
+            "moran",
+            seconds,
+            mat_seconds / MATERIALISED,
+            "brainspace moran_randomization (singleton, joint)",
+            ref_seconds / REFERENCE_MORAN,
+        )
+    )
+    notes.append(
+        f"moran: equal to brainspace for the same eigenvectors and sign draws — one gene, 20 nulls: max |Δ| = "
+        f"{gene_error:.1e}; all {brain.n_genes} genes jointly, {REFERENCE_MORAN} nulls: max |Δ| = {joint_error:.1e}. "
+        f"Eigenvectors of the {brain.n_regions}-region inverse-distance weights: {fit_seconds:.2f} s (once, in the "
+        f"draw). CGE-matched: {1e3 * matched_seconds / MATCHED:.1f} ms per drawn null "
+        f"({N_NULLS * matched_seconds / MATCHED:.0f} s for {N_NULLS})."
+    )
+    assert gene_error < 1e-8 and joint_error < 1e-8, "Moran nulls differ from brainspace"
+
+    # ------------------------------------------------------------- variogram
+    seconds, nulls = _timed(lambda: generate_nulls(brain, n=N_NULLS, top=10, seed=SEED, method="variogram"))
+    draws = draw_nulls(brain, MATERIALISED, SEED, "variogram")
+    mat_seconds, _ = _timed(lambda: draws.expression(X, np.arange(MATERIALISED)))
+    components = draws.sampler.scores.shape[1]
+    first_map = draws.sampler.scores[:, 0]
+    base = Base(first_map, brain.distances, seed=SEED)
+    ref_seconds, ref_maps = _timed(lambda: base(n=REFERENCE_SURROGATES))
+    model = VariogramModel.from_distances(brain.distances)
+    target = base.compute_smooth_variogram(first_map)
+    estimator_error = float(np.max(np.abs(model.variogram(first_map) - target) / np.abs(target)))
+    rng = np.random.default_rng(SEED)
+    ours_maps, _ = model.surrogates(
+        first_map,
+        draws.sampler.deltas[0],
+        rng.random((200, brain.n_regions)).argsort(axis=1),
+        rng.standard_normal((200, brain.n_regions)),
+    )
+
+    def relative_sse(maps):
+        v = np.array([base.compute_smooth_variogram(m) for m in np.atleast_2d(maps)])
+        return np.median(((v - target) ** 2).sum(axis=1) / (target**2).sum())
+
+    matched_seconds, _ = _timed(
+        lambda: generate_nulls(brain, n=MATCHED, top=2, seed=SEED, method="variogram", cge_match=True)
+    )
+    rows.append(
+        (
+            "variogram",
+            seconds,
+            mat_seconds / MATERIALISED,
+            f"brainsmash Base, one surrogate of each of the {components} PC maps",
+            components * ref_seconds / REFERENCE_SURROGATES,
+        )
+    )
+    notes.append(
+        f"variogram: {components} principal components (95 % of the variance). Smoothed variogram estimator vs "
+        f"brainsmash's compute_smooth_variogram: max relative Δ = {estimator_error:.1e}. Fit of the surrogates of "
+        f"PC 1 (median relative SSE of their variogram to the target): spatiomol {relative_sse(ours_maps):.3f} "
+        f"(200 surrogates), brainsmash {relative_sse(ref_maps):.3f} ({REFERENCE_SURROGATES}). brainsmash: "
+        f"{1e3 * ref_seconds / REFERENCE_SURROGATES:.0f} ms per map. CGE-matched: "
+        f"{1e3 * matched_seconds / MATCHED:.1f} ms per drawn null ({N_NULLS * matched_seconds / MATCHED:.0f} s for "
+        f"{N_NULLS})."
+    )
+
+    # ------------------------------------------------- the existing families
+    for method in ("cge", "random"):
+        seconds, nulls = _timed(lambda m=method: generate_nulls(brain, n=N_NULLS, top=10, seed=SEED, method=m))
+        draws = draw_nulls(brain, MATERIALISED, SEED, method)
+        mat_seconds, _ = _timed(lambda d=draws: d.expression(X, np.arange(MATERIALISED)))
+        label = f"{method}, subcortex={SUBCORTEX_DEFAULT}" if method == "cge" else method
+        rows.append((label, seconds, mat_seconds / MATERIALISED, "(vs the paper's path: nulls.md)", None))
+    seconds, _ = _timed(lambda: generate_nulls(brain, n=N_NULLS, top=10, seed=SEED, subcortex="shuffle"))
+    rows.append(("cge, subcortex=shuffle (before issue 10)", seconds, None, "", None))
+    load_after = os.getloadavg()
+
+    lines = [
+        "# Null families: speed per null against the reference libraries (issue 10)",
+        "",
+        f"`hcp-s400`: {brain.n_regions} regions ({int((brain.structure == 'cortex').sum())} cortical), "
+        f"{brain.n_genes} genes; {N_NULLS} nulls per family, top 10, seed {SEED}, each family at its default "
+        f"selection. Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy "
+        f"{np.__version__}, numba {numba.__version__}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. "
+        f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after: the CPU is shared with "
+        "other jobs, so timings are noisy (and pessimistic).",
+        "",
+        "| family | draw 10,000 (s) | draw per null (ms) | materialise per null (ms) | reference | "
+        "reference per null (ms) | × per drawn null | × per materialised null |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for name, draw, materialise, reference, ref_per in rows:
+        per_draw = draw / N_NULLS
+        cells = [
+            name,
+            f"{draw:.1f}",
+            f"{1e3 * per_draw:.3f}",
+            "" if materialise is None else f"{1e3 * materialise:.3f}",
+            reference,
+            "" if ref_per is None else f"{1e3 * ref_per:.2f}",
+            "" if ref_per is None else f"{ref_per / per_draw:.0f}×",
+            "" if ref_per is None or materialise is None else f"{ref_per / materialise:.1f}×",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    slowest = max(r[1] for r in rows)
+    lines += [
+        "",
+        f"Goal ≤ 60 s for {N_NULLS} nulls: {'met' if slowest <= 60 else 'NOT met'} (slowest {slowest:.1f} s). "
+        "Goal ≥ 10× per null: see the last two columns (a drawn Moran or variogram null is its random draw; "
+        "making its expression is a matrix product of the size brainspace also computes).",
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
