@@ -9,7 +9,7 @@ import yaml
 
 from spatiomol.experiments.config import ExperimentConfig, load_config
 from spatiomol.experiments.grid import build_grid, null_index_for, random_permutation
-from spatiomol.nulls import METHODS
+from spatiomol.nulls import METHODS, SUBCORTEX_DEFAULT, SUBCORTEX_NULLS
 
 
 def test_yaml_bare_true_and_null_are_input_kinds(tmp_path):
@@ -101,6 +101,18 @@ def test_extending_repeats_keeps_run_ids():
         ({"nulls": {"method": "spin"}}, rf"'nulls.method' must be one of {re.escape(str(list(METHODS)))}, got 'spin'"),
         ({"nulls": {"shuffle": 1}}, r"'nulls'.*\['shuffle'\]"),
         (
+            {"nulls": {"subcortex": "spin"}},
+            rf"'nulls.subcortex' must be one of {re.escape(str(list(SUBCORTEX_NULLS)))}",
+        ),
+        ({"nulls": {"subcortex": 1}}, r"'nulls.subcortex'.*got 1"),
+        ({"nulls": {"cge_match": "yes"}}, r"'nulls.cge_match' must be true, false or null.*got 'yes'"),
+        ({"nulls": [{"method": "cge"}, {"method": "spin"}]}, r"'nulls\[1\].method' must be one of .*got 'spin'"),
+        ({"nulls": [{"method": "moran"}, {"method": "moran", "cge_match": False}]}, r"'nulls\[1\]'.*nulls\[0\]"),
+        ({"nulls": [{"method": "moran"}, {"top": 0}]}, r"'nulls\[1\].top'"),
+        ({"nulls": [{"method": "moran"}, "cge"]}, r"'nulls\[1\]' must be a mapping"),
+        ({"nulls": []}, r"'nulls' must be a mapping of null settings or a non-empty list"),
+        ({"nulls": "cge"}, r"'nulls' must be a mapping"),
+        (
             {"model_params": {"mlp": {"epoch": 3}}},
             r"'model_params.mlp' must be hyperparameters of mlp among.*'epochs'.*got \['epoch'\]",
         ),
@@ -138,7 +150,17 @@ def test_valid_nulls_and_model_params_are_kept(capsys):
         model_params={"mlp": {"epochs": 2}, "cm": {}},
         variants=[{"model": "mlp-coords-only", "input": "true"}],
     )
-    assert cfg.nulls == {"n": 50, "top": 50, "method": "random", "seed": 3, "min_moved": 0.0}
+    assert cfg.nulls == {
+        "n": 50,
+        "top": 50,
+        "method": "random",
+        "seed": 3,
+        "min_moved": 0.0,
+        "subcortex": SUBCORTEX_DEFAULT,
+        "cge_match": None,
+    }
+    # the settings the runs use: cge_match resolved to the method's default
+    assert cfg.null_families() == {"random(n=50,top=50,seed=3,min_moved=0.0)": {**cfg.nulls, "cge_match": False}}
     assert "epochs" in registry.model_class("mlp")._get_param_names()
     # the CLI turns the ValueError into exit status 2 with the message
     from spatiomol.cli.main import main

@@ -12,7 +12,7 @@ from spatiomol.experiments import runner
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
 from spatiomol.models import registry
-from spatiomol.nulls import generate_nulls
+from spatiomol.nulls import NULL_DEFAULTS, generate_nulls
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,9 @@ def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
     assert stored.permutations.shape == (3, 30) and np.array_equal(stored.permutations, direct.permutations)
     assert stored.metadata["min_moved"] == 0.0
     manifest = ResultsStore(out).read_manifest()
-    assert manifest["config"]["transfer"]["nulls"] == {"n": 100, "top": 3, "method": "cge", "seed": 0, "min_moved": 0.0}
+    expected = {**NULL_DEFAULTS, "n": 100, "top": 3, "method": "cge", "seed": 0, "min_moved": 0.0, "cge_match": True}
+    assert manifest["config"]["transfer"]["nulls"] == expected
+    assert manifest["config"]["transfer"]["null_families"] == {"cge(n=100,top=3,min_moved=0.0)": expected}
     # each stored transfer run is refitted from its key alone (sources read from "SOURCE->TARGET")
     store = ResultsStore(out)
     for rid in store.done_ids():
@@ -162,3 +164,30 @@ def test_failed_transfer_runs_are_recorded_and_the_others_stored(brains, tmp_pat
     # the same call with a valid configuration stores every run; the failures of others stay on record
     df = run_transfer(pairs, "cm", tmp_path, nulls=nulls, log=lambda m: None)
     assert df["run_id"].nunique() == 4 and set(df["dataset"]) == {"source->target", "target->source"}
+
+
+def test_transfer_with_two_null_families_labels_each_null_run(brains, tmp_path):
+    """One null run per family for each pair; each equals a direct fit on that family's null source."""
+    source, target = brains
+    families = [{"method": "cge", "n": 200, "top": 3}, {"method": "moran", "n": 200, "top": 3}]
+    df = run_transfer([(source, target)], "cm", tmp_path, nulls=families, null_index=1)
+    table = transfer_table(df).set_index("null_family")
+    assert list(table.index) == ["cge(n=200,top=3)", "moran(n=200,top=3)"]
+    assert table["pearson_true"].nunique() == 1  # one true run, repeated on each family's row
+    src, tgt = shared_gene_brains(source, target)
+    i, j = tgt.pairs()
+    for settings in families:
+        null_src = generate_nulls(source, **settings).apply(src, 1)
+        fit = registry.make_model("cm").fit(null_src, np.arange(src.n_regions))
+        expected = stats.pearsonr(tgt.Y[i, j], fit.predict(tgt, i, j))[0]
+        label = f"{settings['method']}(n=200,top=3)"
+        assert table.loc[label, "pearson_null"] == pytest.approx(expected, abs=1e-12)
+        assert table.loc[label, "gain_r"] == pytest.approx(table.loc[label, "pearson_true"] - expected, abs=1e-12)
+    assert sorted(p.name.rsplit("-", 1)[1] for p in ResultsStore(tmp_path).nulls_dir.iterdir()) == [
+        "cge.npz",
+        "moran.npz",
+    ]
+    with pytest.raises(ValueError, match=r"'null_index' must be an integer between 0 and nulls.top - 1 \(1\)"):
+        run_transfer(
+            [(source, target)], "cm", tmp_path, nulls=[families[0], {"method": "moran", "top": 2}], null_index=2
+        )

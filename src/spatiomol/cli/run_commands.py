@@ -14,7 +14,7 @@ from spatiomol.data.sources import split_source_list
 from spatiomol.experiments.config import ExperimentConfig, demo_config_path, load_config, split_names
 from spatiomol.experiments.runner import run_experiment, summary_text
 from spatiomol.experiments.transfer import run_transfer, transfer_table
-from spatiomol.nulls import NULL_DEFAULTS
+from spatiomol.nulls import NULL_DEFAULTS, NULL_METHODS
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -53,7 +53,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--tuning", dest="tuning", action="store_true", default=None, help="nested inner-CV hyperparameter selection"
     )
     tuning.add_argument("--no-tuning", dest="tuning", action="store_false", help="fit the default configuration")
-    p.add_argument("--null-spins", type=int, help="spins drawn per dataset for the CGE-matched nulls")
+    p.add_argument("--null-spins", type=int, help="nulls drawn per dataset and null family")
+    p.add_argument(
+        "--null-method",
+        help=f"null famil(ies), comma-separated, run side by side: among {', '.join(NULL_METHODS)} "
+        "(replaces the config's families; their other settings come from the config's first family)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (overrides --jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,10 +66,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     config = load_config(args.config) if getattr(args, "config", None) else ExperimentConfig()
-    nulls = dict(config.nulls)
-    if getattr(args, "null_spins", None):
-        nulls["n"] = args.null_spins
     return config.updated(
+        nulls=_null_families(config, _csv(getattr(args, "null_method", None)), getattr(args, "null_spins", None)),
         datasets=_datasets(args.dataset),
         models=_csv(args.models),
         splits=_csv(args.splits),
@@ -74,8 +77,26 @@ def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         seed=args.seed,
         n_configs=args.n_configs,
         tuning=args.tuning,
-        nulls=nulls,
     )
+
+
+def _null_families(
+    config: ExperimentConfig, methods: list[str] | None, n: int | None
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """The config's ``nulls`` with ``--null-method`` (one family per method) and ``--null-spins`` applied.
+
+    The new families take their other settings from the config's first family, except
+    ``cge_match``, which stays the method's default unless the config set it.
+    """
+    entries = [dict(e) for e in (config.nulls if isinstance(config.nulls, list) else [config.nulls])]
+    if methods:
+        base = entries[0]
+        entries = [{**base, "method": method} for method in methods]
+    if n is not None:
+        for entry in entries:
+            entry["n"] = n
+    several = isinstance(config.nulls, list) or (methods is not None and len(methods) > 1)
+    return entries if several else entries[0]
 
 
 def _run(config: ExperimentConfig, out: str, args: argparse.Namespace) -> int:
@@ -108,6 +129,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     pairs = [(s, t) for s in _datasets(args.source) for t in _datasets(args.target) if s != t]
     if not pairs:
         raise ValueError("--source and --target must name at least one pair of different datasets")
+    shared = {"n": args.null_spins, "top": args.top, "seed": args.seed, "min_moved": args.min_moved}
+    families = [{**shared, "method": method} for method in split_names(args.null_method)]
+    if not families:
+        raise ValueError(f"--null-method must name at least one null family among {', '.join(NULL_METHODS)}")
     try:
         frame = run_transfer(
             pairs,
@@ -115,13 +140,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             args.out,
             model_params=_params(args.param),
             null_index=args.null_index,
-            nulls={
-                "n": args.null_spins,
-                "top": args.top,
-                "method": NULL_DEFAULTS["method"],
-                "seed": args.seed,
-                "min_moved": args.min_moved,
-            },
+            nulls=families[0] if len(families) == 1 else families,
             seed=args.seed,
             jobs=args.jobs,
             scheduler=args.scheduler,
@@ -169,9 +188,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="smt-cls", help="registry model name (paper: smt-cls)")
     p.add_argument("--param", action="append", help="fixed hyperparameter NAME=VALUE (repeatable)")
     p.add_argument("--null-index", type=int, default=0, help="which of the source's top nulls trains the null model")
-    p.add_argument("--null-spins", type=int, default=NULL_DEFAULTS["n"], help="spins drawn for the source's nulls")
+    p.add_argument("--null-spins", type=int, default=NULL_DEFAULTS["n"], help="nulls drawn for the source's nulls")
     p.add_argument(
-        "--top", type=int, default=NULL_DEFAULTS["top"], help="nulls kept by CGE match (--null-index picks one of them)"
+        "--null-method",
+        default=NULL_DEFAULTS["method"],
+        help=f"null famil(ies) of the source, comma-separated (one null run each): among {', '.join(NULL_METHODS)} "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--top", type=int, default=NULL_DEFAULTS["top"], help="nulls kept per family (--null-index picks one of them)"
     )
     p.add_argument(
         "--min-moved",

@@ -20,11 +20,14 @@ Example (see the packaged demo, `demo_config_path`, and ``configs/full.yaml``)::
     model_params:               # fixed hyperparameters per model (win over the grid)
       mlp: {epochs: 20}
     nulls: {n: 10000, top: 10, method: cge, seed: 0, min_moved: 0.9}
+    # or several null families side by side, each merged over NULL_DEFAULTS:
+    # nulls: [{method: cge}, {method: moran}, {method: variogram}]
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -37,8 +40,7 @@ import yaml
 from spatiomol.data.sources import split_source_list
 from spatiomol.evaluation.splits import SPLIT_KINDS
 from spatiomol.models import registry
-from spatiomol.nulls import NULL_DEFAULTS  # the one home of the null defaults
-from spatiomol.nulls.select import METHODS
+from spatiomol.nulls import CGE_MATCH_DEFAULT, NULL_DEFAULTS, NULL_METHODS, SUBCORTEX_NULLS
 
 INPUT_KINDS = ("true", "null", "permuted")
 
@@ -72,8 +74,8 @@ class ExperimentConfig:
     repeats, folds : int
         Repeats of ``folds``-fold cross-validation (paper: 10 × 4).
     inputs : list of {"true", "null", "permuted"}
-        Expression given to the models; ``"null"`` uses one of the ``nulls.top``
-        CGE-matched nulls per split, ``"permuted"`` a plain seeded shuffle of rows.
+        Expression given to the models; ``"null"`` uses one of the ``top`` nulls of
+        each null family per split, ``"permuted"`` a plain seeded shuffle of rows.
         Models that read no expression (distance rules) only get ``"true"``.
     variants : list of {"model", "input"}
         Extra (model, input) cells, run on ``variant_splits`` (Table 3).
@@ -87,10 +89,14 @@ class ExperimentConfig:
         ``tuning`` is on, e.g. the neural models of a CPU demo.
     model_params : dict
         ``{model: {hyperparameter: value}}`` fixed for every run of that model.
-    nulls : dict
-        ``n`` spins to draw, ``top`` kept (10), ``method``, ``seed`` and ``min_moved``
-        (fraction of regions a selected null must move) passed to
-        `spatiomol.nulls.generate_nulls`.
+    nulls : dict or list of dict
+        One null family's settings, or a list of families run side by side (each gets
+        its own ``"null"`` runs, labelled by `null_family_label`): ``n`` nulls to draw,
+        ``top`` kept (10), ``method`` (`spatiomol.nulls.NULL_METHODS`), ``seed``,
+        ``min_moved`` (fraction of regions a selected null must move), ``subcortex`` and
+        ``cge_match`` (None: the method's default), passed to
+        `spatiomol.nulls.generate_nulls`. Each is merged over `NULL_DEFAULTS`; see
+        `null_families` for the settings the runs use.
     gene_order : str
         ``"as_given"`` or a method of `spatiomol.data.genome.order_genes` (e.g. ``"tss"``).
     save_models : bool
@@ -115,7 +121,7 @@ class ExperimentConfig:
     n_configs: int = 4
     untuned_models: list[str] = field(default_factory=list)
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    nulls: dict[str, Any] = field(default_factory=lambda: dict(NULL_DEFAULTS))
+    nulls: dict[str, Any] | list[dict[str, Any]] = field(default_factory=lambda: dict(NULL_DEFAULTS))
     gene_order: str = "as_given"
     save_models: bool = False
     notes: str = ""
@@ -172,15 +178,7 @@ class ExperimentConfig:
                 fail("variants[].input", f"one of {list(INPUT_KINDS)}", v["input"])
             cleaned.append({"model": str(v["model"]), "input": inp})
         self.variants = cleaned
-        nulls = dict(NULL_DEFAULTS)
-        if not isinstance(self.nulls, dict):
-            fail("nulls", "a mapping with n, top, method, seed, min_moved", self.nulls)
-        unknown = set(self.nulls) - set(nulls)
-        if unknown:
-            fail("nulls", f"a mapping with keys among {sorted(nulls)}", sorted(unknown))
-        nulls.update(self.nulls)
-        validate_nulls(nulls, fail)
-        self.nulls = nulls
+        self.nulls = validated_null_families(self.nulls, fail)
         self._validate_models(fail)
 
     def _validate_models(self, fail) -> None:
@@ -207,6 +205,17 @@ class ExperimentConfig:
                 )
 
     # ------------------------------------------------------------ conversions
+    def null_families(self) -> dict[str, dict[str, Any]]:
+        """Every null family of the experiment: label → settings as the runs use them.
+
+        Config order; settings completed from `NULL_DEFAULTS` with ``cge_match`` resolved
+        (`resolved_nulls`); labels from `null_family_label` (the method name, plus the
+        settings that differ from the defaults).
+        """
+        entries = self.nulls if isinstance(self.nulls, list) else [self.nulls]
+        resolved = [resolved_nulls(entry) for entry in entries]
+        return {null_family_label(settings): settings for settings in resolved}
+
     def resolved_models(self) -> list[str]:
         """Model names with ``table1`` / ``all`` expanded, order kept, no duplicates."""
         out: list[str] = []
@@ -247,24 +256,111 @@ class ExperimentConfig:
         return ExperimentConfig.from_dict(data, "command-line flags")
 
 
-def validate_nulls(nulls: dict[str, Any], fail) -> None:
-    """Types and ranges of the ``nulls`` settings (see `spatiomol.nulls.generate_nulls`)."""
+def validate_nulls(nulls: dict[str, Any], fail, field: str = "nulls") -> None:
+    """Types and ranges of one family's ``nulls`` settings (see `spatiomol.nulls.generate_nulls`).
+
+    ``nulls`` holds every key of `NULL_DEFAULTS`; ``fail(field, expected, got)`` raises,
+    with fields named ``f"{field}.KEY"``. ``min_moved`` is turned into a float in place.
+    """
 
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
+    if nulls["method"] not in NULL_METHODS:
+        fail(f"{field}.method", f"one of {list(NULL_METHODS)}", nulls["method"])
     if not is_int(nulls["n"]) or nulls["n"] < 2:
-        fail("nulls.n", "an integer >= 2 (spins drawn)", nulls["n"])
+        fail(f"{field}.n", "an integer >= 2 (nulls drawn)", nulls["n"])
     if not is_int(nulls["top"]) or not 1 <= nulls["top"] <= nulls["n"]:
-        fail("nulls.top", f"an integer between 1 and nulls.n ({nulls['n']})", nulls["top"])
+        fail(f"{field}.top", f"an integer between 1 and {field}.n ({nulls['n']})", nulls["top"])
     if not is_int(nulls["seed"]) or nulls["seed"] < 0:
-        fail("nulls.seed", "a non-negative integer", nulls["seed"])
+        fail(f"{field}.seed", "a non-negative integer", nulls["seed"])
     mm = nulls["min_moved"]
     if isinstance(mm, bool) or not isinstance(mm, (int, float)) or not 0.0 <= float(mm) <= 1.0:
-        fail("nulls.min_moved", "a number between 0 and 1 (fraction of regions a null must move)", mm)
+        fail(f"{field}.min_moved", "a number between 0 and 1 (fraction of regions a null must move)", mm)
     nulls["min_moved"] = float(mm)
-    if nulls["method"] not in METHODS:
-        fail("nulls.method", f"one of {list(METHODS)}", nulls["method"])
+    if not isinstance(nulls["subcortex"], str) or nulls["subcortex"] not in SUBCORTEX_NULLS:
+        fail(f"{field}.subcortex", f"one of {list(SUBCORTEX_NULLS)}", nulls["subcortex"])
+    if nulls["cge_match"] is not None and not isinstance(nulls["cge_match"], bool):
+        fail(f"{field}.cge_match", "true, false or null (the method's default)", nulls["cge_match"])
+
+
+def validated_null_families(
+    nulls: dict[str, Any] | list[dict[str, Any]], fail
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """The config's ``nulls`` checked and completed from `NULL_DEFAULTS`, in the shape given.
+
+    One mapping (one family) or a non-empty list of mappings (families side by side);
+    two entries that resolve to the same settings are refused.
+    """
+    entries = nulls if isinstance(nulls, list) else [nulls]
+    if isinstance(nulls, list) and not nulls:
+        fail("nulls", "a mapping of null settings or a non-empty list of them", nulls)
+    completed = []
+    for k, entry in enumerate(entries):
+        where = f"nulls[{k}]" if isinstance(nulls, list) else "nulls"
+        if not isinstance(entry, dict):
+            fail(where, f"a mapping with keys among {sorted(NULL_DEFAULTS)}", entry)
+        unknown = sorted(set(entry) - set(NULL_DEFAULTS))
+        if unknown:
+            fail(where, f"a mapping with keys among {sorted(NULL_DEFAULTS)}", unknown)
+        settings = {**NULL_DEFAULTS, **entry}
+        validate_nulls(settings, fail, where)
+        completed.append(settings)
+    labels: dict[str, int] = {}
+    for k, settings in enumerate(completed):
+        label = null_family_label(settings)
+        if label in labels:
+            fail(
+                f"nulls[{k}]",
+                f"a null family different from nulls[{labels[label]}] (both resolve to {label!r})",
+                entries[k],
+            )
+        labels[label] = k
+    return completed if isinstance(nulls, list) else completed[0]
+
+
+def resolved_nulls(settings: dict[str, Any]) -> dict[str, Any]:
+    """One family's settings as the runs use them: every `NULL_DEFAULTS` key, ``cge_match`` a bool.
+
+    ``cge_match: None`` becomes the method's default (`spatiomol.nulls.CGE_MATCH_DEFAULT`), so
+    that the settings hash (run ids, cached null files) changes if that default does.
+    """
+    out = {**NULL_DEFAULTS, **settings}
+    if out["cge_match"] is None:
+        out["cge_match"] = CGE_MATCH_DEFAULT[out["method"]]
+    if isinstance(out["min_moved"], int) and not isinstance(out["min_moved"], bool):
+        out["min_moved"] = float(out["min_moved"])
+    return out
+
+
+def null_family_label(settings: dict[str, Any]) -> str:
+    """Short name of a null family: its method, plus the settings that differ from the defaults.
+
+    ``{"method": "cge"}`` → ``"cge"``; ``{"method": "hungarian", "cge_match": True,
+    "subcortex": "shuffle"}`` → ``"hungarian(cge_match=true,subcortex=shuffle)"``. A pure
+    function of the resolved settings (`resolved_nulls`), so a stored run's label
+    follows from its key, and distinct settings have distinct labels.
+    """
+    resolved = resolved_nulls(settings)
+    defaults = resolved_nulls({"method": resolved["method"]})
+    options = [
+        f"{key}={_label_value(resolved[key])}"
+        for key in NULL_DEFAULTS
+        if key != "method" and resolved[key] != defaults[key]
+    ]
+    return resolved["method"] + (f"({','.join(options)})" if options else "")
+
+
+def run_null_family(settings: str | dict[str, Any], input_kind: str) -> str:
+    """The null family label of a run (its ``settings`` JSON and ``input``); ``""`` unless a null run."""
+    if input_kind != "null":
+        return ""
+    nulls = (json.loads(settings) if isinstance(settings, str) else settings).get("nulls")
+    return null_family_label(nulls) if isinstance(nulls, dict) else ""
+
+
+def _label_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def split_names(text: str) -> list[str]:

@@ -7,8 +7,10 @@ is what makes the runner's resume-after-kill exact and the order of execution ir
 Inputs (the expression a model sees; targets and coordinates never change):
 
 - ``"true"``: the dataset's expression.
-- ``"null"``: one of the ``top`` CGE-matched spatial nulls (paper App. A.4, Algorithm 1).
-  App. A.4: "tested across 10 random or spatial four-fold splits. For each split, a
+- ``"null"``: one of the ``top`` spatial nulls of a null family (paper App. A.4,
+  Algorithm 1: CGE-matched spins). With several families (config ``nulls`` a list),
+  every null cell is run once per family; the family is part of the run's settings and
+  named by `RunSpec.null_family`. App. A.4: "tested across 10 random or spatial four-fold splits. For each split, a
   corresponding unique null (from the top 10) is used" — one null per four-fold split,
   so every fold of repeat ``r`` uses null ``r % top`` and the 10 repeats of 10 × 4-fold CV
   use the 10 best nulls once each.
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from spatiomol.data.brain import Brain
-from spatiomol.experiments.config import ExperimentConfig
+from spatiomol.experiments.config import ExperimentConfig, run_null_family
 from spatiomol.experiments.store import KEY_COLUMNS, run_id
 from spatiomol.hashing import canonical_json, derived_seed
 from spatiomol.models import registry
@@ -60,7 +62,8 @@ class RunSpec:
         The experiment's root seed.
     settings : str
         Canonical JSON of everything else that shapes the numbers (fixed model
-        hyperparameters, tuning, CV sizes, null generation, gene order).
+        hyperparameters, tuning, CV sizes, gene order and, for null runs, the null
+        family's settings).
     sources : (source, target), optional
         Transfer runs only, and not part of the run key: the training and the scored
         dataset (source strings or in-memory `Brain` objects). Absent, they are read
@@ -90,6 +93,12 @@ class RunSpec:
     @property
     def settings_dict(self) -> dict[str, Any]:
         return json.loads(self.settings)
+
+    @property
+    def null_family(self) -> str:
+        """Label of the null family of a ``"null"`` run (`spatiomol.experiments.config.null_family_label`
+        of its null settings); ``""`` for other inputs."""
+        return run_null_family(self.settings, self.input)
 
     @property
     def is_transfer(self) -> bool:
@@ -137,7 +146,7 @@ class RunSpec:
         return derived_seed(purpose, *parts)
 
     def label(self) -> str:
-        null = f"#{self.null_index}" if self.null_index >= 0 else ""
+        null = f"[{self.null_family}]#{self.null_index}" if self.null_index >= 0 else ""
         return f"{self.dataset}/{self.model}/{self.split_type} r{self.repeat}f{self.fold}/{self.input}{null}"
 
 
@@ -155,12 +164,13 @@ def null_index_for(repeat: int, top: int) -> int:
     return int(repeat) % int(top)
 
 
-def run_settings(config: ExperimentConfig, model: str, input_kind: str) -> str:
+def run_settings(config: ExperimentConfig, model: str, input_kind: str, nulls: dict[str, Any] | None = None) -> str:
     """Canonical JSON of the settings that shape a run's numbers.
 
-    The number of repeats is left out on purpose: split (r, f) does not depend on how
-    many repeats are drawn, so an experiment can be extended from 1 to 10 repeats and
-    re-use its finished runs.
+    ``nulls``: the settings of the run's null family (``input_kind == "null"`` only; one
+    value of `ExperimentConfig.null_families`). The number of repeats is left out on
+    purpose: split (r, f) does not depend on how many repeats are drawn, so an experiment
+    can be extended from 1 to 10 repeats and re-use its finished runs.
     """
     tuned = config.tuning and model not in config.untuned_models
     settings: dict[str, Any] = {
@@ -171,7 +181,9 @@ def run_settings(config: ExperimentConfig, model: str, input_kind: str) -> str:
         "gene_order": config.gene_order,
     }
     if input_kind == "null":
-        settings["nulls"] = config.nulls
+        if nulls is None:
+            raise ValueError(f"run_settings: a null run of {model!r} needs the settings of its null family")
+        settings["nulls"] = nulls
     return canonical_json(settings)
 
 
@@ -180,7 +192,8 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
 
     The main grid is datasets × models × splits × repeats × folds × inputs (dropping
     null/permuted inputs for models that read no expression); the Table 3 variants add
-    their (model, input) cells on ``variant_splits``.
+    their (model, input) cells on ``variant_splits``. Every ``"null"`` cell is repeated
+    for each null family (`ExperimentConfig.null_families`, config order).
     """
     models = config.resolved_models()
     cells: list[tuple[str, str, tuple[str, ...]]] = []  # (model, input, splits)
@@ -192,29 +205,30 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
     for v in config.variants:
         cells.append((v["model"], v["input"], tuple(config.variant_splits)))
 
+    families = list(config.null_families().values())
     specs: list[RunSpec] = []
     seen: set[str] = set()
-    top = int(config.nulls["top"])
     for dataset in config.datasets:
         for model, inp, splits in cells:
-            settings = run_settings(config, model, inp)
-            for split_type in splits:
-                for repeat in range(config.repeats):
-                    for fold in range(config.folds):
-                        spec = RunSpec(
-                            dataset=dataset,
-                            model=model,
-                            split_type=split_type,
-                            repeat=repeat,
-                            fold=fold,
-                            input=inp,
-                            null_index=null_index_for(repeat, top) if inp == "null" else -1,
-                            seed=config.seed,
-                            settings=settings,
-                        )
-                        if spec.run_id not in seen:
-                            seen.add(spec.run_id)
-                            specs.append(spec)
+            for nulls in families if inp == "null" else [None]:
+                settings = run_settings(config, model, inp, nulls)
+                for split_type in splits:
+                    for repeat in range(config.repeats):
+                        for fold in range(config.folds):
+                            spec = RunSpec(
+                                dataset=dataset,
+                                model=model,
+                                split_type=split_type,
+                                repeat=repeat,
+                                fold=fold,
+                                input=inp,
+                                null_index=null_index_for(repeat, int(nulls["top"])) if nulls else -1,
+                                seed=config.seed,
+                                settings=settings,
+                            )
+                            if spec.run_id not in seen:
+                                seen.add(spec.run_id)
+                                specs.append(spec)
     return specs
 
 

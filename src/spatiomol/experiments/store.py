@@ -7,7 +7,7 @@ Layout of a results folder (every path below is built here and nowhere else)::
       parts/<run_id>.parquet   the rows of one finished run (atomic: tmp file + os.replace)
       predictions/<run_id>.npz test edges (i, j), predictions and targets of that run
       models/<run_id>.joblib   the fitted model of that run (only with ``save_models``)
-      nulls/<dataset>-<hash>.npz  the CGE-matched nulls a grid re-uses
+      nulls/<dataset>-<hash>-<method>.npz  the nulls of one family a grid re-uses
       splits/<dataset>-<hash>-<kind>.npz  the splits of a grid (for inspection)
       failures/<run_id>.txt    traceback of a run that raised (removed once it succeeds)
       claims/<run_id>.claim    a run being computed: holder pid, host and start time
@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.atomic import atomic_path
+from spatiomol.experiments.config import run_null_family
 from spatiomol.hashing import canonical_json, json_sha256, to_jsonable
 
 #: columns identifying a run (a grid cell); ``run_id`` is a hash of them
@@ -62,8 +63,10 @@ KEY_COLUMNS = (
     "seed",
     "settings",
 )
-#: columns describing the outcome of a run, constant over its rows
-RUN_COLUMNS = ("run_id", *KEY_COLUMNS, "hyperparameters", "n_parameters", "fit_seconds")
+#: columns describing a run, constant over its rows; ``null_family`` labels the null family
+#: of a ``"null"`` run (derived from its settings, `spatiomol.experiments.config.null_family_label`;
+#: ``""`` for other inputs)
+RUN_COLUMNS = ("run_id", *KEY_COLUMNS, "null_family", "hyperparameters", "n_parameters", "fit_seconds")
 #: one row per metric and stratum
 METRIC_COLUMNS = ("metric", "stratum", "value", "n_edges")
 COLUMNS = (*RUN_COLUMNS, *METRIC_COLUMNS)
@@ -185,8 +188,14 @@ class ResultsStore:
         return self.claims_dir / f"{rid}.claim"
 
     def nulls_path(self, dataset: str, nulls_settings: Mapping[str, Any], gene_order: str) -> Path:
-        """The cached nulls of ``dataset`` made with ``nulls_settings`` (named by dataset and settings hash)."""
-        return self.nulls_dir / f"{_file_tag(dataset, dict(nulls_settings), gene_order)}.npz"
+        """The cached nulls of ``dataset`` made with one family's ``nulls_settings``.
+
+        Named by dataset, a hash of the settings (one file per family and settings) and
+        the family's method.
+        """
+        settings = dict(nulls_settings)
+        method = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(settings.get("method", "")))
+        return self.nulls_dir / f"{_file_tag(dataset, settings, gene_order)}-{method}.npz"
 
     def splits_path(self, dataset: str, kind: str, *, gene_order: str, repeats: int, folds: int, seed: int) -> Path:
         """The saved ``kind`` splits (``repeats`` × ``folds``, ``seed``) of ``dataset``."""
@@ -339,6 +348,7 @@ class ResultsStore:
         run_fields = {
             "run_id": rid,
             **{c: key[c] for c in KEY_COLUMNS},
+            "null_family": run_null_family(key["settings"], key["input"]),
             "hyperparameters": canonical_json(dict(hyperparameters)),
             "n_parameters": int(n_parameters),
             "fit_seconds": float(fit_seconds),
@@ -369,6 +379,7 @@ class ResultsStore:
             "model",
             "split_type",
             "input",
+            "null_family",
             "repeat",
             "fold",
             "null_index",
@@ -468,11 +479,14 @@ def _pid_alive(pid: Any) -> bool:
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
     """Stable dtypes so that parts written in any order concatenate identically."""
     frame = frame.copy()
+    if "null_family" not in frame:  # parts written before families had labels
+        frame["null_family"] = [run_null_family(s, i) for s, i in zip(frame["settings"], frame["input"])]
     for c in ("repeat", "fold", "null_index", "seed", "n_parameters"):
         frame[c] = frame[c].astype("int64")
     for c in ("fit_seconds", "value"):
         frame[c] = frame[c].astype("float64")
     frame["n_edges"] = frame["n_edges"].astype("int64")
-    for c in ("run_id", "dataset", "model", "split_type", "input", "settings", "hyperparameters", "metric", "stratum"):
+    text = ("run_id", "dataset", "model", "split_type", "input", "null_family", "settings", "hyperparameters")
+    for c in (*text, "metric", "stratum"):
         frame[c] = frame[c].astype(str)
     return frame[list(COLUMNS)]

@@ -3,8 +3,9 @@
 Train a model on *every* edge of a source dataset, then predict *every* edge of a target
 dataset from the target's own expression and coordinates, using only the genes both
 datasets share (in the source's gene order). The chance level is a model of the same
-configuration trained on one of the source's top CGE-matched nulls (true coordinates,
-spun expression) and applied to the same target: transfer means beating it.
+configuration trained on one of the source's top nulls (true coordinates, null
+expression; one null run per null family when several are given) and applied to the
+same target: transfer means beating it.
 
 Each (pair, input) is a `RunSpec` (``split_type="transfer"``, ``dataset="SOURCE->TARGET"``)
 executed by the runner (`spatiomol.experiments.runner.run_specs`), so transfer runs are
@@ -21,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from spatiomol.data.brain import Brain
-from spatiomol.experiments.config import validate_nulls
+from spatiomol.experiments.config import null_family_label, resolved_nulls, validated_null_families
 from spatiomol.experiments.grid import TRANSFER, TRANSFER_ARROW, RunSpec
 from spatiomol.experiments.runner import (
     ensure_nulls,
@@ -34,7 +35,9 @@ from spatiomol.experiments.runner import (
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.hashing import canonical_json
 from spatiomol.models import registry
-from spatiomol.nulls import NULL_DEFAULTS
+
+#: null settings of a transfer: one family's mapping, a list of them, or None (the defaults)
+NullsArgument = dict[str, Any] | list[dict[str, Any]] | None
 
 
 def transfer_specs(
@@ -43,27 +46,28 @@ def transfer_specs(
     *,
     model_params: dict[str, Any] | None = None,
     null_index: int = 0,
-    nulls: dict[str, Any] | None = None,
+    nulls: NullsArgument = None,
     seed: int = 0,
     gene_order: str = "as_given",
 ) -> list[RunSpec]:
-    """The true and the null run of each (source, target) pair (arguments as in `run_transfer`).
+    """The true run and the null run of each family for each (source, target) pair.
 
-    The settings recorded in each run's key are the model's fixed hyperparameters, the
-    gene order, the number of shared genes and (null runs) the null settings.
+    Arguments as in `run_transfer`. The settings recorded in each run's key are the
+    model's fixed hyperparameters, the gene order, the number of shared genes and (null
+    runs) the null family's settings.
     """
     registry.spec(model)  # unknown model: ValueError before any data is loaded
-    nulls = checked_nulls(nulls, null_index)
+    families = checked_nulls(nulls, null_index)
     model_params = dict(model_params or {})
     specs = []
     for source_item, target_item in pairs:
         source = source_brain(source_item, gene_order)
         src, _ = shared_gene_brains(source, source_brain(target_item, gene_order))
         label = f"{source_name(source_item)}{TRANSFER_ARROW}{source_name(target_item)}"
-        for inp in ("true", "null"):
+        for inp, family in [("true", None)] + [("null", f) for f in families.values()]:
             settings = {"model_params": model_params, "gene_order": gene_order, "n_shared_genes": src.n_genes}
             if inp == "null":
-                settings["nulls"] = nulls
+                settings["nulls"] = family
             specs.append(
                 RunSpec(
                     dataset=label,
@@ -81,22 +85,19 @@ def transfer_specs(
     return specs
 
 
-def checked_nulls(nulls: dict[str, Any] | None, null_index: int) -> dict[str, Any]:
-    """``nulls`` completed from `NULL_DEFAULTS` and validated, with ``null_index`` in range."""
-    nulls = {**NULL_DEFAULTS, **(nulls or {})}
-    unknown = sorted(set(nulls) - set(NULL_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"transfer: field 'nulls' has unknown keys {unknown}; expected keys among {sorted(NULL_DEFAULTS)}"
-        )
+def checked_nulls(nulls: NullsArgument, null_index: int) -> dict[str, dict[str, Any]]:
+    """Null family label → settings (completed from `NULL_DEFAULTS`, `resolved_nulls`), validated,
+    with ``null_index`` below every family's ``top``."""
 
     def fail(field_name: str, expected: str, got: Any) -> None:
         raise ValueError(f"transfer: field {field_name!r} must be {expected}, got {got!r}")
 
-    validate_nulls(nulls, fail)
-    if isinstance(null_index, bool) or not isinstance(null_index, int) or not 0 <= null_index < nulls["top"]:
-        fail("null_index", f"an integer between 0 and nulls.top - 1 ({nulls['top'] - 1})", null_index)
-    return nulls
+    checked = validated_null_families({} if nulls is None else nulls, fail)
+    families = {null_family_label(s): resolved_nulls(s) for s in (checked if isinstance(checked, list) else [checked])}
+    top = min(s["top"] for s in families.values())
+    if isinstance(null_index, bool) or not isinstance(null_index, int) or not 0 <= null_index < top:
+        fail("null_index", f"an integer between 0 and nulls.top - 1 ({top - 1})", null_index)
+    return families
 
 
 def run_transfer(
@@ -106,7 +107,7 @@ def run_transfer(
     *,
     model_params: dict[str, Any] | None = None,
     null_index: int = 0,
-    nulls: dict[str, Any] | None = None,
+    nulls: NullsArgument = None,
     seed: int = 0,
     gene_order: str = "as_given",
     jobs: int = 1,
@@ -126,8 +127,10 @@ def run_transfer(
     results_dir : path of the `ResultsStore` (resumable).
     null_index : int
         Which of the source's top nulls trains the null model.
-    nulls : dict
-        ``n, top, method, seed, min_moved`` for `spatiomol.nulls.generate_nulls` (cached per source).
+    nulls : dict, list of dict or None
+        One null family's settings (keys of `spatiomol.nulls.NULL_DEFAULTS`, the rest
+        from the defaults) for `spatiomol.nulls.generate_nulls`, or a list of families
+        (one null run per family and pair); cached per source and family.
     seed : int
         Model seed (the same for the true and the null model).
     jobs, scheduler, progress, log
@@ -137,8 +140,8 @@ def run_transfer(
     -------
     DataFrame
         The store's rows for these pairs (``dataset = "SOURCE->TARGET"``,
-        ``split_type = "transfer"``, ``input`` ``"true"``/``"null"``); metrics are over all
-        target edges, on the target's scale.
+        ``split_type = "transfer"``, ``input`` ``"true"``/``"null"``, ``null_family`` of
+        null rows); metrics are over all target edges, on the target's scale.
 
     Raises
     ------
@@ -147,14 +150,21 @@ def run_transfer(
         tracebacks are in the results folder's ``failures/``).
     """
     pairs = list(pairs)
-    nulls = checked_nulls(nulls, null_index)
+    families = checked_nulls(nulls, null_index)
     specs = transfer_specs(
-        pairs, model, model_params=model_params, null_index=null_index, nulls=nulls, seed=seed, gene_order=gene_order
+        pairs,
+        model,
+        model_params=model_params,
+        null_index=null_index,
+        nulls=list(families.values()),
+        seed=seed,
+        gene_order=gene_order,
     )
     store = ResultsStore(results_dir)
     sources = {source_name(s.train_source): s.train_source for s in specs if s.input == "null"}
     for source in sources.values():
-        ensure_nulls(store, source, nulls, gene_order, log=log)
+        for settings in families.values():
+            ensure_nulls(store, source, settings, gene_order, log=log)
     summary = run_specs(specs, store, jobs=jobs, scheduler=scheduler, progress=progress, log=log)
     names = list(dict.fromkeys(s.dataset for s in specs))
     # the report shows, per (pair, model), only the runs of the latest call's settings
@@ -167,7 +177,8 @@ def run_transfer(
                 "model": model,
                 "model_params": dict(model_params or {}),
                 "null_index": null_index,
-                "nulls": nulls,
+                "nulls": families[next(iter(families))] if len(families) == 1 else list(families.values()),
+                "null_families": families,
                 "seed": seed,
                 "pairs": names,
             }
@@ -181,24 +192,34 @@ def run_transfer(
 
 
 def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (source → target, model): Pearson r and MSE of the true and null models.
+    """One row per (source → target, model, null family): Pearson r, MSE and geodesic distance
+    of the true and the null model.
 
-    ``gain_r`` = r(true) − r(null); positive means transfer beyond the source's null.
+    ``gain_r`` = r(true) − r(null); positive means transfer beyond the source's null. The
+    true model's columns repeat on the row of each null family (``null_family``; ``""``
+    when the rows carry no family).
     """
-    glob = df[(df["stratum"] == "all") & df["metric"].isin(["pearson", "mse", "geodesic"])]
-    wide = glob.pivot_table(index=["dataset", "model"], columns=["metric", "input"], values="value", aggfunc="first")
-    out = pd.DataFrame(index=wide.index)
-    for metric in ("pearson", "mse", "geodesic"):
-        for inp in ("true", "null"):
-            if (metric, inp) in wide.columns:
-                out[f"{metric}_{inp}"] = wide[(metric, inp)]
+    metrics = ("pearson", "mse", "geodesic")
+    glob = df[(df["stratum"] == "all") & df["metric"].isin(metrics)]
+    if "null_family" not in glob:
+        glob = glob.assign(null_family="")
+    index = ["dataset", "model"]
+    true = glob[glob["input"] == "true"].pivot_table(index=index, columns="metric", values="value", aggfunc="first")
+    null = glob[glob["input"] == "null"].pivot_table(
+        index=[*index, "null_family"], columns="metric", values="value", aggfunc="first"
+    )
+    out = true.add_suffix("_true").reset_index()
+    if not null.empty:
+        out = out.merge(null.add_suffix("_null").reset_index(), on=index, how="outer")
+    if "null_family" not in out:
+        out["null_family"] = ""
+    out["null_family"] = out["null_family"].fillna("")
+    values = [f"{m}_{inp}" for m in metrics for inp in ("true", "null") if f"{m}_{inp}" in out]
     if {"pearson_true", "pearson_null"} <= set(out.columns):
         out["gain_r"] = out["pearson_true"] - out["pearson_null"]
-    out = out.reset_index()
+        values.append("gain_r")
     out[["source", "target"]] = out["dataset"].str.split(TRANSFER_ARROW, n=1, expand=True)
-    return out.drop(columns="dataset")[
-        ["source", "target", *[c for c in out.columns if c not in ("dataset", "source", "target")]]
-    ]
+    return out[["source", "target", "model", "null_family", *values]].reset_index(drop=True)
 
 
 __all__ = ["checked_nulls", "run_transfer", "shared_gene_brains", "transfer_specs", "transfer_table"]
