@@ -1,17 +1,20 @@
-"""Report tables equal an independent pandas recomputation of the stored rows; files are written."""
+"""Report tables and figures equal an independent recomputation of the stored rows; files are written."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import BarContainer, ErrorbarContainer
+from scipy import stats as sps
 
 from spatiomol.experiments.config import ExperimentConfig
 from spatiomol.experiments.runner import run_experiment
 from spatiomol.experiments.store import ResultsStore
-from spatiomol.reports import tables
+from spatiomol.reports import figures, stats, tables
 from spatiomol.reports.report import write_report
 
 DATASET = "synthetic:n_regions=40,n_genes=30,rule=bilinear,decay_weight=0.3,seed=5"
@@ -51,7 +54,7 @@ def _independent(df, split, model, inp, metric, stratum):
     assert len(sel) == 8 and not sel.duplicated(["repeat", "fold"]).any()  # one value per split
     v = sel["value"].to_numpy()
     v = v[np.isfinite(v)]  # a stratum with too few test edges is NaN on that split: averaged over the rest
-    return v.mean(), (v.std(ddof=1) if v.size > 1 else np.nan)
+    return (v.mean() if v.size else np.nan), (v.std(ddof=1) if v.size > 1 else np.nan)
 
 
 CELL = re.compile(r"^(\*\*)?(-?\d+\.\d+) ± (\d+\.\d+)(\*\*)?$")
@@ -109,9 +112,48 @@ def test_planted_signal_survives_into_the_report_numbers(results):
     assert mean_true > 0.6 and mean_true - mean_null > 0.3
 
 
-def test_write_report_files_and_csv_round_trip(results, tmp_path):
-    results_dir, df = results
-    path = write_report(results_dir, tmp_path, n_permutations=2000)
+def _artists(fig) -> list[dict]:
+    """What each axes of a figure shows, read back from its matplotlib artists."""
+    out = []
+    for ax in fig.axes:
+        bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+        errorbars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        out.append(
+            {
+                "title": ax.get_title(),
+                "images": [np.ma.filled(im.get_array().astype(float), np.nan) for im in ax.get_images()],
+                "bars": {c.get_label(): [p.get_height() for p in c.patches] for c in bars},
+                "xticklabels": [t.get_text() for t in ax.get_xticklabels()],
+                "points": [(c.lines[0].get_xdata(), c.lines[0].get_ydata()) for c in errorbars],
+                "error_segments": [c.lines[2][0].get_segments() for c in errorbars],
+                "texts": [t.get_text() for t in ax.texts],
+            }
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(results, tmp_path_factory):
+    """The Markdown report of `results` (no HTML, no brain views) and, per PNG it saved,
+    the `_artists` of the figure."""
+    out = tmp_path_factory.mktemp("report")
+    drawn: dict[str, list[dict]] = {}
+    save = figures.save_figure
+
+    def capture(fig, path, dpi=110):
+        drawn[Path(path).name] = _artists(fig)
+        return save(fig, path, dpi)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "save_figure", capture)
+        path = write_report(results[0], out, n_permutations=2000, html=False, brain_views=False)
+    return path, drawn
+
+
+def test_write_report_files_and_csv_round_trip(results, report):
+    _, df = results
+    path, drawn = report
+    tmp_path = path.parent
     text = path.read_text()
     for heading in ("Table 1", "Table 2", "Table 3", "True vs null", "best linear model", "synthetic test grid"):
         assert heading in text
@@ -121,12 +163,107 @@ def test_write_report_files_and_csv_round_trip(results, tmp_path):
     assert t1.loc["Bilinear CM (PCA)", "spatial mse true mean"] == pytest.approx(mean, rel=1e-12)
     tvn = pd.read_csv(tmp_path / "tables" / f"stats_true_vs_null_{slug}.csv")
     assert set(tvn["model"]) == {"cm", "cm-pca"} and (tvn["n"] == 8).all()
-    pngs = {p.name.split("_")[0] for p in (tmp_path / "figures").glob("*.png")}
-    assert {"connectomes", "network", "parameters", "cge"} <= pngs
-    for png in (tmp_path / "figures").glob("*.png"):
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    pngs = {p.name for p in (tmp_path / "figures").glob("*.png")}
+    assert pngs == set(drawn) and not (tmp_path / "report.html").exists()
+    assert {name.split("_")[0] for name in pngs} == {"connectomes", "network", "parameters", "cge"}
     for ref in re.findall(r"\]\((figures/[^)]+)\)", text):
         assert (tmp_path / ref).exists()
+
+
+def _best_linear(df, split):
+    means = {m: _independent(df, split, m, "true", "pearson", "all")[0] for m in ("cm", "cm-pca")}
+    return max(means, key=means.get)
+
+
+def test_report_figures_plot_the_stored_numbers(results, report):
+    """Bars, points and matrices read back from the report's figures equal the stored rows."""
+    results_dir, df = results
+    _, drawn = report
+    slug = "synthetic_n_regions_40_n_genes_30_rule_b"
+    for split in ("random", "spatial"):
+        # Fig. 5B: the only non-linear model (exp-decay) minus the best linear model, per network
+        reference = _best_linear(df, split)
+        (ax,) = drawn[f"network_gain_{slug}_{split}.png"]
+        assert tables.display(reference) in ax["title"] and "Dist. Exp. Decay" in ax["title"]
+        strata = sorted({s for s in df["stratum"] if s.startswith("network:")})
+        networks = list(dict.fromkeys(s.split(":")[1] for s in strata))
+        assert ax["xticklabels"] == networks
+        for label, edges in (("within network", "intra"), ("network ↔ rest", "rest")):
+            expected = [
+                _independent(df, split, "exp-decay", "true", "pearson", f"network:{n}:{edges}")[0]
+                - _independent(df, split, reference, "true", "pearson", f"network:{n}:{edges}")[0]
+                for n in networks
+            ]
+            np.testing.assert_allclose(ax["bars"][label], expected, rtol=1e-12, atol=1e-15)
+        # test connectomes: observed, predicted (true), predicted (null) of repeat 0 fold 0
+        # of the best model with null runs, from the stored predictions
+        panels = drawn[f"connectomes_{slug}_{split}.png"]
+        assert [p["title"] for p in panels[:3]] == [
+            "observed (test edges)",
+            "predicted, true expression",
+            "predicted, null expression",
+        ]
+        for k, (inp, key) in enumerate((("true", "y_true"), ("true", "y_pred"), ("null", "y_pred"))):
+            rid = df.loc[
+                (df.model == reference)
+                & (df.split_type == split)
+                & (df.input == inp)
+                & (df.repeat == 0)
+                & (df.fold == 0),
+                "run_id",
+            ].iloc[0]
+            with np.load(results_dir / "predictions" / f"{rid}.npz") as p:
+                regions = sorted(set(p["i"]) | set(p["j"]))
+                expected = np.full((len(regions), len(regions)), np.nan)
+                for a, b, v in zip(p["i"], p["j"], p[key]):
+                    expected[regions.index(a), regions.index(b)] = expected[regions.index(b), regions.index(a)] = v
+            np.testing.assert_array_equal(panels[k]["images"][0], expected)
+    # Fig. 5C (spatial splits): one point per model at (max(parameters, 1), mean r), bars ± SD
+    (ax,) = drawn[f"parameters_{slug}.png"]
+    (xs, ys), (segments,) = ax["points"][0], ax["error_segments"]
+    for label, x, y, segment in zip(ax["texts"], xs, ys, segments):
+        model = {tables.display(m): m for m in ("exp-decay", "cm-pca", "cm")}[label]
+        mean, sd = _independent(df, "spatial", model, "true", "pearson", "all")
+        runs = df[(df.model == model) & (df.split_type == "spatial") & (df.input == "true")]
+        n_parameters = runs.drop_duplicates("run_id")["n_parameters"].mean()
+        assert (x, y) == (pytest.approx(max(n_parameters, 1.0)), pytest.approx(mean, rel=1e-12))
+        assert segment[:, 1] == pytest.approx([mean - sd, mean + sd], rel=1e-12)
+    assert len(ax["texts"]) == 3
+    # Fig. 3: the true brain's bars are the mean CGE in 5 mm distance bins (scipy's binned mean)
+    from spatiomol.data.sources import resolve_source
+
+    brain = resolve_source(DATASET)
+    i, j = np.triu_indices(brain.n_regions, 1)
+    d = brain.distances[i, j]
+    means, _, _ = sps.binned_statistic(d, np.corrcoef(brain.X)[i, j], "mean", bins=np.arange(0, d.max() + 5, 5))
+    first = drawn[f"cge_distance_{slug}.png"][0]
+    np.testing.assert_allclose(first["bars"][next(iter(first["bars"]))], means[np.isfinite(means)], rtol=1e-10)
+
+
+def test_feature_names_follow_the_model_records():
+    # the paper's Table 3 labels, and what the distance rules and CM read
+    cases = {
+        ("mlp-coords-only", "true"): "coords",
+        ("mlp-coords", "permuted"): "permuted + coords",
+        ("mlp-coords", "null"): "SM + coords",
+        ("smt-cls", "permuted"): "permuted + coords",
+        ("smt-cls", "null"): "SM + coords",
+        ("cm", "permuted"): "permuted",
+        ("cm", "null"): "SM",
+        ("mlp", "true"): "expression",
+        ("exp-decay", "true"): "coords",
+    }
+    assert {cell: tables.feature_name(*cell) for cell in cases} == cases
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        tables.feature_name("no-such-model", "true")
+    with pytest.raises(ValueError, match="unknown input 'shuffled'"):
+        tables.feature_name("cm", "shuffled")
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        tables.display("no-such-model")
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        tables.model_order(["cm", "no-such-model"])
+    assert tables.model_order(["mlp-coords-only", "mlp", "cm"]) == ["cm", "mlp", "mlp-coords-only"]
+    assert stats.linear_models(["mlp", "cm", "exp-decay", "bilinear-lowrank"]) == ["cm", "bilinear-lowrank"]
 
 
 def test_report_of_empty_folder_is_a_clear_error(tmp_path):
@@ -173,8 +310,8 @@ def test_report_after_rerun_with_other_settings_equals_fresh_folder(rerun_folder
     (root / "mixed" / "failures").mkdir(exist_ok=True)
     (root / "mixed" / "failures" / "0123456789abcdef0123.txt").write_text("OLD-CONFIG RUN\n")
     (root / "mixed" / "failures" / f"{current[0]}.txt").write_text("CURRENT RUN\n")
-    a = write_report(root / "mixed", tmp_path / "a", n_permutations=500).read_text()
-    write_report(root / "fresh", tmp_path / "b", n_permutations=500)
+    a = write_report(root / "mixed", tmp_path / "a", n_permutations=500, html=False, brain_views=False).read_text()
+    write_report(root / "fresh", tmp_path / "b", n_permutations=500, html=False, brain_views=False)
     names = sorted(
         p.name for p in (tmp_path / "b" / "tables").glob("*.csv") if p.name not in ("results.csv", "summary.csv")
     )  # those two carry fit times
@@ -203,7 +340,7 @@ def test_report_after_rerun_with_other_settings_equals_fresh_folder(rerun_folder
 def test_table3_per_variant_split_type(rerun_folders, tmp_path):
     root = rerun_folders
     df = ResultsStore(root / "fresh").load()
-    text = write_report(root / "fresh", tmp_path, n_permutations=500).read_text()
+    text = write_report(root / "fresh", tmp_path, n_permutations=500, html=False, brain_views=False).read_text()
     for split in ("random", "spatial"):
         assert f"### Table 3: null models with varying feature access ({split} splits)" in text
         t3 = pd.read_csv(tmp_path / "tables" / f"table3_synthetic_n_regions_40_n_genes_30_rule_b_{split}.csv")
@@ -227,7 +364,7 @@ def test_cell_with_two_settings_is_a_clear_error(rerun_folders, tmp_path):
     del manifest["run_ids"]  # a folder whose manifest cannot say which runs are current
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError) as info:
-        write_report(folder, tmp_path / "out", n_permutations=500)
+        write_report(folder, tmp_path / "out", n_permutations=500, html=False)
     message = str(info.value)
     assert str(folder / "manifest.json") in message
     # 2 split types x 2 repeats x 4 folds null cells of cm hold two runs each

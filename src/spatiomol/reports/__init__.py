@@ -1,7 +1,11 @@
-"""Reports of a results folder: Tables 1–3 (Markdown + CSV), paired statistics and figures.
+"""Reports of a results folder: report.md and a self-contained report.html.
 
-``write_report(results_dir)`` (``spatiomol report RESULTS``) is the entry point; see
-`tables`, `stats`, `figures` and `cge_figure` (the nulls stage's Fig. 3).
+``write_report(results_dir)`` (``spatiomol report RESULTS``) is the entry point. It
+composes the sections of `sections` (one function each: header, transfer, provenance,
+nulls diagnostic, Tables 1–3, paired statistics, figures, failures), which write CSV
+tables and PNG figures and return `document` blocks; both pages are rendered from those
+blocks. See `tables`, `stats`, `figures`, `brain` (nilearn glass brains, per-region
+accuracy, interactive views) and `cge_figure` (the nulls stage's Fig. 3).
 """
 
 from spatiomol.reports.report import write_report

@@ -26,6 +26,7 @@ from spatiomol.nulls.cge import (  # noqa: E402
     pca_scores,
 )
 from spatiomol.nulls.select import NullSet  # noqa: E402
+from spatiomol.reports import figures  # noqa: E402
 
 
 def _panel(ax, distances, values, centres, means, params, title, width, rng, max_points):
@@ -113,8 +114,4 @@ def plot_cge_curves(brain: Brain, nulls: NullSet, path: str | Path, *, max_point
         fontsize=11,
     )
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return figures.save_figure(fig, path, dpi=120)

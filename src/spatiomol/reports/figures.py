@@ -4,7 +4,12 @@
   connectomes of one split (paper Fig. 2 / 12 style).
 - `plot_network_gain`: per-network gain in Pearson r of one model over another (Fig. 5B).
 - `plot_parameters`: test Pearson r against learned parameter count (Fig. 5C).
-- CGE–distance curves come from `spatiomol.reports.cge_figure` (nulls stage).
+- CGE–distance curves come from `spatiomol.reports.cge_figure` (nulls stage), brain views
+  from `spatiomol.reports.brain`.
+
+Each ``plot_*`` draws with its ``draw_*`` twin, which returns the matplotlib `Figure`
+(so that tests read the plotted numbers back from its artists), and writes it with
+`save_figure`, the one place a report figure becomes a PNG.
 """
 
 from __future__ import annotations
@@ -40,6 +45,13 @@ def edges_to_square(i: np.ndarray, j: np.ndarray, values: np.ndarray) -> tuple[n
 def plot_test_connectomes(
     panels: dict[str, dict[str, np.ndarray]], title: str, path: str | Path, order: np.ndarray | None = None
 ) -> Path:
+    """Side-by-side test connectomes sharing one colour scale, saved as PNG (see `draw_test_connectomes`)."""
+    return save_figure(draw_test_connectomes(panels, title, order), path)
+
+
+def draw_test_connectomes(
+    panels: dict[str, dict[str, np.ndarray]], title: str, order: np.ndarray | None = None
+) -> plt.Figure:
     """Side-by-side test connectomes sharing one colour scale.
 
     Parameters
@@ -47,9 +59,13 @@ def plot_test_connectomes(
     panels : {panel title: {"i", "j", "values"}}
         Edge lists of the same test regions (e.g. true, predicted, predicted from null).
     title : str
-    path : output PNG.
     order : optional region order (indices into the test regions' sorted list), e.g. by
         network or by y coordinate.
+
+    Returns
+    -------
+    Figure with one image per panel: the (k, k) matrix of `edges_to_square` (NaN
+    diagonal), colour scale ±(99th percentile of |values| over all panels).
     """
     mats = []
     for name, p in panels.items():
@@ -68,11 +84,21 @@ def plot_test_connectomes(
         ax.set_yticks([])
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="connectivity (target scale)")
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return fig
 
 
 def plot_network_gain(gain: pd.DataFrame, title: str, path: str | Path) -> Path:
-    """Bars of ``gain`` (model r − reference r) per network, intra- and rest-of-brain edges."""
+    """Per-network gain bars saved as PNG (see `draw_network_gain`)."""
+    return save_figure(draw_network_gain(gain, title), path)
+
+
+def draw_network_gain(gain: pd.DataFrame, title: str) -> plt.Figure:
+    """Bars of ``gain`` (model r − reference r) per network, intra- and rest-of-brain edges.
+
+    ``gain`` has the columns of `spatiomol.reports.tables.network_gain`; one bar
+    container per edge kind, labelled "within network" and "network ↔ rest", bars in
+    the order of first appearance of each network.
+    """
     networks = list(dict.fromkeys(gain["network"]))
     x = np.arange(len(networks))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(networks) + 2), 3.8), constrained_layout=True)
@@ -90,10 +116,15 @@ def plot_network_gain(gain: pd.DataFrame, title: str, path: str | Path) -> Path:
     ax.set_ylabel("gain in test Pearson r")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def plot_parameters(points: pd.DataFrame, title: str, path: str | Path) -> Path:
+    """Test r against parameter count saved as PNG (see `draw_parameters`)."""
+    return save_figure(draw_parameters(points, title), path)
+
+
+def draw_parameters(points: pd.DataFrame, title: str) -> plt.Figure:
     """Test Pearson r (mean ± SD over splits) against parameter count (log10 axis).
 
     ``points`` has columns ``label, n_parameters, mean, sd``; models with no learned
@@ -108,12 +139,13 @@ def plot_parameters(points: pd.DataFrame, title: str, path: str | Path) -> Path:
     ax.set_xlabel("learned parameters")
     ax.set_ylabel("test Pearson r")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders created), close it and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-#: bilinear (linear-in-parameters) models of Table 1, candidates for "best linear"
-LINEAR_MODELS = ("cm-pca", "cm", "cm-pls", "bilinear-lowrank")
+from spatiomol.models import registry
+from spatiomol.reports.tables import LOWER_IS_BETTER
 
 
 def sign_flip_pvalue(differences: np.ndarray, n_permutations: int = 10000, seed: int = 0) -> float:
@@ -158,20 +158,28 @@ def true_vs_null(
     return _adjust(pd.DataFrame(rows)) if rows else pd.DataFrame()
 
 
+def linear_models(models) -> list[str]:
+    """Those of ``models`` whose registry family is ``"linear"`` (the bilinear models).
+
+    Raises ValueError (`registry.spec`) for a name the registry lacks.
+    """
+    return [m for m in dict.fromkeys(models) if registry.spec(m).family == "linear"]
+
+
 def best_linear_model(df: pd.DataFrame, dataset: str, split_type: str, metric: str = "pearson") -> str | None:
-    """The linear model (`LINEAR_MODELS`) with the highest mean true-input global metric."""
+    """The linear-family model with the best mean true-input global metric (highest, or lowest for errors)."""
     sel = df[
         (df["dataset"] == dataset)
         & (df["split_type"] == split_type)
         & (df["input"] == "true")
         & (df["metric"] == metric)
         & (df["stratum"] == "all")
-        & df["model"].isin(LINEAR_MODELS)
     ]
+    sel = sel[sel["model"].isin(linear_models(sel["model"]))]
     if sel.empty:
         return None
     means = sel.groupby("model")["value"].mean()
-    return str(means.idxmin() if metric in ("mse", "mae", "geodesic") else means.idxmax())
+    return str(means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax())
 
 
 def versus_best_linear(

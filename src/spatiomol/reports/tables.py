@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.experiments.config import TABLE3_VARIANTS
+from spatiomol.models import registry
 
 #: (metric, stratum, column title, format) of Table 1 (besides Pearson r true / null)
 TABLE1_COLUMNS = (("mse", "all", "MSE", ".4f"), ("geodesic", "all", "Geodesic", ".2f"))
@@ -31,13 +32,8 @@ TABLE3_COLUMNS = (
     ("mse", "all", "MSE", ".4f"),
     ("geodesic", "all", "Geodesic", ".2f"),
 )
-FEATURE_NAMES = {
-    ("mlp-coords-only", "true"): "coords",
-    ("mlp-coords", "permuted"): "permuted + coords",
-    ("mlp-coords", "null"): "SM + coords",
-    ("smt-cls", "permuted"): "permuted + coords",
-    ("smt-cls", "null"): "SM + coords",
-}
+#: Table 3 "Features" name of the expression a model reads, per input kind
+EXPRESSION_FEATURES = {"true": "expression", "null": "SM", "permuted": "permuted"}
 LOWER_IS_BETTER = {"mse", "mae", "geodesic"}
 GROUP = ["dataset", "split_type", "model", "input", "metric", "stratum"]
 
@@ -56,18 +52,19 @@ def split_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def model_order(models) -> list[str]:
-    """Registry Table-1 order first, then any other model by name."""
-    from spatiomol.models import registry
+    """Table 1 rows in Table 1 order, then the other registry models in registry order.
 
-    present = list(dict.fromkeys(models))
-    ordered = [m for m in registry.TABLE1 if m in present]
-    return ordered + sorted(m for m in present if m not in ordered)
+    Raises ValueError (`registry.spec`) for a name the registry lacks.
+    """
+    present = set(models)
+    for model in present:
+        registry.spec(model)
+    return [m for m in [*registry.TABLE1, *registry.names(table1=False)] if m in present]
 
 
 def display(model: str) -> str:
-    from spatiomol.models import registry
-
-    return registry.display_name(model) if model in registry.MODELS else model
+    """Table name of registry model ``model`` (`ModelSpec.display`); ValueError if unknown."""
+    return registry.spec(model).display
 
 
 def format_cell(mean: float, sd: float, fmt: str = ".2f") -> str:
@@ -172,10 +169,27 @@ def table2(summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def feature_name(model: str, input_kind: str) -> str:
-    """Table 3's "Features" label of a (model, input) cell."""
-    if (model, input_kind) in FEATURE_NAMES:
-        return FEATURE_NAMES[(model, input_kind)]
-    return {"true": "expression", "null": "SM", "permuted": "permuted"}.get(input_kind, input_kind)
+    """Table 3's "Features" label of a (model, input) cell, from the model's `ModelSpec`.
+
+    The expression part names the input (``expression`` / ``SM`` for a CGE-matched null /
+    ``permuted``) and appears only for a model that reads expression; ``coords`` is added
+    for a model that reads coordinates: ``"SM + coords"`` for SMT w/ [CLS] on a null,
+    ``"coords"`` for the coordinates-only MLP.
+
+    Raises
+    ------
+    ValueError
+        For a model the registry lacks or an input kind other than true/null/permuted.
+    """
+    spec = registry.spec(model)
+    if input_kind not in EXPRESSION_FEATURES:
+        raise ValueError(
+            f"model {model!r}: unknown input {input_kind!r}; expected one of {sorted(EXPRESSION_FEATURES)}"
+        )
+    parts = ([EXPRESSION_FEATURES[input_kind]] if spec.reads_expression else []) + (
+        ["coords"] if spec.reads_coords else []
+    )
+    return " + ".join(parts)
 
 
 def table3(
@@ -246,14 +260,15 @@ def to_markdown(frame: pd.DataFrame, index: bool = True) -> str:
     cols = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
     for idx, row in frame.iterrows():
-        cells = ([str(idx)] if index else []) + [_md_value(v) for v in row.tolist()]
+        cells = ([str(idx)] if index else []) + [format_value(v).replace("|", "\\|") for v in row.tolist()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _md_value(value) -> str:
+def format_value(value) -> str:
+    """A table cell as text: floats to 3 decimals (3 significant digits below 1e-3), NaN as "–"."""
     if isinstance(value, float):
         if not np.isfinite(value):
             return "–"
         return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
-    return str(value).replace("|", "\\|")
+    return str(value)
