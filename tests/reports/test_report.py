@@ -165,7 +165,7 @@ def test_write_report_files_and_csv_round_trip(results, report):
     assert set(tvn["model"]) == {"cm", "cm-pca"} and (tvn["n"] == 8).all()
     pngs = {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert pngs == set(drawn) and not (tmp_path / "report.html").exists()
-    assert {name.split("_")[0] for name in pngs} == {"connectomes", "network", "parameters", "cge"}
+    assert {name.split("_")[0] for name in pngs} == {"connectomes", "network", "parameters", "cge", "null"}
     for ref in re.findall(r"\]\((figures/[^)]+)\)", text):
         assert (tmp_path / ref).exists()
 
@@ -367,5 +367,23 @@ def test_cell_with_two_settings_is_a_clear_error(rerun_folders, tmp_path):
         write_report(folder, tmp_path / "out", n_permutations=500, html=False)
     message = str(info.value)
     assert str(folder / "manifest.json") in message
-    # 2 split types x 2 repeats x 4 folds null cells of cm hold two runs each
-    assert "16 report cell(s) hold runs of different settings" in message and "'input': 'null'" in message
+    # the first configuration's null runs (seed 0) form a family the latest configuration does not name
+    assert "null runs of families ['cge(n=200,top=3)']" in message and "'cge(n=200,top=3,seed=1)'" in message
+    assert "field 'run_ids'" in message
+
+
+def test_cell_with_two_runs_is_a_clear_error(rerun_folders):
+    from spatiomol.reports.report import current_runs
+
+    df = ResultsStore(rerun_folders / "fresh").load()
+    cell = (df["model"] == "cm") & (df["input"] == "true") & (df["split_type"] == "random") & (df["repeat"] == 1)
+    twin = df[cell & (df["fold"] == 2)].assign(run_id="0123456789abcdef0123")  # same cell, other settings
+    with pytest.raises(ValueError) as info:
+        current_runs(pd.concat([df, twin]), {}, "where/manifest.json")
+    message = str(info.value)
+    assert message.startswith("where/manifest.json: 1 report cell(s) hold runs of different settings")
+    assert "'input': 'true'" in message and "'fold': 2" in message and "0123456789abcdef0123" in message
+    # null runs of two families are two cells, not a conflict
+    other = df[df["input"] == "null"].assign(run_id=lambda d: d["run_id"] + "x", null_family="moran")
+    both = current_runs(pd.concat([df, other]), {})
+    assert len(both) == len(df) + len(other)

@@ -117,11 +117,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from spatiomol.reports.report import write_report
+    from spatiomol.reports.report import html_path, write_report
 
     options = {"n_permutations": args.permutations, "seed": args.seed}
     path = write_report(args.results, args.out, **{k: v for k, v in options.items() if v is not None})
     print(f"report: {path}")
+    print(f"report (HTML): {html_path(path)}")
     return 0
 
 

@@ -4,7 +4,13 @@ Each panel shows the correlated gene expression (Pearson r) of every region pair
 centroid distance (mm, a seeded subsample of pairs), the mean in each distance bin, and
 the two fitted curves of Algorithm 1 — exponential ``SA_inf + (1 − SA_inf)·e^(−d/SA_lambda)``
 and cubic ``a1·d³ + a2·d² + a3·d + a4`` — with their parameters. The low-error null is
-the best of the `NullSet`, the high-error null the worst of all ``n`` drawn.
+the best of the `NullSet`, the high-error null the worst of all those scored.
+
+A null's CGE comes from its expression (`NullSet.null_expression`,
+`NullSet.worst_null_expression`): rows it permutes carry their region's correlations
+along, rows it replaces with new expression (Moran, variogram, the spins' non-cortical
+Moran rows) have new ones. ``pca-cge`` nulls are projected on the true brain's principal
+components, as `spatiomol.nulls.score_nulls` does.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
 
 from spatiomol.data.brain import Brain  # noqa: E402
 from spatiomol.nulls.cge import (  # noqa: E402
@@ -23,7 +30,6 @@ from spatiomol.nulls.cge import (  # noqa: E402
     cubic_curve,
     exponential_curve,
     fit_curves,
-    pca_scores,
 )
 from spatiomol.nulls.select import NullSet  # noqa: E402
 from spatiomol.reports import figures  # noqa: E402
@@ -79,38 +85,47 @@ def plot_cge_curves(brain: Brain, nulls: NullSet, path: str | Path, *, max_point
     """
     nulls.check_brain(brain)
     method = nulls.metadata.get("method", "cge")
+    X = np.asarray(brain.X, dtype=np.float64)
     if method == "pca-cge":
-        features = pca_scores(brain.X, nulls.metadata.get("pca_variance") or 0.95)
+        variance = nulls.metadata.get("pca_variance") or 0.95
+        pca = PCA(n_components=None if variance >= 1.0 else variance, svd_solver="full").fit(X)
+        features = pca.transform
         ylabel = "PCA-CGE (Pearson r)"
     else:
-        features = brain.X
+        features = np.asarray
         ylabel = "CGE (Pearson r)"
-    cge = correlated_gene_expression(features)
+    cge = correlated_gene_expression(features(X))
     i, j = np.triu_indices(brain.n_regions, k=1)
     distances = brain.distances[i, j]
     width = float(nulls.metadata.get("bin_mm", 5.0))
     centres = nulls.bin_centres
     true_params = [nulls.true_parameters[q] for q in ("SA_lambda", "SA_inf", "a1", "a2", "a3", "a4")]
-    best = nulls.permutations[0]
-    worst = nulls.worst_permutation
+    if nulls.is_permutation:  # a permuted CGE matrix: no correlation to recompute
+        best_values = cge[nulls.permutations[0][i], nulls.permutations[0][j]]
+        worst_values = cge[nulls.worst_permutation[i], nulls.worst_permutation[j]]
+    else:
+        best_values = correlated_gene_expression(features(nulls.apply(brain, 0).X))[i, j]
+        worst_values = correlated_gene_expression(features(nulls.worst_null_expression(X)))[i, j]
     worst_params = fit_curves(centres, nulls.worst_curve[None])[0]
     best_params = nulls.parameters.loc[0, ["SA_lambda", "SA_inf", "a1", "a2", "a3", "a4"]].to_numpy(float)
     worst_error = float(np.max(nulls.all_errors))
-    # naive ("random") nulls are not selected: their first one is just the first draw
-    first_name = "Naive null, first draw" if method == "random" else "Low-error null"
+    # unselected nulls (naive "random", and moran/variogram/hungarian by default): the first is the first draw
+    selected = nulls.metadata.get("cge_match", method != "random")  # format-1 files have no cge_match
+    first_name = "Low-error null" if selected else ("Naive null, first draw" if method == "random" else "First draw")
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
     panels = [
         (cge[i, j], nulls.true_curve, true_params, f"True brain ({brain.name})"),
-        (cge[best[i], best[j]], nulls.curves[0], best_params, f"{first_name} (e = {nulls.errors[0]:.2f})"),
-        (cge[worst[i], worst[j]], nulls.worst_curve, worst_params, f"High-error null (e = {worst_error:.2f})"),
+        (best_values, nulls.curves[0], best_params, f"{first_name} (e = {nulls.errors[0]:.2f})"),
+        (worst_values, nulls.worst_curve, worst_params, f"High-error null (e = {worst_error:.2f})"),
     ]
     for ax, (values, means, params, title) in zip(axes, panels):
         _panel(ax, distances, values, centres, means, params, title, width, rng, max_points)
     axes[0].set_ylabel(ylabel)
     axes[0].legend(loc="lower left", fontsize=7)
+    kept = f"best of n = {nulls.metadata.get('n')}" if selected else f"first of n = {nulls.metadata.get('n')}"
     fig.suptitle(
-        f"{method} nulls: best of n = {nulls.metadata.get('n')} (seed {nulls.metadata.get('seed')}) vs the worst",
+        f"{method} nulls: {kept} (seed {nulls.metadata.get('seed')}) vs the worst scored",
         fontsize=11,
     )
     fig.tight_layout()

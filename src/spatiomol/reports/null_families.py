@@ -16,18 +16,24 @@ An experiment may run several null families at once (config ``nulls`` a list, se
 
 `family_rows` keeps one family's null rows (and every other row), so tables built for one
 null per cell (Tables 1–3, `spatiomol.reports.stats.true_vs_null`) can show a chosen family.
+`manifest_families` reads a results folder's families (label → settings, config order)
+from its manifest, and `describe_family` says in words what a family's settings do.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from spatiomol.reports.figures import plt, save_figure
+from spatiomol.experiments.config import null_family_label, resolved_nulls
+from spatiomol.reports import figures
+from spatiomol.reports.figures import plt
 from spatiomol.reports.stats import paired_test
 from spatiomol.reports.tables import LOWER_IS_BETTER, display, model_order
 
@@ -47,12 +53,26 @@ __all__ = [
     "P_COLUMN",
     "consensus",
     "consensus_line",
+    "describe_family",
     "draw_null_families",
     "families_in",
     "family_comparisons",
     "family_rows",
+    "manifest_families",
     "plot_null_families",
 ]
+
+#: what each null method does, in words (`describe_family`); a method not listed is named as is
+METHOD_WORDS = {
+    "cge": "spins (Váša assignment)",
+    "pca-cge": "spins (Váša assignment), CGE of PCA scores",
+    "hungarian": "spins (Hungarian assignment)",
+    "moran": "Moran spectral randomisation of all regions",
+    "variogram": "variogram-matched surrogates of the PC scores, all regions",
+    "random": "uniform shuffle within structure classes (naive)",
+}
+#: methods whose ``subcortex`` setting decides the non-cortical null (the spin families)
+SPIN_METHODS = ("cge", "pca-cge", "hungarian")
 
 
 def _check_columns(df: pd.DataFrame, what: str) -> None:
@@ -63,6 +83,52 @@ def _check_columns(df: pd.DataFrame, what: str) -> None:
             f"{what}: results table lacks columns {missing}; expected the tidy rows of "
             "spatiomol.experiments.store.ResultsStore.load (which has 'null_family')"
         )
+
+
+def manifest_families(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The null families of a results folder: label → settings, in the configuration's order.
+
+    Read from the manifest's ``null_families`` (written by
+    `spatiomol.experiments.runner.run_experiment`); a manifest from before it had that
+    field falls back to the ``nulls`` of its latest grid configuration (``grid_config``,
+    else ``config``), one mapping or a list, labelled by
+    `spatiomol.experiments.config.null_family_label`. Empty when neither names nulls.
+    """
+    families = manifest.get("null_families")
+    if isinstance(families, dict) and families:
+        return {str(label): dict(settings) for label, settings in families.items()}
+    config = manifest.get("grid_config") or manifest.get("config") or {}
+    nulls = config.get("nulls")
+    entries = nulls if isinstance(nulls, list) else [nulls] if isinstance(nulls, dict) else []
+    out: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        try:
+            settings = resolved_nulls(entry)
+            out[null_family_label(settings)] = settings
+        except (KeyError, TypeError, ValueError):  # a method this version no longer knows
+            continue
+    return out
+
+
+def describe_family(label: str, settings: dict[str, Any] | None) -> str:
+    """One line on a null family: ``"`cge`: spins (Váša assignment); top 10 of 10000 draws, ..."``."""
+    if not settings:
+        return f"`{label}`"
+    method = str(settings.get("method", "?"))
+    top, n = settings.get("top", "?"), settings.get("n", "?")
+    parts = [f"`{label}`: {METHOD_WORDS.get(method, method)}"]
+    if settings.get("cge_match"):
+        floor = settings.get("min_moved")
+        rule = f", each moving ≥ {floor:.0%} of regions" if floor else " (Algorithm 1 verbatim, no floor)"
+        parts.append(f"top {top} of {n} draws by CGE match{rule}")
+    else:
+        parts.append(f"first {top} draws (no CGE-matched selection)")
+    if method in SPIN_METHODS and settings.get("subcortex"):
+        parts.append(f"non-cortical regions: {settings['subcortex']}")
+    parts.append(f"seed {settings.get('seed', '?')}")
+    return "; ".join(parts)
 
 
 def families_in(df: pd.DataFrame, order: Sequence[str] | None = None) -> list[str]:
@@ -320,6 +386,7 @@ def draw_null_families(
     )
     for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
+    shown: list[float] = []  # every plotted value: the shared y range must hold the true lines too
     for ax, model in zip(axes.ravel(), panels):
         rows = sel[sel["model"] == model].sort_values(["repeat", "fold"], kind="mergesort")
         for x, family in enumerate(order):
@@ -328,21 +395,31 @@ def draw_null_families(
             if not scores.size:
                 continue
             ax.boxplot(scores, positions=[x], widths=0.5, showfliers=False, medianprops={"color": "0.3"})
+            shown.extend(scores)
             spread = np.linspace(-0.15, 0.15, scores.size) if scores.size > 1 else np.zeros(1)
             ax.scatter(x + spread, scores, s=14, alpha=0.8, zorder=3, gid=family, label=family)
         true = rows.loc[rows["input"] == "true", "value"].to_numpy(float)
         if np.isfinite(true).any():
-            ax.axhline(np.nanmean(true), color="black", lw=1.2, gid="true", label="true (mean over splits)")
+            shown.append(float(np.nanmean(true)))
+            ax.axhline(shown[-1], color="black", lw=1.2, gid="true", label="true (mean over splits)")
         ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(order) - 0.4)
         ax.set_title(display(model), fontsize=9)
+    low, high = min(shown), max(shown)
+    pad = 0.06 * (high - low) if high > low else 0.05
+    axes[0, 0].set_ylim(low - pad, high + pad)  # shared by every panel
     for row in axes:
         row[0].set_ylabel(f"test {metric} ({stratum})")
-    fig.suptitle(f"{dataset}, {split_type} splits: null families against the true input", fontsize=10)
+    true_lines = [ln for ax in axes.ravel() for ln in ax.lines if ln.get_gid() == "true"]
+    if true_lines:
+        axes[0, 0].legend(handles=true_lines[:1], fontsize=7, loc="best")
+    title = f"{dataset}, {split_type} splits: null families against the true input"
+    width = max(30, int(fig.get_figwidth() * 11))  # characters that fit across the figure at 10 pt
+    fig.suptitle(textwrap.fill(title, width), fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def plot_null_families(df: pd.DataFrame, dataset: str, split_type: str, path: str | Path, **options) -> Path:
     """`draw_null_families` written as a PNG at ``path`` (options passed on); returns the path."""
-    return save_figure(draw_null_families(df, dataset, split_type, **options), path)
+    return figures.save_figure(draw_null_families(df, dataset, split_type, **options), path)

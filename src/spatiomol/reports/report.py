@@ -5,18 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from spatiomol.atomic import atomic_path
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.reports import sections, tables
 from spatiomol.reports.document import render_html, render_markdown
+from spatiomol.reports.null_families import families_in, family_rows, manifest_families
 
 #: file name of the self-contained HTML report, next to ``report.md``
 HTML_NAME = "report.html"
 
-#: columns that identify one cell of the report (one value per metric and stratum)
-CELL_COLUMNS = ["dataset", "model", "split_type", "input", "repeat", "fold"]
+#: columns that identify one cell of the report (one value per metric and stratum); null
+#: runs of several families side by side are different cells
+CELL_COLUMNS = ["dataset", "model", "split_type", "input", "null_family", "repeat", "fold"]
+
+
+def html_path(report_md: str | Path) -> Path:
+    """The ``report.html`` written next to a ``report.md`` (by `write_report` with ``html=True``)."""
+    return Path(report_md).with_name(HTML_NAME)
 
 
 def current_ids(manifest: dict[str, Any]) -> set[str] | None:
@@ -42,24 +50,40 @@ def current_runs(df: pd.DataFrame, manifest: dict[str, Any], source: str = "mani
     whose ``run_id`` is not in the manifest's ``run_ids`` (written by every
     `spatiomol.experiments.runner.run_experiment`) or ``transfer_run_ids`` are dropped.
 
+    Null runs of the several families of one configuration (``null_family``,
+    `spatiomol.experiments.config.null_family_label`) are different cells.
+
     Raises
     ------
     ValueError
-        When a (dataset, model, split_type, input, repeat, fold) cell still has more than
-        one run (two settings at once), naming the cell and its run ids.
+        When a (dataset, model, split_type, input, null_family, repeat, fold) cell still
+        has more than one run (two settings at once), naming the cell and its run ids; or,
+        for a manifest without ``run_ids``, when null runs belong to a family the
+        manifest's configuration does not name (`null_families.manifest_families`).
     """
     ids = current_ids(manifest)
     if ids is not None:
         df = df[df["run_id"].isin(ids)].reset_index(drop=True)
+    else:
+        named = manifest_families(manifest)
+        found = families_in(df)
+        other = [f for f in found if f not in named]
+        if named and other:
+            raise ValueError(
+                f"{source}: null runs of families {other} that the configuration does not name "
+                f"(its null families: {list(named)}); the folder mixes settings and its manifest has no "
+                "field 'run_ids' to tell the current runs — report a results folder written by one "
+                "configuration (use a new folder per configuration)"
+            )
     runs = df[[*CELL_COLUMNS, "run_id"]].drop_duplicates()
     counts = runs.groupby(CELL_COLUMNS, sort=False)["run_id"].nunique()
     mixed = counts[counts > 1]
     if not mixed.empty:
-        cell = dict(zip(CELL_COLUMNS, mixed.index[0]))
+        cell = {k: v.item() if isinstance(v, np.generic) else v for k, v in zip(CELL_COLUMNS, mixed.index[0])}
         rids = sorted(runs.merge(pd.DataFrame([cell]), on=CELL_COLUMNS)["run_id"])
         raise ValueError(
             f"{source}: {len(mixed)} report cell(s) hold runs of different settings, e.g. {cell} has runs "
-            f"{rids}; expected one run per (dataset, model, split_type, input, repeat, fold) — "
+            f"{rids}; expected one run per (dataset, model, split_type, input, null_family, repeat, fold) — "
             "report a results folder written by one configuration (use a new folder per configuration)"
         )
     return df
@@ -78,10 +102,13 @@ def write_report(
     """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a results folder.
 
     The report is the sections of `spatiomol.reports.sections` in order: header, transfer,
-    then per dataset provenance, nulls diagnostic, Tables 1–3, paired statistics and
-    figures, and the failed runs. Both pages are rendered from the same blocks
-    (`spatiomol.reports.document`); ``report.html`` inlines every figure and adds the
-    interactive brain views.
+    then per dataset provenance, nulls diagnostic, Tables 1–3, paired statistics, true vs
+    each null family (with its consensus lines and figure) and figures, and the failed
+    runs. With several null families side by side (manifest ``null_families``), Tables
+    1–3, the true-vs-null statistics and the figures of one split show the first family of
+    the configuration that has runs; the null-families section compares them all. Both
+    pages are rendered from the same blocks (`spatiomol.reports.document`);
+    ``report.html`` inlines every figure and adds the interactive brain views.
 
     Parameters
     ----------
@@ -96,7 +123,7 @@ def write_report(
 
     Returns
     -------
-    Path of ``report.md`` (``report.html`` lies next to it).
+    Path of ``report.md`` (``report.html`` lies next to it, `html_path`).
     """
     store = ResultsStore(results_dir)
     out = Path(out_dir) if out_dir is not None else store.root
@@ -113,18 +140,22 @@ def write_report(
     tdir, fdir = out / "tables", out / "figures"
     tdir.mkdir(parents=True, exist_ok=True)
     fdir.mkdir(parents=True, exist_ok=True)
-    summary = tables.split_summary(df)
-    summary.to_csv(tdir / "summary.csv", index=False)
+    tables.split_summary(df).to_csv(tdir / "summary.csv", index=False)  # every family, keyed by null_family
     df.to_csv(tdir / "results.csv", index=False)
 
     is_transfer = df["split_type"] == "transfer"
+    grid = df[~is_transfer].reset_index(drop=True)
+    settings = manifest_families(manifest)
+    families = families_in(grid, list(settings))
+    # Tables 1–3 and the one-null statistics show the configuration's first family (with runs)
+    shown = family_rows(grid, families[0]) if families else grid
     ctx = sections.ReportContext(
         store=store,
         out=out,
         tables_dir=tdir,
         figures_dir=fdir,
-        df=df[~is_transfer],
-        summary=summary,
+        df=shown,
+        summary=tables.split_summary(shown),
         manifest=manifest,
         # the latest grid's configuration ("config" keeps the folder's first one)
         config=manifest.get("grid_config") or manifest.get("config", {}),
@@ -132,6 +163,9 @@ def write_report(
         seed=seed,
         brain_views=brain_views,
         interactive=html and brain_views and interactive,
+        all_rows=grid,
+        families=families,
+        family_settings=settings,
     )
     blocks = sections.header_section(ctx, n_runs=df["run_id"].nunique())
     blocks += sections.transfer_section(ctx, df[is_transfer])
@@ -142,6 +176,7 @@ def write_report(
         blocks += sections.table2_section(ctx, dataset)
         blocks += sections.table3_section(ctx, dataset)
         blocks += sections.paired_statistics_section(ctx, dataset)
+        blocks += sections.null_families_section(ctx, dataset)
         blocks += sections.figures_section(ctx, dataset)
     blocks += sections.failures_section(ctx, current_ids(manifest))
 

@@ -8,7 +8,7 @@ that show them; ``report.md`` and ``report.html`` are both rendered from those b
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.experiments.store import ResultsStore
-from spatiomol.reports import figures, stats, tables
+from spatiomol.reports import figures, null_families, stats, tables, verdict
 from spatiomol.reports.document import Block, Bullets, Figure, Heading, Interactive, Paragraph, Quote, Table
 
 STAT_COLUMNS = [
@@ -34,6 +34,23 @@ STAT_COLUMNS = [
     "wilcoxon_p_bh",
     "signflip_p_bh",
 ]
+#: columns of the null-families table (`null_families.family_comparisons`, plus the rank test)
+FAMILY_COLUMNS = [
+    "split_type",
+    "model",
+    "null_family",
+    "n",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "sd_diff",
+    "effect_dz",
+    "signflip_p",
+    "signflip_p_bh",
+    "beats",
+    "rank_nulls",
+    "rank_p",
+]
 #: split types in the order the report shows them
 SPLIT_ORDER = ("random", "spatial")
 
@@ -48,9 +65,11 @@ class ReportContext:
     out, tables_dir, figures_dir : Path
         Report folder and its ``tables/`` and ``figures/``.
     df : DataFrame
-        Current rows (`spatiomol.reports.report.current_runs`) of the grid (no transfer).
+        Current rows (`spatiomol.reports.report.current_runs`) of the grid (no transfer),
+        with the null rows of the shown family only (`family`): what Tables 1–3, the
+        true-vs-null statistics and the figures read.
     summary : DataFrame
-        `spatiomol.reports.tables.split_summary` of every current row.
+        `spatiomol.reports.tables.split_summary` of ``df``.
     manifest, config : dict
         The folder's manifest and its latest grid configuration.
     n_permutations, seed : int
@@ -59,6 +78,14 @@ class ReportContext:
         Whether to draw the nilearn glass-brain figures (`brain_views`).
     interactive : bool
         Whether to build the interactive brain views (HTML report only).
+    all_rows : DataFrame or None
+        Current grid rows of every null family (None: ``df``).
+    families : list of str
+        Labels of the null families with runs, the configuration's order first
+        (`null_families.families_in`); ``families[0]`` is the one ``df`` shows.
+    family_settings : dict
+        Label → settings of the configuration's null families
+        (`null_families.manifest_families`).
     """
 
     store: ResultsStore
@@ -73,6 +100,24 @@ class ReportContext:
     seed: int = 0
     brain_views: bool = True
     interactive: bool = True
+    all_rows: pd.DataFrame | None = None
+    families: list[str] = field(default_factory=list)
+    family_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """Current grid rows of every null family."""
+        return self.df if self.all_rows is None else self.all_rows
+
+    @property
+    def family(self) -> str | None:
+        """The null family shown in Tables 1–3 (None: no null runs)."""
+        return self.families[0] if self.families else None
+
+
+def shown_family_note(ctx: ReportContext) -> str:
+    """`` (null family `cge`)``: the family Tables 1–3 show; ``""`` without null runs."""
+    return "" if ctx.family is None else f" (null family `{ctx.family}`)"
 
 
 def slug(text: str) -> str:
@@ -125,18 +170,24 @@ def header_section(ctx: ReportContext, n_runs: int) -> list[Block]:
         if tuned and config.get("untuned_models")
         else ""
     )
-    nulls = config.get("nulls", {})
-    items = (
+    items = [
         f"runs: {n_runs} finished (of {manifest.get('planned_runs', '?')} planned); "
         f"splits: {config.get('repeats', '?')} repeat(s) × {config.get('folds', '?')} folds; "
         f"hyperparameters: {'nested inner-CV selection' if tuned else 'default configuration'}{untuned}",
         "every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
         "MSE in squared target units; geodesic = affine-invariant Riemannian distance",
-        f"nulls: top {nulls.get('top', '?')} of {nulls.get('n', '?')} spins by CGE match "
-        "(one null per K-fold split: every fold of repeat r uses null r mod top)",
-        versions,
-    )
-    return [*blocks, Bullets(items)]
+    ]
+    families = ctx.family_settings or null_families.manifest_families(manifest)
+    if families and (ctx.rows["input"] == "null").any():
+        items.append(
+            f"nulls: {len(families)} famil{'y' if len(families) == 1 else 'ies'}, each with its own null runs "
+            "(one null per K-fold split: every fold of repeat r uses null r mod top)"
+        )
+        for label, settings in families.items():
+            shown = " — shown in Tables 1–3" if label == ctx.family and len(families) > 1 else ""
+            items.append(f"null family {null_families.describe_family(label, settings)}{shown}")
+    items.append(versions)
+    return [*blocks, Bullets(tuple(items))]
 
 
 def provenance_section(ctx: ReportContext, dataset: str) -> list[Block]:
@@ -184,28 +235,72 @@ def transfer_section(ctx: ReportContext, transfer: pd.DataFrame) -> list[Block]:
 
 
 # ---------------------------------------------------------------- diagnostics
+def nulls_files(ctx: ReportContext, dataset: str) -> dict[str, Path]:
+    """Family label → existing null-set file of ``dataset`` (manifest ``nulls_files``; old: ``nulls_file``)."""
+    info = ctx.manifest.get("datasets", {}).get(dataset, {})
+    files = dict(info.get("nulls_files") or {})
+    if not files and info.get("nulls_file"):  # a manifest from before families side by side
+        files = {ctx.family or next(iter(ctx.family_settings), "nulls"): info["nulls_file"]}
+    return {label: ctx.store.root / rel for label, rel in files.items() if (ctx.store.root / rel).exists()}
+
+
+def own_expression_fraction(nullset) -> np.ndarray:
+    """(top,) fraction of regions each null leaves with their own expression row.
+
+    ``1 − moved_fraction`` of the `NullSet`'s parameters, where rows the null replaces
+    with new expression (Moran, variogram, non-cortical Moran of the spins) count as
+    moved; an old file without that column falls back to the permutations (no replaced
+    rows then).
+    """
+    r = nullset.permutations.shape[1]
+    if "moved_fraction" in nullset.parameters:
+        moved = nullset.parameters["moved_fraction"].to_numpy(dtype=np.float64)
+        return np.round((1.0 - moved) * r) / r  # a count of regions over r (no float residue at 0.5 %)
+    same = nullset.permutations == np.arange(r)
+    same[:, nullset.replaced_regions] = False
+    return same.mean(axis=1)
+
+
+def nulls_diagnostic(nullset, label: str) -> str:
+    """One line: how much of the brain a family's kept nulls leave with its own expression."""
+    own = own_expression_fraction(nullset)
+    meta = nullset.metadata
+    matched = meta.get("cge_match", meta.get("method") != "random")  # format 1 had no cge_match
+    floor = meta.get("min_moved")
+    if not matched:
+        rule = "not CGE-matched: the first draws"
+    elif floor:
+        rule = f"selection required ≥ {floor:.0%} of regions moved"
+    else:
+        rule = "no floor on regions moved (Algorithm 1 verbatim)"
+    r, q = nullset.permutations.shape[1], nullset.replaced_regions.size
+    how = (
+        "every region's row is new expression"
+        if q == r
+        else f"{q} of {r} regions get new expression rows, the others are permuted"
+        if q
+        else "rows are permuted"
+    )
+    return (
+        f"`{label}`: the {len(own)} nulls leave {own.min():.0%}–{own.max():.0%} (median {np.median(own):.0%}) "
+        f"of regions with their own expression ({rule}; {how})"
+    )
+
+
 def nulls_section(ctx: ReportContext, dataset: str) -> list[Block]:
-    """How many regions the dataset's CGE-matched nulls leave with their own expression."""
-    nulls_rel = ctx.manifest.get("datasets", {}).get(dataset, {}).get("nulls_file")
-    if not nulls_rel or not (ctx.store.root / nulls_rel).exists():
+    """How many regions each family's nulls of the dataset leave with their own expression."""
+    files = nulls_files(ctx, dataset)
+    if not files:
         return []
     from spatiomol.nulls import NullSet
 
-    nullset = NullSet.load(ctx.store.root / nulls_rel)
-    kept = (nullset.permutations == np.arange(nullset.permutations.shape[1])).mean(axis=1)
-    floor = nullset.metadata.get("min_moved")
-    rule = (
-        f"selection required ≥ {floor:.0%} of regions moved"
-        if floor
-        else "no floor on regions moved (Algorithm 1 verbatim)"
-    )
+    lines = tuple(nulls_diagnostic(NullSet.load(path), label) for label, path in files.items())
     return [
         Paragraph(
-            f"Null diagnostic: the {len(kept)} CGE-matched nulls leave "
-            f"{kept.min():.0%}–{kept.max():.0%} (median {np.median(kept):.0%}) of regions with their own "
-            f"expression ({rule}); a null that moves few regions is close to the true brain and shrinks "
-            "true − null gaps."
-        )
+            "Null diagnostic (a null that leaves many regions with their own expression is close to the "
+            "true brain and shrinks true − null gaps; replaced rows count as moved):"
+        ),
+        Bullets(lines),
     ]
 
 
@@ -213,7 +308,16 @@ def nulls_section(ctx: ReportContext, dataset: str) -> list[Block]:
 def table1_section(ctx: ReportContext, dataset: str) -> list[Block]:
     formatted, numeric = tables.table1(ctx.summary, dataset)
     numeric.to_csv(ctx.tables_dir / f"table1_{slug(dataset)}.csv")
-    return [Heading("Table 1: global test performance", 3), Table(formatted)]
+    blocks: list[Block] = [Heading("Table 1: global test performance", 3)]
+    if ctx.family is not None:
+        others = (
+            f", the first of the {len(ctx.families)} families run side by side; 'True input vs each null "
+            "family' compares them all"
+            if len(ctx.families) > 1
+            else ""
+        )
+        blocks.append(Paragraph(f"null = the model trained on null expression{shown_family_note(ctx)}{others}."))
+    return [*blocks, Table(formatted)]
 
 
 def table2_section(ctx: ReportContext, dataset: str) -> list[Block]:
@@ -234,7 +338,10 @@ def table3_section(ctx: ReportContext, dataset: str) -> list[Block]:
         numeric.to_csv(ctx.tables_dir / f"table3_{slug(dataset)}_{split_type}.csv", index=False)
         blocks += [
             Heading(f"Table 3: null models with varying feature access ({split_type} splits)", 3),
-            Paragraph("SM = CGE-matched spatiomolecular null expression; permuted = uniform random shuffle of rows."),
+            Paragraph(
+                f"SM = spatiomolecular null expression{shown_family_note(ctx)}; "
+                "permuted = uniform random shuffle of rows."
+            ),
             Table(formatted, index=False),
         ]
     return blocks
@@ -253,8 +360,8 @@ def paired_statistics_section(ctx: ReportContext, dataset: str) -> list[Block]:
         blocks += [
             Heading("True vs null expression, paired over splits (test Pearson r)", 3),
             Paragraph(
-                "a = true, b = null; d_z = mean/SD of differences; BH = Benjamini–Hochberg over this table. "
-                "Splits of repeated CV overlap, so p-values are descriptive."
+                f"a = true, b = null{shown_family_note(ctx)}; d_z = mean/SD of differences; "
+                "BH = Benjamini–Hochberg over this table. Splits of repeated CV overlap, so p-values are descriptive."
             ),
             Table(view, index=False),
         ]
@@ -269,6 +376,113 @@ def paired_statistics_section(ctx: ReportContext, dataset: str) -> list[Block]:
             Paragraph("a = model, b = reference (best bilinear model by mean r on that split type)."),
             Table(view, index=False),
         ]
+    return blocks
+
+
+# ---------------------------------------------------------- null families
+def smallest_signflip_p(n: int) -> float:
+    """Smallest two-sided exact sign-flip p with ``n`` paired splits: 2 of the 2ⁿ sign patterns, 2/2ⁿ."""
+    return 2.0 / 2.0**n
+
+
+def family_verdicts(ctx: ReportContext, rows: pd.DataFrame) -> pd.DataFrame:
+    """`null_families.family_comparisons` of ``rows`` plus the rank test's ``rank_nulls``, ``rank_p``, ``rank_reject``.
+
+    The rank test (`spatiomol.reports.verdict.true_vs_nulls`, one verdict per family)
+    compares the true input's mean score with each null's mean score.
+    """
+    comparisons = null_families.family_comparisons(
+        rows, families=ctx.families, n_permutations=ctx.n_permutations, seed=ctx.seed
+    )
+    if comparisons.empty:
+        return comparisons
+    keys = [*null_families.COMPARISON_KEYS, null_families.FAMILY_COLUMN]
+    rank = verdict.true_vs_nulls(rows, family=null_families.FAMILY_COLUMN)
+    if rank.empty:
+        return comparisons.assign(rank_nulls=0, rank_p=np.nan, rank_min_p=np.nan, rank_reject=np.nan)
+    rank = rank[[*keys, "n_nulls", "p", "min_p", "reject"]].rename(
+        columns={"n_nulls": "rank_nulls", "p": "rank_p", "min_p": "rank_min_p", "reject": "rank_reject"}
+    )
+    return comparisons.merge(rank, on=keys, how="left")
+
+
+def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
+    """Per model, the true input against each null family: paired statistics, consensus lines, figure.
+
+    Writes ``tables/null_families_<dataset>.csv`` (one row per split type × model ×
+    family) and ``tables/null_families_consensus_<dataset>.csv``, and per split type
+    ``figures/null_families_<dataset>_<split>.png`` (`null_families.draw_null_families`).
+    """
+    rows = ctx.rows[ctx.rows["dataset"] == dataset]
+    if not (rows["input"] == "null").any():
+        return []
+    comparisons = family_verdicts(ctx, rows)
+    if comparisons.empty:
+        return []
+    name = slug(dataset)
+    comparisons.to_csv(ctx.tables_dir / f"null_families_{name}.csv", index=False)
+    paired = null_families.consensus(comparisons, families=ctx.families)
+    ranked = null_families.consensus(comparisons, beats="rank_reject", families=ctx.families)
+    agreed = paired.merge(
+        ranked[[*null_families.COMPARISON_KEYS, "line"]].rename(columns={"line": "rank_line"}),
+        on=list(null_families.COMPARISON_KEYS),
+    )
+    agreed.assign(**{c: agreed[c].map("; ".join) for c in ("beaten", "not_beaten", "no_data")}).to_csv(
+        ctx.tables_dir / f"null_families_consensus_{name}.csv", index=False
+    )
+
+    splits = sorted({int(n) for n in comparisons["n"] if n > 0})
+    families = list(dict.fromkeys(comparisons[null_families.FAMILY_COLUMN]))
+    design = f"{ctx.config.get('repeats', '?')} repeat(s) × {ctx.config.get('folds', '?')} folds"
+    n_text = f"n = {splits[0]}" if len(splits) == 1 else f"n = {splits[0]}–{splits[-1]}"
+    floor = smallest_signflip_p(max(splits)) if splits else float("nan")
+    text = (
+        f"Each model trained on true expression against the same model trained on each null family's "
+        f"expression ({', '.join(f'`{f}`' for f in families)}), paired over the splits: {n_text} splits per "
+        f"comparison ({design}). a = true, b = the family's null; a model **beats** a family when its true "
+        f"input scores higher on average and the Benjamini–Hochberg-adjusted sign-flip p (over this table) "
+        f"is ≤ {null_families.ALPHA}. With n splits the smallest exact two-sided sign-flip p is 2/2ⁿ: "
+        f"{floor:.3g} here; with 4 splits (e.g. the demo's 1 repeat × 4 folds) it is "
+        f"{smallest_signflip_p(4):.3g}, so a run of that size cannot reject whatever the gap. "
+        "Splits of repeated CV overlap, so these p-values are descriptive."
+    )
+    if splits and floor > null_families.ALPHA:
+        text += f" **With {max(splits)} splits no family can be beaten at α = {null_families.ALPHA}.**"
+    nulls_k = sorted({int(k) for k in comparisons["rank_nulls"].dropna()})
+    k_text = f"here K = {', '.join(map(str, nulls_k))} (smallest p {1 / (1 + max(nulls_k)):.3g}); " if nulls_k else ""
+    rank_text = (
+        "Rank test (`spatiomol.reports.verdict`): the true input's mean score against each of the family's "
+        "K nulls' mean scores, p = (1 + #nulls scoring as well)/(1 + K), `rank_nulls` = K; "
+        f"{k_text}it can reject at {verdict.ALPHA} only with K ≥ {verdict.min_nulls()} nulls "
+        "(one null per repeat: K = min(repeats, `nulls.top`))."
+    )
+    view = comparisons.reindex(columns=FAMILY_COLUMNS).copy()
+    view["model"] = view["model"].map(tables.display)
+    view["beats"] = view["beats"].map({True: "yes", False: "no"})
+    lines = []
+    for record in agreed.to_dict("records"):
+        lines.append(
+            f"{record['split_type']} splits, {tables.display(record['model'])}: {record['line']} "
+            f"(rank test: {record['rank_line']})"
+        )
+    blocks: list[Block] = [
+        Heading("True input vs each null family (test Pearson r)", 3),
+        Paragraph(text),
+        Table(view, index=False),
+        Paragraph(rank_text),
+        Paragraph("Consensus per model (paired test; in brackets the rank test):"),
+        Bullets(tuple(lines)),
+    ]
+    for split_type in _split_types(rows):
+        if not ((rows["split_type"] == split_type) & (rows["input"] == "null")).any():
+            continue
+        fig = null_families.draw_null_families(rows, dataset, split_type, families=ctx.families)
+        path = figures.save_figure(fig, ctx.figures_dir / f"null_families_{name}_{split_type}.png")
+        caption = (
+            f"{dataset}, {split_type} splits: test Pearson r of each null family's runs (one point per split, "
+            "a box per family) against the mean score on true expression (line), one panel per model"
+        )
+        blocks.append(_figure(path, caption, caption))
     return blocks
 
 
@@ -333,6 +547,7 @@ def figures_section(ctx: ReportContext, dataset: str) -> list[Block]:
             caption = (
                 f"{dataset}, {split_type} split, repeat {run['repeat']} fold {run['fold']}: "
                 f"{tables.display(run['model'])}, observed vs predicted test connectome (test regions in index order)"
+                f"{shown_family_note(ctx) if 'null' in run['run_ids'] else ''}"
             )
             panels = {t: {"i": i, "j": j, "values": v} for t, (i, j, v) in edges.items()}
             path = figures.plot_test_connectomes(panels, caption, fdir / f"connectomes_{name}_{split_type}.png")
@@ -359,15 +574,7 @@ def figures_section(ctx: ReportContext, dataset: str) -> list[Block]:
                 path = figures.plot_network_gain(gain, title, fdir / f"network_gain_{name}_{split_type}.png")
                 blocks.append(_figure(path, title, f"Fig. 5B-style: {title}"))
     blocks += parameters_figure(ctx, dataset)
-    try:
-        cge = cge_figure(ctx, dataset)
-    except Exception as err:  # noqa: BLE001 — a figure must not sink the report
-        cge = None
-        blocks.append(Paragraph(f"_CGE–distance figure not drawn: {type(err).__name__}: {err}_"))
-    if cge is not None:
-        blocks.append(
-            _figure(cge, "CGE vs distance", f"CGE–distance curves of {dataset}: true brain and its top nulls")
-        )
+    blocks += cge_figures(ctx, dataset)
     return blocks + interactive
 
 
@@ -395,18 +602,30 @@ def parameters_figure(ctx: ReportContext, dataset: str) -> list[Block]:
     return [_figure(path, title, f"Fig. 5C-style: {title}")]
 
 
-def cge_figure(ctx: ReportContext, dataset: str) -> Path | None:
-    """Fig. 3-style CGE–distance curves of the true brain and its cached nulls (nulls stage's figure)."""
+def cge_figures(ctx: ReportContext, dataset: str) -> list[Block]:
+    """Fig. 3-style CGE–distance curves of the true brain and each family's cached nulls.
+
+    One figure per null family (``figures/cge_distance_<dataset>.png`` with one family,
+    ``cge_distance_<dataset>_<family>.png`` with several); a figure that fails is
+    replaced by a line saying why.
+    """
     from spatiomol.nulls import NullSet
     from spatiomol.reports.cge_figure import plot_cge_curves
 
-    nulls_rel = ctx.manifest.get("datasets", {}).get(dataset, {}).get("nulls_file")
-    if not nulls_rel or not (ctx.store.root / nulls_rel).exists():
-        return None
-    brain = _load_brain(ctx, dataset)
-    return plot_cge_curves(
-        brain, NullSet.load(ctx.store.root / nulls_rel), ctx.figures_dir / f"cge_distance_{slug(dataset)}.png"
-    )
+    files = nulls_files(ctx, dataset)
+    blocks: list[Block] = []
+    brain = None
+    for label, path in files.items():
+        name = f"cge_distance_{slug(dataset)}" + (f"_{slug(label)}" if len(files) > 1 else "")
+        try:
+            brain = brain if brain is not None else _load_brain(ctx, dataset)
+            png = plot_cge_curves(brain, NullSet.load(path), ctx.figures_dir / f"{name}.png")
+        except Exception as err:  # noqa: BLE001 — a figure must not sink the report
+            blocks.append(Paragraph(f"_CGE–distance figure of `{label}` not drawn: {type(err).__name__}: {err}_"))
+            continue
+        caption = f"CGE–distance curves of {dataset}: true brain and its `{label}` nulls"
+        blocks.append(_figure(png, f"CGE vs distance, {label} nulls", caption))
+    return blocks
 
 
 # ------------------------------------------------------------------ brain views

@@ -143,7 +143,22 @@ def true_vs_null(
     -------
     DataFrame, one row per (dataset, split_type, model), columns of `paired_test`
     (``a`` = true, ``b`` = null) plus BH-adjusted p-values.
+
+    Raises
+    ------
+    ValueError
+        When the null rows belong to several null families (``null_family`` column):
+        compare one (`spatiomol.reports.null_families.family_rows`) or all of them
+        (`spatiomol.reports.null_families.family_comparisons`).
     """
+    if "null_family" in df.columns:
+        families = sorted(set(df.loc[df["input"] == "null", "null_family"].astype(str)))
+        if len(families) > 1:
+            raise ValueError(
+                f"true_vs_null: null rows of {len(families)} null families {families}; expected one "
+                "(select it with spatiomol.reports.null_families.family_rows, or compare every family "
+                "with family_comparisons)"
+            )
     values = _per_split(df, metric, stratum)
     rows = []
     for (dataset, split_type, model), group in values.groupby(["dataset", "split_type", "model"], sort=False):

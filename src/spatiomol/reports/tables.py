@@ -36,19 +36,24 @@ TABLE3_COLUMNS = (
 EXPRESSION_FEATURES = {"true": "expression", "null": "SM", "permuted": "permuted"}
 LOWER_IS_BETTER = {"mse", "mae", "geodesic"}
 GROUP = ["dataset", "split_type", "model", "input", "metric", "stratum"]
+#: column naming a null run's family (`spatiomol.experiments.config.null_family_label`)
+FAMILY = "null_family"
 
 
 def split_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, SD (ddof=1) and number of splits per (dataset, split, model, input, metric, stratum).
 
-    Also carries the mean ``n_parameters`` and ``fit_seconds`` of the runs.
+    When ``df`` has a ``null_family`` column (stored results do), it is a key too, so the
+    null runs of several families side by side are summarised apart. Also carries the
+    mean ``n_parameters`` and ``fit_seconds`` of the runs.
     """
+    keys = [*GROUP, FAMILY] if FAMILY in df.columns else list(GROUP)
     if df.empty:
-        return pd.DataFrame(columns=[*GROUP, "mean", "sd", "n_splits", "n_parameters", "fit_seconds"])
-    grouped = df.groupby(GROUP, sort=False)
+        return pd.DataFrame(columns=[*keys, "mean", "sd", "n_splits", "n_parameters", "fit_seconds"])
+    grouped = df.groupby(keys, sort=False)
     out = grouped["value"].agg(mean="mean", sd="std", n_splits="count").reset_index()
     extra = grouped[["n_parameters", "fit_seconds"]].mean().reset_index()
-    return out.merge(extra, on=GROUP)
+    return out.merge(extra, on=keys)
 
 
 def model_order(models) -> list[str]:
@@ -76,6 +81,23 @@ def format_cell(mean: float, sd: float, fmt: str = ".2f") -> str:
 
 
 def _lookup(summary: pd.DataFrame) -> dict[tuple, tuple[float, float]]:
+    """(dataset, split, model, input, metric, stratum) → (mean, SD); one summary row per key.
+
+    Raises
+    ------
+    ValueError
+        When a key has several rows (the null runs of several families): the tables show
+        one family, chosen with `spatiomol.reports.null_families.family_rows` before
+        `split_summary`.
+    """
+    repeated = summary.duplicated(GROUP, keep=False)
+    if repeated.any():
+        example = summary.loc[repeated, [*GROUP, *([FAMILY] if FAMILY in summary else [])]].head(2)
+        raise ValueError(
+            f"tables: {int(repeated.sum())} summary rows share a (dataset, split, model, input, metric, stratum) "
+            f"cell, e.g. {example.to_dict('records')}; expected one null family "
+            "(select it with spatiomol.reports.null_families.family_rows before split_summary)"
+        )
     return {
         tuple(row[c] for c in GROUP): (row["mean"], row["sd"])
         for row in summary[[*GROUP, "mean", "sd"]].to_dict("records")
