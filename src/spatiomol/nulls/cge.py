@@ -108,8 +108,6 @@ class DistanceBins:
         All pairs ``i < j``, ordered by bin.
     bin_index : (r, r) int32 array
         Index (into ``used``) of the bin of pair ``(i, j)``, filled above the diagonal.
-    starts : (n_used,) int array
-        Offset of each non-empty bin in the pair order.
     counts : (n_used,) int array
         Pairs per non-empty bin.
     used : (n_used,) int array
@@ -123,7 +121,6 @@ class DistanceBins:
     pair_i: np.ndarray
     pair_j: np.ndarray
     bin_index: np.ndarray
-    starts: np.ndarray
     counts: np.ndarray
     used: np.ndarray
     centres: np.ndarray
@@ -146,15 +143,11 @@ class DistanceBins:
         bin_of_pair[d == edges[-1]] = len(edges) - 2
         order = np.argsort(bin_of_pair, kind="stable")
         sorted_bins = bin_of_pair[order]
-        used, starts, counts = np.unique(sorted_bins, return_index=True, return_counts=True)
+        used, counts = np.unique(sorted_bins, return_counts=True)
         centres = (edges[:-1] + edges[1:])[used] / 2.0
         bin_index = np.zeros(distances.shape, dtype=np.int32)
         bin_index[i, j] = np.searchsorted(used, bin_of_pair)
-        return cls(float(width), edges, i[order], j[order], bin_index, starts, counts, used, centres)
-
-    @property
-    def n_pairs(self) -> int:
-        return self.pair_i.size
+        return cls(float(width), edges, i[order], j[order], bin_index, counts, used, centres)
 
     def curve(self, cge: np.ndarray) -> np.ndarray:
         """Binned mean CGE of one brain: (n_used,) array, Pearson r."""
