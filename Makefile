@@ -34,6 +34,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spatiomol demo
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'  # brainspace (VTK) only for the benchmarks
 	$(PY) benchmarks/run_all.py --out benchmarks/results.md
 
 clean:
