@@ -10,8 +10,17 @@ Hidden layers: ``Linear → BatchNorm1d → ReLU → Dropout`` for each width in
 ``hidden_dims`` (2–4 layers), then ``Linear → 1``.
 
 Symmetry: the network is evaluated on both orders, ``[f_i ‖ f_j]`` and ``[f_j ‖ f_i]``,
-in one batch, and the two outputs are averaged — in training and in prediction — so
-``predict(i, j) == predict(j, i)`` exactly.
+in one batch, and the two outputs are averaged — in prediction always, in training with
+``pair_orders="averaged"`` (default; with ``"both"`` every order is a training sample of
+its own, see `spatiomol.models.training`) — so ``predict(i, j) == predict(j, i)`` exactly.
+
+Per-region first layer: the first layer is linear in ``[f_i ‖ f_j]``, ``W [f_i ‖ f_j] + b
+= W_a f_i + W_b f_j + b`` with ``W = [W_a | W_b]``, so `pair_head` computes ``W_a f`` and
+``W_b f`` once per *distinct* region of a batch and gathers them per pair (both orders
+for free) — the same numbers as the per-pair product up to float rounding, and far fewer
+multiplications when a batch of ``B`` pairs touches fewer than ``2B`` regions.
+`pair_head_per_pair` is the per-pair reference (tests, ``benchmarks/neural_throughput.py``).
+The SMT decoder uses the same head on region embeddings.
 
 Variants (registry): ``mlp`` (expression), ``mlp-coords`` (expression + coordinates),
 ``mlp-coords-only`` (coordinates only, Table 3).
@@ -32,6 +41,58 @@ from spatiomol.models.training import NeuralConnectivityModel
 def hidden_block(n_in: int, n_out: int, dropout: float) -> list[nn.Module]:
     """``Linear → BatchNorm1d → ReLU → Dropout``."""
     return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(), nn.Dropout(dropout)]
+
+
+def pair_head(
+    body: nn.Sequential,
+    region_features: torch.Tensor,
+    i: torch.Tensor,
+    j: torch.Tensor,
+    symmetric: bool = True,
+) -> torch.Tensor:
+    """``body([f_i ‖ f_j])`` for pairs of rows of ``region_features``, first layer per region.
+
+    Parameters
+    ----------
+    body : nn.Sequential
+        Starts with ``nn.Linear(2 f, h)``; the rest runs on its output rows.
+    region_features : (R, f) tensor
+        One row per region; ``i``, ``j`` index these rows.
+    i, j : (B,) int64 tensors
+    symmetric : bool
+        Average the outputs for ``[f_i ‖ f_j]`` and ``[f_j ‖ f_i]`` (one batch of 2B rows);
+        otherwise the order given only.
+
+    Returns
+    -------
+    (B,) tensor
+        Equal to `pair_head_per_pair` on the gathered rows, up to float rounding.
+    """
+    first = body[0]
+    n = region_features.shape[1]
+    if first.in_features != 2 * n:
+        raise ValueError(f"pair_head: first layer takes {first.in_features} inputs, expected 2 × {n}")
+    regions, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
+    rows = region_features[regions]
+    left = rows @ first.weight[:, :n].T  # W_a f, (R, h)
+    right = rows @ first.weight[:, n:].T  # W_b f
+    ii, jj = inverse[: len(i)], inverse[len(i) :]
+    hidden = left.index_select(0, ii) + right.index_select(0, jj)
+    if symmetric:
+        hidden = torch.cat([hidden, left.index_select(0, jj) + right.index_select(0, ii)])
+    out = body[1:](hidden + first.bias).squeeze(-1)
+    return 0.5 * (out[: len(i)] + out[len(i) :]) if symmetric else out
+
+
+def pair_head_per_pair(
+    body: nn.Sequential, f_i: torch.Tensor, f_j: torch.Tensor, symmetric: bool = True
+) -> torch.Tensor:
+    """Reference for `pair_head`: ``body`` on the concatenated rows ``[f_i ‖ f_j]`` of every pair."""
+    rows = torch.cat([f_i, f_j], dim=1)
+    if symmetric:
+        rows = torch.cat([rows, torch.cat([f_j, f_i], dim=1)], dim=0)
+    out = body(rows).squeeze(-1)
+    return 0.5 * (out[: len(f_i)] + out[len(f_i) :]) if symmetric else out
 
 
 class PairMLPNetwork(nn.Module):
@@ -57,8 +118,10 @@ class PairMLPNetwork(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """Predictions for pairs ``(i, j)``.
+    def forward(
+        self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor, symmetric: bool = True
+    ) -> torch.Tensor:
+        """Predictions for pairs ``(i, j)`` (first layer once per distinct region, `pair_head`).
 
         Parameters
         ----------
@@ -66,16 +129,21 @@ class PairMLPNetwork(nn.Module):
             ``"features"``: (n_regions, f) float tensor.
         i, j : (B,) int64 tensors
             Region indices.
+        symmetric : bool
+            Average ``f(i, j)`` and ``f(j, i)`` (default); otherwise ``f(i, j)``.
 
         Returns
         -------
-        (B,) tensor, the mean of ``f(i, j)`` and ``f(j, i)``.
+        (B,) tensor
         """
+        return pair_head(self.body, region_tensors["features"], i, j, symmetric)
+
+    def forward_per_pair(
+        self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor, symmetric: bool = True
+    ) -> torch.Tensor:
+        """Reference path: the whole network on ``[f_i ‖ f_j]`` per pair (tests/benchmark only)."""
         features = region_tensors["features"]
-        fi, fj = features[i], features[j]
-        both = torch.cat([torch.cat([fi, fj], dim=1), torch.cat([fj, fi], dim=1)], dim=0)
-        out = self.body(both).squeeze(-1)
-        return 0.5 * (out[: len(i)] + out[len(i) :])
+        return pair_head_per_pair(self.body, features[i], features[j], symmetric)
 
 
 class MLP(NeuralConnectivityModel):
@@ -95,11 +163,23 @@ class MLP(NeuralConnectivityModel):
     batch_size : int
         Training edges per mini-batch.
     epochs : int
-        Maximum number of epochs (exact number when no validation regions).
+        Epoch budget: maximum number of epochs (exact number when no validation regions).
     patience : int
         Early-stopping patience in epochs (with validation regions).
+    min_steps, max_steps : int
+        Size-aware step budget: the epoch budget (and patience) is rescaled so that it
+        makes at least / at most this many optimiser steps; 0 = off (default). See
+        `spatiomol.models.training.training_budget`.
     lr_schedule : {"plateau", "cosine", "constant"}
+    refit_schedule : {"constant", "replay"}
+        What `refit_params` hands the refit: the epoch count only (constant learning
+        rate), or also the plateau schedule's halvings (``lr_drop_epochs``).
+    lr_drop_epochs : sequence of int
+        Epochs at whose start the learning rate halves, in a fit without validation
+        regions (set by tuning from `refit_params`; empty by default).
     batching : {"random", "region_blocks"}
+    pair_orders : {"averaged", "both"}
+        Training samples: one per edge with both orders averaged, or one per order.
         See `spatiomol.models.training`.
     aug_prob : float
         Maximum target-augmentation probability (needs ``brain.subjects``).
@@ -108,6 +188,8 @@ class MLP(NeuralConnectivityModel):
     coord_scale_mm : float
         Centroids are divided by this (mm) before entering the network.
     device : {"auto", "cpu", "cuda"}
+    num_threads : int or None
+        Torch CPU threads while fitting and predicting (None: torch's setting).
     seed : int
     verbose : bool
         Show a progress bar with the loss.
@@ -133,12 +215,18 @@ class MLP(NeuralConnectivityModel):
         batch_size: int = 256,
         epochs: int = 150,
         patience: int = 20,
+        min_steps: int = 0,
+        max_steps: int = 0,
         lr_schedule: str = "plateau",
+        refit_schedule: str = "constant",
+        lr_drop_epochs: Sequence[int] = (),
         batching: str = "random",
+        pair_orders: str = "averaged",
         aug_prob: float = 0.0,
         aug_style: str = "linear_decay",
         coord_scale_mm: float = 100.0,
         device: str = "auto",
+        num_threads: int | None = 1,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -151,12 +239,18 @@ class MLP(NeuralConnectivityModel):
         self.batch_size = batch_size
         self.epochs = epochs
         self.patience = patience
+        self.min_steps = min_steps
+        self.max_steps = max_steps
         self.lr_schedule = lr_schedule
+        self.refit_schedule = refit_schedule
+        self.lr_drop_epochs = lr_drop_epochs
         self.batching = batching
+        self.pair_orders = pair_orders
         self.aug_prob = aug_prob
         self.aug_style = aug_style
         self.coord_scale_mm = coord_scale_mm
         self.device = device
+        self.num_threads = num_threads
         self.seed = seed
         self.verbose = verbose
 
@@ -192,5 +286,5 @@ class MLP(NeuralConnectivityModel):
         notes = []
         if self.use_coords:
             notes.append(f"coordinates (mm) divided by {self.coord_scale_mm} before entering the MLP")
-        notes.append("symmetric: mean of f([x_i, x_j]) and f([x_j, x_i])")
+        notes.append("symmetric predictions: mean of f([x_i, x_j]) and f([x_j, x_i])")
         return brain, notes

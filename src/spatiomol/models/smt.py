@@ -7,6 +7,11 @@ Architecture
    into ``ℓ = ceil(g / k)`` contiguous bins of ``k = token_encoder_dim`` genes. When
    ``k`` does not divide ``g`` the last bin is zero-padded; the number of padded
    positions is kept in ``n_padding_genes_`` and stated in ``notes_``.
+   ``token_encoder_dim="auto"`` picks ``k = min(60, max(1, g // 64))`` (`resolve_token_size`):
+   the paper's 60 genes per token when that leaves at least 64 tokens, otherwise the
+   largest ``k`` that does (``ℓ = ceil(g / k) >= g / k >= 64`` whenever ``g >= 64``;
+   fewer genes give one gene per token). hcp-s100 (810 genes): k = 12, 68 tokens;
+   hcp-s400 (282 genes): k = 4, 71 tokens; the paper's 7,380 genes: k = 60, 123 tokens.
 2. **Value projection.** Each token's ``k`` values → ``d_model`` by one learned linear
    map shared by all tokens (no positional embedding; position enters through ALiBi).
 3. **Optional [CLS] token** (``use_cls``): the region's MNI centroid divided by
@@ -15,28 +20,38 @@ Architecture
    ALiBi choice: the [CLS] token has *no* distance penalty to or from any gene token
    (bias 0), i.e. it is a global token; gene tokens are at positions ``0..ℓ-1``. (The
    reference implementation's FlashAttention call instead treats it as position 0.)
-4. **Encoder.** ``num_layers`` bidirectional pre-norm blocks:
-   ``x = x + Dropout(MHSA(LayerNorm(x)))``, ``x = x + Dropout(FFN(LayerNorm(x)))`` with
-   ``FFN = Linear(d, 4d) → GELU → Linear(4d, d)``, then a final LayerNorm. Attention is
+4. **Encoder.** ``num_layers`` bidirectional blocks. ``norm_first=True`` (default),
+   pre-norm: ``x = x + Dropout(MHSA(LayerNorm(x)))``, ``x = x + Dropout(FFN(LayerNorm(x)))``
+   with ``FFN = Linear(d, 4d) → GELU → Linear(4d, d)``, then a final LayerNorm.
+   ``norm_first=False``, post-norm as in the reference implementation:
+   ``x = LayerNorm(x + Dropout(MHSA(x)))``, ``x = LayerNorm(x + Dropout(FFN(x)))`` with a
+   ReLU FFN and no final LayerNorm (the reference code also has no attention output
+   projection; here both forms keep it). Attention is
    ``torch.nn.functional.scaled_dot_product_attention`` with an additive float mask
    ``B[h, a, b] = -m_h · |a - b|`` (ALiBi, Press et al. 2022), added to the *scaled*
    logits: ``softmax(QKᵀ/√d_h + B)`` — the convention of Press et al. and FlashAttention
    (the paper's formula puts ``B`` inside the scaling; that only rescales the slopes by
-   √d_h). Slopes ``m_h`` are the geometric sequence ``2^(-8h/n)``, ``h = 1..n`` (with
-   Press et al.'s interleaving for head counts that are not powers of two).
-   ``use_alibi=False`` drops the bias (ablation).
+   √d_h). Slopes (``alibi_slopes``): ``"press"`` (default), the geometric sequence
+   ``2^(-8h/n)``, ``h = 1..n`` (with Press et al.'s interleaving for head counts that are
+   not powers of two; 4 heads: 1/4 … 1/256, so over 5–14 tokens three heads are nearly
+   unbiased); ``"authors"``, the reference implementation's ``1 / 2^(i // (n // 2))``,
+   ``i = 0..n-1`` (4 heads: 1, 1, 1/2, 1/2). ``use_alibi=False`` drops the bias (ablation).
 5. **Region embedding.** Per-token linear map ``d_model → encoder_output_dim`` (≤ 10),
    flattened: ``z_i ∈ R^p``, ``p = L · encoder_output_dim`` with ``L = ℓ (+1 with [CLS])``.
 6. **Decoder.** ``[z_i ‖ z_j] → (Linear → BatchNorm1d → ReLU → Dropout) × len(deep_hidden_dims)
    → Linear → 1``. Symmetry: the decoder runs on both orders in one batch and the two
-   outputs are averaged, in training and in prediction.
+   outputs are averaged, in prediction always and in training with
+   ``pair_orders="averaged"`` (see `spatiomol.models.training`).
 
 Efficiency
 ----------
-`SMTNetwork.forward` encodes each *distinct* region of a batch once (``torch.unique``)
-and gathers the pair embeddings from the region embeddings. `SMTNetwork.forward_per_pair`
-is the reference path that encodes both regions of every pair; it exists only to prove
-equality in tests and for the throughput benchmark (``benchmarks/smt_throughput.py``).
+`SMTNetwork.forward` encodes each *distinct* region of a batch once (``torch.unique``),
+and the decoder's first layer, linear in ``[z_i ‖ z_j]``, is also computed once per
+region and gathered per pair (`spatiomol.models.mlp.pair_head`). Reference paths, kept
+to prove equality in tests and for the benchmarks (``benchmarks/smt_throughput.py``,
+``benchmarks/neural_throughput.py``): `SMTNetwork.forward_per_pair` encodes both regions
+of every pair and decodes per pair (the reference implementation's way);
+`SMTNetwork.forward_pairwise_decoder` encodes per region but decodes per pair.
 """
 
 from __future__ import annotations
@@ -52,17 +67,26 @@ from torch import nn
 
 from spatiomol.data.brain import Brain
 from spatiomol.data.genome import GENE_ORDERS, order_genes
-from spatiomol.models.mlp import hidden_block
-from spatiomol.models.training import NeuralConnectivityModel, seeded_torch
+from spatiomol.models.mlp import hidden_block, pair_head, pair_head_per_pair
+from spatiomol.models.training import NeuralConnectivityModel
+
+#: ALiBi slope families of `alibi_slopes`
+ALIBI_SLOPES = ("press", "authors")
+#: genes per token of the paper (Table 4 default) and the fewest tokens "auto" keeps
+PAPER_TOKEN_SIZE, MIN_AUTO_TOKENS = 60, 64
 
 
 # ------------------------------------------------------------------ ALiBi
-def alibi_slopes(n_heads: int) -> torch.Tensor:
-    """Head-specific ALiBi slopes of Press et al. (2022).
+def alibi_slopes(n_heads: int, kind: str = "press") -> torch.Tensor:
+    """Head-specific ALiBi slopes.
 
-    For ``n`` a power of two: ``m_h = 2^(-8h/n)``, ``h = 1..n`` (4 heads: 1/4, 1/16,
-    1/64, 1/256). Otherwise the slopes of the closest smaller power of two followed by
-    every other slope of the next power of two.
+    ``kind="press"`` (Press et al. 2022): for ``n`` a power of two ``m_h = 2^(-8h/n)``,
+    ``h = 1..n`` (4 heads: 1/4, 1/16, 1/64, 1/256); otherwise the slopes of the closest
+    smaller power of two followed by every other slope of the next power of two.
+
+    ``kind="authors"`` (the reference implementation): ``m_i = 1 / 2^(i // (n // 2))``,
+    ``i = 0..n-1`` (integer division; 4 heads: 1, 1, 1/2, 1/2; 2 heads: 1, 1/2; one
+    head: 1).
 
     Returns
     -------
@@ -70,6 +94,11 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     """
     if n_heads < 1:
         raise ValueError(f"n_heads must be positive, got {n_heads}")
+    if kind not in ALIBI_SLOPES:
+        raise ValueError(f"alibi_slopes must be one of {ALIBI_SLOPES}, got {kind!r}")
+    if kind == "authors":
+        group = max(1, n_heads // 2)
+        return torch.tensor([1.0 / 2.0 ** (i // group) for i in range(n_heads)], dtype=torch.float32)
 
     def geometric(n: int) -> list[float]:
         start = 2.0 ** (-8.0 / n)
@@ -150,7 +179,7 @@ class ALiBiSelfAttention(nn.Module):
 
 
 class PreNormEncoderLayer(nn.Module):
-    """``x + Dropout(MHSA(LN(x)))`` then ``x + Dropout(FFN(LN(x)))``."""
+    """``x + Dropout(MHSA(LN(x)))`` then ``x + Dropout(FFN(LN(x)))``, GELU FFN."""
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
@@ -160,9 +189,28 @@ class PreNormEncoderLayer(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
         self.dropout = nn.Dropout(dropout)
 
+    def attention_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the attention of this block reads from its input ``x``."""
+        return self.attention_norm(x)
+
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         x = x + self.dropout(self.attention(self.attention_norm(x), bias))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+
+class PostNormEncoderLayer(PreNormEncoderLayer):
+    """``LN(x + Dropout(MHSA(x)))`` then ``LN(x + Dropout(FFN(x)))``, ReLU FFN (reference code)."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__(d_model, n_heads, dropout)
+        self.ffn[1] = nn.ReLU()
+
+    def attention_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        x = self.attention_norm(x + self.dropout(self.attention(x, bias)))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))
 
 
 class SMTEncoder(nn.Module):
@@ -180,6 +228,10 @@ class SMTEncoder(nn.Module):
     dropout : float
         Attention, residual and FFN dropout.
     use_alibi, use_cls : bool
+    alibi_kind : {"press", "authors"}
+        Slope family (`alibi_slopes`).
+    norm_first : bool
+        Pre-norm/GELU blocks and a final LayerNorm (True) or post-norm/ReLU blocks (False).
     """
 
     def __init__(
@@ -193,18 +245,22 @@ class SMTEncoder(nn.Module):
         dropout: float,
         use_alibi: bool,
         use_cls: bool,
+        alibi_kind: str = "press",
+        norm_first: bool = True,
     ) -> None:
         super().__init__()
         self.use_cls = use_cls
         self.n_tokens = n_tokens
         self.value_projection = nn.Linear(token_size, d_model)
         self.coord_projection = nn.Linear(3, d_model) if use_cls else None
-        self.layers = nn.ModuleList(PreNormEncoderLayer(d_model, n_heads, dropout) for _ in range(n_layers))
-        self.final_norm = nn.LayerNorm(d_model)
+        block = PreNormEncoderLayer if norm_first else PostNormEncoderLayer
+        self.layers = nn.ModuleList(block(d_model, n_heads, dropout) for _ in range(n_layers))
+        # post-norm blocks already end with a LayerNorm
+        self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.output_projection = nn.Linear(d_model, d_out)
         self.sequence_length = n_tokens + int(use_cls)
         self.embedding_dim = self.sequence_length * d_out
-        bias = alibi_bias(n_tokens, alibi_slopes(n_heads), use_cls) if use_alibi else None
+        bias = alibi_bias(n_tokens, alibi_slopes(n_heads, alibi_kind), use_cls) if use_alibi else None
         self.register_buffer("attention_bias", bias, persistent=False)
 
     def _input_sequence(self, tokens: torch.Tensor, coords: torch.Tensor | None) -> torch.Tensor:
@@ -227,7 +283,7 @@ class SMTEncoder(nn.Module):
         for layer in self.layers[:-1]:
             x = layer(x, self.attention_bias)
         last = self.layers[-1]
-        return last.attention.attention_weights(last.attention_norm(x), self.attention_bias)
+        return last.attention.attention_weights(last.attention_input(x), self.attention_bias)
 
 
 class SMTNetwork(nn.Module):
@@ -261,27 +317,54 @@ class SMTNetwork(nn.Module):
             parts.append(self.encoder(region_tensors["tokens"][r], None if coords is None else coords[r]))
         return torch.cat(parts, dim=0)
 
-    def decode(self, z_i: torch.Tensor, z_j: torch.Tensor) -> torch.Tensor:
-        """(B, p), (B, p) → (B,): mean of decoder([z_i‖z_j]) and decoder([z_j‖z_i])."""
-        both = torch.cat([torch.cat([z_i, z_j], dim=1), torch.cat([z_j, z_i], dim=1)], dim=0)
-        out = self.decoder(both).squeeze(-1)
-        return 0.5 * (out[: len(z_i)] + out[len(z_i) :])
+    def decode(self, z_i: torch.Tensor, z_j: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
+        """(B, p), (B, p) → (B,): decoder on ``[z_i‖z_j]`` per pair (mean with ``[z_j‖z_i]``
+        when ``symmetric``). Reference for `decode_indexed`."""
+        return pair_head_per_pair(self.decoder, z_i, z_j, symmetric)
 
-    def forward(self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """Per-region path: encode each distinct region of the batch once, gather pairs."""
+    def decode_indexed(self, z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
+        """Decode pairs of rows ``(i, j)`` of region embeddings ``z`` (R, p), the decoder's
+        first layer once per region (`spatiomol.models.mlp.pair_head`)."""
+        return pair_head(self.decoder, z, i, j, symmetric)
+
+    def forward(
+        self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor, symmetric: bool = True
+    ) -> torch.Tensor:
+        """Per-region path: encode each distinct region of the batch once, decode per region, gather pairs."""
         regions, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
         z = self.encode_regions(region_tensors, regions, chunk_size=len(regions))
-        return self.decode(z[inverse[: len(i)]], z[inverse[len(i) :]])
+        return self.decode_indexed(z, inverse[: len(i)], inverse[len(i) :], symmetric)
+
+    def forward_pairwise_decoder(
+        self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor, symmetric: bool = True
+    ) -> torch.Tensor:
+        """Reference path: regions encoded once, the decoder run per pair (benchmark/tests only)."""
+        regions, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
+        z = self.encode_regions(region_tensors, regions, chunk_size=len(regions))
+        return self.decode(z[inverse[: len(i)]], z[inverse[len(i) :]], symmetric)
 
     def forward_per_pair(
-        self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor
+        self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor, symmetric: bool = True
     ) -> torch.Tensor:
-        """Reference per-pair path: encode both regions of every pair (tests/benchmark only)."""
+        """Reference per-pair path: encode both regions of every pair, decode per pair (tests/benchmark only)."""
         coords = region_tensors.get("coords")
         tokens = region_tensors["tokens"]
         z_i = self.encoder(tokens[i], None if coords is None else coords[i])
         z_j = self.encoder(tokens[j], None if coords is None else coords[j])
-        return self.decode(z_i, z_j)
+        return self.decode(z_i, z_j, symmetric)
+
+
+def resolve_token_size(token_encoder_dim: int | str, n_genes: int) -> int:
+    """Genes per token ``k``: ``token_encoder_dim`` itself, or for ``"auto"``
+    ``min(60, max(1, n_genes // 64))`` — at least 64 tokens when ``n_genes >= 64``, never
+    more genes per token than the paper's 60."""
+    if isinstance(token_encoder_dim, str):
+        if token_encoder_dim != "auto":
+            raise ValueError(f"token_encoder_dim must be a positive integer or 'auto', got {token_encoder_dim!r}")
+        return min(PAPER_TOKEN_SIZE, max(1, int(n_genes) // MIN_AUTO_TOKENS))
+    if isinstance(token_encoder_dim, bool) or int(token_encoder_dim) != token_encoder_dim or token_encoder_dim < 1:
+        raise ValueError(f"token_encoder_dim must be a positive integer or 'auto', got {token_encoder_dim!r}")
+    return int(token_encoder_dim)
 
 
 def tokenize(X: np.ndarray, token_size: int) -> tuple[np.ndarray, int]:
@@ -310,22 +393,27 @@ class SMT(NeuralConnectivityModel):
     ----------
     use_cls : bool
         Prepend the coordinate [CLS] token ("SMT w/ [CLS]").
-    token_encoder_dim : int
-        Genes per token ``k`` (paper default 60).
+    token_encoder_dim : int or "auto"
+        Genes per token ``k`` (paper default 60); ``"auto"``: `resolve_token_size`.
     d_model : int
         Embedding width.
     encoder_output_dim : int
         Per-token output dimension ``d_out`` (1–10).
     use_alibi : bool
         ALiBi attention biases (False: ablation, no positional information).
+    alibi_slopes : {"press", "authors"}
+        Slope family (see `alibi_slopes`).
+    norm_first : bool
+        Pre-norm/GELU encoder blocks (True) or post-norm/ReLU as in the reference code.
     nhead, num_layers : int
         Attention heads and encoder layers.
     deep_hidden_dims : sequence of int
         Decoder widths (2–3 layers).
     transformer_dropout, dropout_rate : float
         Encoder dropout and decoder dropout.
-    learning_rate, weight_decay, batch_size, epochs, patience, lr_schedule, batching :
-        See `spatiomol.models.training`.
+    learning_rate, weight_decay, batch_size, epochs, patience, min_steps, max_steps,
+    lr_schedule, refit_schedule, lr_drop_epochs, batching, pair_orders, num_threads :
+        As in `spatiomol.models.mlp.MLP`; see `spatiomol.models.training`.
     aug_prob, aug_style :
         Target-side augmentation, see `spatiomol.models.augment`.
     gene_order : {"tss", "as_given", "random", "mean_expression"}
@@ -343,6 +431,8 @@ class SMT(NeuralConnectivityModel):
     network_ : SMTNetwork
     genes_ : tuple of str
         Genes in token order.
+    token_size_ : int
+        Genes per token ``k`` (``token_encoder_dim`` resolved).
     n_tokens_ : int
         Gene tokens ``ℓ``.
     n_padding_genes_ : int
@@ -360,10 +450,12 @@ class SMT(NeuralConnectivityModel):
     def __init__(
         self,
         use_cls: bool = False,
-        token_encoder_dim: int = 60,
+        token_encoder_dim: int | str = 60,
         d_model: int = 128,
         encoder_output_dim: int = 10,
         use_alibi: bool = True,
+        alibi_slopes: str = "press",
+        norm_first: bool = True,
         nhead: int = 4,
         num_layers: int = 4,
         deep_hidden_dims: Sequence[int] = (512, 256, 128),
@@ -374,13 +466,19 @@ class SMT(NeuralConnectivityModel):
         batch_size: int = 512,
         epochs: int = 90,
         patience: int = 20,
+        min_steps: int = 0,
+        max_steps: int = 0,
         lr_schedule: str = "plateau",
+        refit_schedule: str = "constant",
+        lr_drop_epochs: Sequence[int] = (),
         batching: str = "random",
+        pair_orders: str = "averaged",
         aug_prob: float = 0.3,
         aug_style: str = "linear_decay",
         gene_order: str = "tss",
         coord_scale_mm: float = 100.0,
         device: str = "auto",
+        num_threads: int | None = 1,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -389,6 +487,8 @@ class SMT(NeuralConnectivityModel):
         self.d_model = d_model
         self.encoder_output_dim = encoder_output_dim
         self.use_alibi = use_alibi
+        self.alibi_slopes = alibi_slopes
+        self.norm_first = norm_first
         self.nhead = nhead
         self.num_layers = num_layers
         self.deep_hidden_dims = deep_hidden_dims
@@ -399,13 +499,19 @@ class SMT(NeuralConnectivityModel):
         self.batch_size = batch_size
         self.epochs = epochs
         self.patience = patience
+        self.min_steps = min_steps
+        self.max_steps = max_steps
         self.lr_schedule = lr_schedule
+        self.refit_schedule = refit_schedule
+        self.lr_drop_epochs = lr_drop_epochs
         self.batching = batching
+        self.pair_orders = pair_orders
         self.aug_prob = aug_prob
         self.aug_style = aug_style
         self.gene_order = gene_order
         self.coord_scale_mm = coord_scale_mm
         self.device = device
+        self.num_threads = num_threads
         self.seed = seed
         self.verbose = verbose
 
@@ -415,14 +521,15 @@ class SMT(NeuralConnectivityModel):
             raise ValueError(f"gene_order must be one of {GENE_ORDERS}, got {self.gene_order!r}")
         if not 1 <= int(self.encoder_output_dim) <= 10:
             raise ValueError(f"encoder_output_dim must lie in 1..10, got {self.encoder_output_dim}")
-        if int(self.token_encoder_dim) < 1:
-            raise ValueError(f"token_encoder_dim must be positive, got {self.token_encoder_dim}")
+        resolve_token_size(self.token_encoder_dim, MIN_AUTO_TOKENS)  # validates the value
+        if self.alibi_slopes not in ALIBI_SLOPES:
+            raise ValueError(f"alibi_slopes must be one of {ALIBI_SLOPES}, got {self.alibi_slopes!r}")
         if int(self.d_model) % int(self.nhead):
             raise ValueError(f"d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
 
     def _build_network(self, n_genes: int) -> nn.Module:
         self._validate()
-        k = int(self.token_encoder_dim)
+        k = resolve_token_size(self.token_encoder_dim, n_genes)
         encoder = SMTEncoder(
             token_size=k,
             n_tokens=math.ceil(n_genes / k),
@@ -433,24 +540,30 @@ class SMT(NeuralConnectivityModel):
             dropout=float(self.transformer_dropout),
             use_alibi=bool(self.use_alibi),
             use_cls=bool(self.use_cls),
+            alibi_kind=self.alibi_slopes,
+            norm_first=bool(self.norm_first),
         )
         return SMTNetwork(encoder, self.deep_hidden_dims, float(self.dropout_rate))
 
     def _after_build(self, n_genes: int) -> list[str]:
-        k = int(self.token_encoder_dim)
+        k = resolve_token_size(self.token_encoder_dim, n_genes)
+        self.token_size_ = k
         self.n_tokens_ = math.ceil(n_genes / k)
         self.n_padding_genes_ = self.n_tokens_ * k - n_genes
         self.embedding_dim_ = self.network_.encoder.embedding_dim
         genes = list(self.genes_)
         labels = [f"{genes[t * k]}..{genes[min((t + 1) * k, n_genes) - 1]}" for t in range(self.n_tokens_)]
         self.token_labels_ = (["[CLS]"] if self.use_cls else []) + labels
-        notes = [f"{n_genes} genes → {self.n_tokens_} tokens of {k} genes"]
+        notes = [
+            f"{n_genes} genes → {self.n_tokens_} tokens of {k} genes"
+            + (" (token_encoder_dim='auto')" if self.token_encoder_dim == "auto" else "")
+        ]
         if self.n_padding_genes_:
             notes.append(f"last token holds {k - self.n_padding_genes_} genes, zero-padded by {self.n_padding_genes_}")
         return notes
 
     def _region_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
-        tokens, _ = tokenize(brain.X, int(self.token_encoder_dim))
+        tokens, _ = tokenize(brain.X, resolve_token_size(self.token_encoder_dim, brain.n_genes))
         out = {"tokens": torch.from_numpy(tokens)}
         if self.use_cls:
             out["coords"] = torch.from_numpy((brain.coords / float(self.coord_scale_mm)).astype(np.float32))
@@ -482,7 +595,7 @@ class SMT(NeuralConnectivityModel):
         brain = self._align_genes(brain)
         regions = np.arange(brain.n_regions) if regions is None else np.asarray(regions, dtype=np.int64)
         self.network_.eval()
-        with torch.no_grad(), seeded_torch(self.seed, self.device_):
+        with torch.no_grad(), self._torch_context():
             z = self.network_.encode_regions(self._device_tensors(brain), torch.as_tensor(regions, device=self.device_))
         return z.cpu().double().numpy()
 
@@ -522,7 +635,7 @@ class SMT(NeuralConnectivityModel):
         coords = tensors.get("coords")
         self.network_.eval()
         per_region_chunks = []
-        with torch.no_grad(), seeded_torch(self.seed, self.device_):
+        with torch.no_grad(), self._torch_context():
             for s in range(0, len(regions), chunk_size):
                 r = torch.as_tensor(regions[s : s + chunk_size], device=self.device_)
                 a = self.network_.encoder.final_layer_attention(

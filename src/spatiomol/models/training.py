@@ -4,33 +4,61 @@ The networks (``torch.nn.Module``) only compute; everything about optimisation l
 here:
 
 - **Loss and optimiser**: mean squared error, ``torch.optim.AdamW``.
-- **Batches**: mini-batches of training edges (unordered pairs ``i < j`` of training
-  regions). Networks receive the *region* tensors (expression / tokens / coordinates,
-  ``n_regions`` rows, moved to the device once) plus the batch's region indices and
-  gather what they need, so no ``n_pairs × features`` array is ever materialised.
-  ``batching="random"`` shuffles all edges each epoch (the paper's protocol);
-  ``batching="region_blocks"`` shuffles the training regions into groups of
-  ``round(sqrt(batch_size))`` and visits the edges block by block (all edges between two
-  groups, blocks in random order, every edge once per epoch), so a batch touches
-  ~2·sqrt(B) distinct regions instead of up to 2·B — what makes the SMT's per-region
-  encoding pay off most.
+- **Samples**: the training edges are the unordered pairs ``i < j`` of training regions.
+  ``pair_orders="averaged"`` (default) makes one sample per edge and the network averages
+  its outputs for both orders, ``f(i, j)`` and ``f(j, i)``; ``pair_orders="both"`` (the
+  reference implementation's way) makes two samples per edge, ``(i, j)`` and ``(j, i)``,
+  each seen in one order only (twice the optimiser steps per epoch, the same work per
+  epoch). Prediction and validation always average both orders, so predictions are
+  symmetric either way. Networks receive the *region* tensors (expression / tokens /
+  coordinates, ``n_regions`` rows, moved to the device once) plus the batch's region
+  indices and gather what they need, so no ``n_pairs × features`` array is ever
+  materialised.
+- **Batches**: ``batching="random"`` shuffles all samples each epoch (the paper's
+  protocol); ``batching="region_blocks"`` shuffles the training regions into groups of
+  ``round(sqrt(batch_size))`` and visits the samples block by block (all samples between
+  two groups, blocks in random order, every sample once per epoch), so a batch touches
+  ~2·sqrt(B) distinct regions instead of up to 2·B — what makes the per-region
+  computations (`spatiomol.models.mlp.pair_head_forward`, the SMT's region encoder) pay
+  off most.
+- **Budget** (`training_budget`): ``epochs`` is the epoch budget. A size-aware step budget
+  rescales it to the data: with ``min_steps > 0`` an epoch budget that would make fewer
+  than ``min_steps`` optimiser steps is raised to ``ceil(min_steps / steps_per_epoch)``;
+  with ``max_steps > 0`` one that would make more is lowered to
+  ``max(1, max_steps // steps_per_epoch)``. ``patience`` is rescaled by the same factor
+  (rounded, at least 1), so early stopping waits the same fraction of the budget. The
+  paper's budgets were set for ~200 steps per epoch (UKBB, 456 regions, batch 512);
+  hcp-s100 gives ~5–7. Both are 0 (off) by default: ``epochs`` and ``patience`` are
+  taken as given.
 - **Validation, early stopping, LR schedule**: with validation regions, the validation
   loss (MSE against the population mean on the edges within the validation regions) is
   computed after every epoch; an `EarlyStopping` tracker (also used by
   `spatiomol.models.lowrank.BilinearLowRank`) keeps the weights of the best epoch, which
-  are restored at the end, and stops training after ``patience`` epochs without improvement. ``lr_schedule="plateau"``
-  (default) is ``ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 4))`` on the
-  validation loss; ``"cosine"`` is ``CosineAnnealingLR`` over ``epochs`` (stepped once per
-  epoch); ``"constant"`` keeps the learning rate. Without validation regions the model
-  trains for exactly ``epochs`` epochs and a ``plateau`` schedule falls back to constant
-  (recorded in the history's notes).
+  are restored at the end, and stops training after ``patience`` epochs without
+  improvement. ``lr_schedule="plateau"`` (default) is ``ReduceLROnPlateau(factor=0.5,
+  patience=max(1, patience // 4))`` on the validation loss; ``"cosine"`` is
+  ``CosineAnnealingLR`` over the epoch budget (stepped once per epoch); ``"constant"``
+  keeps the learning rate. Without validation regions the model trains for exactly the
+  epoch budget and a ``plateau`` schedule either replays ``lr_drop_epochs`` (the learning
+  rate halves at the start of each listed epoch; an epoch listed twice halves twice) or,
+  when that is empty, falls back to constant (recorded in the history's notes).
+- **Refit**: `NeuralConnectivityModel.refit_params` hands tuning the epoch count early
+  stopping chose (``best_epoch + 1``) and, with ``refit_schedule="replay"``, the epochs at
+  which the plateau schedule halved the learning rate up to then, so the refit on all
+  training regions follows the same learning-rate path instead of a constant rate.
 - **Target-side augmentation**: a `spatiomol.models.augment.TargetAugmenter` is applied
-  per batch.
+  per batch (built by the caller for the training samples and the epoch budget).
 - **Randomness**: a ``numpy.random.Generator`` seeded with ``seed`` orders the batches and
   drives augmentation; parameter initialisation and dropout use torch's default
   generator, seeded with ``seed`` inside ``torch.random.fork_rng`` so the caller's global
   RNG state is left untouched. On CPU, ``torch.use_deterministic_algorithms(True)`` is on
   during training (restored afterwards): same seed → same numbers.
+- **Threads**: ``num_threads`` (estimator hyperparameter, default 1) is the number of
+  torch CPU threads while fitting and predicting (restored afterwards). These networks
+  run many small matrix products per second; on a CPU shared with other jobs, extra
+  threads mostly wait for one another (``benchmarks/neural_throughput.py`` measures it),
+  and a fixed count also keeps CPU results independent of the machine's core count
+  (the thread count changes float rounding). ``None`` keeps torch's setting.
 - **Device**: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
   Everything is moved with ``.to(device)``; results come back with ``.cpu()``.
 """
@@ -60,6 +88,14 @@ logger = logging.getLogger(__name__)
 
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 BATCHINGS = ("random", "region_blocks")
+#: "averaged": one sample per unordered edge, outputs of both orders averaged;
+#: "both": two samples per edge, (i, j) and (j, i), one order each (reference implementation)
+PAIR_ORDERS = ("averaged", "both")
+#: "constant": the refit runs at the initial learning rate; "replay": it repeats the
+#: selection run's plateau halvings (see `NeuralConnectivityModel.refit_params`)
+REFIT_SCHEDULES = ("constant", "replay")
+#: factor of every learning-rate drop (ReduceLROnPlateau and its replay in the refit)
+LR_DROP_FACTOR = 0.5
 SAVE_FORMAT = "spatiomol-neural-model/1"
 #: pairs per forward pass at prediction time (memory, not numbers: predictions are per pair)
 PREDICTION_CHUNK_PAIRS = 8192
@@ -79,22 +115,40 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 @contextmanager
-def seeded_torch(seed: int, device: torch.device, deterministic: bool = True) -> Iterator[None]:
-    """Seed torch's default generators and (optionally) force deterministic kernels, then restore.
+def seeded_torch(
+    seed: int, device: torch.device, deterministic: bool = True, num_threads: int | None = None
+) -> Iterator[None]:
+    """Seed torch's default generators, optionally force deterministic kernels and set the
+    number of CPU threads; restore all three on exit.
 
-    The caller's global RNG state and determinism flag are restored on exit.
+    The caller's global RNG state, determinism flag and thread count are restored on exit
+    (``num_threads=None`` leaves the thread count alone).
     """
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     previous = torch.are_deterministic_algorithms_enabled()
     previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    previous_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(int(seed))
         # On CUDA some kernels have no deterministic version: warn rather than fail there.
         torch.use_deterministic_algorithms(deterministic, warn_only=device.type == "cuda")
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
+            if num_threads is not None:
+                torch.set_num_threads(previous_threads)
+
+
+def check_num_threads(num_threads: int | None) -> int | None:
+    """``None`` or a positive int; a ValueError naming ``num_threads`` otherwise."""
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+    return int(num_threads)
 
 
 @dataclass(frozen=True)
@@ -112,15 +166,28 @@ class TrainingSettings:
     seed: int = 0
     verbose: bool = False
     prediction_batch_size: int = PREDICTION_CHUNK_PAIRS
+    pair_orders: str = "averaged"
+    min_steps: int = 0
+    max_steps: int = 0
+    lr_drop_epochs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.batching not in BATCHINGS:
             raise ValueError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
+        if self.pair_orders not in PAIR_ORDERS:
+            raise ValueError(f"pair_orders must be one of {PAIR_ORDERS}, got {self.pair_orders!r}")
         for name in ("batch_size", "epochs", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("min_steps", "max_steps"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be a non-negative integer (0 = off), got {getattr(self, name)}")
+        if self.min_steps and self.max_steps and self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
+        if any(int(e) < 1 for e in self.lr_drop_epochs):
+            raise ValueError(f"lr_drop_epochs must list epochs >= 1 (0-based epoch indices), got {self.lr_drop_epochs}")
         if int(self.batch_size) < 2:  # BatchNorm needs two samples; a 1-pair batch would be skipped
             raise ValueError(f"batch_size must be at least 2 pairs, got {self.batch_size}")
         if self.learning_rate <= 0 or self.weight_decay < 0:
@@ -139,6 +206,10 @@ class TrainingHistory:
     epochs_run: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    epoch_budget: int = 0
+    patience: int = 0
+    steps_per_epoch: int = 0
+    steps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -150,7 +221,83 @@ class TrainingHistory:
             "epochs_run": self.epochs_run,
             "seconds": self.seconds,
             "notes": list(self.notes),
+            "epoch_budget": self.epoch_budget,
+            "patience": self.patience,
+            "steps_per_epoch": self.steps_per_epoch,
+            "steps": self.steps,
         }
+
+    def lr_drop_epochs(self, through: int | None = None) -> list[int]:
+        """Epochs (0-based) at whose start the learning rate dropped, one entry per halving.
+
+        An epoch whose rate is a quarter of the previous one appears twice. ``through``
+        keeps only epochs ``<= through`` (e.g. the best epoch, for a refit that stops there).
+        """
+        drops: list[int] = []
+        rates = self.learning_rate
+        for epoch in range(1, len(rates)):
+            if through is not None and epoch > through:
+                break
+            if rates[epoch] < rates[epoch - 1]:
+                halvings = round(math.log(rates[epoch - 1] / rates[epoch]) / math.log(1 / LR_DROP_FACTOR))
+                drops += [epoch] * max(1, halvings)
+        return drops
+
+
+# ------------------------------------------------------------------ budget
+def training_samples(
+    i: np.ndarray, j: np.ndarray, y: np.ndarray, pair_orders: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training samples of the unordered edges ``(i, j, y)``.
+
+    ``"averaged"``: the edges as given (n samples); ``"both"``: ``(i, j)`` then
+    ``(j, i)``, targets repeated (2n samples).
+    """
+    if pair_orders not in PAIR_ORDERS:
+        raise ValueError(f"pair_orders must be one of {PAIR_ORDERS}, got {pair_orders!r}")
+    if pair_orders == "averaged":
+        return i, j, y
+    return np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([y, y])
+
+
+def steps_per_epoch(n_samples: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch: ``n // B`` full batches, plus the remainder if it holds
+    at least 2 samples (a 1-sample batch is skipped: BatchNorm needs two)."""
+    full, rest = divmod(int(n_samples), int(batch_size))
+    return full + int(rest >= 2)
+
+
+def training_budget(
+    epochs: int, patience: int, epoch_steps: int, min_steps: int = 0, max_steps: int = 0
+) -> tuple[int, int]:
+    """Epoch budget and patience after the size-aware step budget (see the module docstring).
+
+    Parameters
+    ----------
+    epochs, patience : int
+        As configured.
+    epoch_steps : int
+        Optimiser steps per epoch on this training set (`steps_per_epoch`).
+    min_steps, max_steps : int
+        Lower / upper bound on ``epochs × steps_per_epoch`` (0 = no bound).
+
+    Returns
+    -------
+    epochs : int
+        ``ceil(min_steps / s)`` if ``epochs × s < min_steps``; ``max(1, max_steps // s)``
+        if ``epochs × s > max_steps``; ``epochs`` otherwise.
+    patience : int
+        ``max(1, round(patience × new_epochs / epochs))``.
+    """
+    s = max(int(epoch_steps), 1)
+    budget = int(epochs)
+    if min_steps and budget * s < min_steps:
+        budget = math.ceil(min_steps / s)
+    if max_steps and budget * s > max_steps:
+        budget = max(1, int(max_steps) // s)
+    if budget == epochs:
+        return budget, int(patience)
+    return budget, max(1, round(int(patience) * budget / int(epochs)))
 
 
 # ------------------------------------------------------------------ batching
@@ -244,9 +391,10 @@ def predict_network(
 ) -> np.ndarray:
     """Predictions of ``network`` for pairs ``(i[k], j[k])`` in eval mode, as float64 numpy.
 
-    Networks that expose ``encode_regions`` and ``decode`` (the SMT) encode every
+    Networks that expose ``encode_regions`` and ``decode_indexed`` (the SMT) encode every
     distinct region once and decode pairs in chunks; others run on chunks of pairs.
-    ``region_tensors`` must already live on ``device``.
+    Predictions average both orders (symmetric). ``region_tensors`` must already live
+    on ``device``.
     """
     network.eval()
     i = np.asarray(i, dtype=np.int64)
@@ -255,13 +403,13 @@ def predict_network(
     if len(i) == 0:
         return out
     with torch.no_grad():
-        if hasattr(network, "encode_regions") and hasattr(network, "decode"):
+        if hasattr(network, "encode_regions") and hasattr(network, "decode_indexed"):
             needed, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
             z = network.encode_regions(region_tensors, torch.as_tensor(needed, device=device))
             inv = torch.as_tensor(inverse, device=device)
             zi_all, zj_all = inv[: len(i)], inv[len(i) :]
             for s in range(0, len(i), batch_size):
-                pred = network.decode(z[zi_all[s : s + batch_size]], z[zj_all[s : s + batch_size]])
+                pred = network.decode_indexed(z, zi_all[s : s + batch_size], zj_all[s : s + batch_size])
                 out[s : s + len(pred)] = pred.float().cpu().numpy()
         else:
             for s in range(0, len(i), batch_size):
@@ -280,32 +428,37 @@ def train_epoch(
     epoch: int,
     rng: np.random.Generator,
     augmenter: TargetAugmenter | None = None,
-) -> tuple[float, float]:
-    """One pass over the training edges in mini-batches (one optimiser step per batch).
+) -> tuple[float, float, int]:
+    """One pass over the training samples in mini-batches (one optimiser step per batch).
 
     Parameters
     ----------
     network, tensors :
         As in `train_network` (``tensors`` already on ``settings.device``).
     train_pairs : tuple of (n,) arrays
-        Region indices ``i``, ``j`` and population-mean targets ``y``.
+        The training *samples* (`training_samples`): region indices ``i``, ``j`` and
+        population-mean targets ``y``.
     optimizer : torch.optim.Optimizer
     settings : TrainingSettings
-        ``batch_size``, ``batching`` and ``device`` are used.
+        ``batch_size``, ``batching``, ``pair_orders`` and ``device`` are used.
     epoch : int
         0-based epoch (drives the augmentation schedule).
     rng : numpy.random.Generator
         Orders the batches and drives augmentation; advanced in place.
     augmenter : TargetAugmenter, optional
+        Built on the same samples.
 
     Returns
     -------
     mean_loss : float
-        Mean training MSE over the edges seen (target units²).
+        Mean training MSE over the samples seen (target units²).
     augmented_fraction : float
         Fraction of this epoch's batches whose targets were augmented.
+    steps : int
+        Optimiser steps taken.
     """
     device = settings.device
+    symmetric = settings.pair_orders == "averaged"
     train_i, train_j, train_y = train_pairs
     network.train()
     if settings.batching == "random":
@@ -315,6 +468,7 @@ def train_epoch(
     loss_sum = torch.zeros((), device=device)
     n_seen = 0
     n_augmented = 0
+    steps = 0
     for positions in batches:
         if len(positions) < 2:  # BatchNorm needs two samples; one pair skipped this epoch
             continue
@@ -325,13 +479,18 @@ def train_epoch(
         it = torch.as_tensor(train_i[positions], device=device)
         jt = torch.as_tensor(train_j[positions], device=device)
         yt = torch.as_tensor(targets, dtype=torch.float32, device=device)
-        loss = nn.functional.mse_loss(network(tensors, it, jt), yt)
+        loss = nn.functional.mse_loss(network(tensors, it, jt, symmetric=symmetric), yt)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        steps += 1
         loss_sum += loss.detach() * len(positions)
         n_seen += len(positions)
-    return float(loss_sum.cpu()) / max(n_seen, 1), n_augmented / max(len(batches), 1)
+    return float(loss_sum.cpu()) / max(n_seen, 1), n_augmented / max(len(batches), 1), steps
+
+
+#: builds the augmenter for the training samples ``(i, j, y)`` and the epoch budget
+AugmenterFactory = Callable[[np.ndarray, np.ndarray, np.ndarray, int], TargetAugmenter]
 
 
 def train_network(
@@ -341,18 +500,20 @@ def train_network(
     settings: TrainingSettings,
     *,
     val_pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    augmenter: TargetAugmenter | None = None,
+    make_augmenter: AugmenterFactory | None = None,
 ) -> TrainingHistory:
-    """Train ``network`` in place on ``train_pairs = (i, j, y)``; return its history.
+    """Train ``network`` in place on the unordered edges ``train_pairs = (i, j, y)``.
 
-    Epochs are `train_epoch`; with validation pairs an `EarlyStopping` tracker keeps the
-    best epoch's weights (restored at the end) and stops after ``settings.patience``
-    epochs without improvement.
+    The edges become samples by ``settings.pair_orders`` (`training_samples`); the epoch
+    budget and patience follow `training_budget`; epochs are `train_epoch`; with
+    validation pairs an `EarlyStopping` tracker keeps the best epoch's weights (restored
+    at the end) and stops after ``patience`` epochs without improvement.
 
     Parameters
     ----------
     network : nn.Module
-        ``network(region_tensors, i, j) -> (B,)`` predictions (i, j: int64 index tensors).
+        ``network(region_tensors, i, j, symmetric=True) -> (B,)`` predictions (i, j:
+        int64 index tensors; ``symmetric``: average both orders).
     region_tensors : dict of str → Tensor
         Per-region inputs (rows = regions of the brain); moved to ``settings.device``.
     train_pairs : tuple of (n,) arrays
@@ -361,8 +522,9 @@ def train_network(
     val_pairs : tuple of (m,) arrays, optional
         Validation edges and population-mean targets: enable early stopping, LR plateau
         schedule and best-epoch restore.
-    augmenter : TargetAugmenter, optional
-        Per-batch target replacement; ``None`` trains on ``y`` only.
+    make_augmenter : callable, optional
+        ``make_augmenter(i, j, y, epoch_budget)`` → `TargetAugmenter` for the training
+        samples; ``None`` trains on ``y`` only.
 
     Returns
     -------
@@ -376,34 +538,63 @@ def train_network(
     train_pairs = tuple(np.asarray(a) for a in train_pairs)
     if not np.all(np.isfinite(train_pairs[2])):
         raise ValueError("training targets (brain.Y on training edges) contain NaN/inf; expected finite values")
+    samples = training_samples(*train_pairs, settings.pair_orders)
+    history.steps_per_epoch = steps_per_epoch(len(samples[0]), settings.batch_size)
+    epochs, patience = training_budget(
+        settings.epochs, settings.patience, history.steps_per_epoch, settings.min_steps, settings.max_steps
+    )
+    history.epoch_budget, history.patience = epochs, patience
+    if (epochs, patience) != (settings.epochs, settings.patience):
+        history.notes.append(
+            f"step budget: {settings.epochs} epochs × {history.steps_per_epoch} steps outside "
+            f"[{settings.min_steps or '-'}, {settings.max_steps or '-'}] steps → {epochs} epochs, patience {patience}"
+        )
+    if settings.pair_orders == "both":
+        history.notes.append("both orders of every training edge are separate samples")
     rng = np.random.default_rng(settings.seed)
+    augmenter = make_augmenter(*samples, epochs) if make_augmenter is not None else None
 
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, foreach=True
     )
     schedule = settings.lr_schedule
-    if schedule == "plateau" and val_pairs is None:
+    drops: dict[int, int] = {}
+    if settings.lr_drop_epochs:
+        if val_pairs is not None or schedule != "plateau":
+            raise ValueError(
+                "lr_drop_epochs replays a plateau schedule in a refit without validation regions; "
+                f"got lr_schedule={schedule!r} and {'validation regions' if val_pairs is not None else 'none'}"
+            )
+        for e in settings.lr_drop_epochs:
+            drops[int(e)] = drops.get(int(e), 0) + 1
+        schedule = "replay"
+        history.notes.append(f"learning rate halved at the start of epochs {sorted(settings.lr_drop_epochs)} (replay)")
+    elif schedule == "plateau" and val_pairs is None:
         schedule = "constant"
         history.notes.append("no validation regions: fixed number of epochs, constant learning rate")
     scheduler: Any = None
     if schedule == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=0.5, patience=max(1, settings.patience // 4)
+            optimizer, mode="min", factor=LR_DROP_FACTOR, patience=max(1, patience // 4)
         )
     elif schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if augmenter is not None:
         history.notes.append(augmenter.note)
 
     def weights() -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
 
-    tracker = EarlyStopping(settings.patience)
-    bar = tqdm(range(settings.epochs), desc="training", disable=not settings.verbose, leave=False)
+    tracker = EarlyStopping(patience)
+    bar = tqdm(range(epochs), desc="training", disable=not settings.verbose, leave=False)
     for epoch in bar:
-        train_loss, augmented_fraction = train_epoch(
-            network, tensors, train_pairs, optimizer, settings, epoch, rng, augmenter
+        if epoch in drops:
+            for group in optimizer.param_groups:
+                group["lr"] *= LR_DROP_FACTOR ** drops[epoch]
+        train_loss, augmented_fraction, steps = train_epoch(
+            network, tensors, samples, optimizer, settings, epoch, rng, augmenter
         )
+        history.steps += steps
         history.train_loss.append(train_loss)
         history.augmented_fraction.append(augmented_fraction)
         history.learning_rate.append(optimizer.param_groups[0]["lr"])
@@ -438,7 +629,8 @@ class NeuralConnectivityModel(ConnectivityModel):
     """Fit/predict/save/load shared by the neural models; subclasses define the network.
 
     Subclasses must set the common hyperparameters ``learning_rate, weight_decay,
-    batch_size, epochs, patience, lr_schedule, batching, aug_prob, aug_style, device,
+    batch_size, epochs, patience, min_steps, max_steps, lr_schedule, refit_schedule,
+    lr_drop_epochs, batching, pair_orders, aug_prob, aug_style, device, num_threads,
     seed, verbose`` in ``__init__`` and implement `_build_network`, `_region_tensors`
     and (optionally) `_prepare_brain` / `_after_build`.
 
@@ -464,6 +656,9 @@ class NeuralConnectivityModel(ConnectivityModel):
 
     # -------------------------------------------------------- internals
     def _training_settings(self, device: torch.device) -> TrainingSettings:
+        if self.refit_schedule not in REFIT_SCHEDULES:
+            raise ValueError(f"refit_schedule must be one of {REFIT_SCHEDULES}, got {self.refit_schedule!r}")
+        check_num_threads(self.num_threads)
         return TrainingSettings(
             learning_rate=float(self.learning_rate),
             weight_decay=float(self.weight_decay),
@@ -475,7 +670,15 @@ class NeuralConnectivityModel(ConnectivityModel):
             device=device,
             seed=int(self.seed),
             verbose=bool(self.verbose),
+            pair_orders=self.pair_orders,
+            min_steps=int(self.min_steps),
+            max_steps=int(self.max_steps),
+            lr_drop_epochs=tuple(int(e) for e in self.lr_drop_epochs),
         )
+
+    def _torch_context(self) -> Any:
+        """Seeded, deterministic torch with ``num_threads`` CPU threads (all restored on exit)."""
+        return seeded_torch(self.seed, self.device_, num_threads=check_num_threads(self.num_threads))
 
     def _check_expression(self, brain: Brain) -> None:
         if not self._reads_expression():
@@ -504,23 +707,30 @@ class NeuralConnectivityModel(ConnectivityModel):
         if val is not None and len(val) >= 2:
             vi, vj = pairs_within(val)
             val_pairs = (vi, vj, brain.targets(vi, vj))
-        augmenter = TargetAugmenter(
-            brain.subjects,
-            i,
-            j,
-            y,
-            aug_prob=float(self.aug_prob),
-            aug_style=self.aug_style,
-            n_epochs=int(self.epochs),
-        )
+        augmenters: list[TargetAugmenter] = []
+
+        def make_augmenter(si: np.ndarray, sj: np.ndarray, sy: np.ndarray, n_epochs: int) -> TargetAugmenter:
+            augmenters.append(
+                TargetAugmenter(
+                    brain.subjects,
+                    si,
+                    sj,
+                    sy,
+                    aug_prob=float(self.aug_prob),
+                    aug_style=self.aug_style,
+                    n_epochs=n_epochs,
+                )
+            )
+            return augmenters[-1]
+
         tensors = self._region_tensors(brain)
-        with seeded_torch(self.seed, self.device_):
+        with self._torch_context():
             self.network_ = self._build_network(brain.n_genes)
             notes += self._after_build(brain.n_genes)
             self.history_ = train_network(
-                self.network_, tensors, (i, j, y), settings, val_pairs=val_pairs, augmenter=augmenter
+                self.network_, tensors, (i, j, y), settings, val_pairs=val_pairs, make_augmenter=make_augmenter
             )
-        self.augmentation_note_ = augmenter.note
+        self.augmentation_note_ = augmenters[0].note
         self.notes_ = notes + self.history_.notes
         self.n_parameters_ = count_parameters(self.network_)
 
@@ -529,7 +739,7 @@ class NeuralConnectivityModel(ConnectivityModel):
             raise ValueError(f"{type(self).__name__} is not fitted; call fit(brain, train_regions) first")
         brain = self._align_genes(brain)
         self._check_expression(brain)
-        with seeded_torch(self.seed, self.device_):
+        with self._torch_context():
             return predict_network(
                 self.network_,
                 self._device_tensors(brain),
@@ -540,15 +750,24 @@ class NeuralConnectivityModel(ConnectivityModel):
             )
 
     def refit_params(self) -> dict[str, Any]:
-        """``{"epochs": best_epoch + 1}`` when validation regions drove early stopping, else ``{}``.
+        """What a refit on all training regions (no validation left) takes from this fit.
 
-        Used by tuning to refit the chosen configuration on all training regions (no
-        validation left) for the number of epochs early stopping picked.
+        When validation regions drove early stopping: ``{"epochs": best_epoch + 1}``; with
+        a step budget (``min_steps``/``max_steps``) also ``min_steps = max_steps = 0``, since
+        that epoch count is already the rescaled one; with ``refit_schedule="replay"`` and a
+        plateau schedule also ``lr_drop_epochs``, the epochs up to the best one at whose
+        start the learning rate was halved. ``{}`` without early stopping. Used by tuning.
         """
         history = getattr(self, "history_", None)
-        if history is not None and history.val_loss and history.best_epoch is not None:
-            return {"epochs": int(history.best_epoch) + 1}
-        return {}
+        if history is None or not history.val_loss or history.best_epoch is None:
+            return {}
+        best = int(history.best_epoch)
+        params: dict[str, Any] = {"epochs": best + 1}
+        if int(self.min_steps) or int(self.max_steps):
+            params.update(min_steps=0, max_steps=0)
+        if self.refit_schedule == "replay" and self.lr_schedule == "plateau":
+            params["lr_drop_epochs"] = history.lr_drop_epochs(through=best)
+        return params
 
     # ------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -584,7 +803,7 @@ class NeuralConnectivityModel(ConnectivityModel):
         model = cls(**params)
         model.genes_ = tuple(payload["genes"])
         model.device_ = resolve_device(model.device)
-        with seeded_torch(model.seed, model.device_):
+        with model._torch_context():
             model.network_ = model._build_network(len(model.genes_))
             model._after_build(len(model.genes_))
         model.network_.load_state_dict(payload["state_dict"])

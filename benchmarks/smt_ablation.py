@@ -1,0 +1,364 @@
+"""SMT ablation (issue 11): why does the SMT trail the MLP? Each candidate cause is a switch.
+
+Rows: the SMT and the SMT w/ [CLS] at their default configuration (``models/configs``),
+then each switch alone on top of that default; the MLP and the MLP w/ coords at their
+defaults and at the reference implementation's latest best MLP configuration
+(``authors-best``: hidden [256, 128], dropout 0.1, lr 9e-5, batch 512, 125 epochs), and
+the closed-form bilinear Connectome Model (``cm``, with its cheap nested alpha search),
+as reference rows (the MLPs also with ``refit=replay``, which costs one more refit).
+Switches (see `spatiomol.models.training` and `spatiomol.models.smt`):
+
+- ``min_steps=1000``: size-aware step budget (epoch budget and patience raised so that a
+  fit makes ≥ 1,000 optimiser steps; hcp-s100's inner training set gives ~5 SMT steps
+  per epoch, so the default 90 epochs make ~450);
+- ``pair_orders=both``: both orders of every edge as separate samples (reference code);
+- ``refit=replay``: the refit repeats the selection run's plateau LR halvings;
+- ``alibi=authors``: slopes ``1/2^(i // (h // 2))`` = [1, 1, 1/2, 1/2];
+- ``tokens=auto``: ``k = min(60, g // 64)`` genes per token (hcp-s100: k = 12, 68 tokens);
+- ``post-norm``: post-norm/ReLU encoder blocks (reference code).
+
+Protocol per fit, identical for every row: `spatiomol.evaluation.tuning.select_and_fit`
+with the row's full configuration fixed (so no search: one candidate), i.e. fit on the
+inner-training regions with early stopping on the validation regions, then refit on all
+training regions with the candidate's ``refit_params``; score = Pearson r over the test
+edges. Splits: `make_splits(brain, kind, n_repeats, n_folds=4, seed=0)`, random and
+spatial. ``device="cpu"``, ``num_threads=1``, seed 0 everywhere. Full default budgets
+unless ``--patience`` (early-stopping patience of every neural row) or ``--max-epochs``
+(cap on every neural row's epoch budget) reduce them alike for every row; the table
+states the budget used.
+
+Resumable: every finished fit is appended (atomically) as one row of
+``benchmarks/results/<name>.csv``, with the budget it ran under and a hash of the row's
+full configuration; a fit is skipped when the same split, row and configuration is
+already there (so changed defaults or budgets are measured afresh, never mixed). The Markdown table
+(``benchmarks/results/<name>.md``) is rewritten after each split from all rows so far:
+mean ± SD (n) of test r per split kind, and the paired difference to the same model's
+default on the same splits. Splits run in order (repeat, fold), all rows per split, so a
+partial run is balanced.
+
+Run (about 1 CPU-hour on hcp-s100 at full budgets, single thread):
+``nice -n 10 .venv/bin/python benchmarks/smt_ablation.py``;
+``--dataset hcp-s100-cortex`` uses the 100 cortical regions of hcp-s100;
+``--rows`` picks rows by id (see ``--list``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spatiomol.atomic import atomic_path
+from spatiomol.data.brain import Brain
+from spatiomol.data.datasets import load_dataset
+from spatiomol.evaluation.metrics import mse, pearson_r
+from spatiomol.evaluation.splits import make_splits
+from spatiomol.evaluation.tuning import select_and_fit
+from spatiomol.hashing import json_sha256
+from spatiomol.models import registry
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FIELDS = (
+    "budget",
+    "config",
+    "dataset",
+    "kind",
+    "repeat",
+    "fold",
+    "row",
+    "model",
+    "switch",
+    "r",
+    "mse",
+    "val_pearson",
+    "refit_epochs",
+    "cpu_s",
+    "wall_s",
+)
+
+#: switch id → hyperparameters it changes (applied on top of the model's default)
+SWITCHES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "min_steps=1000": {"min_steps": 1000},
+    "pair_orders=both": {"pair_orders": "both"},
+    "refit=replay": {"refit_schedule": "replay"},
+    "alibi=authors": {"alibi_slopes": "authors"},
+    "tokens=auto": {"token_encoder_dim": "auto"},
+    "post-norm": {"norm_first": False},
+}
+
+
+#: rows of tier 1 (run first over every split); every other row is tier 2
+TIER1 = (
+    "smt:default",
+    "smt:pair_orders=both",
+    "smt:refit=replay",
+    "smt:alibi=authors",
+    "smt:post-norm",
+    "smt-cls:default",
+    "smt-cls:refit=replay",
+    "mlp:default",
+    "mlp:refit=replay",
+    "mlp-coords:default",
+    "mlp-coords:refit=replay",
+    "mlp:authors-best",
+    "mlp-coords:authors-best",
+    "cm:searched",
+)
+#: the reference implementation's latest best MLP configuration (its MLP sweep file)
+MLP_AUTHORS_BEST = {
+    "hidden_dims": [256, 128],
+    "dropout_rate": 0.1,
+    "learning_rate": 9e-5,
+    "weight_decay": 1e-4,
+    "batch_size": 512,
+    "epochs": 125,
+}
+
+
+def default_rows() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """``(row id, model, switch, overrides)`` in table order."""
+    rows = []
+    for model in ("smt", "smt-cls"):
+        rows += [(f"{model}:{switch}", model, switch, params) for switch, params in SWITCHES.items()]
+    for model in ("mlp", "mlp-coords"):
+        rows += [(f"{model}:default", model, "default", {})]
+        rows += [(f"{model}:refit=replay", model, "refit=replay", SWITCHES["refit=replay"])]
+    for model in ("mlp", "mlp-coords"):
+        rows += [(f"{model}:authors-best", model, "authors-best", MLP_AUTHORS_BEST)]
+    rows.append(("cm:searched", "cm", "nested alpha search", {}))
+    return rows
+
+
+def load_brain(dataset: str) -> Brain:
+    """A bundled dataset, or ``<name>-cortex``: its cortical regions only."""
+    if dataset.endswith("-cortex"):
+        brain = load_dataset(dataset.removesuffix("-cortex"))
+        return brain.subset_regions(np.flatnonzero(brain.structure == "cortex")).replace(name=dataset)
+    return load_dataset(dataset)
+
+
+def neural_config(
+    model: str, overrides: dict[str, Any], max_epochs: int | None = None, patience: int | None = None
+) -> dict[str, Any]:
+    """The row's full configuration: default + switch (+ the budget reduction, if any)."""
+    default, _ = registry.search_space(model)
+    config = {**default, **overrides, "device": "cpu", "num_threads": 1, "verbose": False}
+    if max_epochs is not None:
+        config["epochs"] = min(int(config["epochs"]), max_epochs)
+    if patience is not None:
+        config["patience"] = patience
+    return config
+
+
+def score(brain: Brain, split: Any, fitted: Any, chosen: dict, table: Any, start: tuple[float, float]) -> dict:
+    i, j = brain.pairs(split.test)
+    y, y_hat = brain.targets(i, j), fitted.predict(brain, i, j)
+    return {
+        "r": pearson_r(y, y_hat),
+        "mse": mse(y, y_hat),
+        "val_pearson": float(table[table["chosen"]].iloc[0]["val_pearson"]),
+        "refit_epochs": chosen.get("epochs", ""),
+        "cpu_s": time.process_time() - start[0],
+        "wall_s": time.perf_counter() - start[1],
+    }
+
+
+def fit_one(brain: Brain, split: Any, model: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    """One protocol fit (see module docstring) → scores and costs; ``config=None``: the
+    model's own nested search (the bilinear reference)."""
+    start = (time.process_time(), time.perf_counter())
+    if config is None:
+        fitted, chosen, table = select_and_fit(model, brain, split, n_configs=4, seed=0)
+    else:
+        fitted, chosen, table = select_and_fit(model, brain, split, seed=0, model_params=config)
+    return score(brain, split, fitted, chosen, table, start)
+
+
+def fit_default_and_replay(brain: Brain, split: Any, model: str, config: dict[str, Any]) -> tuple[dict, dict]:
+    """The default row and the ``refit=replay`` row from one selection run.
+
+    ``refit_schedule`` only changes what `refit_params` hands the refit, so the selection
+    run of both rows is the same fit; the default row's refit is the replay row's without
+    the learning-rate drops (what `select_and_fit` would refit for the default). CPU
+    seconds: selection + one refit, for each row.
+    """
+    start = (time.process_time(), time.perf_counter())
+    replay_config = {**config, "refit_schedule": "replay"}
+    fitted, chosen, table = select_and_fit(model, brain, split, seed=0, model_params=replay_config)
+    replay = score(brain, split, fitted, chosen, table, start)
+    start = (time.process_time(), time.perf_counter())
+    constant = {**chosen, "refit_schedule": config["refit_schedule"], "lr_drop_epochs": config["lr_drop_epochs"]}
+    refit = registry.make_model(model, **constant).fit(brain, split.train)
+    default = score(brain, split, refit, constant, table, start)
+    # the two refits cost the same, so each row's cost is that of the selection run plus a refit
+    default["cpu_s"], default["wall_s"] = replay["cpu_s"], replay["wall_s"]
+    return default, replay
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def append_row(path: Path, record: dict[str, Any]) -> None:
+    """Rewrite ``path`` with one more row, atomically (a killed run loses at most this fit)."""
+    rows = read_rows(path) + [{k: record[k] for k in FIELDS}]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
+def summarise(rows: list[dict[str, str]], order: list[tuple[str, str, str, dict]], header: str) -> str:
+    """Markdown: mean ± SD (n) of test r per kind, and the paired Δ to the model's default."""
+    kinds = sorted({r["kind"] for r in rows}, key=["random", "spatial"].index)
+
+    def scores(row_id: str, kind: str) -> dict[tuple[str, str], float]:
+        return {(r["repeat"], r["fold"]): float(r["r"]) for r in rows if r["row"] == row_id and r["kind"] == kind}
+
+    def fmt(values: list[float]) -> str:
+        if not values:
+            return "—"
+        sd = np.std(values, ddof=1) if len(values) > 1 else float("nan")
+        return f"{np.mean(values):.3f} ± {sd:.3f} ({len(values)})"
+
+    lines = [header, ""]
+    columns = " | ".join(f"{k}: test r, mean ± SD (n) | {k}: Δ vs default, paired" for k in kinds)
+    lines += [f"| model | switch | {columns} | CPU s / fit |", "|---|---|" + "---|---|" * len(kinds) + "---|"]
+    for row_id, model, switch, _ in order:
+        cells = []
+        for kind in kinds:
+            own = scores(row_id, kind)
+            base = scores(f"{model}:default", kind)
+            paired = [own[k] - base[k] for k in own if k in base]
+            cells.append(fmt(list(own.values())))
+            cells.append("—" if switch == "default" or not base else fmt(paired))
+        cpu = [float(r["cpu_s"]) for r in rows if r["row"] == row_id]
+        if not cpu:
+            continue
+        lines.append(f"| {registry.display_name(model)} | {switch} | {' | '.join(cells)} | {np.mean(cpu):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="hcp-s100")
+    parser.add_argument("--kinds", nargs="+", default=["random", "spatial"])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--rows", nargs="+", help="row ids (default: every row; see --list)")
+    parser.add_argument("--tier", type=int, choices=(1, 2), help="only the rows of this tier (TIER1 or the rest)")
+    parser.add_argument("--max-epochs", type=int, help="cap on every neural row's epoch budget")
+    parser.add_argument("--patience", type=int, help="early-stopping patience of every neural row")
+    parser.add_argument("--name", help="results file stem (default smt_ablation[_<dataset>])")
+    parser.add_argument("--list", action="store_true", help="print the row ids and exit")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    order = default_rows()
+    if args.list:
+        print("\n".join(f"{row_id}: {params}" for row_id, _, _, params in order))
+        return 0
+    if args.rows:
+        unknown = sorted(set(args.rows) - {r[0] for r in order})
+        if unknown:
+            raise ValueError(f"--rows: unknown row ids {unknown}; see --list")
+        order = [r for r in order if r[0] in args.rows]
+    if args.tier:
+        order = [r for r in order if (r[0] in TIER1) == (args.tier == 1)]
+    name = args.name or ("smt_ablation" if args.dataset == "hcp-s100" else f"smt_ablation_{args.dataset}")
+    csv_path, md_path = RESULTS / f"{name}.csv", RESULTS / f"{name}.md"
+    brain = load_brain(args.dataset)
+    reductions = [f"epoch budgets capped at {args.max_epochs}"] if args.max_epochs else []
+    reductions += [f"patience {args.patience} instead of the default for every neural row"] if args.patience else []
+    budget = "reduced budget: " + ", ".join(reductions) if reductions else "full default budgets"
+
+    configs = {
+        row_id: neural_config(model, params, args.max_epochs, args.patience)
+        if registry.spec(model).family == "nonlinear"
+        else None
+        for row_id, model, _, params in order
+    }
+    # a fit is done when a row with the same split, row id and full configuration exists
+    config_ids = {row_id: json_sha256({"row": row_id, "config": config})[:12] for row_id, config in configs.items()}
+
+    def rows_of_this_budget() -> list[dict[str, str]]:
+        return [r for r in read_rows(csv_path) if config_ids.get(r["row"]) == r["config"]]
+
+    done = {(r["kind"], r["repeat"], r["fold"], r["row"]) for r in rows_of_this_budget()}
+
+    def write_table() -> None:
+        header = (
+            f"# SMT ablation: {brain.name} ({brain.n_regions} regions, {brain.n_genes} genes)\n\n"
+            f"Generated by `benchmarks/smt_ablation.py` ({budget}; {args.repeats} repeats × {args.folds} folds "
+            "per split kind, seed 0; one candidate per fit: inner fit with early stopping on validation "
+            "regions, refit on all training regions; CPU, 1 thread). Test Pearson r over the test edges; "
+            "'Δ vs default, paired' is the mean ± SD (n) over splits of (row − the same model's default "
+            f"row) on the same split. Machine: {platform.machine()}, {os.cpu_count()} shared cores."
+        )
+        with atomic_path(md_path) as tmp:
+            tmp.write_text(summarise(rows_of_this_budget(), order, header))
+
+    progress: Callable[[str], None] = lambda text: print(text, flush=True)  # noqa: E731
+    for repeat in range(args.repeats):
+        for kind in args.kinds:
+            split = make_splits(brain, kind, n_repeats=args.repeats, n_folds=args.folds, seed=0)
+            for fold in range(args.folds):
+                current = split[repeat * args.folds + fold]
+                pending = [r for r in order if (kind, str(repeat), str(fold), r[0]) not in done]
+                switch_of = {r[0]: r[2] for r in order}
+                ids = {r[0] for r in pending}
+                for row_id, model, switch, _ in pending:
+                    if (kind, str(repeat), str(fold), row_id) in done:
+                        continue
+                    config = configs[row_id]
+                    results = {}
+                    if switch == "default" and f"{model}:refit=replay" in ids:
+                        results[row_id], results[f"{model}:refit=replay"] = fit_default_and_replay(
+                            brain, current, model, config
+                        )
+                    else:
+                        results[row_id] = fit_one(brain, current, model, config)
+                    for done_id, result in results.items():
+                        append_row(
+                            csv_path,
+                            {
+                                "budget": budget,
+                                "config": config_ids[done_id],
+                                "dataset": brain.name,
+                                "kind": kind,
+                                "repeat": repeat,
+                                "fold": fold,
+                                "row": done_id,
+                                "model": model,
+                                "switch": switch_of[done_id],
+                                **result,
+                            },
+                        )
+                        done.add((kind, str(repeat), str(fold), done_id))
+                        progress(
+                            f"{kind} r{repeat} f{fold} {done_id}: r = {result['r']:.3f} "
+                            f"({result['cpu_s']:.0f} CPU s, refit epochs {result['refit_epochs']})"
+                        )
+                write_table()
+    write_table()
+    print(md_path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
