@@ -11,7 +11,7 @@ from scipy import stats
 
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.nulls import spins
-from spatiomol.nulls.select import generate_nulls
+from spatiomol.nulls.select import draw_nulls, generate_nulls
 
 F = np.diag([-1.0, 1.0, 1.0])
 
@@ -77,6 +77,26 @@ def test_hand_worked_vasa_assignment():
     # region i receives the data of the region rotated onto it: i - 1 (mod 4)
     np.testing.assert_array_equal(source, [[3, 0, 1, 2]])
     np.testing.assert_allclose(cost, 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("assignment", spins.ASSIGNMENTS)
+def test_spin_nulls_do_not_depend_on_the_number_of_threads(hcp_s100, assignment):
+    # every rotation is drawn up front, and each thread assigns whole spins in the same arithmetic
+    plan = spins.plan_spins(hcp_s100, 37, np.random.default_rng(11), assignment=assignment)
+    rows = np.arange(37)
+    perms, cost = spins.spin_batch(plan, rows, hcp_s100.n_regions, n_jobs=1)
+    for n_jobs in (2, 3):
+        other_perms, other_cost = spins.spin_batch(plan, rows, hcp_s100.n_regions, n_jobs=n_jobs)
+        np.testing.assert_array_equal(other_perms, perms)
+        np.testing.assert_array_equal(other_cost, cost)
+    # nor on the batch a spin is assigned in
+    alone = [spins.spin_batch(plan, np.array([k]), hcp_s100.n_regions, n_jobs=1)[0][0] for k in (0, 20, 36)]
+    np.testing.assert_array_equal(alone, perms[[0, 20, 36]])
+    method = "hungarian" if assignment == "hungarian" else "cge"
+    one = draw_nulls(hcp_s100, 24, 4, method, subcortex="shuffle", n_jobs=1)
+    two = draw_nulls(hcp_s100, 24, 4, method, subcortex="shuffle", n_jobs=2, batch_size=10)
+    np.testing.assert_array_equal(two.permutations, one.permutations)
+    np.testing.assert_array_equal(two.costs, one.costs)
 
 
 # --------------------------------------------------------------------- rotations

@@ -196,7 +196,10 @@ class NullDraws:
         """(len(draws), r, g) expression of nulls ``draws`` built from the true ``X``."""
         draws = np.asarray(draws, dtype=np.int64)
         if self.replaced.size == X.shape[0]:  # every row replaced (moran, variogram)
-            return self.replaced_rows(X, draws)[:, np.argsort(self.replaced)]
+            rows = self.replaced_rows(X, draws)
+            order = np.argsort(self.replaced)
+            # already in region order for a single region group: skip a copy of the whole batch
+            return rows if np.array_equal(order, np.arange(order.size)) else rows[:, order]
         out = np.asarray(X)[self.permutations[draws]]
         if self.replaced.size:
             out[:, self.replaced] = self.replaced_rows(X, draws)
