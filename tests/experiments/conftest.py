@@ -21,7 +21,7 @@ def grid_config(**changes) -> dict:
         "repeats": 2,
         "folds": 4,
         "inputs": ["true", "null", "permuted"],
-        "nulls": {"n": 200, "top": 10, "method": "cge", "seed": 0},
+        "nulls": {"n": 200, "top": 2, "method": "cge", "seed": 0},
         "tuning": False,
         "seed": 7,
     }

@@ -100,6 +100,8 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
                 "--no-tuning",
                 "--null-spins",
                 "300",
+                "--null-top",
+                "2",
                 "--no-progress",
                 "--out",
                 str(out),
@@ -109,7 +111,11 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
     )
     capsys.readouterr()
     df = ResultsStore(out).load()
-    assert set(df["input"]) == {"true", "null"} and df["run_id"].nunique() == 8
+    # 1 repeat of true runs; null runs cover max(repeats, top) = 2 repeats, one per kept null
+    counts = df.groupby("input")["run_id"].nunique().to_dict()
+    assert counts == {"true": 4, "null": 8}
+    null_runs = df[df["input"] == "null"].drop_duplicates("run_id")
+    assert sorted(zip(null_runs["repeat"], null_runs["null_index"])) == [(0, 0)] * 4 + [(1, 1)] * 4
 
     loaded = load_brain(str(spec))
     split = make_splits(loaded, "random", n_repeats=1, n_folds=4, seed=0)[0]

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from spatiomol.experiments.config import ExperimentConfig, load_config
-from spatiomol.experiments.grid import build_grid, null_index_for, random_permutation
-from spatiomol.nulls import METHODS, SUBCORTEX_DEFAULT, SUBCORTEX_NULLS
+from spatiomol.experiments.grid import build_grid, null_index_for, null_repeats, random_permutation
+from spatiomol.nulls import METHODS, NULL_DEFAULTS, SUBCORTEX_DEFAULT, SUBCORTEX_NULLS
 
 
 def test_yaml_bare_true_and_null_are_input_kinds(tmp_path):
@@ -30,6 +30,7 @@ def test_grid_counts_and_null_assignment():
         folds=4,
         inputs=["true", "null"],
         variants=[{"model": "cm", "input": "permuted"}],
+        nulls={"top": 3},
     )
     specs = build_grid(cfg)
     # exp-decay reads no expression: true only; cm, cm-pca: true + null; variant: random only
@@ -39,6 +40,26 @@ def test_grid_counts_and_null_assignment():
     # App. A.4: one null per four-fold split -> every fold of repeat r uses null r
     assert {(s.repeat, s.fold, s.null_index) for s in nulls} == {(r, f, r) for r in range(3) for f in range(4)}
     assert all(s.null_index == -1 for s in specs if s.input != "null")
+
+
+def test_null_runs_score_every_kept_null_once_and_null_models_limit_them():
+    """With more nulls than repeats, null runs add repeats so that null k is scored on repeat k."""
+    cfg = ExperimentConfig(
+        models=["cm", "cm-pls", "mlp"], splits=["random"], repeats=2, folds=4, null_models=["cm", "mlp"]
+    )
+    specs = build_grid(cfg)
+    top = NULL_DEFAULTS["top"]
+    assert null_repeats(2, None) == 2 and null_repeats(2, {"top": top}) == top == 20
+    true = {(s.model, s.repeat) for s in specs if s.input == "true"}
+    assert true == {(m, r) for m in ("cm", "cm-pls", "mlp") for r in range(2)}
+    nulls = [s for s in specs if s.input == "null"]
+    assert {s.model for s in nulls} == {"cm", "mlp"}  # cm-pls is not in null_models
+    assert {(s.repeat, s.fold, s.null_index) for s in nulls} == {(k, f, k) for k in range(top) for f in range(4)}
+    # the first repeats' null runs are the runs a config with repeats == top makes (same ids)
+    wide = {s.run_id for s in build_grid(cfg.updated(repeats=top)) if s.input == "null"}
+    assert {s.run_id for s in nulls} == wide
+    with pytest.raises(ValueError, match="null_models"):
+        ExperimentConfig(null_models=["no-such-model"])
 
 
 def test_one_null_per_kfold_split_as_in_app_a4():
@@ -76,8 +97,8 @@ def test_variants_dedupe_with_main_grid_and_seeds_are_paired():
 
 
 def test_extending_repeats_keeps_run_ids():
-    one = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=1))}
-    ten = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=10))}
+    one = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=1, nulls={"top": 1}))}
+    ten = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=10, nulls={"top": 1}))}
     assert one < ten and len(ten) == 10 * len(one)
 
 

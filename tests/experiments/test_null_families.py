@@ -19,8 +19,8 @@ from spatiomol.experiments.store import ResultsStore
 from spatiomol.models import registry
 from spatiomol.nulls import CGE_MATCH_DEFAULT, NULL_DEFAULTS, NullSet, generate_nulls
 
-CGE = {"method": "cge", "n": 200}
-MORAN = {"method": "moran", "n": 200}
+CGE = {"method": "cge", "n": 200, "top": 2}
+MORAN = {"method": "moran", "n": 200, "top": 2}
 TIMING = ["fit_seconds"]
 
 
@@ -62,11 +62,15 @@ def test_families_side_by_side_in_the_grid(make_grid_config):
     # a second family adds its own null runs and changes none of the others
     assert {s.run_id for s in single} < {s.run_id for s in both}
     added = [s for s in both if s.run_id not in {t.run_id for t in single}]
-    assert len(added) == 8 and {(s.model, s.input, s.null_family) for s in added} == {("cm", "null", "moran(n=200)")}
-    assert {s.null_family for s in both} == {"", "cge(n=200)", "moran(n=200)"}
-    assert sorted({(s.null_family, s.repeat, s.null_index) for s in added}) == [("moran(n=200)", r, r) for r in (0, 1)]
+    assert len(added) == 8 and {(s.model, s.input, s.null_family) for s in added} == {
+        ("cm", "null", "moran(n=200,top=2)")
+    }
+    assert {s.null_family for s in both} == {"", "cge(n=200,top=2)", "moran(n=200,top=2)"}
+    assert sorted({(s.null_family, s.repeat, s.null_index) for s in added}) == [
+        ("moran(n=200,top=2)", r, r) for r in (0, 1)
+    ]
     assert all(s.null_family == "" for s in both if s.input != "null")
-    assert "/null[moran(n=200)]#1" in added[-1].label()
+    assert "/null[moran(n=200,top=2)]#1" in added[-1].label()
 
 
 def test_unknown_family_fails_before_any_run(make_grid_config, tmp_path, capsys):
@@ -113,16 +117,16 @@ def test_each_family_has_its_labelled_null_runs_and_its_own_nulls_file(two_famil
     runs = df[["run_id", "model", "input", "null_family", "null_index"]].drop_duplicates()
     counts = runs.groupby(["model", "input", "null_family"]).size().to_dict()
     assert counts == {
-        ("cm", "null", "cge(n=200)"): 8,
-        ("cm", "null", "moran(n=200)"): 8,
+        ("cm", "null", "cge(n=200,top=2)"): 8,
+        ("cm", "null", "moran(n=200,top=2)"): 8,
         ("cm", "true", ""): 8,
         ("exp-decay", "true", ""): 8,
     }
     manifest = store.read_manifest()
     assert manifest["null_families"] == json.loads(json.dumps(config.null_families()))
     files = manifest["datasets"][config.datasets[0]]["nulls_files"]
-    assert list(files) == ["cge(n=200)", "moran(n=200)"]
-    assert manifest["datasets"][config.datasets[0]]["nulls_file"] == files["cge(n=200)"]
+    assert list(files) == ["cge(n=200,top=2)", "moran(n=200,top=2)"]
+    assert manifest["datasets"][config.datasets[0]]["nulls_file"] == files["cge(n=200,top=2)"]
     assert sorted(p.name for p in store.nulls_dir.iterdir()) == sorted(f.split("/")[-1] for f in files.values())
     for label, relative in files.items():
         assert relative.endswith(f"-{label.split('(')[0]}.npz")
@@ -172,19 +176,23 @@ def test_resume_skips_every_family_and_refits_from_the_key(two_families, monkeyp
     pd.testing.assert_frame_equal(ResultsStore(out).load(), before)
     monkeypatch.undo()
     store = ResultsStore(out)
-    rid = before.loc[before["null_family"] == "moran(n=200)", "run_id"].iloc[0]
+    rid = before.loc[before["null_family"] == "moran(n=200,top=2)", "run_id"].iloc[0]
     spec = runner.run_spec(out, rid)
-    assert spec.null_family == "moran(n=200)"
+    assert spec.null_family == "moran(n=200,top=2)"
     refit = runner.fit_run(spec, out)
     y_pred = refit.model.predict(refit.data.predict_brain, refit.data.i, refit.data.j)
     np.testing.assert_array_equal(y_pred, store.load_predictions(rid)["y_pred"])
 
 
-def test_full_config_runs_three_families_and_the_demo_one():
+def test_full_config_runs_the_calibrated_family_beside_the_papers_and_the_demo_the_default():
     from pathlib import Path
 
     from spatiomol.experiments.config import demo_config_path, load_config
 
     full = load_config(Path(__file__).resolve().parents[2] / "configs" / "full.yaml")
-    assert list(full.null_families()) == ["cge", "moran", "variogram"]
-    assert list(load_config(demo_config_path()).null_families()) == ["cge"]
+    assert list(full.null_families()) == ["moran", "cge(top=10)"]
+    assert [s["top"] for s in full.null_families().values()] == [20, 10]
+    demo = load_config(demo_config_path())
+    assert list(demo.null_families()) == [NULL_DEFAULTS["method"]] == ["moran"]
+    null_models = {s.model for s in build_grid(demo) if s.input == "null"}
+    assert null_models == {"cge-pca", "cm-pca", "cm", "cm-pls"}

@@ -24,6 +24,7 @@ def saved(tmp_path_factory, make_grid_config):
             inputs=["true", "null"],
             model_params={"mlp": {"epochs": 2, "hidden_dims": [16], "batch_size": 128}},
             save_models=True,
+            nulls={"n": 200, "top": 1, "method": "cge", "seed": 0},
         )
     )
     out = tmp_path_factory.mktemp("saved")

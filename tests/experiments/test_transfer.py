@@ -85,6 +85,8 @@ def test_transfer_cli_passes_min_moved_and_top_to_the_nulls(tmp_path, capsys):
                 target,
                 "--model",
                 "cm",
+                "--null-method",
+                "cge",
                 "--null-spins",
                 "100",
                 "--top",

@@ -11,6 +11,7 @@ from scipy import stats
 
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.nulls import (
+    CGE_MATCH_DEFAULT,
     NULL_DEFAULTS,
     NULL_METHODS,
     SUBCORTEX_DEFAULT,
@@ -175,7 +176,7 @@ def test_spins_with_moran_subcortex_keep_the_cortical_spins_and_replace_subcorte
     np.testing.assert_array_equal(moran.permutations[:, cortex], shuffle.permutations[:, cortex])
     np.testing.assert_array_equal(moran.replaced, sub)
     np.testing.assert_array_equal(moran.permutations[:, sub], np.tile(sub, (30, 1)))
-    nulls = generate_nulls(brain, n=30, top=3, seed=7, subcortex="moran", min_moved=0.5)
+    nulls = generate_nulls(brain, n=30, top=3, seed=7, method="cge", subcortex="moran", min_moved=0.5)
     assert nulls.metadata["subcortex"] == "moran" and not nulls.is_permutation
     weights = distance_weights(brain.coords[sub])
     for k in range(3):
@@ -187,8 +188,8 @@ def test_spins_with_moran_subcortex_keep_the_cortical_spins_and_replace_subcorte
 def test_the_default_spins_replace_the_subcortex_by_moran_nulls(hcp_s100):
     """The default non-cortical null is Moran within each structure class, not the uniform shuffle."""
     assert SUBCORTEX_DEFAULT == "moran"
-    nulls = generate_nulls(hcp_s100, n=40, top=3, seed=0, min_moved=0.5)
-    explicit = generate_nulls(hcp_s100, n=40, top=3, seed=0, min_moved=0.5, subcortex="moran")
+    nulls = generate_nulls(hcp_s100, n=40, top=3, seed=0, method="cge", min_moved=0.5)
+    explicit = generate_nulls(hcp_s100, n=40, top=3, seed=0, method="cge", min_moved=0.5, subcortex="moran")
     np.testing.assert_array_equal(nulls.expression, explicit.expression)
     np.testing.assert_array_equal(nulls.replaced_regions, np.flatnonzero(hcp_s100.structure != "cortex"))
 
@@ -221,8 +222,14 @@ def test_cge_match_is_a_flag_of_every_family(hcp_s100):
     draws = draw_nulls(hcp_s100, 60, 1, "cge")
     scores = score_nulls(hcp_s100, draws)
     keep = select_nulls(draws, scores, 4, cge_match=True, min_moved=NULL_DEFAULTS["min_moved"])
+    cge_default = generate_nulls(hcp_s100, n=60, top=4, seed=1, method="cge")  # matched by default
+    np.testing.assert_array_equal(cge_default.parameters["draw"], scores.draws[keep])
+    # the default family (moran) is not matched: its first draws, as generate_nulls(method="moran", cge_match=False)
     default = generate_nulls(hcp_s100, n=60, top=4, seed=1)
-    np.testing.assert_array_equal(default.parameters["draw"], scores.draws[keep])
+    assert NULL_DEFAULTS["method"] == "moran" and CGE_MATCH_DEFAULT["moran"] is False
+    np.testing.assert_array_equal(default.parameters["draw"], np.arange(4))
+    unmatched = generate_nulls(hcp_s100, n=60, top=4, seed=1, method="moran", cge_match=False)
+    np.testing.assert_array_equal(default.expression, unmatched.expression)
 
 
 # ------------------------------------------------------------------- storage
@@ -242,7 +249,7 @@ def test_expression_null_sets_round_trip_and_old_files_still_load(tmp_path, hcp_
         loaded.apply(other, 0)
 
     # a format-1 file (permutations only, written before the families existed)
-    spins_set = generate_nulls(hcp_s100, n=20, top=3, seed=0)
+    spins_set = generate_nulls(hcp_s100, n=20, top=3, seed=0, method="cge")
     path = spins_set.save(tmp_path / "v2.npz")
     with np.load(path) as archive:
         fields = {
@@ -301,7 +308,8 @@ def test_cli_draws_any_family(tmp_path, hcp_s100):
     direct = generate_nulls(hcp_s100, n=20, top=2, method="moran")
     np.testing.assert_array_equal(NullSet.load(out).expression, direct.expression)
     out = tmp_path / "spins.npz"
-    args = ["nulls", "hcp-s100", "--n", "30", "--top", "2", "--no-cge-match", "--subcortex", "moran", "--out", str(out)]
+    args = ["nulls", "hcp-s100", "--method", "cge", "--n", "30", "--top", "2", "--no-cge-match", "--subcortex", "moran"]
+    args += ["--out", str(out)]
     assert main(args) == 0
     loaded = NullSet.load(out)
     assert loaded.metadata["cge_match"] is False and loaded.metadata["subcortex"] == "moran"

@@ -22,7 +22,7 @@ SHUFFLE = "shuffle"
 
 @pytest.fixture(scope="module")
 def s100_nulls(hcp_s100):
-    return generate_nulls(hcp_s100, n=N, top=10, seed=3, subcortex=SHUFFLE)
+    return generate_nulls(hcp_s100, n=N, top=10, seed=3, subcortex=SHUFFLE, method="cge")
 
 
 def test_top_nulls_have_lower_error_than_the_median_null(s100_nulls):
@@ -51,12 +51,12 @@ def test_selection_is_the_lowest_error_among_nulls_that_move_enough(hcp_s100, s1
     np.testing.assert_allclose(s100_nulls.parameters["moved_fraction"], moved[expected])
     assert (s100_nulls.parameters["moved_fraction"] >= 0.9).all()
 
-    verbatim = generate_nulls(hcp_s100, n=N, top=10, seed=3, min_moved=0.0, subcortex=SHUFFLE)
+    verbatim = generate_nulls(hcp_s100, n=N, top=10, seed=3, min_moved=0.0, subcortex=SHUFFLE, method="cge")
     np.testing.assert_array_equal(np.sort(verbatim.all_errors)[:10], verbatim.errors)  # no duplicates here
     # Algorithm 1 verbatim favours near-identity rotations: here it picks one moving 12% of regions
     assert verbatim.parameters["moved_fraction"].min() < 0.2
     with pytest.raises(ValueError, match="min_moved"):
-        generate_nulls(hcp_s100, n=20, top=2, seed=3, min_moved=1.5)
+        generate_nulls(hcp_s100, n=20, top=2, seed=3, min_moved=1.5, method="cge")
 
 
 def test_errors_are_algorithm_1_z_score_distances(s100_nulls):
@@ -107,11 +107,11 @@ def test_selected_parameters_equal_the_reference_path(hcp_s100, s100_nulls):
 
 
 def test_same_seed_same_nulls_whatever_the_batching(hcp_s100, s100_nulls):
-    again = generate_nulls(hcp_s100, n=N, top=10, seed=3, batch_size=77, n_jobs=1, subcortex=SHUFFLE)
+    again = generate_nulls(hcp_s100, n=N, top=10, seed=3, batch_size=77, n_jobs=1, subcortex=SHUFFLE, method="cge")
     np.testing.assert_array_equal(again.permutations, s100_nulls.permutations)
     np.testing.assert_array_equal(again.all_errors, s100_nulls.all_errors)
     pd.testing.assert_frame_equal(again.parameters, s100_nulls.parameters)
-    other = generate_nulls(hcp_s100, n=50, top=5, seed=4, subcortex=SHUFFLE)
+    other = generate_nulls(hcp_s100, n=50, top=5, seed=4, subcortex=SHUFFLE, method="cge")
     assert not np.array_equal(other.permutations, s100_nulls.permutations[:5])
 
 
@@ -160,11 +160,11 @@ def test_bad_arguments_raise_clear_errors(hcp_s100):
     with pytest.raises(ValueError, match="method must be one of"):
         generate_nulls(hcp_s100, n=10, top=2, method="spin")
     with pytest.raises(ValueError, match="top must be an integer"):
-        generate_nulls(hcp_s100, n=10, top=11)
+        generate_nulls(hcp_s100, n=10, top=11, method="cge")
     X = hcp_s100.X.copy()
     X[5] = np.nan
     with pytest.raises(ValueError, match="hcp-s100.*rows \\[5\\].*NaN"):
-        generate_nulls(hcp_s100.replace(X=X), n=10, top=2)
+        generate_nulls(hcp_s100.replace(X=X), n=10, top=2, method="cge")
 
 
 def test_cge_matched_nulls_keep_the_planted_spatial_structure_that_naive_nulls_destroy():
@@ -204,12 +204,12 @@ def test_cli_writes_a_reusable_file_and_the_figure(tmp_path, hcp_s100):
 
     out, figure = tmp_path / "nulls.npz", tmp_path / "fig3.png"
     code = main(
-        ["nulls", "hcp-s100", "--n", "150", "--top", "4", "--seed", "2", "--subcortex", SHUFFLE]
+        ["nulls", "hcp-s100", "--method", "cge", "--n", "150", "--top", "4", "--seed", "2", "--subcortex", SHUFFLE]
         + ["--out", str(out), "--figure", str(figure)]
     )
     assert code == 0
     loaded = NullSet.load(out)
-    direct = generate_nulls(hcp_s100, n=150, top=4, seed=2, subcortex=SHUFFLE)
+    direct = generate_nulls(hcp_s100, n=150, top=4, seed=2, subcortex=SHUFFLE, method="cge")
     np.testing.assert_array_equal(loaded.permutations, direct.permutations)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
     assert main(["nulls", "no-such-dataset", "--out", str(out)]) == 2

@@ -34,7 +34,7 @@ def results(tmp_path_factory):
         variants=[{"model": "cm", "input": "permuted"}],
         tuning=False,
         seed=1,
-        nulls={"n": 200, "top": 10, "method": "cge", "seed": 0},
+        nulls={"n": 200, "top": 2, "method": "cge", "seed": 0},
         notes="synthetic test grid",
     )
     summary = run_experiment(config, out, progress=False)
@@ -284,7 +284,7 @@ def _grid(nulls_seed, **changes):
         "inputs": ["true", "null"],
         "tuning": False,
         "seed": 1,
-        "nulls": {"n": 200, "top": 3, "method": "cge", "seed": nulls_seed},
+        "nulls": {"n": 200, "top": 2, "method": "cge", "seed": nulls_seed},
     }
     return ExperimentConfig(**{**base, **changes})
 
@@ -368,7 +368,7 @@ def test_cell_with_two_settings_is_a_clear_error(rerun_folders, tmp_path):
     message = str(info.value)
     assert str(folder / "manifest.json") in message
     # the first configuration's null runs (seed 0) form a family the latest configuration does not name
-    assert "null runs of families ['cge(n=200,top=3)']" in message and "'cge(n=200,top=3,seed=1)'" in message
+    assert "null runs of families ['cge(n=200,top=2)']" in message and "'cge(n=200,top=2,seed=1)'" in message
     assert "field 'run_ids'" in message
 
 

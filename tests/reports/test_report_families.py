@@ -131,11 +131,12 @@ def test_consensus_lines_equal_a_direct_recomputation(folders):
     ranked = consensus(rank, beats="reject", families=FAMILIES)
     bullets = [line[2:] for line in text.splitlines() if line.startswith("- ") and " splits, " in line]
     expected = [
-        f"{p['split_type']} splits, {display(p['model'])}: {p['line']} (rank test: {r['line']})"
+        f"{p['split_type']} splits, {display(p['model'])}: {r['line']} (paired test: {p['line']})"
         for p, r in zip(paired.to_dict("records"), ranked.to_dict("records"), strict=True)
     ]
     assert sorted(bullets) == sorted(expected) and len(expected) == 2
-    assert f"Bilinear CM: beats {FAMILIES[0]}, {FAMILIES[1]} (rank test:" in text
+    assert f"(paired test: beats {FAMILIES[0]}, {FAMILIES[1]})" in text
+    assert "Calibrated here: `moran(n=10,top=2)`. Not calibrated (read as descriptive): `cge(n=100,top=2)`." in text
     # two nulls per family (one per repeat): the rank test cannot reject, and says so
     assert (rank["n_nulls"] == 2).all() and (rank["reject"] == 0).all()
     assert "here K = 2 (smallest p 0.333)" in text
@@ -329,7 +330,7 @@ def test_four_splits_cannot_beat_any_family(tmp_path):
     assert "2/2ⁿ: 0.125 here" in text and "**With 4 splits no family can be beaten at α = 0.05.**" in text
     (bullets,) = [b for b in blocks if isinstance(b, Bullets)]
     assert bullets.items == (
-        "random splits, Bilinear CM: beats none; not cge, moran (rank test: beats none; not cge, moran)",
+        "random splits, Bilinear CM: beats none; not cge, moran (paired test: beats none; not cge, moran)",
     )
     table = pd.read_csv(tmp_path / "null_families_d.csv")
     # exact sign flips over 2^4 patterns: all four differences positive → 2/16

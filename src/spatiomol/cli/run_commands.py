@@ -55,6 +55,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     tuning.add_argument("--no-tuning", dest="tuning", action="store_false", help="fit the default configuration")
     p.add_argument("--null-spins", type=int, help="nulls drawn per dataset and null family")
     p.add_argument(
+        "--null-top",
+        type=int,
+        help="nulls kept per family, each scored on its own repeat (the rank verdict needs ≥ 19; "
+        f"default {NULL_DEFAULTS['top']})",
+    )
+    p.add_argument(
         "--null-method",
         help=f"null famil(ies), comma-separated, run side by side: among {', '.join(NULL_METHODS)} "
         "(replaces the config's families; their other settings come from the config's first family)",
@@ -67,7 +73,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     config = load_config(args.config) if getattr(args, "config", None) else ExperimentConfig()
     return config.updated(
-        nulls=_null_families(config, _csv(getattr(args, "null_method", None)), getattr(args, "null_spins", None)),
+        nulls=_null_families(
+            config,
+            _csv(getattr(args, "null_method", None)),
+            getattr(args, "null_spins", None),
+            getattr(args, "null_top", None),
+        ),
         datasets=_datasets(args.dataset),
         models=_csv(args.models),
         splits=_csv(args.splits),
@@ -81,9 +92,9 @@ def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def _null_families(
-    config: ExperimentConfig, methods: list[str] | None, n: int | None
+    config: ExperimentConfig, methods: list[str] | None, n: int | None, top: int | None = None
 ) -> dict[str, Any] | list[dict[str, Any]]:
-    """The config's ``nulls`` with ``--null-method`` (one family per method) and ``--null-spins`` applied.
+    """The config's ``nulls`` with ``--null-method`` (a family each), ``--null-spins``, ``--null-top`` applied.
 
     The new families take their other settings from the config's first family, except
     ``cge_match``, which stays the method's default unless the config set it.
@@ -92,9 +103,10 @@ def _null_families(
     if methods:
         base = entries[0]
         entries = [{**base, "method": method} for method in methods]
-    if n is not None:
-        for entry in entries:
-            entry["n"] = n
+    for key, value in (("n", n), ("top", top)):
+        if value is not None:
+            for entry in entries:
+                entry[key] = value
     several = isinstance(config.nulls, list) or (methods is not None and len(methods) > 1)
     return entries if several else entries[0]
 

@@ -19,9 +19,10 @@ Example (see the packaged demo, `demo_config_path`, and ``configs/full.yaml``)::
     untuned_models: [smt]       # fitted at their default configuration regardless
     model_params:               # fixed hyperparameters per model (win over the grid)
       mlp: {epochs: 20}
-    nulls: {n: 10000, top: 10, method: cge, seed: 0, min_moved: 0.9}
+    null_models: [cm, cm-pls]   # models that get "null" runs (default: all that read expression)
+    nulls: {n: 10000, top: 20, method: moran, seed: 0, min_moved: 0.9}
     # or several null families side by side, each merged over NULL_DEFAULTS:
-    # nulls: [{method: cge}, {method: moran}, {method: variogram}]
+    # nulls: [{method: moran}, {method: cge, top: 10}, {method: variogram}]
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class ExperimentConfig:
         Expression given to the models; ``"null"`` uses one of the ``top`` nulls of
         each null family per split, ``"permuted"`` a plain seeded shuffle of rows.
         Models that read no expression (distance rules) only get ``"true"``.
+    null_models : list of str
+        Models of the main grid that get ``"null"`` runs: registry names, ``"table1"``
+        or ``"all"`` (default ``["all"]``: every model that reads expression). Null runs
+        cost ``max(repeats, top)`` repeats per family, so a CPU demo may restrict them to
+        the closed-form models. Variants are not affected.
     variants : list of {"model", "input"}
         Extra (model, input) cells, run on ``variant_splits`` (Table 3).
     seed : int
@@ -92,7 +98,7 @@ class ExperimentConfig:
     nulls : dict or list of dict
         One null family's settings, or a list of families run side by side (each gets
         its own ``"null"`` runs, labelled by `null_family_label`): ``n`` nulls to draw,
-        ``top`` kept (10), ``method`` (`spatiomol.nulls.NULL_METHODS`), ``seed``,
+        ``top`` kept (20), ``method`` (`spatiomol.nulls.NULL_METHODS`), ``seed``,
         ``min_moved`` (fraction of regions a selected null must move), ``subcortex`` and
         ``cge_match`` (None: the method's default), passed to
         `spatiomol.nulls.generate_nulls`. Each is merged over `NULL_DEFAULTS`; see
@@ -120,6 +126,7 @@ class ExperimentConfig:
     tuning: bool = True
     n_configs: int = 4
     untuned_models: list[str] = field(default_factory=list)
+    null_models: list[str] = field(default_factory=lambda: ["all"])
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     nulls: dict[str, Any] | list[dict[str, Any]] = field(default_factory=lambda: dict(NULL_DEFAULTS))
     gene_order: str = "as_given"
@@ -138,7 +145,7 @@ class ExperimentConfig:
 
         if isinstance(self.inputs, list):
             self.inputs = [_input_name(v) if v is True or v is None else v for v in self.inputs]
-        for name in ("datasets", "models", "splits", "inputs", "variant_splits", "untuned_models"):
+        for name in ("datasets", "models", "splits", "inputs", "variant_splits", "untuned_models", "null_models"):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, split_source_list(value) if name == "datasets" else split_names(value))
@@ -182,7 +189,10 @@ class ExperimentConfig:
         self._validate_models(fail)
 
     def _validate_models(self, fail) -> None:
-        """model_params names known models and their hyperparameters; variants need expression."""
+        """model_params and null_models name known models; variants need expression."""
+        for model in self.null_models:
+            if model not in (*registry.MODELS, "table1", "all"):
+                fail("null_models", f"registry model names ({', '.join(registry.MODELS)}), 'table1' or 'all'", model)
         for model, params in self.model_params.items():
             if model not in registry.MODELS:
                 fail("model_params", f"keyed by registry model names ({', '.join(registry.MODELS)})", model)
@@ -218,17 +228,26 @@ class ExperimentConfig:
 
     def resolved_models(self) -> list[str]:
         """Model names with ``table1`` / ``all`` expanded, order kept, no duplicates."""
-        out: list[str] = []
-        for name in self.models:
-            names = {"table1": registry.TABLE1, "all": registry.TABLE1}.get(name, [name])
-            for n in names:
-                if n not in registry.MODELS:
-                    raise ValueError(f"config field 'models': unknown model {n!r}; known: {', '.join(registry.MODELS)}")
-                if n not in out:
-                    out.append(n)
         for v in self.variants:
             if v["model"] not in registry.MODELS:
                 raise ValueError(f"config field 'variants': unknown model {v['model']!r}")
+        return self._expanded(self.models, "models")
+
+    def gets_null_runs(self, model: str) -> bool:
+        """Whether ``model`` of the main grid gets ``"null"`` runs (``null_models``)."""
+        return "all" in self.null_models or model in self._expanded(self.null_models, "null_models")
+
+    @staticmethod
+    def _expanded(names: list[str], field_name: str) -> list[str]:
+        out: list[str] = []
+        for name in names:
+            for n in {"table1": registry.TABLE1, "all": registry.TABLE1}.get(name, [name]):
+                if n not in registry.MODELS:
+                    raise ValueError(
+                        f"config field {field_name!r}: unknown model {n!r}; known: {', '.join(registry.MODELS)}"
+                    )
+                if n not in out:
+                    out.append(n)
         return out
 
     def to_dict(self) -> dict[str, Any]:

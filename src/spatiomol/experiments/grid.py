@@ -10,10 +10,13 @@ Inputs (the expression a model sees; targets and coordinates never change):
 - ``"null"``: one of the ``top`` spatial nulls of a null family (paper App. A.4,
   Algorithm 1: CGE-matched spins). With several families (config ``nulls`` a list),
   every null cell is run once per family; the family is part of the run's settings and
-  named by `RunSpec.null_family`. App. A.4: "tested across 10 random or spatial four-fold splits. For each split, a
-  corresponding unique null (from the top 10) is used" — one null per four-fold split,
-  so every fold of repeat ``r`` uses null ``r % top`` and the 10 repeats of 10 × 4-fold CV
-  use the 10 best nulls once each.
+  named by `RunSpec.null_family`. App. A.4: "tested across 10 random or spatial
+  four-fold splits. For each split, a corresponding unique null (from the top 10) is
+  used" — one null per four-fold split, so every fold of repeat ``r`` uses null
+  ``r % top``. Null runs cover repeats ``0 .. max(repeats, top) - 1`` (`null_repeats`),
+  so every kept null is scored once even when there are more nulls than repeats: the
+  rank verdict (`spatiomol.reports.verdict.true_vs_nulls`) needs ≥ 19 of them, the true
+  runs do not. Only the models of the config's ``null_models`` get null runs.
 - ``"permuted"``: a plain seeded random permutation of the expression rows (Table 3).
 
 Models that read no expression (distance rules) get only ``"true"`` runs.
@@ -150,6 +153,15 @@ class RunSpec:
         return f"{self.dataset}/{self.model}/{self.split_type} r{self.repeat}f{self.fold}/{self.input}{null}"
 
 
+def null_repeats(repeats: int, nulls: dict[str, Any] | None) -> int:
+    """Repeats a cell runs: ``repeats``, or ``max(repeats, top)`` for a null family's cells.
+
+    Split (r, f) does not depend on how many repeats are drawn, so the extra repeats of
+    the null runs are ordinary splits: null ``k`` is scored on the folds of repeat ``k``.
+    """
+    return repeats if nulls is None else max(int(repeats), int(nulls["top"]))
+
+
 def null_index_for(repeat: int, top: int) -> int:
     """Which of the ``top`` nulls the folds of ``repeat`` use: ``repeat % top``.
 
@@ -201,6 +213,8 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
         for inp in config.inputs:
             if inp != "true" and not registry.spec(model).reads_expression:
                 continue
+            if inp == "null" and not config.gets_null_runs(model):
+                continue
             cells.append((model, inp, tuple(config.splits)))
     for v in config.variants:
         cells.append((v["model"], v["input"], tuple(config.variant_splits)))
@@ -213,7 +227,7 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
             for nulls in families if inp == "null" else [None]:
                 settings = run_settings(config, model, inp, nulls)
                 for split_type in splits:
-                    for repeat in range(config.repeats):
+                    for repeat in range(null_repeats(config.repeats, nulls)):
                         for fold in range(config.folds):
                             spec = RunSpec(
                                 dataset=dataset,

@@ -503,16 +503,18 @@ def prepare(
             fingerprints[dataset]["nulls_files"] = files
             fingerprints[dataset]["nulls_file"] = next(iter(files.values()))
         for kind in sorted({s.split_type for s in specs if s.dataset == dataset}):
+            # null runs may use more repeats than the true runs (`grid.null_repeats`)
+            repeats = 1 + max(s.repeat for s in specs if s.dataset == dataset and s.split_type == kind)
             split_path = store.splits_path(
                 dataset,
                 kind,
                 gene_order=config.gene_order,
-                repeats=config.repeats,
+                repeats=repeats,
                 folds=config.folds,
                 seed=config.seed,
             )
             if not split_path.exists():
-                splits = make_splits(brain, kind, n_repeats=config.repeats, n_folds=config.folds, seed=config.seed)
+                splits = make_splits(brain, kind, n_repeats=repeats, n_folds=config.folds, seed=config.seed)
                 split_path.parent.mkdir(parents=True, exist_ok=True)
                 save_splits(splits, split_path)
     return fingerprints

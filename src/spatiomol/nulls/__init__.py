@@ -16,7 +16,7 @@ from spatiomol.nulls.cge import (
     fit_exponential,
     pca_scores,
 )
-from spatiomol.nulls.defaults import NULL_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.defaults import CALIBRATED_METHODS, NULL_DEFAULTS, SUBCORTEX_DEFAULT
 from spatiomol.nulls.nullset import FORMAT_VERSION, NullSet
 from spatiomol.nulls.select import (
     CGE_MATCH_DEFAULT,
@@ -49,6 +49,7 @@ __all__ = [
     "DistanceBins",
     "FORMAT_VERSION",
     "METHODS",
+    "CALIBRATED_METHODS",
     "NULL_DEFAULTS",
     "NULL_METHODS",
     "NullDraws",

@@ -8,6 +8,7 @@ that show them; ``report.md`` and ``report.html`` are both rendered from those b
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.experiments.store import ResultsStore
+from spatiomol.nulls import CALIBRATED_METHODS
 from spatiomol.reports import figures, null_families, stats, tables, verdict
 from spatiomol.reports.document import Block, Bullets, Figure, Heading, Interactive, Paragraph, Quote, Table
 
@@ -181,7 +183,8 @@ def header_section(ctx: ReportContext, n_runs: int) -> list[Block]:
     if families and (ctx.rows["input"] == "null").any():
         items.append(
             f"nulls: {len(families)} famil{'y' if len(families) == 1 else 'ies'}, each with its own null runs "
-            "(one null per K-fold split: every fold of repeat r uses null r mod top)"
+            "(one null per K-fold split: every fold of repeat r uses null r mod top; null runs cover "
+            "max(repeats, top) repeats, so each kept null is scored once)"
         )
         for label, settings in families.items():
             shown = " — shown in Tables 1–3" if label == ctx.family and len(families) > 1 else ""
@@ -385,6 +388,24 @@ def smallest_signflip_p(n: int) -> float:
     return 2.0 / 2.0**n
 
 
+def calibration_text(ctx: ReportContext, families: Sequence[str]) -> str:
+    """Which of ``families`` have a calibrated rank verdict (`spatiomol.nulls.CALIBRATED_METHODS`)."""
+    settings = ctx.family_settings or null_families.manifest_families(ctx.manifest)
+    calibrated = [f for f in families if settings.get(f, {}).get("method") in CALIBRATED_METHODS]
+    others = [f for f in families if f not in calibrated]
+    text = (
+        "On simulated brains whose expression carries nothing beyond Euclidean space, the rank verdict of "
+        f"{' and '.join(f'`{m}`' for m in CALIBRATED_METHODS)} nulls kept its false-positive rate at or below "
+        f"{verdict.ALPHA}, the other families did not, and the paired test did not with any family "
+        "(docs/calibration.md). "
+    )
+    if calibrated:
+        text += f"Calibrated here: {', '.join(f'`{f}`' for f in calibrated)}. "
+    if others:
+        text += f"Not calibrated (read as descriptive): {', '.join(f'`{f}`' for f in others)}."
+    return text
+
+
 def family_verdicts(ctx: ReportContext, rows: pd.DataFrame) -> pd.DataFrame:
     """`null_families.family_comparisons` of ``rows`` plus the rank test's ``rank_nulls``, ``rank_p``, ``rank_reject``.
 
@@ -454,7 +475,7 @@ def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
         "Rank test (`spatiomol.reports.verdict`): the true input's mean score against each of the family's "
         "K nulls' mean scores, p = (1 + #nulls scoring as well)/(1 + K), `rank_nulls` = K; "
         f"{k_text}it can reject at {verdict.ALPHA} only with K ≥ {verdict.min_nulls()} nulls "
-        "(one null per repeat: K = min(repeats, `nulls.top`))."
+        "(each null scored on its own repeat: K = `nulls.top`). " + calibration_text(ctx, families)
     )
     view = comparisons.reindex(columns=FAMILY_COLUMNS).copy()
     view["model"] = view["model"].map(tables.display)
@@ -462,15 +483,15 @@ def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
     lines = []
     for record in agreed.to_dict("records"):
         lines.append(
-            f"{record['split_type']} splits, {tables.display(record['model'])}: {record['line']} "
-            f"(rank test: {record['rank_line']})"
+            f"{record['split_type']} splits, {tables.display(record['model'])}: {record['rank_line']} "
+            f"(paired test: {record['line']})"
         )
     blocks: list[Block] = [
         Heading("True input vs each null family (test Pearson r)", 3),
         Paragraph(text),
         Table(view, index=False),
         Paragraph(rank_text),
-        Paragraph("Consensus per model (paired test; in brackets the rank test):"),
+        Paragraph("Consensus per model (rank verdict, the calibrated one; in brackets the paired test):"),
         Bullets(tuple(lines)),
     ]
     for split_type in _split_types(rows):
