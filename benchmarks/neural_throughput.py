@@ -24,8 +24,25 @@ same start on the same batches, the largest |Δ| of the predictions on held-out 
 beside the |Δ| that only changing the thread count gives on the old path (float rounding
 is amplified by training either way).
 
+Full epochs (``--epoch-datasets``, hcp-s400 by default): the real training loop,
+`spatiomol.models.training.train_network` with a one-epoch budget and validation edges (all
+pairs of the held-out 25 % of regions), so an epoch's time includes batching, every
+optimiser step, the validation predictions, the early-stopping snapshot and the restore —
+for the ``before`` path at torch's default thread count and for candidate default settings
+of the current path: batch size, ``batching`` (random / region_blocks) and 1 vs 2 threads.
+Cells are interleaved over ``--epoch-rounds`` rounds; the table gives the median wall and
+CPU seconds per epoch. (The ``before`` SMT row validates with the current per-region
+prediction; validation is a small part of an epoch either way.) Rows other than ``before``
+/ ``after`` at the default batch size and random batching see different batches or batch
+sizes, so they train differently: they are candidate settings, not identical outputs.
+
 Goals (issue 11): per-epoch throughput ≥ 4× before for the MLP and ≥ 2× for the SMT
-(after at 1 thread vs before at the default thread count).
+(before: the old path at the default thread count).
+
+Threads and load: with the OpenMP default wait policy, torch's worker threads spin while
+waiting, and on a machine whose cores are busy with other jobs a 2-thread step can take tens
+of times longer than a 1-thread one; ``OMP_WAIT_POLICY=PASSIVE`` (read when torch is imported;
+it changes waiting, not the work split, so not the numbers) avoids that. The header records it.
 
 Run: ``SPATIOMOL_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/neural_throughput.py``
 (writes ``benchmarks/results/neural_throughput.md``).
@@ -46,7 +63,13 @@ import torch
 from spatiomol.data.brain import Brain, pairs_within
 from spatiomol.data.datasets import load_dataset
 from spatiomol.models.registry import make_model
-from spatiomol.models.training import random_batches, region_block_batches, seeded_torch
+from spatiomol.models.training import (
+    TrainingSettings,
+    random_batches,
+    region_block_batches,
+    seeded_torch,
+    train_network,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "neural_throughput.md"
 GOALS = {"mlp": 4.0, "smt": 2.0}
@@ -120,6 +143,73 @@ def time_cell(setup: dict, name: str, path: str, threads: int, batching: str, st
         torch.set_num_threads(previous)
 
 
+#: batch sizes of the epoch table per model: the default first, then larger candidates
+EPOCH_BATCHES = {"mlp": (256, 1024, 2048), "smt": (512, 1024, 2048)}
+
+
+def epoch_cells(name: str, threads: list[int]) -> list[tuple[str, int, str, int]]:
+    """Epoch cells ``(path, threads, batching, batch size)`` for each thread count: the
+    ``before`` path at the default batch, then the current path with random and region-block
+    batches at each batch size of `EPOCH_BATCHES`."""
+    default, *larger = EPOCH_BATCHES[name]
+    cells = []
+    for t in threads:
+        cells += [("before", t, "random", default), ("after", t, "random", default)]
+        cells += [("after", t, "region_blocks", default)]
+        for batch in larger:
+            cells += [("after", t, "random", batch), ("after", t, "region_blocks", batch)]
+    return cells
+
+
+def time_epoch(
+    setup: dict, brain: Brain, name: str, path: str, threads: int, batching: str, batch_size: int, seed: int
+) -> tuple[float, float, int]:
+    """Wall and CPU seconds of one full epoch of `train_network` (validation included) and its steps."""
+    model = setup["model"]
+    settings = TrainingSettings(
+        learning_rate=float(model.learning_rate),
+        weight_decay=float(model.weight_decay),
+        batch_size=batch_size,
+        epochs=1,
+        patience=1,
+        batching=batching,
+        device=torch.device("cpu"),
+        seed=seed,
+    )
+    hi, hj = setup["held_out"]
+    val_pairs = (hi, hj, brain.targets(hi, hj))
+    with seeded_torch(seed, torch.device("cpu"), num_threads=threads):
+        network, _ = _network(setup)
+        if path == "before":  # nn.Module.__call__ runs the instance's forward
+            network.forward = _forward(network, name, "before")
+        wall, cpu = time.perf_counter(), time.process_time()
+        history = train_network(network, setup["tensors"], setup["pairs"], settings, val_pairs=val_pairs)
+        return time.perf_counter() - wall, time.process_time() - cpu, history.steps
+
+
+def measure_epochs(brain: Brain, dataset: str, name: str, rounds: int, threads: list[int], lines: list) -> dict:
+    """Interleaved full-epoch timings of `epoch_cells`; appends table rows (throughput relative
+    to the ``before`` row at the same thread count), returns the medians."""
+    setup = _setup(brain, name)
+    cells = epoch_cells(name, threads)
+    samples: dict[tuple, list] = {cell: [] for cell in cells}
+    for round_ in range(rounds):
+        for cell in cells:
+            samples[cell].append(time_epoch(setup, brain, name, *cell, seed=round_))
+            print(dataset, name, "epoch", round_, cell, f"{samples[cell][-1][0]:.2f} s", flush=True)
+    medians = {cell: np.median(np.array(v), axis=0) for cell, v in samples.items()}
+    before = {cell[1]: medians[cell] for cell in cells if cell[0] == "before"}
+    for cell in cells:
+        wall, cpu, steps = medians[cell]
+        path, n_threads, batching, batch_size = cell
+        base_wall, base_cpu, _ = before[n_threads]
+        lines.append(
+            f"| {dataset} | {name.upper()} | {path} | {n_threads} | {batching} | {batch_size} | {steps:.0f} | "
+            f"{wall:.2f} | {cpu:.2f} | {wall / steps * 1000:.0f} | {base_wall / wall:.2f}× | {base_cpu / cpu:.2f}× |"
+        )
+    return medians
+
+
 def agreement(setup: dict, name: str, train_steps: int, threads: int, seed: int = 0) -> dict[str, float]:
     """Largest |Δ| between the paths: outputs and gradients at identical weights; held-out
     predictions after ``train_steps`` identical training steps, beside the |Δ| that changing
@@ -160,12 +250,19 @@ def agreement(setup: dict, name: str, train_steps: int, threads: int, seed: int 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["hcp-s400", "hcp-s100"])
+    parser.add_argument("--datasets", nargs="*", default=["hcp-s400", "hcp-s100"], help="step table (none: skip)")
     parser.add_argument("--models", nargs="+", default=["mlp", "smt"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per cell and round")
     parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--epoch-datasets", nargs="*", default=["hcp-s400"], help="full-epoch table (none: skip)")
+    parser.add_argument("--epoch-rounds", type=int, default=2)
+    parser.add_argument(
+        "--epoch-threads", nargs="+", type=int, help="thread counts of the epoch table (default: 1 and torch's)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    load_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     default_threads = torch.get_num_threads()
     cells = [("before", default_threads, "random"), ("before", 1, "random"), ("after", default_threads, "random")]
     cells += [("after", 1, "random"), ("after", 1, "region_blocks")]
@@ -179,18 +276,30 @@ def main(argv: list[str] | None = None) -> int:
         datasets.append(f"{dataset} ({brain.n_regions} regions, {brain.n_genes} genes, {n_edges:,} training edges)")
         for name in args.models:
             measure(brain, dataset, name, cells, args, default_threads, lines, verdicts)
+    epoch_threads = args.epoch_threads or sorted({1, default_threads})
+    epoch_lines: list[str] = []
+    epoch_verdicts: list[str] = []
+    for dataset in args.epoch_datasets:
+        brain = load_dataset(dataset)
+        if not any(d.startswith(f"{dataset} ") for d in datasets):
+            n_train = int(0.75 * brain.n_regions)
+            n_edges = n_train * (n_train - 1) // 2
+            datasets.append(f"{dataset} ({brain.n_regions} regions, {brain.n_genes} genes, {n_edges:,} training edges)")
+        for name in args.models:
+            medians = measure_epochs(brain, dataset, name, args.epoch_rounds, epoch_threads, epoch_lines)
+            base_cell = next(c for c in medians if c[0] == "before" and c[1] == max(epoch_threads))
+            best_cell = min(medians, key=lambda c: medians[c][0])
+            ratio = medians[base_cell][0] / medians[best_cell][0]
+            epoch_verdicts.append(
+                f"- {dataset}, {name.upper()}: fastest epoch {medians[best_cell][0]:.2f} s ({best_cell[1]} threads, "
+                f"{best_cell[2]} batches of {best_cell[3]}) = {ratio:.2f}× before at {base_cell[1]} threads "
+                f"({medians[base_cell][0]:.2f} s); goal ≥ {GOALS[name]:.0f}× "
+                f"{'met' if ratio >= GOALS[name] else 'NOT met'} in this run."
+            )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    text = "\n".join(
-        [
-            "# Neural training throughput: before/after issue 11",
-            "",
-            f"Generated by `benchmarks/neural_throughput.py` on {'; '.join(datasets)}; default configurations "
-            f"(MLP batch 256, SMT batch 512), dropout on, AdamW step included. Median of {args.rounds} "
-            f"interleaved rounds of {args.steps} steps per cell. CPU {platform.machine()}, {os.cpu_count()} cores "
-            f"shared with other jobs (load average at the end: {load}): absolute numbers are noisy, ratios "
-            "within the table more telling. `threads`: torch CPU threads "
-            f"({default_threads} = torch's default here). Epoch = projected from s/step × steps per epoch.",
-            "",
+    step_section = []
+    if lines:
+        step_section = [
             "| data | model | path | threads | batching | ms/step (wall) | ms/step (CPU) | pairs/s | s/epoch "
             "| vs before |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -199,9 +308,43 @@ def main(argv: list[str] | None = None) -> int:
             *verdicts,
             "",
         ]
+    epoch_section = []
+    if epoch_lines:
+        epoch_section = [
+            "## Full epochs (train_network: every step, validation, snapshot)",
+            "",
+            f"Median of {args.epoch_rounds} interleaved rounds of one epoch per cell. Training edges as above, "
+            "validation edges: all pairs of the held-out 25 % of regions. `vs before`: per-epoch throughput "
+            "relative to the model's `before` row at the same thread count, by wall and by CPU time (on a "
+            "busy machine CPU time at 1 thread is the steadier measure).",
+            "",
+            "| data | model | path | threads | batching | batch | steps | s/epoch (wall) | s/epoch (CPU) "
+            "| ms/step (wall, incl. validation) | vs before (wall) | vs before (CPU) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *epoch_lines,
+            "",
+            *epoch_verdicts,
+            "",
+        ]
+    text = "\n".join(
+        [
+            "# Neural training throughput: before/after issue 11",
+            "",
+            f"Generated by `benchmarks/neural_throughput.py` on {'; '.join(datasets)}; default configurations "
+            f"(MLP batch 256, SMT batch 512), dropout on, AdamW step included. Median of {args.rounds} "
+            f"interleaved rounds of {args.steps} steps per cell. CPU {platform.machine()}, {os.cpu_count()} cores "
+            f"shared with other jobs (load average at the start: {load_start}; at the end: {load}): absolute "
+            "numbers are noisy, ratios "
+            "within the table more telling. `threads`: torch CPU threads "
+            f"({default_threads} = torch's default here; OMP_WAIT_POLICY "
+            f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}). Epoch = projected from s/step × steps per epoch.",
+            "",
+            *step_section,
+            *epoch_section,
+        ]
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
     print(text)
     return 0
 

@@ -49,6 +49,7 @@ def pair_head(
     i: torch.Tensor,
     j: torch.Tensor,
     symmetric: bool = True,
+    compact: bool = False,
 ) -> torch.Tensor:
     """``body([f_i ‖ f_j])`` for pairs of rows of ``region_features``, first layer per region.
 
@@ -62,6 +63,11 @@ def pair_head(
     symmetric : bool
         Average the outputs for ``[f_i ‖ f_j]`` and ``[f_j ‖ f_i]`` (one batch of 2B rows);
         otherwise the order given only.
+    compact : bool
+        ``i`` and ``j`` together use every row of ``region_features`` (e.g. the inverse of
+        a ``torch.unique`` over the batch, as in `SMTNetwork.forward`): the per-batch
+        ``torch.unique`` and row gather are skipped. Bit-identical to ``compact=False``
+        then, since the unique rows are all rows in order.
 
     Returns
     -------
@@ -72,11 +78,14 @@ def pair_head(
     n = region_features.shape[1]
     if first.in_features != 2 * n:
         raise ValueError(f"pair_head: first layer takes {first.in_features} inputs, expected 2 × {n}")
-    regions, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
-    rows = region_features[regions]
+    if compact:
+        rows, ii, jj = region_features, i, j
+    else:
+        regions, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
+        rows = region_features[regions]
+        ii, jj = inverse[: len(i)], inverse[len(i) :]
     left = rows @ first.weight[:, :n].T  # W_a f, (R, h)
     right = rows @ first.weight[:, n:].T  # W_b f
-    ii, jj = inverse[: len(i)], inverse[len(i) :]
     hidden = left.index_select(0, ii) + right.index_select(0, jj)
     if symmetric:
         hidden = torch.cat([hidden, left.index_select(0, jj) + right.index_select(0, ii)])

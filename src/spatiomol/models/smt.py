@@ -333,7 +333,8 @@ class SMTNetwork(nn.Module):
         """Per-region path: encode each distinct region of the batch once, decode per region, gather pairs."""
         regions, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
         z = self.encode_regions(region_tensors, regions, chunk_size=len(regions))
-        return self.decode_indexed(z, inverse[: len(i)], inverse[len(i) :], symmetric)
+        # every row of z is used by the batch: no second unique/gather (or its backward)
+        return pair_head(self.decoder, z, inverse[: len(i)], inverse[len(i) :], symmetric, compact=True)
 
     def forward_pairwise_decoder(
         self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor, symmetric: bool = True

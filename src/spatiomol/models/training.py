@@ -19,7 +19,7 @@ here:
   ``round(sqrt(batch_size))`` and visits the samples block by block (all samples between
   two groups, blocks in random order, every sample once per epoch), so a batch touches
   ~2·sqrt(B) distinct regions instead of up to 2·B — what makes the per-region
-  computations (`spatiomol.models.mlp.pair_head_forward`, the SMT's region encoder) pay
+  computations (`spatiomol.models.mlp.pair_head`, the SMT's region encoder) pay
   off most.
 - **Budget** (`training_budget`): ``epochs`` is the epoch budget. A size-aware step budget
   rescales it to the data: with ``min_steps > 0`` an epoch budget that would make fewer
@@ -402,7 +402,7 @@ def predict_network(
     out = np.empty(len(i), dtype=np.float64)
     if len(i) == 0:
         return out
-    with torch.no_grad():
+    with torch.inference_mode():  # like no_grad, minus autograd's version counters (same numbers)
         if hasattr(network, "encode_regions") and hasattr(network, "decode_indexed"):
             needed, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
             z = network.encode_regions(region_tensors, torch.as_tensor(needed, device=device))
