@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/spatiomol demo
+	$(VENV)/bin/spatiomol demo --jobs 2
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'  # brainspace (VTK) only for the benchmarks

@@ -15,6 +15,9 @@ Switches (see `spatiomol.models.training` and `spatiomol.models.smt`):
 - ``refit=replay``: the refit repeats the selection run's plateau LR halvings;
 - ``alibi=authors``: slopes ``1/2^(i // (h // 2))`` = [1, 1, 1/2, 1/2];
 - ``no-alibi``: no attention bias at all (the paper's claim C5, ALiBi ≥ no ALiBi);
+- ``region_blocks``: batches of pairs among a few regions (`spatiomol.models.training`), a
+  speed lever whose cost in accuracy this measures; ``blocks-1024``: the same at batch 1024
+  (in Table 4's grid), the fastest SMT setting per epoch;
 - ``tokens=auto``: ``k = min(60, g // 64)`` genes per token (hcp-s100: k = 12, 68 tokens);
 - ``post-norm``: post-norm/ReLU encoder blocks (reference code);
 - ``small`` (not among the issue's candidates; capacity): the smallest, most regularised
@@ -97,6 +100,12 @@ SWITCHES: dict[str, dict[str, Any]] = {
     "refit=replay": {"refit_schedule": "replay"},
     "alibi=authors": {"alibi_slopes": "authors"},
     "no-alibi": {"use_alibi": False},
+    # a speed lever (issue 11): batches of pairs among few regions, so fewer region
+    # encodings per step; measured here for its effect on accuracy
+    "region_blocks": {"batching": "region_blocks"},
+    # the SMT's fast configuration (benchmarks/results/neural_throughput_epochs.md): region
+    # blocks at batch 1024, a size within Table 4's grid
+    "blocks-1024": {"batching": "region_blocks", "batch_size": 1024},
     "tokens=auto": {"token_encoder_dim": "auto"},
     "post-norm": {"norm_first": False},
     # not one of the issue's candidate causes: capacity, the smallest and most regularised
@@ -161,6 +170,7 @@ def default_rows() -> list[tuple[str, str, str, dict[str, Any]]]:
     for model in ("mlp", "mlp-coords"):
         rows += [(f"{model}:default", model, "default", {})]
         rows += [(f"{model}:refit=replay", model, "refit=replay", SWITCHES["refit=replay"])]
+        rows += [(f"{model}:region_blocks", model, "region_blocks", SWITCHES["region_blocks"])]
     for model in ("mlp", "mlp-coords"):
         rows += [(f"{model}:authors-best", model, "authors-best", MLP_AUTHORS_BEST)]
     rows.append(("cm:searched", "cm", "nested alpha search", {}))
