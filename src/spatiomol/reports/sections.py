@@ -403,7 +403,7 @@ def calibration_text(ctx: ReportContext, families: Sequence[str]) -> str:
         text += f"Calibrated here: {', '.join(f'`{f}`' for f in calibrated)}. "
     if others:
         text += f"Not calibrated (read as descriptive): {', '.join(f'`{f}`' for f in others)}."
-    return text
+    return text.rstrip()
 
 
 def family_verdicts(ctx: ReportContext, rows: pd.DataFrame) -> pd.DataFrame:
