@@ -1,0 +1,187 @@
+"""CPU cost of the full protocol (``configs/full.yaml``), measured from timed runs.
+
+The full grid is built exactly as ``spatiomol run configs/full.yaml`` builds it, for one
+dataset (``--dataset``, default hcp-s100). From it, one run per (model, input) cell is
+sampled — split type ``--split`` (default random), repeat 0, fold 0, and for null cells
+the first null family — and executed by the product's own runner
+(`spatiomol.experiments.runner.execute_run`: the nested inner-CV selection, the refit,
+the evaluation) in a results folder of its own. Each sampled run's CPU time is the
+process CPU time (every thread) around `execute_run`. The protocol's cost is then
+
+    Σ over the cells of the grid: (runs of the cell) × (CPU time of its sampled run)
+
+where a cell's sampled run is the one of the same model and input (null runs of every
+family use the sampled null run of that model; a model without a sampled null run uses its
+true run). What this assumes is stated in the output: that a run of another split, repeat,
+fold or null family costs what the sampled one did. The SMT ablation's CSV
+(``results/smt_ablation.csv``, random and spatial fits at default budgets) shows the size of
+that spread for the neural models.
+
+Resumable: each sampled run's CPU time is stored in ``results/protocol_cost.csv`` (atomic
+rewrite) with the hash of its run settings, and is not re-measured. ``--threads`` sets the
+BLAS/torch threads of this process (default 1: what each worker of ``--jobs 2`` gets).
+
+Run: ``SPATIOMOL_DATA_MIRROR=../shared/data nice .venv/bin/python benchmarks/protocol_cost.py``
+(writes ``results/protocol_cost.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+FIELDS = ("dataset", "model", "input", "split_type", "null_family", "settings_sha256", "cpu_s", "wall_s", "status")
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    from spatiomol.atomic import atomic_path
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(HERE.parent / "configs" / "full.yaml"))
+    parser.add_argument("--dataset", default="hcp-s100")
+    parser.add_argument("--split", default="random", choices=("random", "spatial"))
+    parser.add_argument("--inputs", nargs="+", default=["true", "null", "permuted"])
+    parser.add_argument("--models", nargs="+", help="only these models (default: every model of the grid)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", default=str(HERE.parent / "runs" / "protocol_cost"), help="the runs' results folder")
+    parser.add_argument("--summary-only", action="store_true")
+    args = parser.parse_args(argv)
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import torch
+
+    from spatiomol.experiments.config import load_config
+    from spatiomol.experiments.grid import build_grid
+    from spatiomol.experiments.runner import execute_run, prepare
+    from spatiomol.experiments.store import ResultsStore
+    from spatiomol.hashing import json_sha256
+
+    torch.set_num_threads(args.threads)
+    config = load_config(args.config).updated(datasets=[args.dataset])
+    grid = build_grid(config)
+    counts = Counter((s.model, s.input, s.split_type, s.null_family) for s in grid)
+    families = list(config.null_families())
+
+    samples = {}
+    for spec in grid:
+        if spec.split_type != args.split or spec.repeat or spec.fold or spec.input not in args.inputs:
+            continue
+        if spec.input == "null" and spec.null_family != families[0]:
+            continue
+        samples.setdefault((spec.model, spec.input), spec)
+
+    out_csv = RESULTS / "protocol_cost.csv"
+    rows = _read(out_csv)
+    measured = {(r["model"], r["input"], r["settings_sha256"]): r for r in rows if r["dataset"] == args.dataset}
+    if not args.summary_only:
+        store = ResultsStore(args.work)
+        store.root.mkdir(parents=True, exist_ok=True)
+        todo = [
+            s
+            for s in samples.values()
+            if (s.model, s.input, json_sha256(s.settings)) not in measured
+            and (not args.models or s.model in args.models)
+        ]
+        prepare(config, todo, store, log=lambda m: None)
+        for spec in todo:
+            c0, w0 = time.process_time(), time.perf_counter()
+            result = execute_run(spec, str(store.root))
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+            row = {
+                "dataset": args.dataset,
+                "model": spec.model,
+                "input": spec.input,
+                "split_type": spec.split_type,
+                "null_family": spec.null_family,
+                "settings_sha256": json_sha256(spec.settings),
+                "cpu_s": f"{cpu:.2f}",
+                "wall_s": f"{wall:.2f}",
+                "status": result["status"],
+            }
+            print(f"{spec.label()}: {result['status']}, {cpu:.1f} CPU s", flush=True)
+            rows.append(row)
+            measured[(spec.model, spec.input, row["settings_sha256"])] = row
+            _write(out_csv, rows)
+    write_summary(args, config, counts, samples, measured, json_sha256)
+    return 0
+
+
+def write_summary(args, config, counts, samples, measured, json_sha256) -> None:
+    """The cost table: per model, runs in the protocol × measured CPU s of its sampled run(s)."""
+    cost = {}
+    for (model, input_kind), spec in samples.items():
+        row = measured.get((model, input_kind, json_sha256(spec.settings)))
+        if row and row["status"] in ("done", "skipped"):
+            cost[(model, input_kind)] = float(row["cpu_s"])
+    per_model: dict[str, dict[str, float]] = {}
+    per_input: dict[str, float] = {}
+    missing = set()
+    for (model, input_kind, _split, family), n in counts.items():
+        seconds = cost.get((model, input_kind), cost.get((model, "true")))
+        part = f"null ({family})" if input_kind == "null" else input_kind
+        per_input[part] = per_input.get(part, 0.0) + n * (seconds or 0.0)
+        true_s = cost.get((model, "true"), float("nan"))
+        entry = per_model.setdefault(model, {"runs": 0, "cpu_s": 0.0, "true_s": true_s})
+        entry["runs"] += n
+        if seconds is None:
+            missing.add(model)
+            continue
+        entry["cpu_s"] += n * seconds
+    total = sum(e["cpu_s"] for e in per_model.values())
+    lines = [
+        f"# Full-protocol cost: `{Path(args.config).name}` on {args.dataset}, measured from timed runs",
+        "",
+        f"Generated by `benchmarks/protocol_cost.py`. One run per (model, input) cell — {args.split} split, "
+        "repeat 0, fold 0, null runs of the first family — executed by the product's runner (nested selection, "
+        f"refit, evaluation), process CPU time at {args.threads} thread(s); each cell's runs are costed at its "
+        "sampled run (assumption: other splits, repeats, folds and null families cost the same). "
+        f"Null families: {', '.join(config.null_families())}. Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, shared with other jobs (load average at the end: "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}).",
+        "",
+        "| model | runs in the protocol | CPU s of its sampled true run | CPU-h |",
+        "|---|---:|---:|---:|",
+    ]
+    for model, e in sorted(per_model.items(), key=lambda kv: -kv[1]["cpu_s"]):
+        flag = " (not measured)" if model in missing else ""
+        lines.append(f"| {model}{flag} | {e['runs']} | {e['true_s']:.1f} | {e['cpu_s'] / 3600:.2f} |")
+    runs = sum(e["runs"] for e in per_model.values())
+    lines += [
+        f"| **total** | {runs} | | **{total / 3600:.1f}** |",
+        "",
+        "By input: " + "; ".join(f"{k} {v / 3600:.1f} CPU-h" for k, v in per_input.items()) + ".",
+        "",
+        f"Goal (issue 11): ≤ 12 CPU-hours for hcp-s100 — {'met' if total / 3600 <= 12 and not missing else 'NOT met'}"
+        f" ({total / 3600:.1f} CPU-h{'; some models not measured' if missing else ''}).",
+    ]
+    (RESULTS / "protocol_cost.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
