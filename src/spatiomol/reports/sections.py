@@ -179,7 +179,7 @@ def header_section(ctx: ReportContext, n_runs: int) -> list[Block]:
         "every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
         "MSE in squared target units; geodesic = affine-invariant Riemannian distance",
     ]
-    families = ctx.family_settings or null_families.manifest_families(manifest)
+    families = family_settings(ctx)
     if families and (ctx.rows["input"] == "null").any():
         items.append(
             f"nulls: {len(families)} famil{'y' if len(families) == 1 else 'ies'}, each with its own null runs "
@@ -388,9 +388,14 @@ def smallest_signflip_p(n: int) -> float:
     return 2.0 / 2.0**n
 
 
+def family_settings(ctx: ReportContext) -> dict[str, dict[str, Any]]:
+    """Label → settings of the folder's null families (the context's, else the manifest's)."""
+    return ctx.family_settings or null_families.manifest_families(ctx.manifest)
+
+
 def calibration_text(ctx: ReportContext, families: Sequence[str]) -> str:
     """Which of ``families`` have a calibrated rank verdict (`spatiomol.nulls.CALIBRATED_METHODS`)."""
-    settings = ctx.family_settings or null_families.manifest_families(ctx.manifest)
+    settings = family_settings(ctx)
     calibrated = [f for f in families if settings.get(f, {}).get("method") in CALIBRATED_METHODS]
     others = [f for f in families if f not in calibrated]
     text = (
