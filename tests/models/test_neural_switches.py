@@ -1,6 +1,6 @@
 """Issue-11 switches of the neural models, each against a hand-worked case or an independent
 reference: step budget, pair orders, refit LR replay, ALiBi slopes, automatic token size,
-post-norm blocks, thread count."""
+post-norm blocks, hidden-layer normalisation, thread count."""
 
 from __future__ import annotations
 
@@ -286,6 +286,48 @@ def test_post_norm_encoder_has_no_final_norm_and_explicit_attention_matches():
         last = encoder.layers[1].attention
         torch.testing.assert_close(last(x, encoder.attention_bias), last.forward_explicit(x, encoder.attention_bias))
     torch.testing.assert_close(weights.sum(-1), torch.ones(4, 4, 7))
+
+
+# ------------------------------------------------------- hidden normalisation
+def test_layer_norm_hidden_block_is_the_closed_form_and_same_in_training_and_prediction():
+    torch.manual_seed(0)
+    network = PairMLPNetwork(4, [6, 5], dropout=0.0, norm="layer")
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 2 and not any(isinstance(m, torch.nn.BatchNorm1d) for m in network.modules())
+    features = torch.randn(7, 4)
+    i, j = torch.tensor([0, 1, 2, 5]), torch.tensor([3, 4, 6, 6])
+    with torch.no_grad():
+        network.train()
+        trained = network({"features": features}, i, j)
+        network.eval()
+        predicted = network({"features": features}, i, j)
+        # by hand: every hidden row centred and scaled by its own mean and SD (eps 1e-5)
+        h = torch.cat([features[i], features[j]], 1) @ network.body[0].weight.T + network.body[0].bias
+        h = torch.relu((h - h.mean(1, keepdim=True)) / torch.sqrt(h.var(1, unbiased=False, keepdim=True) + 1e-5))
+        h = h @ network.body[4].weight.T + network.body[4].bias
+        h = torch.relu((h - h.mean(1, keepdim=True)) / torch.sqrt(h.var(1, unbiased=False, keepdim=True) + 1e-5))
+        by_hand_ij = (h @ network.body[8].weight.T + network.body[8].bias).squeeze(-1)
+    # no running statistics: training-mode and prediction-mode outputs agree (BatchNorm's do not)
+    torch.testing.assert_close(trained, predicted)
+    h_ji = network.forward_per_pair({"features": features}, j, i, symmetric=False)
+    torch.testing.assert_close(predicted, 0.5 * (by_hand_ij + h_ji.detach()), atol=1e-5, rtol=1e-5)
+    batch = PairMLPNetwork(4, [6, 5], dropout=0.0, norm="batch")
+    with torch.no_grad():
+        batch.train()
+        in_training = batch({"features": features}, i, j)
+        batch.eval()
+        assert not torch.allclose(in_training, batch({"features": features}, i, j))
+
+
+@pytest.mark.parametrize(("name", "tiny"), [("mlp", MLP_TINY), ("smt", SMT_TINY)])
+def test_hidden_norm_reaches_the_network_and_bad_values_are_rejected(brain, name, tiny):
+    model = make_model(name, **tiny, epochs=2, hidden_norm="layer").fit(brain, np.arange(12))
+    kinds = {type(m) for m in model.network_.modules()}
+    assert torch.nn.BatchNorm1d not in kinds and torch.nn.LayerNorm in kinds
+    prediction = model.predict(brain, np.array([12, 13]), np.array([14, 15]))
+    assert np.all(np.isfinite(prediction))
+    with pytest.raises(ValueError, match="hidden_norm must be one of"):
+        make_model(name, **tiny, epochs=1, hidden_norm="group").fit(brain, np.arange(12))
 
 
 # ------------------------------------------------------------------ threads

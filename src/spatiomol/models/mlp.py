@@ -6,8 +6,9 @@ sigmoid in [0, 1]) and/or its MNI centroid divided by ``coord_scale_mm`` (100 mm
 default, so centroids lie roughly in [-1, 1]; a fixed scale rather than a fitted one,
 so that the same region gets the same input in every split and in null brains).
 
-Hidden layers: ``Linear → BatchNorm1d → ReLU → Dropout`` for each width in
-``hidden_dims`` (2–4 layers), then ``Linear → 1``.
+Hidden layers: ``Linear → norm → ReLU → Dropout`` for each width in ``hidden_dims``
+(2–4 layers), then ``Linear → 1``; ``norm`` is ``hidden_norm``: BatchNorm1d (the paper's
+and the reference code's) or LayerNorm (see `HIDDEN_NORMS`).
 
 Symmetry: the network is evaluated on both orders, ``[f_i ‖ f_j]`` and ``[f_j ‖ f_i]``,
 in one batch, and the two outputs are averaged — in prediction always, in training with
@@ -37,10 +38,20 @@ from torch import nn
 from spatiomol.data.brain import Brain
 from spatiomol.models.training import NeuralConnectivityModel
 
+#: normalisation inside a hidden block. "batch": BatchNorm1d (paper, reference code); its
+#: running statistics, used at prediction, lag the network on small connectomes (a handful
+#: of optimiser steps per epoch) and mix in dropout's variance, and the SMT's test r then
+#: swings by up to 1.0 between neighbouring epochs (docs/models_neural.md, "Decoder
+#: normalisation"). "layer": LayerNorm, the same computation in training and prediction.
+HIDDEN_NORMS: tuple[str, ...] = ("batch", "layer")
 
-def hidden_block(n_in: int, n_out: int, dropout: float) -> list[nn.Module]:
-    """``Linear → BatchNorm1d → ReLU → Dropout``."""
-    return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(), nn.Dropout(dropout)]
+
+def hidden_block(n_in: int, n_out: int, dropout: float, norm: str = "batch") -> list[nn.Module]:
+    """``Linear → norm → ReLU → Dropout``; ``norm`` one of `HIDDEN_NORMS`."""
+    if norm not in HIDDEN_NORMS:
+        raise ValueError(f"hidden_norm must be one of {HIDDEN_NORMS}, got {norm!r}")
+    layer = nn.BatchNorm1d(n_out) if norm == "batch" else nn.LayerNorm(n_out)
+    return [nn.Linear(n_in, n_out), layer, nn.ReLU(), nn.Dropout(dropout)]
 
 
 def pair_head(
@@ -115,14 +126,16 @@ class PairMLPNetwork(nn.Module):
         Widths of the hidden layers.
     dropout : float
         Dropout rate after every hidden layer.
+    norm : str
+        Normalisation in every hidden layer, one of `HIDDEN_NORMS`.
     """
 
-    def __init__(self, n_region_features: int, hidden_dims: Sequence[int], dropout: float) -> None:
+    def __init__(self, n_region_features: int, hidden_dims: Sequence[int], dropout: float, norm: str = "batch") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = 2 * n_region_features
         for h in hidden_dims:
-            layers += hidden_block(width, int(h), dropout)
+            layers += hidden_block(width, int(h), dropout, norm)
             width = int(h)
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
@@ -167,6 +180,8 @@ class MLP(NeuralConnectivityModel):
     hidden_dims : sequence of int
         2–4 hidden widths.
     dropout_rate : float
+    hidden_norm : {"batch", "layer"}
+        Normalisation in every hidden layer (`HIDDEN_NORMS`).
     learning_rate, weight_decay : float
         AdamW settings.
     batch_size : int
@@ -219,6 +234,7 @@ class MLP(NeuralConnectivityModel):
         use_expression: bool = True,
         hidden_dims: Sequence[int] = (512, 256, 128),
         dropout_rate: float = 0.15,
+        hidden_norm: str = "batch",
         learning_rate: float = 1e-4,
         weight_decay: float = 1e-4,
         batch_size: int = 256,
@@ -243,6 +259,7 @@ class MLP(NeuralConnectivityModel):
         self.use_expression = use_expression
         self.hidden_dims = hidden_dims
         self.dropout_rate = dropout_rate
+        self.hidden_norm = hidden_norm
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -273,13 +290,17 @@ class MLP(NeuralConnectivityModel):
             raise ValueError(f"hidden_dims must list 1–4 widths, got {self.hidden_dims!r}")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must lie in [0, 1), got {self.dropout_rate}")
+        if self.hidden_norm not in HIDDEN_NORMS:
+            raise ValueError(f"hidden_norm must be one of {HIDDEN_NORMS}, got {self.hidden_norm!r}")
 
     def _n_region_features(self, n_genes: int) -> int:
         return (n_genes if self.use_expression else 0) + (3 if self.use_coords else 0)
 
     def _build_network(self, n_genes: int) -> nn.Module:
         self._validate()
-        return PairMLPNetwork(self._n_region_features(n_genes), self.hidden_dims, float(self.dropout_rate))
+        return PairMLPNetwork(
+            self._n_region_features(n_genes), self.hidden_dims, float(self.dropout_rate), self.hidden_norm
+        )
 
     def _region_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
         parts = []

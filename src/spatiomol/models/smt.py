@@ -38,7 +38,7 @@ Architecture
    ``i = 0..n-1`` (4 heads: 1, 1, 1/2, 1/2). ``use_alibi=False`` drops the bias (ablation).
 5. **Region embedding.** Per-token linear map ``d_model → encoder_output_dim`` (≤ 10),
    flattened: ``z_i ∈ R^p``, ``p = L · encoder_output_dim`` with ``L = ℓ (+1 with [CLS])``.
-6. **Decoder.** ``[z_i ‖ z_j] → (Linear → BatchNorm1d → ReLU → Dropout) × len(deep_hidden_dims)
+6. **Decoder.** ``[z_i ‖ z_j] → (Linear → BatchNorm1d or LayerNorm → ReLU → Dropout) × len(deep_hidden_dims)
    → Linear → 1``. Symmetry: the decoder runs on both orders in one batch and the two
    outputs are averaged, in prediction always and in training with
    ``pair_orders="averaged"`` (see `spatiomol.models.training`).
@@ -67,7 +67,7 @@ from torch import nn
 
 from spatiomol.data.brain import Brain
 from spatiomol.data.genome import GENE_ORDERS, order_genes
-from spatiomol.models.mlp import hidden_block, pair_head, pair_head_per_pair
+from spatiomol.models.mlp import HIDDEN_NORMS, hidden_block, pair_head, pair_head_per_pair
 from spatiomol.models.training import NeuralConnectivityModel
 
 #: ALiBi slope families of `alibi_slopes`
@@ -289,13 +289,15 @@ class SMTEncoder(nn.Module):
 class SMTNetwork(nn.Module):
     """Encoder + symmetrised MLP decoder on region pairs."""
 
-    def __init__(self, encoder: SMTEncoder, deep_hidden_dims: Sequence[int], dropout: float) -> None:
+    def __init__(
+        self, encoder: SMTEncoder, deep_hidden_dims: Sequence[int], dropout: float, norm: str = "batch"
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         layers: list[nn.Module] = []
         width = 2 * encoder.embedding_dim
         for h in deep_hidden_dims:
-            layers += hidden_block(width, int(h), dropout)
+            layers += hidden_block(width, int(h), dropout, norm)
             width = int(h)
         layers.append(nn.Linear(width, 1))
         self.decoder = nn.Sequential(*layers)
@@ -412,6 +414,8 @@ class SMT(NeuralConnectivityModel):
         Decoder widths (2–3 layers).
     transformer_dropout, dropout_rate : float
         Encoder dropout and decoder dropout.
+    hidden_norm : {"batch", "layer"}
+        Normalisation in every decoder layer (`spatiomol.models.mlp.HIDDEN_NORMS`).
     learning_rate, weight_decay, batch_size, epochs, patience, min_steps, max_steps,
     lr_schedule, refit_schedule, lr_drop_epochs, batching, pair_orders, num_threads :
         As in `spatiomol.models.mlp.MLP`; see `spatiomol.models.training`.
@@ -462,6 +466,7 @@ class SMT(NeuralConnectivityModel):
         deep_hidden_dims: Sequence[int] = (512, 256, 128),
         transformer_dropout: float = 0.1,
         dropout_rate: float = 0.2,
+        hidden_norm: str = "batch",
         learning_rate: float = 1e-4,
         weight_decay: float = 1e-4,
         batch_size: int = 512,
@@ -495,6 +500,7 @@ class SMT(NeuralConnectivityModel):
         self.deep_hidden_dims = deep_hidden_dims
         self.transformer_dropout = transformer_dropout
         self.dropout_rate = dropout_rate
+        self.hidden_norm = hidden_norm
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -525,6 +531,8 @@ class SMT(NeuralConnectivityModel):
         resolve_token_size(self.token_encoder_dim, MIN_AUTO_TOKENS)  # validates the value
         if self.alibi_slopes not in ALIBI_SLOPES:
             raise ValueError(f"alibi_slopes must be one of {ALIBI_SLOPES}, got {self.alibi_slopes!r}")
+        if self.hidden_norm not in HIDDEN_NORMS:
+            raise ValueError(f"hidden_norm must be one of {HIDDEN_NORMS}, got {self.hidden_norm!r}")
         if int(self.d_model) % int(self.nhead):
             raise ValueError(f"d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
 
@@ -544,7 +552,7 @@ class SMT(NeuralConnectivityModel):
             alibi_kind=self.alibi_slopes,
             norm_first=bool(self.norm_first),
         )
-        return SMTNetwork(encoder, self.deep_hidden_dims, float(self.dropout_rate))
+        return SMTNetwork(encoder, self.deep_hidden_dims, float(self.dropout_rate), self.hidden_norm)
 
     def _after_build(self, n_genes: int) -> list[str]:
         k = resolve_token_size(self.token_encoder_dim, n_genes)
