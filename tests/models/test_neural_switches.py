@@ -330,6 +330,24 @@ def test_hidden_norm_reaches_the_network_and_bad_values_are_rejected(brain, name
         make_model(name, **tiny, epochs=1, hidden_norm="group").fit(brain, np.arange(12))
 
 
+# ------------------------------------------------------------ stop metric
+def test_pearson_stop_metric_keeps_the_epoch_of_the_highest_validation_r(brain):
+    from scipy.stats import pearsonr
+
+    train, val = np.arange(14), np.arange(14, 20)
+    model = make_model("mlp", **MLP_TINY, epochs=12, patience=12, stop_metric="pearson").fit(brain, train, val)
+    history = model.history_
+    vi, vj = pairs_within(val)
+    restored = pearsonr(model.predict(brain, vi, vj), brain.targets(vi, vj)).statistic
+    assert len(history.val_criterion) == len(history.val_loss) == history.epochs_run == 12
+    assert history.best_epoch == int(np.nanargmin(history.val_criterion))
+    assert history.val_criterion[history.best_epoch] == pytest.approx(1 - restored, abs=1e-5)
+    mse_model = make_model("mlp", **MLP_TINY, epochs=12, patience=12).fit(brain, train, val)
+    assert mse_model.history_.val_criterion == mse_model.history_.val_loss
+    with pytest.raises(ValueError, match="stop_metric must be one of"):
+        make_model("mlp", **MLP_TINY, epochs=1, stop_metric="r2").fit(brain, train, val)
+
+
 # ------------------------------------------------------------------ threads
 def test_thread_count_is_set_during_fitting_and_restored(brain):
     before = torch.get_num_threads()

@@ -194,6 +194,8 @@ class MLP(NeuralConnectivityModel):
         Size-aware step budget: the epoch budget (and patience) is rescaled so that it
         makes at least / at most this many optimiser steps; 0 = off (default). See
         `spatiomol.models.training.training_budget`.
+    stop_metric : {"mse", "pearson"}
+        Validation criterion of early stopping (`spatiomol.models.training.STOP_METRICS`).
     lr_schedule : {"plateau", "cosine", "constant"}
     refit_schedule : {"constant", "replay"}
         What `refit_params` hands the refit: the epoch count only (constant learning
@@ -242,6 +244,7 @@ class MLP(NeuralConnectivityModel):
         patience: int = 20,
         min_steps: int = 0,
         max_steps: int = 0,
+        stop_metric: str = "mse",
         lr_schedule: str = "plateau",
         refit_schedule: str = "constant",
         lr_drop_epochs: Sequence[int] = (),
@@ -267,6 +270,7 @@ class MLP(NeuralConnectivityModel):
         self.patience = patience
         self.min_steps = min_steps
         self.max_steps = max_steps
+        self.stop_metric = stop_metric
         self.lr_schedule = lr_schedule
         self.refit_schedule = refit_schedule
         self.lr_drop_epochs = lr_drop_epochs

@@ -42,6 +42,13 @@ here:
   epoch budget and a ``plateau`` schedule either replays ``lr_drop_epochs`` (the learning
   rate halves at the start of each listed epoch; an epoch listed twice halves twice) or,
   when that is empty, falls back to constant (recorded in the history's notes).
+- **Stopping criterion** (``stop_metric``): what early stopping, the best-epoch restore and
+  the plateau schedule minimise. ``"mse"`` (default; the paper's) is the validation MSE;
+  ``"pearson"`` is ``1 − r`` over the validation edges. On a small connectome the MSE of
+  a barely trained network, whose near-constant output sits near the target mean, can be
+  the lowest of a run; early stopping then keeps epoch 0 and the refit trains one epoch
+  (docs/models_neural.md, "Selecting the epoch count"). ``1 − r`` ignores the output's
+  offset and scale, as the reported test metric does.
 - **Refit**: `NeuralConnectivityModel.refit_params` hands tuning the epoch count early
   stopping chose (``best_epoch + 1``) and, with ``refit_schedule="replay"``, the epochs at
   which the plateau schedule halved the learning rate up to then, so the refit on all
@@ -94,6 +101,8 @@ PAIR_ORDERS = ("averaged", "both")
 #: "constant": the refit runs at the initial learning rate; "replay": it repeats the
 #: selection run's plateau halvings (see `NeuralConnectivityModel.refit_params`)
 REFIT_SCHEDULES = ("constant", "replay")
+#: validation criterion of early stopping: "mse", or "pearson" (1 − Pearson r)
+STOP_METRICS = ("mse", "pearson")
 #: factor of every learning-rate drop (ReduceLROnPlateau and its replay in the refit)
 LR_DROP_FACTOR = 0.5
 SAVE_FORMAT = "spatiomol-neural-model/1"
@@ -170,8 +179,11 @@ class TrainingSettings:
     min_steps: int = 0
     max_steps: int = 0
     lr_drop_epochs: tuple[int, ...] = ()
+    stop_metric: str = "mse"
 
     def __post_init__(self) -> None:
+        if self.stop_metric not in STOP_METRICS:
+            raise ValueError(f"stop_metric must be one of {STOP_METRICS}, got {self.stop_metric!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.batching not in BATCHINGS:
@@ -196,10 +208,15 @@ class TrainingSettings:
 
 @dataclass
 class TrainingHistory:
-    """What happened during training: per-epoch losses (MSE, target units²), LR, notes."""
+    """What happened during training: per-epoch losses (MSE, target units²), LR, notes.
+
+    ``val_loss`` is the validation MSE; ``val_criterion`` what early stopping minimised
+    (the MSE again, or ``1 − r`` with ``stop_metric="pearson"``).
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_criterion: list[float] = field(default_factory=list)
     learning_rate: list[float] = field(default_factory=list)
     augmented_fraction: list[float] = field(default_factory=list)
     best_epoch: int | None = None
@@ -215,6 +232,7 @@ class TrainingHistory:
         return {
             "train_loss": list(self.train_loss),
             "val_loss": list(self.val_loss),
+            "val_criterion": list(self.val_criterion),
             "learning_rate": list(self.learning_rate),
             "augmented_fraction": list(self.augmented_fraction),
             "best_epoch": self.best_epoch,
@@ -605,11 +623,13 @@ def train_network(
             vi, vj, vy = val_pairs
             pred = predict_network(network, tensors, vi, vj, device=device, batch_size=settings.prediction_batch_size)
             val_loss = float(np.mean((pred - vy) ** 2))
+            criterion = val_loss if settings.stop_metric == "mse" else 1.0 - _pearson(pred, vy)
             history.val_loss.append(val_loss)
+            history.val_criterion.append(criterion)
             postfix["val"] = f"{val_loss:.4g}"
             if scheduler is not None and schedule == "plateau":
-                scheduler.step(val_loss)
-            tracker.update(epoch, val_loss, weights)
+                scheduler.step(criterion)
+            tracker.update(epoch, criterion, weights)
             history.best_epoch = tracker.best_epoch
         if scheduler is not None and schedule == "cosine":
             scheduler.step()
@@ -624,12 +644,19 @@ def train_network(
     return history
 
 
+def _pearson(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Pearson r; NaN (never an improvement) when either side is constant."""
+    p, t = prediction - prediction.mean(), target - target.mean()
+    denominator = float(np.sqrt(np.dot(p, p) * np.dot(t, t)))
+    return float(np.dot(p, t) / denominator) if denominator > 0 else math.nan
+
+
 # -------------------------------------------------- shared estimator plumbing
 class NeuralConnectivityModel(ConnectivityModel):
     """Fit/predict/save/load shared by the neural models; subclasses define the network.
 
     Subclasses must set the common hyperparameters ``learning_rate, weight_decay,
-    batch_size, epochs, patience, min_steps, max_steps, lr_schedule, refit_schedule,
+    batch_size, epochs, patience, min_steps, max_steps, stop_metric, lr_schedule, refit_schedule,
     lr_drop_epochs, batching, pair_orders, aug_prob, aug_style, device, num_threads,
     seed, verbose`` in ``__init__`` and implement `_build_network`, `_region_tensors`
     and (optionally) `_prepare_brain` / `_after_build`.
@@ -674,6 +701,7 @@ class NeuralConnectivityModel(ConnectivityModel):
             min_steps=int(self.min_steps),
             max_steps=int(self.max_steps),
             lr_drop_epochs=tuple(int(e) for e in self.lr_drop_epochs),
+            stop_metric=self.stop_metric,
         )
 
     def _torch_context(self) -> Any:
