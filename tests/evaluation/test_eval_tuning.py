@@ -363,3 +363,21 @@ def test_augmentation_settings_without_effect_give_identical_fits():
     # with subjects and aug_prob > 0 the settings act (so the equalities above can fail)
     assert not np.array_equal(predictions(with_subjects, 1.0, "constant"), off)
     assert inert_hyperparameters(with_subjects, {"aug_prob": 1.0, "aug_style": "constant"}) == set()
+
+
+def test_lone_candidate_without_early_stopping_is_fitted_once_on_all_training_regions(brain):
+    """No inner fit when nothing is searched and validation would change nothing: the
+    result is the plain fit on the outer training regions, bit for bit."""
+    split = make_splits(brain, "random", n_repeats=1, seed=2)[0]
+    _, grid = registry.search_space("mlp")
+    tiny = dict(hidden_dims=[8, 8], dropout_rate=0.1, learning_rate=1e-2, weight_decay=0.0, batch_size=16)
+    fixed = {**{k: v[0] for k, v in grid.items()}, **tiny, "epochs": 3, "device": "cpu", "early_stopping": False}
+    model, params, table = select_and_fit("mlp", brain, split, seed=0, model_params=fixed)
+    direct = registry.make_model("mlp", **{**registry.search_space("mlp")[0], **fixed}).fit(brain, split.train)
+    i, j = brain.pairs(split.test)
+    np.testing.assert_array_equal(model.predict(brain, i, j), direct.predict(brain, i, j))
+    assert len(table) == 1 and bool(table["chosen"].iloc[0]) and np.isnan(table["val_mse"].iloc[0])
+    assert params["early_stopping"] is False and model.history_.epochs_run == 3
+    # with early stopping the lone candidate still gets its inner fit (it picks the epoch count)
+    _, _, stopped = select_and_fit("mlp", brain, split, seed=0, model_params={**fixed, "early_stopping": True})
+    assert np.isfinite(stopped["val_mse"].iloc[0])

@@ -348,6 +348,21 @@ def test_pearson_stop_metric_keeps_the_epoch_of_the_highest_validation_r(brain):
         make_model("mlp", **MLP_TINY, epochs=1, stop_metric="r2").fit(brain, train, val)
 
 
+def test_without_early_stopping_validation_is_only_monitored(brain):
+    train, val = np.arange(14), np.arange(14, 20)
+    model = make_model("mlp", **MLP_TINY, epochs=6, patience=1, early_stopping=False).fit(brain, train, val)
+    history = model.history_
+    # patience 1 would stop a run whose loss ever rose; here every epoch runs, at one rate
+    assert history.epochs_run == 6 and len(history.val_loss) == 6 and history.best_epoch is None
+    assert history.learning_rate == [MLP_TINY["learning_rate"]] * 6
+    assert model.refit_params() == {} and not model.uses_validation()
+    # the last epoch's weights are kept: its recorded validation MSE is the model's
+    vi, vj = pairs_within(val)
+    last = np.mean((model.predict(brain, vi, vj) - brain.targets(vi, vj)) ** 2)
+    assert history.val_loss[-1] == pytest.approx(last, rel=1e-5)
+    assert make_model("mlp", **MLP_TINY).uses_validation()
+
+
 # ------------------------------------------------------------------ threads
 def test_thread_count_is_set_during_fitting_and_restored(brain):
     before = torch.get_num_threads()

@@ -18,7 +18,10 @@ For one outer `Split`:
    early stopping only) and scored by the MSE over the validation edges (all pairs of
    validation regions).
 4. The lowest validation MSE wins (ties: the earlier candidate, so the default first);
-   it is refitted on all outer training regions, without validation regions.
+   it is refitted on all outer training regions, without validation regions. A lone
+   candidate (everything fixed) whose model does not use validation regions
+   (``uses_validation()`` false: a neural model with ``early_stopping=False``) is only
+   fitted once, on all outer training regions; its table row has NaN validation scores.
 
 Test regions are never touched. Seeds: the candidate configurations depend only on
 ``seed`` (every split of a run tries the same candidates, so their scores are
@@ -235,6 +238,28 @@ def select_and_fit(
 
     records = []
     fitted = []
+    if len(candidates) == 1 and not registry.make_model(model_name, **candidates[0]).uses_validation():
+        # a lone candidate whose fit ignores validation regions: the inner fit would choose
+        # nothing and hand the refit nothing, so only the refit runs
+        final = registry.make_model(model_name, **candidates[0]).fit(brain, split.train)
+        table = pd.DataFrame(
+            [
+                {
+                    "candidate": 0,
+                    "is_default": True,
+                    "chosen": True,
+                    "val_mse": float("nan"),
+                    "val_pearson": float("nan"),
+                    "n_inner_train": int(inner_train.size),
+                    "n_val": int(val.size),
+                    "n_val_edges": int(val_i.size),
+                    "fit_seconds": float("nan"),
+                    "params": _canonical(candidates[0]),
+                    **{k: candidates[0][k] for k in grid},
+                }
+            ]
+        )
+        return final, dict(candidates[0]), table
     for index, params in enumerate(candidates):
         model = registry.make_model(model_name, **params)
         start = time.perf_counter()

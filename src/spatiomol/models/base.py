@@ -110,6 +110,14 @@ class ConnectivityModel(BaseEstimator):
         out[b, a] = vals
         return out
 
+    def uses_validation(self) -> bool:
+        """Whether ``val_regions`` can change what `fit` learns (e.g. early stopping).
+
+        ``True`` unless a model knows otherwise; tuning skips the inner fit of a lone
+        candidate that does not, since the refit would learn the same without it.
+        """
+        return True
+
     def refit_params(self) -> dict[str, Any]:
         """Hyperparameters to carry into a refit on all training regions.
 

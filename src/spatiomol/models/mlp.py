@@ -194,6 +194,9 @@ class MLP(NeuralConnectivityModel):
         Size-aware step budget: the epoch budget (and patience) is rescaled so that it
         makes at least / at most this many optimiser steps; 0 = off (default). See
         `spatiomol.models.training.training_budget`.
+    early_stopping : bool
+        Stop on the validation regions and refit for the chosen epoch count (True), or
+        train the whole epoch budget and only monitor them (False).
     stop_metric : {"mse", "pearson"}
         Validation criterion of early stopping (`spatiomol.models.training.STOP_METRICS`).
     lr_schedule : {"plateau", "cosine", "constant"}
@@ -244,6 +247,7 @@ class MLP(NeuralConnectivityModel):
         patience: int = 20,
         min_steps: int = 0,
         max_steps: int = 0,
+        early_stopping: bool = True,
         stop_metric: str = "mse",
         lr_schedule: str = "plateau",
         refit_schedule: str = "constant",
@@ -270,6 +274,7 @@ class MLP(NeuralConnectivityModel):
         self.patience = patience
         self.min_steps = min_steps
         self.max_steps = max_steps
+        self.early_stopping = early_stopping
         self.stop_metric = stop_metric
         self.lr_schedule = lr_schedule
         self.refit_schedule = refit_schedule

@@ -417,7 +417,7 @@ class SMT(NeuralConnectivityModel):
     hidden_norm : {"batch", "layer"}
         Normalisation in every decoder layer (`spatiomol.models.mlp.HIDDEN_NORMS`).
     learning_rate, weight_decay, batch_size, epochs, patience, min_steps, max_steps,
-    stop_metric, lr_schedule, refit_schedule, lr_drop_epochs, batching, pair_orders, num_threads :
+    early_stopping, stop_metric, lr_schedule, refit_schedule, lr_drop_epochs, batching, pair_orders, num_threads :
         As in `spatiomol.models.mlp.MLP`; see `spatiomol.models.training`.
     aug_prob, aug_style :
         Target-side augmentation, see `spatiomol.models.augment`.
@@ -474,6 +474,7 @@ class SMT(NeuralConnectivityModel):
         patience: int = 20,
         min_steps: int = 0,
         max_steps: int = 0,
+        early_stopping: bool = True,
         stop_metric: str = "mse",
         lr_schedule: str = "plateau",
         refit_schedule: str = "constant",
@@ -509,6 +510,7 @@ class SMT(NeuralConnectivityModel):
         self.patience = patience
         self.min_steps = min_steps
         self.max_steps = max_steps
+        self.early_stopping = early_stopping
         self.stop_metric = stop_metric
         self.lr_schedule = lr_schedule
         self.refit_schedule = refit_schedule

@@ -42,6 +42,12 @@ here:
   epoch budget and a ``plateau`` schedule either replays ``lr_drop_epochs`` (the learning
   rate halves at the start of each listed epoch; an epoch listed twice halves twice) or,
   when that is empty, falls back to constant (recorded in the history's notes).
+- **Early stopping off** (``early_stopping=False``): validation regions are only
+  monitored (``history.val_loss``); the run trains the whole epoch budget (a ``plateau``
+  schedule becomes constant, so a refit follows the same path) and keeps its last
+  weights, and `refit_params` hands the refit nothing: it trains the same budget on all
+  training regions. Tuning then skips the inner fit of a lone candidate
+  (`uses_validation`), whose result nothing would use.
 - **Stopping criterion** (``stop_metric``): what early stopping, the best-epoch restore and
   the plateau schedule minimise. ``"mse"`` (default; the paper's) is the validation MSE;
   ``"pearson"`` is ``1 − r`` over the validation edges. On a small connectome the MSE of
@@ -180,6 +186,7 @@ class TrainingSettings:
     max_steps: int = 0
     lr_drop_epochs: tuple[int, ...] = ()
     stop_metric: str = "mse"
+    early_stopping: bool = True
 
     def __post_init__(self) -> None:
         if self.stop_metric not in STOP_METRICS:
@@ -576,6 +583,7 @@ def train_network(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, foreach=True
     )
     schedule = settings.lr_schedule
+    stopping = val_pairs is not None and settings.early_stopping
     drops: dict[int, int] = {}
     if settings.lr_drop_epochs:
         if val_pairs is not None or schedule != "plateau":
@@ -587,9 +595,13 @@ def train_network(
             drops[int(e)] = drops.get(int(e), 0) + 1
         schedule = "replay"
         history.notes.append(f"learning rate halved at the start of epochs {sorted(settings.lr_drop_epochs)} (replay)")
-    elif schedule == "plateau" and val_pairs is None:
+    elif schedule == "plateau" and not stopping:
         schedule = "constant"
-        history.notes.append("no validation regions: fixed number of epochs, constant learning rate")
+        history.notes.append(
+            "validation regions only monitored (early_stopping=False): fixed number of epochs, constant learning rate"
+            if val_pairs is not None
+            else "no validation regions: fixed number of epochs, constant learning rate"
+        )
     scheduler: Any = None
     if schedule == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -629,12 +641,13 @@ def train_network(
             postfix["val"] = f"{val_loss:.4g}"
             if scheduler is not None and schedule == "plateau":
                 scheduler.step(criterion)
-            tracker.update(epoch, criterion, weights)
-            history.best_epoch = tracker.best_epoch
+            if stopping:
+                tracker.update(epoch, criterion, weights)
+                history.best_epoch = tracker.best_epoch
         if scheduler is not None and schedule == "cosine":
             scheduler.step()
         bar.set_postfix(postfix)
-        if val_pairs is not None and tracker.should_stop:
+        if stopping and tracker.should_stop:
             history.notes.append(f"early stop after epoch {epoch} (best epoch {history.best_epoch})")
             break
     if tracker.best_state is not None:
@@ -656,7 +669,7 @@ class NeuralConnectivityModel(ConnectivityModel):
     """Fit/predict/save/load shared by the neural models; subclasses define the network.
 
     Subclasses must set the common hyperparameters ``learning_rate, weight_decay,
-    batch_size, epochs, patience, min_steps, max_steps, stop_metric, lr_schedule, refit_schedule,
+    batch_size, epochs, patience, min_steps, max_steps, early_stopping, stop_metric, lr_schedule, refit_schedule,
     lr_drop_epochs, batching, pair_orders, aug_prob, aug_style, device, num_threads,
     seed, verbose`` in ``__init__`` and implement `_build_network`, `_region_tensors`
     and (optionally) `_prepare_brain` / `_after_build`.
@@ -702,6 +715,7 @@ class NeuralConnectivityModel(ConnectivityModel):
             max_steps=int(self.max_steps),
             lr_drop_epochs=tuple(int(e) for e in self.lr_drop_epochs),
             stop_metric=self.stop_metric,
+            early_stopping=bool(self.early_stopping),
         )
 
     def _torch_context(self) -> Any:
@@ -776,6 +790,10 @@ class NeuralConnectivityModel(ConnectivityModel):
                 device=self.device_,
                 batch_size=max(PREDICTION_CHUNK_PAIRS, int(self.batch_size)),
             )
+
+    def uses_validation(self) -> bool:
+        """Whether validation regions change this model's fit (they drive early stopping)."""
+        return bool(self.early_stopping)
 
     def refit_params(self) -> dict[str, Any]:
         """What a refit on all training regions (no validation left) takes from this fit.
