@@ -378,6 +378,10 @@ def test_lone_candidate_without_early_stopping_is_fitted_once_on_all_training_re
     np.testing.assert_array_equal(model.predict(brain, i, j), direct.predict(brain, i, j))
     assert len(table) == 1 and bool(table["chosen"].iloc[0]) and np.isnan(table["val_mse"].iloc[0])
     assert params["early_stopping"] is False and model.history_.epochs_run == 3
-    # with early stopping the lone candidate still gets its inner fit (it picks the epoch count)
-    _, _, stopped = select_and_fit("mlp", brain, split, seed=0, model_params={**fixed, "early_stopping": True})
-    assert np.isfinite(stopped["val_mse"].iloc[0])
+    # the default refit trains the whole budget, so a lone candidate needs no inner fit either
+    _, _, budget = select_and_fit("mlp", brain, split, seed=0, model_params={**fixed, "early_stopping": True})
+    assert np.isnan(budget["val_mse"].iloc[0])
+    # a refit for the early-stopped epoch count does need it
+    best = {**fixed, "early_stopping": True, "refit_epochs": "best"}
+    _, chosen, stopped = select_and_fit("mlp", brain, split, seed=0, model_params=best)
+    assert np.isfinite(stopped["val_mse"].iloc[0]) and 1 <= chosen["epochs"] <= 3

@@ -225,3 +225,14 @@ def test_transfer_sources_are_not_part_of_the_key():
     grid = build_grid(ExperimentConfig(models=["cm"], repeats=1, splits=["random"], inputs=["true"]))[0]
     assert (grid.train_source, grid.test_source) == (grid.dataset, grid.dataset)
     assert grid.model_seed() == grid.derived_seed("model")
+
+
+def test_goal_config_runs_every_goal_model_nested_on_random_splits():
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "smt_goal.yaml")
+    runs = build_grid(config)
+    assert set(config.models) == {"smt", "smt-cls", "mlp", "mlp-coords", "cm"} and config.tuning
+    # 5 models x 4 random folds, true expression only, every run nested
+    assert len(runs) == 20 and {r.split_type for r in runs} == {"random"}
+    assert all(r.settings_dict["tuning"] for r in runs)

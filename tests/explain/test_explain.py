@@ -35,6 +35,10 @@ TINY = {
         "num_layers": 1,
         "encoder_output_dim": 2,
         "deep_hidden_dims": (32, 16),
+        # the fixture pins an architecture that learns the planted rule; with the default
+        # LayerNorm decoder this tiny SMT does not within 20-40 epochs (checked), so the
+        # test, which is about the attributions, keeps BatchNorm
+        "hidden_norm": "batch",
         "epochs": 20,
         "learning_rate": 5e-3,
         "batch_size": 128,

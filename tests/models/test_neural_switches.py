@@ -35,7 +35,8 @@ from spatiomol.models.training import (
 
 torch.set_num_threads(1)
 
-MLP_TINY = dict(hidden_dims=[8, 8], batch_size=16, device="cpu", learning_rate=1e-2)
+# refit_epochs "best": these tests check what the refit takes from an early-stopped fit
+MLP_TINY = dict(hidden_dims=[8, 8], batch_size=16, device="cpu", learning_rate=1e-2, refit_epochs="best")
 SMT_TINY = dict(
     d_model=8,
     nhead=2,
@@ -355,12 +356,23 @@ def test_without_early_stopping_validation_is_only_monitored(brain):
     # patience 1 would stop a run whose loss ever rose; here every epoch runs, at one rate
     assert history.epochs_run == 6 and len(history.val_loss) == 6 and history.best_epoch is None
     assert history.learning_rate == [MLP_TINY["learning_rate"]] * 6
-    assert model.refit_params() == {} and not model.uses_validation()
+    assert model.refit_params() == {} and not model.refit_uses_selection_fit()
     # the last epoch's weights are kept: its recorded validation MSE is the model's
     vi, vj = pairs_within(val)
     last = np.mean((model.predict(brain, vi, vj) - brain.targets(vi, vj)) ** 2)
     assert history.val_loss[-1] == pytest.approx(last, rel=1e-5)
-    assert make_model("mlp", **MLP_TINY).uses_validation()
+    assert make_model("mlp", **MLP_TINY).refit_uses_selection_fit()
+
+
+def test_budget_refit_takes_nothing_from_the_early_stopped_fit(brain):
+    train, val = np.arange(14), np.arange(14, 20)
+    stopped = make_model("mlp", **{**MLP_TINY, "refit_epochs": "budget"}, epochs=30, patience=2).fit(brain, train, val)
+    assert stopped.history_.best_epoch is not None  # early stopping still acted on the fit
+    assert stopped.refit_params() == {} and not stopped.refit_uses_selection_fit()
+    best = make_model("mlp", **MLP_TINY, epochs=30, patience=2).fit(brain, train, val)
+    assert best.refit_params() == {"epochs": best.history_.best_epoch + 1}
+    with pytest.raises(ValueError, match="refit_epochs must be one of"):
+        make_model("mlp", **{**MLP_TINY, "refit_epochs": "half"}, epochs=1).fit(brain, train, val)
 
 
 # ------------------------------------------------------------------ threads

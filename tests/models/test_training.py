@@ -183,7 +183,9 @@ def test_estimator_is_sklearn_clonable_and_loads_on_requested_device(tmp_path):
 
 def test_refit_params_carry_the_early_stopped_epoch_count():
     brain = make_synthetic_brain(24, 6, seed=2)
-    with_val = make_model("mlp", hidden_dims=[8, 8], epochs=6, patience=2, learning_rate=1e-2, device="cpu")
+    with_val = make_model(
+        "mlp", hidden_dims=[8, 8], epochs=6, patience=2, learning_rate=1e-2, device="cpu", refit_epochs="best"
+    )
     with_val.fit(brain, np.arange(16), np.arange(16, 24))
     best = int(np.argmin(with_val.history_.val_loss))
     assert with_val.refit_params() == {"epochs": best + 1}

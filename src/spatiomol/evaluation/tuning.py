@@ -19,9 +19,10 @@ For one outer `Split`:
    validation regions).
 4. The lowest validation MSE wins (ties: the earlier candidate, so the default first);
    it is refitted on all outer training regions, without validation regions. A lone
-   candidate (everything fixed) whose model does not use validation regions
-   (``uses_validation()`` false: a neural model with ``early_stopping=False``) is only
-   fitted once, on all outer training regions; its table row has NaN validation scores.
+   candidate (everything fixed) whose refit takes nothing from its selection fit
+   (``refit_uses_selection_fit()`` false: a neural model with ``refit_epochs="budget"``
+   or ``early_stopping=False``) is only fitted once, on all outer training regions; its
+   table row has NaN validation scores.
 
 Test regions are never touched. Seeds: the candidate configurations depend only on
 ``seed`` (every split of a run tries the same candidates, so their scores are
@@ -238,9 +239,9 @@ def select_and_fit(
 
     records = []
     fitted = []
-    if len(candidates) == 1 and not registry.make_model(model_name, **candidates[0]).uses_validation():
-        # a lone candidate whose fit ignores validation regions: the inner fit would choose
-        # nothing and hand the refit nothing, so only the refit runs
+    if len(candidates) == 1 and not registry.make_model(model_name, **candidates[0]).refit_uses_selection_fit():
+        # a lone candidate whose refit takes nothing from the inner fit: the inner fit would
+        # choose nothing and hand the refit nothing, so only the refit runs
         final = registry.make_model(model_name, **candidates[0]).fit(brain, split.train)
         table = pd.DataFrame(
             [

@@ -110,11 +110,12 @@ class ConnectivityModel(BaseEstimator):
         out[b, a] = vals
         return out
 
-    def uses_validation(self) -> bool:
-        """Whether ``val_regions`` can change what `fit` learns (e.g. early stopping).
+    def refit_uses_selection_fit(self) -> bool:
+        """Whether a refit of this configuration takes anything from its selection fit.
 
-        ``True`` unless a model knows otherwise; tuning skips the inner fit of a lone
-        candidate that does not, since the refit would learn the same without it.
+        ``True`` unless a model knows otherwise (e.g. `refit_params` is empty whatever the
+        fit); tuning skips the inner fit of a lone candidate that does not, since the refit
+        would be the same without it.
         """
         return True
 

@@ -200,6 +200,9 @@ class MLP(NeuralConnectivityModel):
     stop_metric : {"mse", "pearson"}
         Validation criterion of early stopping (`spatiomol.models.training.STOP_METRICS`).
     lr_schedule : {"plateau", "cosine", "constant"}
+    refit_epochs : {"best", "budget"}
+        Epochs of the refit after selection: the early-stopped count of the selection fit,
+        or the whole ``epochs`` budget (`spatiomol.models.training.REFIT_EPOCHS`).
     refit_schedule : {"constant", "replay"}
         What `refit_params` hands the refit: the epoch count only (constant learning
         rate), or also the plateau schedule's halvings (``lr_drop_epochs``).
@@ -250,6 +253,7 @@ class MLP(NeuralConnectivityModel):
         early_stopping: bool = True,
         stop_metric: str = "mse",
         lr_schedule: str = "plateau",
+        refit_epochs: str = "budget",
         refit_schedule: str = "constant",
         lr_drop_epochs: Sequence[int] = (),
         batching: str = "random",
@@ -277,6 +281,7 @@ class MLP(NeuralConnectivityModel):
         self.early_stopping = early_stopping
         self.stop_metric = stop_metric
         self.lr_schedule = lr_schedule
+        self.refit_epochs = refit_epochs
         self.refit_schedule = refit_schedule
         self.lr_drop_epochs = lr_drop_epochs
         self.batching = batching

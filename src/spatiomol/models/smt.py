@@ -417,7 +417,8 @@ class SMT(NeuralConnectivityModel):
     hidden_norm : {"batch", "layer"}
         Normalisation in every decoder layer (`spatiomol.models.mlp.HIDDEN_NORMS`).
     learning_rate, weight_decay, batch_size, epochs, patience, min_steps, max_steps,
-    early_stopping, stop_metric, lr_schedule, refit_schedule, lr_drop_epochs, batching, pair_orders, num_threads :
+    early_stopping, stop_metric, lr_schedule, refit_epochs, refit_schedule, lr_drop_epochs, batching,
+    pair_orders, num_threads :
         As in `spatiomol.models.mlp.MLP`; see `spatiomol.models.training`.
     aug_prob, aug_style :
         Target-side augmentation, see `spatiomol.models.augment`.
@@ -466,7 +467,7 @@ class SMT(NeuralConnectivityModel):
         deep_hidden_dims: Sequence[int] = (512, 256, 128),
         transformer_dropout: float = 0.1,
         dropout_rate: float = 0.2,
-        hidden_norm: str = "batch",
+        hidden_norm: str = "layer",
         learning_rate: float = 1e-4,
         weight_decay: float = 1e-4,
         batch_size: int = 512,
@@ -477,6 +478,7 @@ class SMT(NeuralConnectivityModel):
         early_stopping: bool = True,
         stop_metric: str = "mse",
         lr_schedule: str = "plateau",
+        refit_epochs: str = "budget",
         refit_schedule: str = "constant",
         lr_drop_epochs: Sequence[int] = (),
         batching: str = "random",
@@ -513,6 +515,7 @@ class SMT(NeuralConnectivityModel):
         self.early_stopping = early_stopping
         self.stop_metric = stop_metric
         self.lr_schedule = lr_schedule
+        self.refit_epochs = refit_epochs
         self.refit_schedule = refit_schedule
         self.lr_drop_epochs = lr_drop_epochs
         self.batching = batching

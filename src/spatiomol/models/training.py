@@ -47,7 +47,7 @@ here:
   schedule becomes constant, so a refit follows the same path) and keeps its last
   weights, and `refit_params` hands the refit nothing: it trains the same budget on all
   training regions. Tuning then skips the inner fit of a lone candidate
-  (`uses_validation`), whose result nothing would use.
+  (`refit_uses_selection_fit`), whose result nothing would use.
 - **Stopping criterion** (``stop_metric``): what early stopping, the best-epoch restore and
   the plateau schedule minimise. ``"mse"`` (default; the paper's) is the validation MSE;
   ``"pearson"`` is ``1 − r`` over the validation edges. On a small connectome the MSE of
@@ -55,10 +55,13 @@ here:
   the lowest of a run; early stopping then keeps epoch 0 and the refit trains one epoch
   (docs/models_neural.md, "Selecting the epoch count"). ``1 − r`` ignores the output's
   offset and scale, as the reported test metric does.
-- **Refit**: `NeuralConnectivityModel.refit_params` hands tuning the epoch count early
-  stopping chose (``best_epoch + 1``) and, with ``refit_schedule="replay"``, the epochs at
+- **Refit**: with ``refit_epochs="best"``, `NeuralConnectivityModel.refit_params` hands
+  tuning the epoch count early stopping chose (``best_epoch + 1``) and, with ``refit_schedule="replay"``, the epochs at
   which the plateau schedule halved the learning rate up to then, so the refit on all
-  training regions follows the same learning-rate path instead of a constant rate.
+  training regions follows the same learning-rate path instead of a constant rate. With
+  ``refit_epochs="budget"`` it hands nothing: early stopping only scores candidates, and
+  the refit trains the whole epoch budget (an epoch count chosen on a handful of
+  validation regions is noise on small connectomes; docs/models_neural.md).
 - **Target-side augmentation**: a `spatiomol.models.augment.TargetAugmenter` is applied
   per batch (built by the caller for the training samples and the epoch budget).
 - **Randomness**: a ``numpy.random.Generator`` seeded with ``seed`` orders the batches and
@@ -107,6 +110,8 @@ PAIR_ORDERS = ("averaged", "both")
 #: "constant": the refit runs at the initial learning rate; "replay": it repeats the
 #: selection run's plateau halvings (see `NeuralConnectivityModel.refit_params`)
 REFIT_SCHEDULES = ("constant", "replay")
+#: "best": the refit trains the early-stopped epoch count; "budget": the whole epoch budget
+REFIT_EPOCHS = ("best", "budget")
 #: validation criterion of early stopping: "mse", or "pearson" (1 − Pearson r)
 STOP_METRICS = ("mse", "pearson")
 #: factor of every learning-rate drop (ReduceLROnPlateau and its replay in the refit)
@@ -669,7 +674,8 @@ class NeuralConnectivityModel(ConnectivityModel):
     """Fit/predict/save/load shared by the neural models; subclasses define the network.
 
     Subclasses must set the common hyperparameters ``learning_rate, weight_decay,
-    batch_size, epochs, patience, min_steps, max_steps, early_stopping, stop_metric, lr_schedule, refit_schedule,
+    batch_size, epochs, patience, min_steps, max_steps, early_stopping, stop_metric, lr_schedule, refit_epochs,
+    refit_schedule,
     lr_drop_epochs, batching, pair_orders, aug_prob, aug_style, device, num_threads,
     seed, verbose`` in ``__init__`` and implement `_build_network`, `_region_tensors`
     and (optionally) `_prepare_brain` / `_after_build`.
@@ -696,6 +702,8 @@ class NeuralConnectivityModel(ConnectivityModel):
 
     # -------------------------------------------------------- internals
     def _training_settings(self, device: torch.device) -> TrainingSettings:
+        if self.refit_epochs not in REFIT_EPOCHS:
+            raise ValueError(f"refit_epochs must be one of {REFIT_EPOCHS}, got {self.refit_epochs!r}")
         if self.refit_schedule not in REFIT_SCHEDULES:
             raise ValueError(f"refit_schedule must be one of {REFIT_SCHEDULES}, got {self.refit_schedule!r}")
         check_num_threads(self.num_threads)
@@ -791,9 +799,9 @@ class NeuralConnectivityModel(ConnectivityModel):
                 batch_size=max(PREDICTION_CHUNK_PAIRS, int(self.batch_size)),
             )
 
-    def uses_validation(self) -> bool:
-        """Whether validation regions change this model's fit (they drive early stopping)."""
-        return bool(self.early_stopping)
+    def refit_uses_selection_fit(self) -> bool:
+        """Whether `refit_params` can hand the refit anything (the early-stopped epoch count)."""
+        return bool(self.early_stopping) and self.refit_epochs == "best"
 
     def refit_params(self) -> dict[str, Any]:
         """What a refit on all training regions (no validation left) takes from this fit.
@@ -805,7 +813,7 @@ class NeuralConnectivityModel(ConnectivityModel):
         start the learning rate was halved. ``{}`` without early stopping. Used by tuning.
         """
         history = getattr(self, "history_", None)
-        if history is None or not history.val_loss or history.best_epoch is None:
+        if self.refit_epochs == "budget" or history is None or not history.val_loss or history.best_epoch is None:
             return {}
         best = int(history.best_epoch)
         params: dict[str, Any] = {"epochs": best + 1}
