@@ -119,6 +119,10 @@ SWITCHES: dict[str, dict[str, Any]] = {
     # transferred epoch count; the whole epoch budget at a constant rate on all training regions
     "full-budget": {},
     "layer-norm+full-budget": {"hidden_norm": "layer"},
+    # the whole budget with the learning rate annealed to zero (cosine) instead of constant: the
+    # per-epoch curves (results/training_curves.md) peak and then sag at a constant rate
+    "full-budget+cosine": {"lr_schedule": "cosine"},
+    "layer-norm+full-budget+cosine": {"hidden_norm": "layer", "lr_schedule": "cosine"},
     "post-norm": {"norm_first": False},
     # not one of the issue's candidate causes: capacity, the smallest and most regularised
     # values of Table 4's grid (the SMT overfits within a few epochs on hcp-s100)
@@ -137,7 +141,7 @@ SWITCHES: dict[str, dict[str, Any]] = {
 
 #: switches fitted as the runner fits an untuned model: `fit` on all training regions, no
 #: validation regions (the other rows: `select_and_fit` with one candidate)
-WITHOUT_VALIDATION = ("full-budget", "layer-norm+full-budget")
+WITHOUT_VALIDATION = ("full-budget", "layer-norm+full-budget", "full-budget+cosine", "layer-norm+full-budget+cosine")
 
 #: rows of tier 1 (run first over every split); every other row is tier 2
 TIER1 = (
@@ -178,6 +182,10 @@ GOAL_PAIRS = (
     ("mlp-coords:full-budget", "cm:searched"),
     ("smt:layer-norm+full-budget", "cm:searched"),
     ("smt-cls:layer-norm+full-budget", "cm:searched"),
+    ("smt:layer-norm+full-budget+cosine", "mlp:full-budget+cosine"),
+    ("smt-cls:layer-norm+full-budget+cosine", "mlp-coords:full-budget+cosine"),
+    ("smt:layer-norm+full-budget+cosine", "mlp:full-budget"),
+    ("smt-cls:layer-norm+full-budget+cosine", "mlp-coords:full-budget"),
     ("smt:layer-norm", "mlp:layer-norm"),
     ("smt-cls:layer-norm", "mlp-coords:layer-norm"),
 )
@@ -227,15 +235,17 @@ ABLATION_BASELINE: dict[str, Any] = {
     "early_stopping": True,
     "refit_epochs": "best",
 }
-#: hyperparameters added after the first rows were recorded, at the value that reproduces
-#: the code those rows ran: left out of the configuration hash so those rows still count
-ADDED_LATER: dict[str, Any] = dict(ABLATION_BASELINE)
 
 
 def config_id(row_id: str, config: dict[str, Any] | None) -> str:
-    """Short hash of a row's full configuration (`ADDED_LATER` keys at their old value left out)."""
+    """Short hash of a row's full configuration.
+
+    The `ABLATION_BASELINE` keys are hyperparameters added after the first rows were
+    recorded, and their baseline values reproduce the code those rows ran: at those values
+    they are left out of the hash, so the first rows still count.
+    """
     if config is not None:
-        config = {k: v for k, v in config.items() if not (k in ADDED_LATER and ADDED_LATER[k] == v)}
+        config = {k: v for k, v in config.items() if not (k in ABLATION_BASELINE and ABLATION_BASELINE[k] == v)}
     return json_sha256({"row": row_id, "config": config})[:12]
 
 
@@ -321,18 +331,20 @@ def append_row(path: Path, record: dict[str, Any], fields: tuple[str, ...] = FIE
         tmp.write_text(buffer.getvalue())
 
 
+def fmt(values: list[float]) -> str:
+    """``mean ± SD (n)`` of test r values (sample SD; "—" for none)."""
+    if not values:
+        return "—"
+    sd = np.std(values, ddof=1) if len(values) > 1 else float("nan")
+    return f"{np.mean(values):.3f} ± {sd:.3f} ({len(values)})"
+
+
 def summarise(rows: list[dict[str, str]], order: list[tuple[str, str, str, dict]], header: str) -> str:
     """Markdown: mean ± SD (n) of test r per kind, and the paired Δ to the model's default."""
     kinds = sorted({r["kind"] for r in rows}, key=["random", "spatial"].index)
 
     def scores(row_id: str, kind: str) -> dict[tuple[str, str], float]:
         return {(r["repeat"], r["fold"]): float(r["r"]) for r in rows if r["row"] == row_id and r["kind"] == kind}
-
-    def fmt(values: list[float]) -> str:
-        if not values:
-            return "—"
-        sd = np.std(values, ddof=1) if len(values) > 1 else float("nan")
-        return f"{np.mean(values):.3f} ± {sd:.3f} ({len(values)})"
 
     lines = [header, ""]
     columns = " | ".join(f"{k}: test r, mean ± SD (n) | {k}: Δ vs default, paired" for k in kinds)

@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from smt_ablation import RESULTS, append_row, config_id, fit_one, load_brain, neural_config, read_rows
+from smt_ablation import RESULTS, append_row, config_id, fit_one, fmt, load_brain, neural_config, read_rows
 from spatiomol.atomic import atomic_path
 from spatiomol.data.brain import Brain
 from spatiomol.evaluation.splits import Split, make_splits
@@ -81,12 +81,6 @@ def training_subset(brain: Brain, split: Split, fraction: float, seed: int = 0) 
 
 
 def summarise(rows: list[dict[str, str]], header: str) -> str:
-    def fmt(values: list[float]) -> str:
-        if not values:
-            return "—"
-        sd = np.std(values, ddof=1) if len(values) > 1 else float("nan")
-        return f"{np.mean(values):.3f} ± {sd:.3f} ({len(values)})"
-
     def scores(model: str, fraction: float) -> dict[tuple[str, str], float]:
         return {
             (r["repeat"], r["fold"]): float(r["r"])

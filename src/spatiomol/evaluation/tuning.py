@@ -237,52 +237,38 @@ def select_and_fit(
     val_i, val_j = pairs_within(val)
     val_true = brain.targets(val_i, val_j)
 
-    records = []
-    fitted = []
+    def record(index: int, params: dict[str, Any], val_pred: np.ndarray | None, seconds: float) -> dict[str, Any]:
+        # val_pred None: the candidate was not fitted on the inner-training regions
+        finite = val_pred is not None and bool(np.all(np.isfinite(val_pred)))
+        unscored = float("nan") if val_pred is None else float("inf")
+        return {
+            "candidate": index,
+            "is_default": index == 0,
+            "val_mse": mse(val_true, val_pred) if finite else unscored,
+            "val_pearson": pearson_r(val_true, val_pred) if finite else float("nan"),
+            "n_inner_train": int(inner_train.size),
+            "n_val": int(val.size),
+            "n_val_edges": int(val_i.size),
+            "fit_seconds": seconds,
+            "params": _canonical(params),
+            **{k: params[k] for k in grid},
+        }
+
     if len(candidates) == 1 and not registry.make_model(model_name, **candidates[0]).refit_uses_selection_fit():
         # a lone candidate whose refit takes nothing from the inner fit: the inner fit would
         # choose nothing and hand the refit nothing, so only the refit runs
         final = registry.make_model(model_name, **candidates[0]).fit(brain, split.train)
-        table = pd.DataFrame(
-            [
-                {
-                    "candidate": 0,
-                    "is_default": True,
-                    "chosen": True,
-                    "val_mse": float("nan"),
-                    "val_pearson": float("nan"),
-                    "n_inner_train": int(inner_train.size),
-                    "n_val": int(val.size),
-                    "n_val_edges": int(val_i.size),
-                    "fit_seconds": float("nan"),
-                    "params": _canonical(candidates[0]),
-                    **{k: candidates[0][k] for k in grid},
-                }
-            ]
-        )
+        table = pd.DataFrame([{**record(0, candidates[0], None, float("nan")), "chosen": True}])
         return final, dict(candidates[0]), table
+    records = []
+    fitted = []
     for index, params in enumerate(candidates):
         model = registry.make_model(model_name, **params)
         start = time.perf_counter()
         model.fit(brain, inner_train, val_regions=val)
         seconds = time.perf_counter() - start
-        val_pred = model.predict(brain, val_i, val_j)
         fitted.append(model)
-        finite = bool(np.all(np.isfinite(val_pred)))
-        records.append(
-            {
-                "candidate": index,
-                "is_default": index == 0,
-                "val_mse": mse(val_true, val_pred) if finite else float("inf"),
-                "val_pearson": pearson_r(val_true, val_pred) if finite else float("nan"),
-                "n_inner_train": int(inner_train.size),
-                "n_val": int(val.size),
-                "n_val_edges": int(val_i.size),
-                "fit_seconds": seconds,
-                "params": _canonical(params),
-                **{k: params[k] for k in grid},
-            }
-        )
+        records.append(record(index, params, model.predict(brain, val_i, val_j), seconds))
     table = pd.DataFrame(records)
     scores = table["val_mse"].to_numpy(dtype=float)
     if not np.any(np.isfinite(scores)):
