@@ -123,6 +123,11 @@ SWITCHES: dict[str, dict[str, Any]] = {
     # per-epoch curves (results/training_curves.md) peak and then sag at a constant rate
     "full-budget+cosine": {"lr_schedule": "cosine"},
     "layer-norm+full-budget+cosine": {"hidden_norm": "layer", "lr_schedule": "cosine"},
+    # a 3× learning rate at the shipped defaults (the per-epoch curves still rise late in the budget)
+    "full-budget+lr=3e-4": {"learning_rate": 3e-4},
+    "layer-norm+full-budget+lr=3e-4": {"hidden_norm": "layer", "learning_rate": 3e-4},
+    # the speed lever above at the shipped SMT defaults
+    "layer-norm+full-budget+region_blocks": {"hidden_norm": "layer", "batching": "region_blocks"},
     "post-norm": {"norm_first": False},
     # not one of the issue's candidate causes: capacity, the smallest and most regularised
     # values of Table 4's grid (the SMT overfits within a few epochs on hcp-s100)
@@ -141,7 +146,15 @@ SWITCHES: dict[str, dict[str, Any]] = {
 
 #: switches fitted as the runner fits an untuned model: `fit` on all training regions, no
 #: validation regions (the other rows: `select_and_fit` with one candidate)
-WITHOUT_VALIDATION = ("full-budget", "layer-norm+full-budget", "full-budget+cosine", "layer-norm+full-budget+cosine")
+WITHOUT_VALIDATION = (
+    "full-budget",
+    "layer-norm+full-budget",
+    "full-budget+cosine",
+    "layer-norm+full-budget+cosine",
+    "layer-norm+full-budget+region_blocks",
+    "full-budget+lr=3e-4",
+    "layer-norm+full-budget+lr=3e-4",
+)
 
 #: rows of tier 1 (run first over every split); every other row is tier 2
 TIER1 = (
@@ -186,6 +199,12 @@ GOAL_PAIRS = (
     ("smt-cls:layer-norm+full-budget+cosine", "mlp-coords:full-budget+cosine"),
     ("smt:layer-norm+full-budget+cosine", "mlp:full-budget"),
     ("smt-cls:layer-norm+full-budget+cosine", "mlp-coords:full-budget"),
+    ("smt:layer-norm+full-budget+region_blocks", "mlp:full-budget"),
+    ("smt-cls:layer-norm+full-budget+region_blocks", "mlp-coords:full-budget"),
+    ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget+lr=3e-4"),
+    ("smt-cls:layer-norm+full-budget+lr=3e-4", "mlp-coords:full-budget+lr=3e-4"),
+    ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget"),
+    ("smt-cls:layer-norm+full-budget+lr=3e-4", "mlp-coords:full-budget"),
     ("smt:layer-norm", "mlp:layer-norm"),
     ("smt-cls:layer-norm", "mlp-coords:layer-norm"),
 )
