@@ -245,26 +245,26 @@ def load_brain(dataset: str) -> Brain:
 
 
 #: the baseline every switch is measured against: the default configuration of issue 11's
-#: report (BatchNorm, early stopping on the MSE, refit for the early-stopped epoch count),
-#: whatever the shipped defaults are now (models/configs: the SMT family with LayerNorm, every
-#: neural model refitted for its whole budget)
+#: report (BatchNorm, early stopping on the MSE, refit for the early-stopped epoch count,
+#: random batches), whatever the shipped defaults are now (models/configs: the SMT family with
+#: LayerNorm and region blocks, every neural model refitted for its whole budget)
 ABLATION_BASELINE: dict[str, Any] = {
     "hidden_norm": "batch",
     "stop_metric": "mse",
     "early_stopping": True,
     "refit_epochs": "best",
+    "batching": "random",
 }
+#: `ABLATION_BASELINE` keys that did not exist when the first rows were recorded (their
+#: baseline values reproduce the code those rows ran)
+LATE_KEYS = ("hidden_norm", "stop_metric", "early_stopping", "refit_epochs")
 
 
 def config_id(row_id: str, config: dict[str, Any] | None) -> str:
-    """Short hash of a row's full configuration.
-
-    The `ABLATION_BASELINE` keys are hyperparameters added after the first rows were
-    recorded, and their baseline values reproduce the code those rows ran: at those values
-    they are left out of the hash, so the first rows still count.
-    """
+    """Short hash of a row's full configuration; `LATE_KEYS` at their baseline value are left
+    out, so rows recorded before those hyperparameters existed still count."""
     if config is not None:
-        config = {k: v for k, v in config.items() if not (k in ABLATION_BASELINE and ABLATION_BASELINE[k] == v)}
+        config = {k: v for k, v in config.items() if not (k in LATE_KEYS and ABLATION_BASELINE[k] == v)}
     return json_sha256({"row": row_id, "config": config})[:12]
 
 
