@@ -18,7 +18,8 @@ fold or null family costs what the sampled one did. The SMT ablation's CSV
 that spread for the neural models.
 
 Resumable: each sampled run's CPU time is stored in ``results/protocol_cost.csv`` (atomic
-rewrite) with the hash of its run settings, and is not re-measured. ``--threads`` sets the
+rewrite) with a hash of its run settings and of its model's search space (defaults and
+grid, so a changed default makes it stale), and is not re-measured. ``--threads`` sets the
 BLAS/torch threads of this process (default 1: what each worker of ``--jobs 2`` gets).
 
 Run: ``SPATIOMOL_DATA_MIRROR=../shared/data nice .venv/bin/python benchmarks/protocol_cost.py``
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     from spatiomol.experiments.runner import execute_run, prepare
     from spatiomol.experiments.store import ResultsStore
     from spatiomol.hashing import json_sha256
+    from spatiomol.models import registry
+
+    def settings_key(spec) -> str:
+        # a run's settings name its model, not the model's defaults: changing a default in
+        # models/configs must make the stored CPU time stale, so the search space is hashed too
+        return json_sha256({"settings": spec.settings, "search_space": registry.search_space(spec.model)})
 
     torch.set_num_threads(args.threads)
     config = load_config(args.config).updated(datasets=[args.dataset])
@@ -104,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = [
             s
             for s in samples.values()
-            if (s.model, s.input, json_sha256(s.settings)) not in measured
-            and (not args.models or s.model in args.models)
+            if (s.model, s.input, settings_key(s)) not in measured and (not args.models or s.model in args.models)
         ]
         prepare(config, todo, store, log=lambda m: None)
         for spec in todo:
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 "input": spec.input,
                 "split_type": spec.split_type,
                 "null_family": spec.null_family,
-                "settings_sha256": json_sha256(spec.settings),
+                "settings_sha256": settings_key(spec),
                 "cpu_s": f"{cpu:.2f}",
                 "wall_s": f"{wall:.2f}",
                 "status": result["status"],
@@ -127,15 +133,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             measured[(spec.model, spec.input, row["settings_sha256"])] = row
             _write(out_csv, rows)
-    write_summary(args, config, counts, samples, measured, json_sha256)
+    write_summary(args, config, counts, samples, measured, settings_key)
     return 0
 
 
-def write_summary(args, config, counts, samples, measured, json_sha256) -> None:
+def write_summary(args, config, counts, samples, measured, settings_key) -> None:
     """The cost table: per model, runs in the protocol × measured CPU s of its sampled run(s)."""
     cost = {}
     for (model, input_kind), spec in samples.items():
-        row = measured.get((model, input_kind, json_sha256(spec.settings)))
+        row = measured.get((model, input_kind, settings_key(spec)))
         if row and row["status"] in ("done", "skipped"):
             cost[(model, input_kind)] = float(row["cpu_s"])
     per_model: dict[str, dict[str, float]] = {}
