@@ -268,12 +268,17 @@ def config_id(row_id: str, config: dict[str, Any] | None) -> str:
     return json_sha256({"row": row_id, "config": config})[:12]
 
 
+def shipped_config(model: str) -> dict[str, Any]:
+    """The model's shipped default configuration (models/configs), on the CPU at one thread."""
+    default, _ = registry.search_space(model)
+    return {**default, "device": "cpu", "num_threads": 1, "verbose": False}
+
+
 def neural_config(
     model: str, overrides: dict[str, Any], max_epochs: int | None = None, patience: int | None = None
 ) -> dict[str, Any]:
     """The row's full configuration: default + `ABLATION_BASELINE` + switch (+ the budget reduction, if any)."""
-    default, _ = registry.search_space(model)
-    config = {**default, **ABLATION_BASELINE, **overrides, "device": "cpu", "num_threads": 1, "verbose": False}
+    config = {**shipped_config(model), **ABLATION_BASELINE, **overrides}
     if max_epochs is not None:
         config["epochs"] = min(int(config["epochs"]), max_epochs)
     if patience is not None:
