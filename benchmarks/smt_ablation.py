@@ -201,6 +201,8 @@ GOAL_PAIRS = (
     ("smt-cls:layer-norm+full-budget+cosine", "mlp-coords:full-budget"),
     ("smt:layer-norm+full-budget+region_blocks", "mlp:full-budget"),
     ("smt-cls:layer-norm+full-budget+region_blocks", "mlp-coords:full-budget"),
+    ("smt:layer-norm+full-budget+region_blocks", "cm:searched"),
+    ("smt-cls:layer-norm+full-budget+region_blocks", "cm:searched"),
     ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget+lr=3e-4"),
     ("smt-cls:layer-norm+full-budget+lr=3e-4", "mlp-coords:full-budget+lr=3e-4"),
     ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget"),
