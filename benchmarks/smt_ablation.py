@@ -145,16 +145,9 @@ SWITCHES: dict[str, dict[str, Any]] = {
 
 
 #: switches fitted as the runner fits an untuned model: `fit` on all training regions, no
-#: validation regions (the other rows: `select_and_fit` with one candidate)
-WITHOUT_VALIDATION = (
-    "full-budget",
-    "layer-norm+full-budget",
-    "full-budget+cosine",
-    "layer-norm+full-budget+cosine",
-    "layer-norm+full-budget+region_blocks",
-    "full-budget+lr=3e-4",
-    "layer-norm+full-budget+lr=3e-4",
-)
+#: validation regions (every switch named "…full-budget…"; the other rows: `select_and_fit` with one
+#: candidate)
+WITHOUT_VALIDATION = tuple(switch for switch in SWITCHES if "full-budget" in switch)
 
 #: rows of tier 1 (run first over every split); every other row is tier 2
 TIER1 = (
