@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neural_throughput import _setup, time_epoch
+from neural_throughput import time_epoch, training_setup
 from spatiomol.atomic import atomic_path
 from spatiomol.data.datasets import load_dataset
 from spatiomol.models.training import random_batches
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     brain = load_dataset(args.dataset)
-    setup = _setup(brain, "mlp")
+    setup = training_setup(brain, "mlp")
     model = setup["model"]
     hidden = [int(h) for h in model.hidden_dims]
     default_batch = int(model.batch_size)

@@ -75,7 +75,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "neural_throughput.md"
 GOALS = {"mlp": 4.0, "smt": 2.0}
 
 
-def _setup(brain: Brain, name: str, seed: int = 0) -> dict[str, Any]:
+def training_setup(brain: Brain, name: str, seed: int = 0) -> dict[str, Any]:
+    """A model's network, initial weights, region tensors and 75% training split, shared by the epoch timings."""
     model = make_model(name, device="cpu", seed=seed)
     if name == "smt":
         model.set_params(gene_order="as_given")  # token order does not change the cost
@@ -190,7 +191,7 @@ def time_epoch(
 def measure_epochs(brain: Brain, dataset: str, name: str, rounds: int, threads: list[int], lines: list) -> dict:
     """Interleaved full-epoch timings of `epoch_cells`; appends table rows (throughput relative
     to the ``before`` row at the same thread count), returns the medians."""
-    setup = _setup(brain, name)
+    setup = training_setup(brain, name)
     cells = epoch_cells(name, threads)
     samples: dict[tuple, list] = {cell: [] for cell in cells}
     for round_ in range(rounds):
@@ -353,7 +354,7 @@ def measure(
     brain: Brain, dataset: str, name: str, cells: list, args: Any, default_threads: int, lines: list, verdicts: list
 ) -> None:
     """Time every cell for one model on one brain; append table rows and a verdict line."""
-    setup = _setup(brain, name)
+    setup = training_setup(brain, name)
     n_pairs, B = len(setup["pairs"][0]), setup["batch_size"]
     samples: dict[tuple, list[list[float]]] = {cell: [] for cell in cells}
     for round_ in range(args.rounds):
