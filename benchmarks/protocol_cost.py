@@ -81,12 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     from spatiomol.experiments.runner import execute_run, prepare
     from spatiomol.experiments.store import ResultsStore
     from spatiomol.hashing import json_sha256
-    from spatiomol.models import registry
 
     def settings_key(spec) -> str:
-        # a run's settings name its model, not the model's defaults: changing a default in
-        # models/configs must make the stored CPU time stale, so the search space is hashed too
-        return json_sha256({"settings": spec.settings, "search_space": registry.search_space(spec.model)})
+        # a run's settings carry its model's search-space digest: a changed default makes the
+        # stored CPU time stale
+        return json_sha256(spec.settings)
 
     torch.set_num_threads(args.threads)
     config = load_config(args.config).updated(datasets=[args.dataset])

@@ -227,12 +227,31 @@ def test_transfer_sources_are_not_part_of_the_key():
     assert grid.model_seed() == grid.derived_seed("model")
 
 
-def test_goal_config_runs_every_goal_model_nested_on_random_splits():
+def test_goal_config_runs_every_goal_model_nested_on_random_and_spatial_splits():
     from pathlib import Path
 
     config = load_config(Path(__file__).resolve().parents[2] / "configs" / "smt_goal.yaml")
     runs = build_grid(config)
     assert set(config.models) == {"smt", "smt-cls", "mlp", "mlp-coords", "cm"} and config.tuning
-    # 5 models x 4 random folds, true expression only, every run nested
-    assert len(runs) == 20 and {r.split_type for r in runs} == {"random"}
+    # 5 models x 2 split types x 2 repeats x 4 folds, true expression only, every run nested
+    assert len(runs) == 80 and {r.split_type for r in runs} == {"random", "spatial"}
     assert all(r.settings_dict["tuning"] for r in runs)
+
+
+def test_a_changed_model_default_changes_that_models_run_ids_only(monkeypatch):
+    """Resuming a folder after a default changed must re-run that model, not reuse its old fits."""
+    from spatiomol.models import registry
+
+    cfg = ExperimentConfig(models=["cm", "mlp"], splits=["random"], repeats=1, folds=4, inputs=["true"])
+    before = {s.label(): s.run_id for s in build_grid(cfg)}
+    original = registry.search_space
+
+    def mlp_with_other_dropout(name):
+        default, grid = original(name)
+        return ({**default, "dropout_rate": 0.5}, grid) if name == "mlp" else (default, grid)
+
+    monkeypatch.setattr(registry, "search_space", mlp_with_other_dropout)
+    after = {s.label(): s.run_id for s in build_grid(cfg)}
+    assert before.keys() == after.keys() and len(before) == 8
+    changed = {label for label in before if before[label] != after[label]}
+    assert changed == {label for label in before if "mlp" in label} and len(changed) == 4

@@ -182,7 +182,9 @@ def run_settings(config: ExperimentConfig, model: str, input_kind: str, nulls: d
     ``nulls``: the settings of the run's null family (``input_kind == "null"`` only; one
     value of `ExperimentConfig.null_families`). The number of repeats is left out on
     purpose: split (r, f) does not depend on how many repeats are drawn, so an experiment
-    can be extended from 1 to 10 repeats and re-use its finished runs.
+    can be extended from 1 to 10 repeats and re-use its finished runs. The model's search
+    space (defaults and grid) is in by its digest: a folder resumed after a default changed
+    re-runs that model instead of mixing fits of two configurations.
     """
     tuned = config.tuning and model not in config.untuned_models
     settings: dict[str, Any] = {
@@ -191,6 +193,7 @@ def run_settings(config: ExperimentConfig, model: str, input_kind: str, nulls: d
         "folds": config.folds,
         "model_params": config.model_params.get(model, {}),
         "gene_order": config.gene_order,
+        "search_space": registry.search_space_digest(model),
     }
     if input_kind == "null":
         if nulls is None:

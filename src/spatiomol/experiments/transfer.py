@@ -53,8 +53,9 @@ def transfer_specs(
     """The true run and the null run of each family for each (source, target) pair.
 
     Arguments as in `run_transfer`. The settings recorded in each run's key are the
-    model's fixed hyperparameters, the gene order, the number of shared genes and (null
-    runs) the null family's settings.
+    model's fixed hyperparameters, the gene order, the number of shared genes, a digest of the
+    model's search space (`registry.search_space_digest`) and (null runs) the null family's
+    settings.
     """
     registry.spec(model)  # unknown model: ValueError before any data is loaded
     families = checked_nulls(nulls, null_index)
@@ -65,7 +66,12 @@ def transfer_specs(
         src, _ = shared_gene_brains(source, source_brain(target_item, gene_order))
         label = f"{source_name(source_item)}{TRANSFER_ARROW}{source_name(target_item)}"
         for inp, family in [("true", None)] + [("null", f) for f in families.values()]:
-            settings = {"model_params": model_params, "gene_order": gene_order, "n_shared_genes": src.n_genes}
+            settings = {
+                "model_params": model_params,
+                "gene_order": gene_order,
+                "n_shared_genes": src.n_genes,
+                "search_space": registry.search_space_digest(model),
+            }
             if inp == "null":
                 settings["nulls"] = family
             specs.append(

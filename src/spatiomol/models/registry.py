@@ -14,6 +14,7 @@ from importlib import import_module, resources
 from types import MappingProxyType
 from typing import Any, Literal
 
+from spatiomol.hashing import json_sha256
 from spatiomol.models.base import ConnectivityModel, load_config
 
 Family = Literal["rules", "linear", "nonlinear"]
@@ -194,6 +195,16 @@ def search_space(name: str) -> tuple[dict[str, Any], dict[str, list]]:
     default = {**cfg["default"], **fixed}
     grid = {k: v for k, v in cfg["grid"].items() if k not in fixed}
     return default, grid
+
+
+def search_space_digest(name: str) -> str:
+    """A short SHA-256 of model ``name``'s `search_space` (default and grid), 16 hex digits.
+
+    A run's stored settings carry it, so that a run fitted under other defaults or another
+    grid (an upgraded package, an edited ``models/configs/*.yaml``) is never taken for the
+    same run when a results folder is resumed.
+    """
+    return json_sha256(search_space(name))[:16]
 
 
 #: the rows of Table 1, in order (derived from the specs)
