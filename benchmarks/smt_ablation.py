@@ -128,6 +128,22 @@ SWITCHES: dict[str, dict[str, Any]] = {
     "layer-norm+full-budget+lr=3e-4": {"hidden_norm": "layer", "learning_rate": 3e-4},
     # the speed lever above at the shipped SMT defaults
     "layer-norm+full-budget+region_blocks": {"hidden_norm": "layer", "batching": "region_blocks"},
+    # a wider region embedding at the shipped defaults: p = L·d_out is 140 on hcp-s100 (14
+    # tokens) and 50 on hcp-s400 (5 tokens), against the paper's 1,230 (123 tokens) and the
+    # MLP's 512-wide first layer; d_out 40 (beyond the paper's ≤ 10) makes p 560 on hcp-s100
+    "layer-norm+full-budget+region_blocks+d_out=40": {
+        "hidden_norm": "layer",
+        "batching": "region_blocks",
+        "encoder_output_dim": 40,
+    },
+    # a learned absolute embedding per gene-token position (beyond the paper): the value
+    # projection is shared by all tokens and ALiBi gives only distances, so without it the
+    # encoder cannot tell which bin of genes a token holds
+    "layer-norm+full-budget+region_blocks+position": {
+        "hidden_norm": "layer",
+        "batching": "region_blocks",
+        "position_embedding": True,
+    },
     "post-norm": {"norm_first": False},
     # not one of the issue's candidate causes: capacity, the smallest and most regularised
     # values of Table 4's grid (the SMT overfits within a few epochs on hcp-s100)
@@ -196,6 +212,14 @@ GOAL_PAIRS = (
     ("smt-cls:layer-norm+full-budget+region_blocks", "mlp-coords:full-budget"),
     ("smt:layer-norm+full-budget+region_blocks", "cm:searched"),
     ("smt-cls:layer-norm+full-budget+region_blocks", "cm:searched"),
+    ("smt:layer-norm+full-budget+region_blocks+d_out=40", "mlp:full-budget"),
+    ("smt-cls:layer-norm+full-budget+region_blocks+d_out=40", "mlp-coords:full-budget"),
+    ("smt:layer-norm+full-budget+region_blocks+d_out=40", "smt:layer-norm+full-budget+region_blocks"),
+    ("smt-cls:layer-norm+full-budget+region_blocks+d_out=40", "smt-cls:layer-norm+full-budget+region_blocks"),
+    ("smt:layer-norm+full-budget+region_blocks+position", "mlp:full-budget"),
+    ("smt-cls:layer-norm+full-budget+region_blocks+position", "mlp-coords:full-budget"),
+    ("smt:layer-norm+full-budget+region_blocks+position", "smt:layer-norm+full-budget+region_blocks"),
+    ("smt-cls:layer-norm+full-budget+region_blocks+position", "smt-cls:layer-norm+full-budget+region_blocks"),
     ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget+lr=3e-4"),
     ("smt-cls:layer-norm+full-budget+lr=3e-4", "mlp-coords:full-budget+lr=3e-4"),
     ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget"),
@@ -250,16 +274,19 @@ ABLATION_BASELINE: dict[str, Any] = {
     "refit_epochs": "best",
     "batching": "random",
 }
-#: `ABLATION_BASELINE` keys that did not exist when the first rows were recorded (their
-#: baseline values reproduce the code those rows ran)
-LATE_KEYS = ("hidden_norm", "stop_metric", "early_stopping", "refit_epochs")
+#: hyperparameters that did not exist when the first rows were recorded, at the values that
+#: reproduce the code those rows ran
+LATE_KEYS: dict[str, Any] = {
+    **{k: ABLATION_BASELINE[k] for k in ("hidden_norm", "stop_metric", "early_stopping", "refit_epochs")},
+    "position_embedding": False,
+}
 
 
 def config_id(row_id: str, config: dict[str, Any] | None) -> str:
-    """Short hash of a row's full configuration; `LATE_KEYS` at their baseline value are left
+    """Short hash of a row's full configuration; `LATE_KEYS` at their early value are left
     out, so rows recorded before those hyperparameters existed still count."""
     if config is not None:
-        config = {k: v for k, v in config.items() if not (k in LATE_KEYS and ABLATION_BASELINE[k] == v)}
+        config = {k: v for k, v in config.items() if not (k in LATE_KEYS and LATE_KEYS[k] == v)}
     return json_sha256({"row": row_id, "config": config})[:12]
 
 

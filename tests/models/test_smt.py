@@ -137,6 +137,28 @@ def test_per_region_path_equals_per_pair_path(use_cls):
         torch.testing.assert_close(a, b, atol=1e-5 * scale, rtol=1e-4)
 
 
+def test_position_embedding_tells_tokens_apart_and_adds_only_a_table():
+    """Without absolute positions, two interior tokens of identical content at equal distances
+    from everything else get identical outputs (shared value projection, ALiBi by distance only);
+    the learned table breaks that, and zeroing it gives back the plain encoder."""
+    torch.manual_seed(0)
+    kwargs = dict(token_size=3, n_tokens=5, d_model=8, n_heads=2, n_layers=2, d_out=2, dropout=0.0)
+    plain = SMTEncoder(**kwargs, use_alibi=True, use_cls=False).eval()
+    positional = SMTEncoder(**kwargs, use_alibi=True, use_cls=False, position_embedding=True).eval()
+    assert sum(p.numel() for p in positional.parameters()) - sum(p.numel() for p in plain.parameters()) == 5 * 8
+    missing = positional.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["token_position"]
+    # tokens 1 and 3 hold the same genes' values and are mirror images around token 2
+    tokens = torch.tensor([[[0.1, 0.2, 0.3], [1.0, 0.0, 0.5], [0.7, 0.7, 0.7], [1.0, 0.0, 0.5], [0.1, 0.2, 0.3]]])
+    with torch.no_grad():
+        out_plain = plain(tokens).reshape(5, 2)
+        out_positional = positional(tokens).reshape(5, 2)
+        torch.testing.assert_close(out_plain[1], out_plain[3])
+        assert not torch.allclose(out_positional[1], out_positional[3])
+        positional.token_position.zero_()
+        torch.testing.assert_close(positional(tokens), plain(tokens))
+
+
 def test_compact_decoder_head_is_bit_identical_to_the_gathering_one():
     """`SMTNetwork.forward` skips `pair_head`'s second unique/gather (its indices already use
     every embedding row): outputs and gradients must equal the gathering route bit for bit,
@@ -264,7 +286,7 @@ def test_bad_input_raises_clear_errors(small_brain):
     with pytest.raises(ValueError, match="gene_order"):
         SMT(**{**TINY, "gene_order": "alphabetical"}).fit(small_brain, np.arange(10))
     with pytest.raises(ValueError, match="encoder_output_dim"):
-        SMT(**{**TINY, "encoder_output_dim": 11}).fit(small_brain, np.arange(10))
+        SMT(**{**TINY, "encoder_output_dim": 0}).fit(small_brain, np.arange(10))
     X = small_brain.X.copy()
     X[3] = np.nan
     with pytest.raises(ValueError, match="expression matrix X has NaN"):

@@ -14,6 +14,9 @@ Architecture
    hcp-s400 (282 genes): k = 4, 71 tokens; the paper's 7,380 genes: k = 60, 123 tokens.
 2. **Value projection.** Each token's ``k`` values → ``d_model`` by one learned linear
    map shared by all tokens (no positional embedding; position enters through ALiBi).
+   ``position_embedding=True`` (beyond the paper, an ablation) adds a learned vector per
+   gene-token position, BERT's absolute embedding, so that the encoder knows which bin of
+   genes a token holds and not only how far apart two tokens are.
 3. **Optional [CLS] token** (``use_cls``): the region's MNI centroid divided by
    ``coord_scale_mm`` (100 mm) → ``d_model`` by a learned linear map, prepended to the
    sequence, attending and attended like any token and kept in the output sequence.
@@ -36,7 +39,7 @@ Architecture
    not powers of two; 4 heads: 1/4 … 1/256, so over 5–14 tokens three heads are nearly
    unbiased); ``"authors"``, the reference implementation's ``1 / 2^(i // (n // 2))``,
    ``i = 0..n-1`` (4 heads: 1, 1, 1/2, 1/2). ``use_alibi=False`` drops the bias (ablation).
-5. **Region embedding.** Per-token linear map ``d_model → encoder_output_dim`` (≤ 10),
+5. **Region embedding.** Per-token linear map ``d_model → encoder_output_dim`` (the paper: ≤ 10),
    flattened: ``z_i ∈ R^p``, ``p = L · encoder_output_dim`` with ``L = ℓ (+1 with [CLS])``.
 6. **Decoder.** ``[z_i ‖ z_j] → (Linear → BatchNorm1d or LayerNorm → ReLU → Dropout) × len(deep_hidden_dims)
    → Linear → 1``. Symmetry: the decoder runs on both orders in one batch and the two
@@ -232,6 +235,8 @@ class SMTEncoder(nn.Module):
         Slope family (`alibi_slopes`).
     norm_first : bool
         Pre-norm/GELU blocks and a final LayerNorm (True) or post-norm/ReLU blocks (False).
+    position_embedding : bool
+        Add a learned (ℓ, d_model) absolute embedding to the gene tokens (not to [CLS]).
     """
 
     def __init__(
@@ -247,11 +252,14 @@ class SMTEncoder(nn.Module):
         use_cls: bool,
         alibi_kind: str = "press",
         norm_first: bool = True,
+        position_embedding: bool = False,
     ) -> None:
         super().__init__()
         self.use_cls = use_cls
         self.n_tokens = n_tokens
         self.value_projection = nn.Linear(token_size, d_model)
+        # BERT's initialisation of its position table (normal, SD 0.02)
+        self.token_position = nn.Parameter(0.02 * torch.randn(n_tokens, d_model)) if position_embedding else None
         self.coord_projection = nn.Linear(3, d_model) if use_cls else None
         block = PreNormEncoderLayer if norm_first else PostNormEncoderLayer
         self.layers = nn.ModuleList(block(d_model, n_heads, dropout) for _ in range(n_layers))
@@ -265,6 +273,8 @@ class SMTEncoder(nn.Module):
 
     def _input_sequence(self, tokens: torch.Tensor, coords: torch.Tensor | None) -> torch.Tensor:
         x = self.value_projection(tokens)
+        if self.token_position is not None:
+            x = x + self.token_position
         if self.use_cls:
             if coords is None:
                 raise ValueError("SMT with use_cls=True needs region coordinates")
@@ -401,13 +411,18 @@ class SMT(NeuralConnectivityModel):
     d_model : int
         Embedding width.
     encoder_output_dim : int
-        Per-token output dimension ``d_out`` (1–10).
+        Per-token output dimension ``d_out`` (the paper: ≤ 10, Table 4's grid 5 or 10). Larger
+        values widen the region embedding ``p = L·d_out`` where there are few tokens (an
+        ablation beyond the paper; see docs/models_neural.md).
     use_alibi : bool
         ALiBi attention biases (False: ablation, no positional information).
     alibi_slopes : {"press", "authors"}
         Slope family (see `alibi_slopes`).
     norm_first : bool
         Pre-norm/GELU encoder blocks (True) or post-norm/ReLU as in the reference code.
+    position_embedding : bool
+        A learned absolute embedding per gene-token position on top of ALiBi (False, the
+        paper: none; True is an ablation beyond the paper, see docs/models_neural.md).
     nhead, num_layers : int
         Attention heads and encoder layers.
     deep_hidden_dims : sequence of int
@@ -464,6 +479,7 @@ class SMT(NeuralConnectivityModel):
         use_alibi: bool = True,
         alibi_slopes: str = "press",
         norm_first: bool = True,
+        position_embedding: bool = False,
         nhead: int = 4,
         num_layers: int = 4,
         deep_hidden_dims: Sequence[int] = (512, 256, 128),
@@ -501,6 +517,7 @@ class SMT(NeuralConnectivityModel):
         self.use_alibi = use_alibi
         self.alibi_slopes = alibi_slopes
         self.norm_first = norm_first
+        self.position_embedding = position_embedding
         self.nhead = nhead
         self.num_layers = num_layers
         self.deep_hidden_dims = deep_hidden_dims
@@ -535,8 +552,8 @@ class SMT(NeuralConnectivityModel):
     def _validate(self) -> None:
         if self.gene_order not in GENE_ORDERS:
             raise ValueError(f"gene_order must be one of {GENE_ORDERS}, got {self.gene_order!r}")
-        if not 1 <= int(self.encoder_output_dim) <= 10:
-            raise ValueError(f"encoder_output_dim must lie in 1..10, got {self.encoder_output_dim}")
+        if int(self.encoder_output_dim) < 1:
+            raise ValueError(f"encoder_output_dim must be a positive integer, got {self.encoder_output_dim}")
         resolve_token_size(self.token_encoder_dim, MIN_AUTO_TOKENS)  # validates the value
         if self.alibi_slopes not in ALIBI_SLOPES:
             raise ValueError(f"alibi_slopes must be one of {ALIBI_SLOPES}, got {self.alibi_slopes!r}")
@@ -560,6 +577,7 @@ class SMT(NeuralConnectivityModel):
             use_cls=bool(self.use_cls),
             alibi_kind=self.alibi_slopes,
             norm_first=bool(self.norm_first),
+            position_embedding=bool(self.position_embedding),
         )
         return SMTNetwork(encoder, self.deep_hidden_dims, float(self.dropout_rate), self.hidden_norm)
 
