@@ -30,8 +30,30 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-#: resumable studies that take hours (run on their own; they write their own results/*.md)
-LONG_RUNNING = ("smt_ablation.py", "null_calibration.py")
+#: resumable studies that take hours (run on their own; they write their own results/*.md,
+#: which results.md carries as last written, under `LONG_RUNNING_HEADING`)
+LONG_RUNNING = ("smt_ablation.py", "null_calibration.py", "smt_learning_curve.py", "protocol_cost.py")
+LONG_RUNNING_HEADING = "## Long-running studies (tables as last written by their own runs, not re-measured here)"
+
+
+def long_running_tables() -> list[Path]:
+    """The ``results/*.md`` written by `LONG_RUNNING` scripts (``<stem>.md``, ``<stem>_<dataset>.md``)."""
+    stems = [Path(name).stem for name in LONG_RUNNING]
+    return sorted(md for md in RESULTS.glob("*.md") if any(md.stem == s or md.stem.startswith(s + "_") for s in stems))
+
+
+def long_running_section() -> list[str]:
+    """`LONG_RUNNING_HEADING` and each long-running study's table, titles nested one level down."""
+    lines = ["", LONG_RUNNING_HEADING, ""]
+    lines.append(
+        "Each table states the command, budget and machine of its own run; rerun a study with its "
+        "script (resumable), then `run_all.py --refresh-long-running` to copy the tables here."
+    )
+    for md in long_running_tables():
+        # one level below the section heading: "# Title" → "### Title", "## Part" → "#### Part"
+        text = ["##" + line if line.startswith("#") else line for line in md.read_text().strip().splitlines()]
+        lines += ["", *text]
+    return lines
 
 
 def _environment() -> dict[str, str]:
@@ -138,14 +160,24 @@ def gather(rows: list[dict], out: Path, started: float) -> Path:
     ]
     header += [f"| {r['script']} | {r['status']} | {r['seconds']:.1f} |" for r in rows]
     sections = []
+    long_running = set(long_running_tables())
     for md in sorted(RESULTS.glob("*.md")):
-        if md.stat().st_mtime < started:
+        if md.stat().st_mtime < started or md in long_running:
             continue  # only tables measured in this invocation
         text = md.read_text().strip().splitlines()
         if text and text[0].startswith("# "):
             text[0] = "#" + text[0]  # nest each script's title under the file's title
         sections += ["", *text]
-    out.write_text("\n".join(header + sections) + "\n")
+    out.write_text("\n".join(header + sections + long_running_section()) + "\n")
+    return out
+
+
+def refresh_long_running(out: Path) -> Path:
+    """Replace the long-running studies' section of ``out`` (appended if absent); the tables
+    measured by the last full run are kept as they are."""
+    text = out.read_text()
+    measured = text.split("\n" + LONG_RUNNING_HEADING + "\n")[0].rstrip("\n")
+    out.write_text(measured + "\n" + "\n".join(long_running_section()) + "\n")
     return out
 
 
@@ -157,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per benchmark script")
     parser.add_argument("--skip-scripts", action="store_true", help="only the split benchmark")
+    parser.add_argument(
+        "--refresh-long-running",
+        action="store_true",
+        help="measure nothing: copy the long-running studies' current tables into --out",
+    )
     args = parser.parse_args(argv)
+    if args.refresh_long_running:
+        print(f"wrote {refresh_long_running(Path(args.out))}")
+        return 0
     started = time.time()
     rows = [] if args.skip_scripts else run_scripts(args.timeout)
     t0 = time.perf_counter()
