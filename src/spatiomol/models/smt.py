@@ -227,7 +227,7 @@ class SMTEncoder(nn.Module):
         Gene tokens per region ``ℓ``.
     d_model, n_heads, n_layers : int
     d_out : int
-        Per-token output dimension (≤ 10).
+        Per-token output dimension (the paper: ≤ 10).
     dropout : float
         Attention, residual and FFN dropout.
     use_alibi, use_cls : bool
