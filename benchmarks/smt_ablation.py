@@ -94,6 +94,8 @@ FIELDS = (
 )
 
 #: switch id → hyperparameters it changes (applied on top of the model's default)
+#: the SMT family's shipped training protocol, as a switch over `ABLATION_BASELINE`
+SHIPPED_SMT: dict[str, Any] = {"hidden_norm": "layer", "batching": "region_blocks"}
 SWITCHES: dict[str, dict[str, Any]] = {
     "default": {},
     "min_steps=1000": {"min_steps": 1000},
@@ -131,19 +133,11 @@ SWITCHES: dict[str, dict[str, Any]] = {
     # a wider region embedding at the shipped defaults: p = L·d_out is 140 on hcp-s100 (14
     # tokens) and 50 on hcp-s400 (5 tokens), against the paper's 1,230 (123 tokens) and the
     # MLP's 512-wide first layer; d_out 40 (beyond the paper's ≤ 10) makes p 560 on hcp-s100
-    "layer-norm+full-budget+region_blocks+d_out=40": {
-        "hidden_norm": "layer",
-        "batching": "region_blocks",
-        "encoder_output_dim": 40,
-    },
+    "layer-norm+full-budget+region_blocks+d_out=40": {**SHIPPED_SMT, "encoder_output_dim": 40},
     # a learned absolute embedding per gene-token position (beyond the paper): the value
     # projection is shared by all tokens and ALiBi gives only distances, so without it the
     # encoder cannot tell which bin of genes a token holds
-    "layer-norm+full-budget+region_blocks+position": {
-        "hidden_norm": "layer",
-        "batching": "region_blocks",
-        "position_embedding": True,
-    },
+    "layer-norm+full-budget+region_blocks+position": {**SHIPPED_SMT, "position_embedding": True},
     "post-norm": {"norm_first": False},
     # not one of the issue's candidate causes: capacity, the smallest and most regularised
     # values of Table 4's grid (the SMT overfits within a few epochs on hcp-s100)
@@ -212,14 +206,17 @@ GOAL_PAIRS = (
     ("smt-cls:layer-norm+full-budget+region_blocks", "mlp-coords:full-budget"),
     ("smt:layer-norm+full-budget+region_blocks", "cm:searched"),
     ("smt-cls:layer-norm+full-budget+region_blocks", "cm:searched"),
-    ("smt:layer-norm+full-budget+region_blocks+d_out=40", "mlp:full-budget"),
-    ("smt-cls:layer-norm+full-budget+region_blocks+d_out=40", "mlp-coords:full-budget"),
-    ("smt:layer-norm+full-budget+region_blocks+d_out=40", "smt:layer-norm+full-budget+region_blocks"),
-    ("smt-cls:layer-norm+full-budget+region_blocks+d_out=40", "smt-cls:layer-norm+full-budget+region_blocks"),
-    ("smt:layer-norm+full-budget+region_blocks+position", "mlp:full-budget"),
-    ("smt-cls:layer-norm+full-budget+region_blocks+position", "mlp-coords:full-budget"),
-    ("smt:layer-norm+full-budget+region_blocks+position", "smt:layer-norm+full-budget+region_blocks"),
-    ("smt-cls:layer-norm+full-budget+region_blocks+position", "smt-cls:layer-norm+full-budget+region_blocks"),
+    # switches beyond the paper at the shipped SMT defaults: against the MLPs and the shipped SMT
+    *(
+        pair
+        for extra in ("d_out=40", "position")
+        for pair in (
+            (f"smt:layer-norm+full-budget+region_blocks+{extra}", "mlp:full-budget"),
+            (f"smt-cls:layer-norm+full-budget+region_blocks+{extra}", "mlp-coords:full-budget"),
+            (f"smt:layer-norm+full-budget+region_blocks+{extra}", "smt:layer-norm+full-budget+region_blocks"),
+            (f"smt-cls:layer-norm+full-budget+region_blocks+{extra}", "smt-cls:layer-norm+full-budget+region_blocks"),
+        )
+    ),
     ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget+lr=3e-4"),
     ("smt-cls:layer-norm+full-budget+lr=3e-4", "mlp-coords:full-budget+lr=3e-4"),
     ("smt:layer-norm+full-budget+lr=3e-4", "mlp:full-budget"),
