@@ -237,8 +237,8 @@ def test_goal_config_runs_every_goal_model_nested_on_random_and_spatial_splits()
     assert len(runs) == 80 and {r.split_type for r in runs} == {"random", "spatial"}
     assert all(r.settings_dict["tuning"] for r in runs)
     s400 = build_grid(load_config(Path(__file__).resolve().parents[2] / "configs" / "smt_goal_s400.yaml"))
-    # 3 models x 1 repeat x 4 random folds on hcp-s400, every run nested
-    assert len(s400) == 12 and {(r.dataset, r.split_type) for r in s400} == {("hcp-s400", "random")}
+    # 3 models x 2 repeats x 4 random folds on hcp-s400, every run nested
+    assert len(s400) == 24 and {(r.dataset, r.split_type) for r in s400} == {("hcp-s400", "random")}
     assert {r.model for r in s400} == {"smt-cls", "mlp-coords", "cm"} and all(r.settings_dict["tuning"] for r in s400)
 
 
