@@ -40,6 +40,21 @@ def test_run_from_flags_then_report(tmp_path, capsys):
     assert (out / "report.md").exists() and "8 run now" in capsys.readouterr().out
 
 
+def test_only_runs_a_slice_of_the_grid_and_bad_slices_exit_2(tmp_path, capsys):
+    out = tmp_path / "slice"
+    flags = ["run", "--dataset", DATASET, "--models", "cm,exp-decay", "--splits", "random", "--repeats", "2"]
+    flags += ["--folds", "4", "--inputs", "true", "--no-tuning", "--no-progress", "--out", str(out)]
+    assert main([*flags, "--only", "repeat=1", "--only", "model=cm", "--only", "fold=0,2"]) == 0
+    df = ResultsStore(out).load()
+    assert df["run_id"].nunique() == 2 and set(df["model"]) == {"cm"} and set(df["repeat"]) == {1}
+    assert sorted(set(df["fold"])) == [0, 2] and ResultsStore(out).read_manifest()["planned_runs"] == 16
+    assert "2 of 16 runs" in capsys.readouterr().out
+    assert main([*flags, "--only", "fold=4"]) == 2
+    assert "fold=4 is not in the grid (its fold values: 0, 1, 2, 3)" in capsys.readouterr().err
+    assert main([*flags, "--only", "fold"]) == 2
+    assert "--only expects FIELD=VALUE" in capsys.readouterr().err
+
+
 def test_bad_flags_and_files_exit_2_with_a_message(tmp_path, capsys):
     assert main(["run", "--dataset", DATASET, "--splits", "blocks", "--out", str(tmp_path / "y")]) == 2
     assert "'splits'" in capsys.readouterr().err

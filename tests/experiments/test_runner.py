@@ -116,3 +116,40 @@ def test_failures_are_recorded_and_the_grid_goes_on(tmp_path, make_grid_config):
         text = store.failure_path(spec.run_id).read_text()
         assert text.startswith(spec.label()) and "Traceback" in text and "alpha" in text
     assert store.done_ids() == set() and not any(store.claims_dir.glob("*.claim"))
+
+
+def test_grid_slices_run_one_after_another_add_up_to_the_whole_grid(sequential, config, tmp_path):
+    """Slices share the whole grid's run ids and seeds: two halves give the whole grid's rows
+    exactly, and the manifest records the whole grid after each half."""
+    whole = build_grid(config)
+    first = run_experiment(config, tmp_path, progress=False, only={"split_type": ["random"]}, log=lambda _: None)
+    assert first.planned == sum(s.split_type == "random" for s in whole) < len(whole)
+    manifest = ResultsStore(tmp_path).read_manifest()
+    assert manifest["planned_runs"] == len(whole) and manifest["run_ids"] == sorted(s.run_id for s in whole)
+    assert set(ResultsStore(tmp_path).load()["split_type"]) == {"random"}
+    run_experiment(config, tmp_path, progress=False, only={"split_type": "spatial"}, log=lambda _: None)
+    got = ResultsStore(tmp_path).load().drop(columns=TIMING)
+    key = ["run_id", "metric", "stratum"]
+    pd.testing.assert_frame_equal(
+        got.sort_values(key).reset_index(drop=True),
+        sequential.drop(columns=TIMING).sort_values(key).reset_index(drop=True),
+        check_exact=True,
+    )
+
+
+def test_grid_slice_errors_name_the_field_and_the_grids_values(config, tmp_path):
+    from spatiomol.experiments.grid import select_runs
+
+    grid = build_grid(config)
+    assert select_runs(grid, {"fold": ["1", 3], "model": "cm"}) == [
+        s for s in grid if s.fold in (1, 3) and s.model == "cm"
+    ]
+    with pytest.raises(ValueError, match=r"unknown field 'folds'.*repeat, fold"):
+        select_runs(grid, {"folds": [1]})
+    with pytest.raises(ValueError, match=r"fold=7 is not in the grid \(its fold values: 0, 1, 2, 3\)"):
+        select_runs(grid, {"fold": [7, 1]})
+    with pytest.raises(ValueError, match=r"'repeat' expects int values, got \['one'\]"):
+        select_runs(grid, {"repeat": ["one"]})
+    with pytest.raises(ValueError, match="model=mlp is not in the grid"):
+        run_experiment(config, tmp_path, progress=False, only={"model": ["mlp"]})
+    assert not (tmp_path / "manifest.json").exists()

@@ -12,6 +12,7 @@ import yaml
 
 from spatiomol.data.sources import split_source_list
 from spatiomol.experiments.config import ExperimentConfig, demo_config_path, load_config, split_names
+from spatiomol.experiments.grid import SLICE_FIELDS
 from spatiomol.experiments.runner import run_experiment, summary_text
 from spatiomol.experiments.transfer import run_transfer, transfer_table
 from spatiomol.nulls import NULL_DEFAULTS, NULL_METHODS
@@ -32,6 +33,19 @@ def _params(items: list[str] | None) -> dict[str, Any]:
         if not eq:
             raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
         out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _slice(items: list[str] | None) -> dict[str, list[str]] | None:
+    """``--only FIELD=V1,V2`` (repeatable) as `spatiomol.experiments.grid.select_runs` takes it."""
+    if not items:
+        return None
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, eq, values = item.partition("=")
+        if not eq or not values.strip():
+            raise ValueError(f"--only expects FIELD=VALUE[,VALUE...], got {item!r}")
+        out.setdefault(name.strip(), []).extend(split_names(values))
     return out
 
 
@@ -112,7 +126,14 @@ def _null_families(
 
 
 def _run(config: ExperimentConfig, out: str, args: argparse.Namespace) -> int:
-    summary = run_experiment(config, out, jobs=args.jobs, scheduler=args.scheduler, progress=not args.no_progress)
+    summary = run_experiment(
+        config,
+        out,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+        only=_slice(getattr(args, "only", None)),
+    )
     print(summary_text(summary))
     return 1 if summary.failed else 0
 
@@ -182,6 +203,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run an experiment grid (resumable) into a results folder")
     p.add_argument("config", nargs="?", help="experiment YAML/TOML (configs/full.yaml); flags override it")
     _add_run_flags(p)
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="FIELD=V[,V]",
+        help=f"run only this slice of the grid (repeatable; fields: {', '.join(SLICE_FIELDS)}), e.g. "
+        "--only repeat=1 --only model=smt-cls; the folder still records the whole grid, so slices add up to it",
+    )
     p.add_argument("--out", help="results folder (default runs/<config name>)")
     p.add_argument("--report", action="store_true", help="write the report when done")
     p.set_defaults(func=cmd_run)

@@ -29,6 +29,7 @@ source and predicts every edge of the target.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,6 +248,65 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
                                 seen.add(spec.run_id)
                                 specs.append(spec)
     return specs
+
+
+#: the `RunSpec` fields a grid slice (`select_runs`) filters on, and the type of their values
+SLICE_FIELDS: dict[str, type] = {
+    "dataset": str,
+    "model": str,
+    "split_type": str,
+    "repeat": int,
+    "fold": int,
+    "input": str,
+}
+
+
+def select_runs(specs: Sequence[RunSpec], only: Mapping[str, Iterable[Any]] | None) -> list[RunSpec]:
+    """The runs of ``specs`` whose fields all take one of the values ``only`` lists.
+
+    A slice runs part of a grid (one repeat, some folds, one model) without changing the
+    experiment: the run ids, seeds and splits are those of the whole grid, so the slice's
+    results are exactly the whole grid's runs, and slices run into one folder add up to it.
+
+    Parameters
+    ----------
+    specs : sequence of RunSpec
+        The grid (`build_grid`).
+    only : mapping of field name to values, optional
+        Keys among `SLICE_FIELDS`; values are converted to the field's type (``"1"`` → 1).
+        ``None`` or empty keeps every run.
+
+    Returns
+    -------
+    list of RunSpec
+        In the grid's order.
+
+    Raises
+    ------
+    ValueError
+        For a field not in `SLICE_FIELDS`, a value that cannot be converted, or a value
+        no run of the grid has (naming the field and the grid's values).
+    """
+    if not only:
+        return list(specs)
+    wanted: dict[str, set[Any]] = {}
+    for name, values in only.items():
+        if name not in SLICE_FIELDS:
+            raise ValueError(f"grid slice: unknown field {name!r}; expected one of {', '.join(SLICE_FIELDS)}")
+        kind = SLICE_FIELDS[name]
+        try:
+            chosen = {kind(v) for v in ([values] if isinstance(values, str | int) else values)}
+        except ValueError:
+            raise ValueError(f"grid slice: field {name!r} expects {kind.__name__} values, got {values!r}") from None
+        present = {getattr(s, name) for s in specs}
+        missing = sorted(chosen - present, key=str)
+        if missing:
+            have = ", ".join(str(v) for v in sorted(present, key=str))
+            raise ValueError(
+                f"grid slice: {name}={','.join(str(v) for v in missing)} is not in the grid (its {name} values: {have})"
+            )
+        wanted[name] = chosen
+    return [s for s in specs if all(getattr(s, name) in values for name, values in wanted.items())]
 
 
 def random_permutation(n_regions: int, seed: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -38,7 +38,7 @@ from spatiomol.evaluation import evaluate, make_splits, save_splits
 from spatiomol.evaluation.splits import Split
 from spatiomol.evaluation.tuning import select_and_fit
 from spatiomol.experiments.config import ExperimentConfig, null_family_label, resolved_nulls
-from spatiomol.experiments.grid import RunSpec, build_grid, random_permutation
+from spatiomol.experiments.grid import RunSpec, build_grid, random_permutation, select_runs
 from spatiomol.experiments.store import KEY_COLUMNS, ResultsStore
 from spatiomol.hashing import array_digest, canonical_json, expression_sha256, to_jsonable
 from spatiomol.models import registry
@@ -552,8 +552,9 @@ def run_experiment(
     scheduler: Any = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    only: Mapping[str, Iterable[Any]] | None = None,
 ) -> RunSummary:
-    """Run every not-yet-done cell of ``config``'s grid into ``results_dir``.
+    """Run every not-yet-done cell of ``config``'s grid (or of a slice of it) into ``results_dir``.
 
     Parameters
     ----------
@@ -568,15 +569,27 @@ def run_experiment(
         submitted to that cluster instead of joblib.
     progress : bool
         Show a tqdm bar over the grid with the last run's wall time.
+    log : callable
+        Receives one line per event (a failed run, the slice run).
+    only : mapping of field name to values, optional
+        Run only this slice of the grid (`spatiomol.experiments.grid.select_runs`), e.g.
+        ``{"repeat": [1], "model": ["smt-cls"]}``. The manifest still records the whole
+        grid, so slices run into one folder (at once or one after another) add up to the
+        whole experiment and its report; narrowing ``config.models`` instead would make
+        the manifest, and so the report, forget the other models' runs.
 
     Returns
     -------
     RunSummary
+        Counts over the slice.
     """
     config.validate()  # e.g. an unknown null family: a ValueError before any run or null is made
     store = ResultsStore(results_dir)
     store.root.mkdir(parents=True, exist_ok=True)
-    specs = build_grid(config)
+    grid = build_grid(config)
+    specs = select_runs(grid, only)
+    if only:
+        log(f"grid slice {dict(only)}: {len(specs)} of {len(grid)} runs")
     check_datasets_unchanged(config, store)
     fingerprints = prepare(config, specs, store, log=log)
     families = config.null_families()
@@ -590,8 +603,8 @@ def run_experiment(
             "permutation_seed": "sha256(['permutation', dataset, split, repeat, fold, seed])[:4]",
         },
         extra={
-            "planned_runs": len(specs),
-            "run_ids": sorted(s.run_id for s in specs),
+            "planned_runs": len(grid),
+            "run_ids": sorted(s.run_id for s in grid),
             "grid_config": config.to_dict(),
             "null_families": families,
         },
