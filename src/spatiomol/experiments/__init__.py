@@ -10,7 +10,7 @@ See ``docs/experiments.md``.
 """
 
 from spatiomol.experiments.config import TABLE3_VARIANTS, ExperimentConfig, demo_config_path, load_config
-from spatiomol.experiments.grid import RunSpec, build_grid, null_index_for
+from spatiomol.experiments.grid import SLICE_FIELDS, RunSpec, build_grid, null_index_for, select_runs
 from spatiomol.experiments.runner import fit_run, load_run_model, run_experiment, run_spec
 from spatiomol.experiments.store import ResultsStore, run_id
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
@@ -19,6 +19,7 @@ __all__ = [
     "ExperimentConfig",
     "ResultsStore",
     "RunSpec",
+    "SLICE_FIELDS",
     "TABLE3_VARIANTS",
     "build_grid",
     "demo_config_path",
@@ -30,6 +31,7 @@ __all__ = [
     "run_id",
     "run_spec",
     "run_transfer",
+    "select_runs",
     "shared_gene_brains",
     "transfer_table",
 ]
