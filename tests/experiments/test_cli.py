@@ -48,7 +48,7 @@ def test_only_runs_a_slice_of_the_grid_and_bad_slices_exit_2(tmp_path, capsys):
     df = ResultsStore(out).load()
     assert df["run_id"].nunique() == 2 and set(df["model"]) == {"cm"} and set(df["repeat"]) == {1}
     assert sorted(set(df["fold"])) == [0, 2] and ResultsStore(out).read_manifest()["planned_runs"] == 16
-    assert "2 of 16 runs" in capsys.readouterr().out
+    assert "grid slice repeat=1; model=cm; fold=0,2: 2 of 16 runs" in capsys.readouterr().out
     assert main([*flags, "--only", "fold=4"]) == 2
     assert "fold=4 is not in the grid (its fold values: 0, 1, 2, 3)" in capsys.readouterr().err
     assert main([*flags, "--only", "fold"]) == 2

@@ -589,7 +589,8 @@ def run_experiment(
     grid = build_grid(config)
     specs = select_runs(grid, only)
     if only:
-        log(f"grid slice {dict(only)}: {len(specs)} of {len(grid)} runs")
+        named = "; ".join(f"{k}={','.join(map(str, [v] if isinstance(v, str | int) else v))}" for k, v in only.items())
+        log(f"grid slice {named}: {len(specs)} of {len(grid)} runs")
     check_datasets_unchanged(config, store)
     fingerprints = prepare(config, specs, store, log=log)
     families = config.null_families()
