@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import io
 import os
 import platform
@@ -364,14 +365,20 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def append_row(path: Path, record: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> None:
-    """Rewrite ``path`` with one more row, atomically (a killed run loses at most this fit)."""
-    rows = read_rows(path) + [{k: record[k] for k in fields}]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
+    """Rewrite ``path`` with one more row, atomically (a killed run loses at most this fit).
+
+    Holds an exclusive lock on ``<path>.lock`` from the read to the rename, so several
+    processes (e.g. one per model) can append to one file without losing each other's rows.
+    """
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = read_rows(path) + [{k: record[k] for k in fields}]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_path(path) as tmp:
+            tmp.write_text(buffer.getvalue())
 
 
 def fmt(values: list[float]) -> str:
