@@ -32,7 +32,13 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 #: resumable studies that take hours (run on their own; they write their own results/*.md,
 #: which results.md carries as last written, under `LONG_RUNNING_HEADING`)
-LONG_RUNNING = ("smt_ablation.py", "null_calibration.py", "smt_learning_curve.py", "protocol_cost.py")
+LONG_RUNNING = (
+    "smt_ablation.py",
+    "null_calibration.py",
+    "smt_learning_curve.py",
+    "protocol_cost.py",
+    "selection_rules.py",
+)
 LONG_RUNNING_HEADING = "## Long-running studies (tables as last written by their own runs, not re-measured here)"
 
 
