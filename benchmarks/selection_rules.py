@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from smt_ablation import RESULTS, append_row, fmt, load_brain, read_rows
+from smt_ablation import RESULTS, append_rows, fmt, load_brain, read_rows
 from spatiomol.data.brain import Brain
 from spatiomol.evaluation.metrics import pearson_r
 from spatiomol.evaluation.splits import make_splits
@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 if (model, split.repeat, split.fold) in done:
                     continue
                 rows = candidate_rows(brain, split, model, args.n_configs)
-                for row in rows:
-                    append_row(csv_path, row, fields=FIELDS)
+                # one write per (split, model): a kill never leaves a unit with some candidates only
+                append_rows(csv_path, rows, fields=FIELDS)
                 chosen = picks([{k: str(v) for k, v in row.items()} for row in rows])
                 print(
                     f"r{split.repeat} f{split.fold} {model}: "

@@ -365,14 +365,19 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def append_row(path: Path, record: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> None:
-    """Rewrite ``path`` with one more row, atomically (a killed run loses at most this fit).
+    """Rewrite ``path`` with one more row, atomically (a killed run loses at most this fit)."""
+    append_rows(path, [record], fields)
+
+
+def append_rows(path: Path, records: list[dict[str, Any]], fields: tuple[str, ...] = FIELDS) -> None:
+    """Rewrite ``path`` with ``records`` added, all or none (atomically).
 
     Holds an exclusive lock on ``<path>.lock`` from the read to the rename, so several
     processes (e.g. one per model) can append to one file without losing each other's rows.
     """
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = read_rows(path) + [{k: record[k] for k in fields}]
+        rows = read_rows(path) + [{k: record[k] for k in fields} for record in records]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
