@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     out_csv = RESULTS / "protocol_cost.csv"
     rows = _read(out_csv)
     measured = {(r["model"], r["input"], r["settings_sha256"]): r for r in rows if r["dataset"] == args.dataset}
+    if args.remeasure and not args.summary_only and Path(args.work).is_dir() and any(Path(args.work).iterdir()):
+        # the runner skips runs already stored there, which would record them at ~0 CPU s
+        parser.error(f"--remeasure needs an empty --work folder; {args.work} already holds runs")
     if not args.summary_only:
         store = ResultsStore(args.work)
         store.root.mkdir(parents=True, exist_ok=True)
@@ -145,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
                 "status": result["status"],
             }
             print(f"{spec.label()}: {result['status']}, {cpu:.1f} CPU s", flush=True)
-            key = (args.dataset, spec.model, spec.input, row["settings_sha256"])
-            rows = [r for r in rows if (r["dataset"], r["model"], r["input"], r["settings_sha256"]) != key]
+            key = (spec.model, spec.input, row["settings_sha256"])
+            rows = [
+                r for r in rows if (r["dataset"], r["model"], r["input"], r["settings_sha256"]) != (args.dataset, *key)
+            ]
             rows.append(row)
-            measured[(spec.model, spec.input, row["settings_sha256"])] = row
+            measured[key] = row
             _write(out_csv, rows)
     write_summary(args, config, counts, samples, measured, settings_key)
     return 0
