@@ -33,6 +33,7 @@ RESULTS = HERE / "results"
 #: resumable studies that take hours (run on their own; they write their own results/*.md,
 #: which results.md carries as last written, under `LONG_RUNNING_HEADING`)
 LONG_RUNNING = (
+    "training_recipe.py",
     "smt_ablation.py",
     "null_calibration.py",
     "smt_learning_curve.py",

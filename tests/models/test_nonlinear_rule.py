@@ -2,7 +2,10 @@
 
 Rule: cos(z_i·w)·cos(z_j·w) + exp(-|z_i - z_j|²/2) of latent gene programs z, which no
 bilinear form of X represents. Both the MLP and the SMT must beat the low-rank bilinear
-baseline on held-out test regions by a clear margin (r + 0.2, MSE × 0.8).
+baseline on held-out test regions by a clear margin (r + 0.2, MSE × 0.8) on *every* one
+of 16 seeds (seed = brain, split and model seed): a fit that gets stuck on some seeds, or
+only on some CPUs' floating-point paths, fails this test. The training recipe was chosen
+on seeds 0–23 (benchmarks/training_recipe.py); these are other seeds.
 """
 
 from __future__ import annotations
@@ -46,10 +49,13 @@ NEURAL = {
 }
 
 
-@pytest.fixture(scope="module")
-def planted():
-    brain = make_synthetic_brain(160, 16, rule="nonlinear", rank=2, seed=0)
-    perm = np.random.default_rng(0).permutation(160)
+SEEDS = range(100, 116)
+
+
+def planted_case(seed: int):
+    """Brain, training / validation regions, test edges and the bilinear baseline's predictions."""
+    brain = make_synthetic_brain(160, 16, rule="nonlinear", rank=2, seed=seed)
+    perm = np.random.default_rng(seed).permutation(160)
     test, val, train = np.sort(perm[:40]), np.sort(perm[40:60]), np.sort(perm[60:])
     i, j = brain.pairs(test)
     baseline = BilinearLowRank(rank=10).fit(brain, train, val).predict(brain, i, j)
@@ -57,11 +63,15 @@ def planted():
 
 
 @pytest.mark.parametrize("name", list(NEURAL))
-def test_neural_model_beats_bilinear_low_rank(planted, name):
-    brain, train, val, i, j, baseline = planted
-    y = brain.targets(i, j)
-    predicted = make_model(name, **NEURAL[name]).fit(brain, train, val).predict(brain, i, j)
-    r_base, r_model = np.corrcoef(baseline, y)[0, 1], np.corrcoef(predicted, y)[0, 1]
-    mse_base, mse_model = np.mean((baseline - y) ** 2), np.mean((predicted - y) ** 2)
-    assert r_model > r_base + 0.2, (r_model, r_base)
-    assert mse_model < 0.8 * mse_base, (mse_model, mse_base)
+def test_neural_model_beats_bilinear_low_rank_on_every_seed(name):
+    failures = []
+    for seed in SEEDS:
+        brain, train, val, i, j, baseline = planted_case(seed)
+        y = brain.targets(i, j)
+        model = make_model(name, **NEURAL[name], seed=seed).fit(brain, train, val)
+        predicted = model.predict(brain, i, j)
+        r_base, r_model = np.corrcoef(baseline, y)[0, 1], np.corrcoef(predicted, y)[0, 1]
+        mse_base, mse_model = np.mean((baseline - y) ** 2), np.mean((predicted - y) ** 2)
+        if not (r_model > r_base + 0.2 and mse_model < 0.8 * mse_base) or model.history_.not_trained:
+            failures.append((seed, round(r_model, 3), round(r_base, 3), model.history_.not_trained))
+    assert not failures, f"{name}: seeds that failed (seed, r, baseline r, not-trained reasons): {failures}"

@@ -39,7 +39,7 @@ from spatiomol.evaluation.splits import Split
 from spatiomol.evaluation.tuning import select_and_fit
 from spatiomol.experiments.config import ExperimentConfig, null_family_label, resolved_nulls
 from spatiomol.experiments.grid import RunSpec, build_grid, random_permutation, select_runs
-from spatiomol.experiments.store import KEY_COLUMNS, ResultsStore
+from spatiomol.experiments.store import CHECK_NONE, CHECK_NOT_TRAINED, CHECK_TRAINED, KEY_COLUMNS, ResultsStore
 from spatiomol.hashing import array_digest, canonical_json, expression_sha256, to_jsonable
 from spatiomol.models import registry
 from spatiomol.models.base import ConnectivityModel
@@ -352,6 +352,7 @@ def compute_run(spec: RunSpec, store: ResultsStore) -> tuple[dict[str, Any], Con
         "hyperparameters": fitted.hyperparameters,
         "n_parameters": int(getattr(fitted.model, "n_parameters_", -1)),
         "fit_seconds": fitted.fit_seconds,
+        "training_check": training_check(fitted.model),
         "predictions": {
             "i": data.i,
             "j": data.j,
@@ -360,6 +361,17 @@ def compute_run(spec: RunSpec, store: ResultsStore) -> tuple[dict[str, Any], Con
         },
     }
     return record, fitted.model
+
+
+def training_check(model: ConnectivityModel) -> str:
+    """The store's `training_check` of a fitted model: n/a without a training history
+    (closed-form models), else trained / not trained with the diagnosis' reasons."""
+    history = getattr(model, "history_", None)
+    if history is None or not hasattr(history, "not_trained"):
+        return CHECK_NONE
+    if history.not_trained:
+        return f"{CHECK_NOT_TRAINED}: " + "; ".join(history.not_trained)
+    return CHECK_TRAINED
 
 
 # ------------------------------------------------------------- saved models
@@ -433,7 +445,8 @@ def execute_run(spec: RunSpec, results_dir: str, save_model: bool = False) -> di
     -------
     dict with ``run_id``, ``label``, ``status`` ("done", "skipped" when already stored,
     "claimed" when another live process is computing it, or "failed"), ``seconds``
-    (wall time of the whole run) and ``error`` (failures only).
+    (wall time of the whole run), ``error`` (failures only) and ``training_check`` (done
+    runs: the store's `training_check`).
     """
     store = ResultsStore(results_dir)
     rid = spec.run_id
@@ -455,7 +468,12 @@ def execute_run(spec: RunSpec, results_dir: str, save_model: bool = False) -> di
             store.write_failure(rid, f"{spec.label()}\n{canonical_json(spec.key)}\n\n{traceback.format_exc()}")
             return {**result, "status": "failed", "seconds": time.perf_counter() - t0, "error": _error(err)}
     store.clear_failure(rid)
-    return {**result, "status": "done", "seconds": time.perf_counter() - t0}
+    return {
+        **result,
+        "status": "done",
+        "seconds": time.perf_counter() - t0,
+        "training_check": record["training_check"],
+    }
 
 
 def _error(err: BaseException) -> str:
@@ -468,7 +486,8 @@ class RunSummary:
     """What `run_specs` / `run_experiment` did.
 
     ``by_others`` counts runs this call found claimed by another process and that the
-    other process then finished.
+    other process then finished. ``not_trained`` lists the results of the runs done here
+    whose fit did not train (stored, scored, and flagged in the report).
     """
 
     results_dir: Path
@@ -477,6 +496,7 @@ class RunSummary:
     done: int = 0
     by_others: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)
+    not_trained: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     run_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -653,6 +673,9 @@ def run_specs(
                     log(f"FAILED {result['label']}: {result['error']}")
                 elif status == "done":
                     summary.done += 1
+                    if result["training_check"].startswith(CHECK_NOT_TRAINED):
+                        summary.not_trained.append(result)
+                        log(f"NOT TRAINED {result['label']}: {result['training_check']}")
                     summary.run_seconds[result["label"]] = result["seconds"]
                 else:  # stored by another process meanwhile
                     summary.by_others += 1
@@ -732,11 +755,15 @@ def summary_text(summary: RunSummary) -> str:
         f"runs: {summary.planned} planned, {summary.already_done} already done, {summary.done} run now, "
         f"{len(summary.failed)} failed{others}, {summary.seconds:.1f} s",
     ]
+    if summary.not_trained:
+        lines.append(f"WARNING: {len(summary.not_trained)} fits did not train (flagged in the store and the report)")
     if summary.run_seconds:
         t = np.array(list(summary.run_seconds.values()))
         lines.append(f"seconds per run: median {np.median(t):.2f}, max {t.max():.2f}")
     for f in summary.failed[:10]:
         lines.append(f"  failed: {f['label']}: {f['error']}")
+    for f in summary.not_trained[:10]:
+        lines.append(f"  not trained: {f['label']}: {f['training_check']}")
     return "\n".join(lines)
 
 

@@ -66,7 +66,19 @@ KEY_COLUMNS = (
 #: columns describing a run, constant over its rows; ``null_family`` labels the null family
 #: of a ``"null"`` run (derived from its settings, `spatiomol.experiments.config.null_family_label`;
 #: ``""`` for other inputs)
-RUN_COLUMNS = ("run_id", *KEY_COLUMNS, "null_family", "hyperparameters", "n_parameters", "fit_seconds")
+RUN_COLUMNS = (
+    "run_id",
+    *KEY_COLUMNS,
+    "null_family",
+    "hyperparameters",
+    "n_parameters",
+    "fit_seconds",
+    "training_check",
+)
+#: `training_check` values: a fit with no training diagnosis (closed-form models, and parts
+#: written before the check existed), one that trained, and the prefix of one that did not
+#: (followed by the reasons of `spatiomol.models.training.training_diagnosis`)
+CHECK_NONE, CHECK_TRAINED, CHECK_NOT_TRAINED = "n/a", "trained", "not trained"
 #: one row per metric and stratum
 METRIC_COLUMNS = ("metric", "stratum", "value", "n_edges")
 COLUMNS = (*RUN_COLUMNS, *METRIC_COLUMNS)
@@ -321,6 +333,7 @@ class ResultsStore:
         hyperparameters: Mapping[str, Any],
         n_parameters: int,
         fit_seconds: float,
+        training_check: str = CHECK_NONE,
         predictions: Mapping[str, np.ndarray] | None = None,
     ) -> Path:
         """Record one finished run atomically; returns the part file's path.
@@ -333,6 +346,8 @@ class ResultsStore:
         hyperparameters : the configuration the model was fitted with (stored as JSON).
         n_parameters : learned parameter count of the fitted model.
         fit_seconds : wall time of selection + fitting, s.
+        training_check : `CHECK_NONE`, `CHECK_TRAINED`, or `CHECK_NOT_TRAINED` + ": " + the
+            reasons (`spatiomol.models.training.training_diagnosis`) of the final fit.
         predictions : optional arrays (e.g. ``i, j, y_pred, y_true``) saved before the
             part so that a done run always has its predictions.
         """
@@ -352,6 +367,7 @@ class ResultsStore:
             "hyperparameters": canonical_json(dict(hyperparameters)),
             "n_parameters": int(n_parameters),
             "fit_seconds": float(fit_seconds),
+            "training_check": str(training_check),
         }
         frame = pd.DataFrame([{**run_fields, **{m: r[m] for m in METRIC_COLUMNS}} for r in rows], columns=list(COLUMNS))
         frame = _coerce(frame)
@@ -481,12 +497,15 @@ def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     if "null_family" not in frame:  # parts written before families had labels
         frame["null_family"] = [run_null_family(s, i) for s, i in zip(frame["settings"], frame["input"])]
+    if "training_check" not in frame:  # parts written before fits were checked
+        frame["training_check"] = CHECK_NONE
     for c in ("repeat", "fold", "null_index", "seed", "n_parameters"):
         frame[c] = frame[c].astype("int64")
     for c in ("fit_seconds", "value"):
         frame[c] = frame[c].astype("float64")
     frame["n_edges"] = frame["n_edges"].astype("int64")
     text = ("run_id", "dataset", "model", "split_type", "input", "null_family", "settings", "hyperparameters")
+    text += ("training_check",)
     for c in (*text, "metric", "stratum"):
         frame[c] = frame[c].astype(str)
     return frame[list(COLUMNS)]

@@ -34,7 +34,7 @@ def region_embeddings(model, brain: Brain) -> np.ndarray:
         if not hasattr(model, "network_"):
             raise ValueError("MLP is not fitted; fit it (or load a saved run model) first")
         brain = model._align_genes(brain)
-        features = model._region_tensors(brain)["features"].double()
+        features = model._network_inputs(brain)["features"].double()
         first = model.network_.body[0]
         with torch.no_grad():
             weight = first.weight.detach().cpu().double()

@@ -160,6 +160,10 @@ class PairMLPNetwork(nn.Module):
         """
         return pair_head(self.body, region_tensors["features"], i, j, symmetric)
 
+    def output_layer(self) -> nn.Linear:
+        """The last layer (→ 1 output), which training may start at the target mean."""
+        return self.body[-1]
+
     def forward_per_pair(
         self, region_tensors: dict[str, torch.Tensor], i: torch.Tensor, j: torch.Tensor, symmetric: bool = True
     ) -> torch.Tensor:
@@ -209,6 +213,18 @@ class MLP(NeuralConnectivityModel):
     lr_drop_epochs : sequence of int
         Epochs at whose start the learning rate halves, in a fit without validation
         regions (set by tuning from `refit_params`; empty by default).
+    output_init : {"target_mean", "default"}
+        Start the output layer at weight 0 and bias = the training targets' mean, so the
+        fit starts as the constant predictor at the mean (default), or keep torch's
+        initialisation (the paper's). See `spatiomol.models.training.start_at_target_mean`.
+    clip_grad_norm : float
+        Clip the gradients' global L2 norm to this before every step (0 = off; default 1.0).
+    standardize_expression : bool
+        Standardise each gene's expression (mean 0, SD 1 over the training regions, the
+        same statistics applied at prediction) before it enters the network; False
+        (default, the paper's) feeds ``brain.X`` as stored. It rescues a small SMT with a
+        LayerNorm decoder and dropout that otherwise stays flat, but costs the SMT accuracy
+        elsewhere (docs/models_neural.md, "Training recipe").
     batching : {"random", "region_blocks"}
     pair_orders : {"averaged", "both"}
         Training samples: one per edge with both orders averaged, or one per order.
@@ -256,6 +272,9 @@ class MLP(NeuralConnectivityModel):
         refit_epochs: str = "budget",
         refit_schedule: str = "constant",
         lr_drop_epochs: Sequence[int] = (),
+        output_init: str = "target_mean",
+        clip_grad_norm: float = 1.0,
+        standardize_expression: bool = False,
         batching: str = "random",
         pair_orders: str = "averaged",
         aug_prob: float = 0.0,
@@ -284,6 +303,9 @@ class MLP(NeuralConnectivityModel):
         self.refit_epochs = refit_epochs
         self.refit_schedule = refit_schedule
         self.lr_drop_epochs = lr_drop_epochs
+        self.output_init = output_init
+        self.clip_grad_norm = clip_grad_norm
+        self.standardize_expression = standardize_expression
         self.batching = batching
         self.pair_orders = pair_orders
         self.aug_prob = aug_prob

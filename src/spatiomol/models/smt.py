@@ -312,6 +312,10 @@ class SMTNetwork(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.decoder = nn.Sequential(*layers)
 
+    def output_layer(self) -> nn.Linear:
+        """The decoder's last layer (→ 1 output), which training may start at the target mean."""
+        return self.decoder[-1]
+
     def encode_regions(
         self, region_tensors: dict[str, torch.Tensor], regions: torch.Tensor, chunk_size: int | None = None
     ) -> torch.Tensor:
@@ -432,8 +436,8 @@ class SMT(NeuralConnectivityModel):
     hidden_norm : {"batch", "layer"}
         Normalisation in every decoder layer (`spatiomol.models.mlp.HIDDEN_NORMS`).
     learning_rate, weight_decay, batch_size, epochs, patience, min_steps, max_steps,
-    early_stopping, stop_metric, lr_schedule, refit_epochs, refit_schedule, lr_drop_epochs, batching,
-    pair_orders, num_threads :
+    early_stopping, stop_metric, lr_schedule, refit_epochs, refit_schedule, lr_drop_epochs, output_init,
+    clip_grad_norm, standardize_expression, batching, pair_orders, num_threads :
         As in `spatiomol.models.mlp.MLP`; see `spatiomol.models.training`. ``batching``
         defaults to ``"region_blocks"`` here (the MLP's to ``"random"``): a batch touches
         ~2√B regions, so the encoder runs on far fewer regions per step.
@@ -499,6 +503,9 @@ class SMT(NeuralConnectivityModel):
         refit_epochs: str = "budget",
         refit_schedule: str = "constant",
         lr_drop_epochs: Sequence[int] = (),
+        output_init: str = "target_mean",
+        clip_grad_norm: float = 1.0,
+        standardize_expression: bool = False,
         batching: str = "region_blocks",
         pair_orders: str = "averaged",
         aug_prob: float = 0.3,
@@ -537,6 +544,9 @@ class SMT(NeuralConnectivityModel):
         self.refit_epochs = refit_epochs
         self.refit_schedule = refit_schedule
         self.lr_drop_epochs = lr_drop_epochs
+        self.output_init = output_init
+        self.clip_grad_norm = clip_grad_norm
+        self.standardize_expression = standardize_expression
         self.batching = batching
         self.pair_orders = pair_orders
         self.aug_prob = aug_prob

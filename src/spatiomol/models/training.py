@@ -85,6 +85,7 @@ import copy
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -116,6 +117,15 @@ REFIT_EPOCHS = ("best", "budget")
 STOP_METRICS = ("mse", "pearson")
 #: factor of every learning-rate drop (ReduceLROnPlateau and its replay in the refit)
 LR_DROP_FACTOR = 0.5
+#: "target_mean": the output layer starts at weight 0 and bias = the training targets'
+#: mean (a constant predictor at the mean, so the first gradients are not the random
+#: offset's); "default": torch's initialisation of that layer (the paper's)
+OUTPUT_INITS = ("target_mean", "default")
+#: a fit is *not trained* when its losses never fall below this fraction of the first
+#: epoch's, or its predictions' SD on the training edges is below `STUCK_SD_FRACTION`
+#: of the targets' SD (`training_diagnosis`)
+STUCK_LOSS_FRACTION = 0.95
+STUCK_SD_FRACTION = 0.10
 SAVE_FORMAT = "spatiomol-neural-model/1"
 #: pairs per forward pass at prediction time (memory, not numbers: predictions are per pair)
 PREDICTION_CHUNK_PAIRS = 8192
@@ -192,8 +202,14 @@ class TrainingSettings:
     lr_drop_epochs: tuple[int, ...] = ()
     stop_metric: str = "mse"
     early_stopping: bool = True
+    output_init: str = "target_mean"
+    clip_grad_norm: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.output_init not in OUTPUT_INITS:
+            raise ValueError(f"output_init must be one of {OUTPUT_INITS}, got {self.output_init!r}")
+        if not float(self.clip_grad_norm) >= 0:
+            raise ValueError(f"clip_grad_norm must be >= 0 (0 = off), got {self.clip_grad_norm!r}")
         if self.stop_metric not in STOP_METRICS:
             raise ValueError(f"stop_metric must be one of {STOP_METRICS}, got {self.stop_metric!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -239,6 +255,7 @@ class TrainingHistory:
     patience: int = 0
     steps_per_epoch: int = 0
     steps: int = 0
+    not_trained: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -255,6 +272,7 @@ class TrainingHistory:
             "patience": self.patience,
             "steps_per_epoch": self.steps_per_epoch,
             "steps": self.steps,
+            "not_trained": list(self.not_trained),
         }
 
     def lr_drop_epochs(self, through: int | None = None) -> list[int]:
@@ -512,6 +530,8 @@ def train_epoch(
         loss = nn.functional.mse_loss(network(tensors, it, jt, symmetric=symmetric), yt)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if settings.clip_grad_norm > 0:
+            nn.utils.clip_grad_norm_(network.parameters(), settings.clip_grad_norm, foreach=True)
         optimizer.step()
         steps += 1
         loss_sum += loss.detach() * len(positions)
@@ -583,6 +603,8 @@ def train_network(
         history.notes.append("both orders of every training edge are separate samples")
     rng = np.random.default_rng(settings.seed)
     augmenter = make_augmenter(*samples, epochs) if make_augmenter is not None else None
+    if settings.output_init == "target_mean":
+        start_at_target_mean(network, float(np.mean(train_pairs[2])))
 
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, foreach=True
@@ -658,8 +680,67 @@ def train_network(
     if tracker.best_state is not None:
         network.load_state_dict(tracker.best_state)
     network.eval()
+    ti, tj, ty = train_pairs
+    fitted = predict_network(network, tensors, ti, tj, device=device, batch_size=settings.prediction_batch_size)
+    history.not_trained = training_diagnosis(history, float(np.std(fitted)), float(np.std(ty)))
+    if history.not_trained:
+        message = "neural fit did not train: " + "; ".join(history.not_trained)
+        history.notes.append(message)
+        warnings.warn(message, NotTrainedWarning, stacklevel=2)
     history.seconds = time.perf_counter() - start
     return history
+
+
+class NotTrainedWarning(UserWarning):
+    """A neural fit ended as (nearly) the constant predictor it started from (`training_diagnosis`)."""
+
+
+def start_at_target_mean(network: nn.Module, target_mean: float) -> None:
+    """Zero the weights of ``network.output_layer()`` and set its bias to ``target_mean``.
+
+    The network then starts as the constant predictor at the training targets' mean: the
+    first gradients carry the targets' structure instead of a random output offset (which,
+    20–200× larger than later gradients, inflates AdamW's second-moment estimate for ~1,000
+    steps and can leave the fit stuck; docs/models_neural.md, "Training recipe").
+    """
+    layer = network.output_layer()
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(target_mean)
+
+
+def training_diagnosis(history: TrainingHistory, prediction_sd: float, target_sd: float) -> list[str]:
+    """Why a finished fit counts as *not trained*; empty when it trained.
+
+    Parameters
+    ----------
+    history : TrainingHistory
+        Per-epoch training loss and, with validation regions, validation loss (MSE).
+    prediction_sd, target_sd : float
+        SD of the fitted network's predictions and of the targets over the training edges
+        (target units, e.g. Pearson r).
+
+    Returns
+    -------
+    list of str
+        One reason per failed check: the training loss (and the validation loss, when
+        there is one) never fell below `STUCK_LOSS_FRACTION` × its first epoch's value;
+        or ``prediction_sd < STUCK_SD_FRACTION × target_sd``. A validation loss that does
+        not fall while the training loss does is overfitting, not a failure to train, so
+        the loss check needs both to be flat; a one-epoch fit has no trend, so only the SD
+        check applies to it.
+    """
+    reasons = []
+    curves = [("training", history.train_loss)] + ([("validation", history.val_loss)] if history.val_loss else [])
+    flat = [name for name, losses in curves if min(losses) >= STUCK_LOSS_FRACTION * losses[0]]
+    if len(history.train_loss) >= 2 and len(flat) == len(curves):
+        reasons.append(f"{' and '.join(flat)} loss never fell below {STUCK_LOSS_FRACTION} x its first epoch's")
+    if target_sd > 0 and prediction_sd < STUCK_SD_FRACTION * target_sd:
+        reasons.append(
+            f"prediction SD on the training edges {prediction_sd:.3g} < {STUCK_SD_FRACTION} x "
+            f"the targets' {target_sd:.3g}"
+        )
+    return reasons
 
 
 def _pearson(prediction: np.ndarray, target: np.ndarray) -> float:
@@ -676,13 +757,17 @@ class NeuralConnectivityModel(ConnectivityModel):
     Subclasses must set the common hyperparameters ``learning_rate, weight_decay,
     batch_size, epochs, patience, min_steps, max_steps, early_stopping, stop_metric, lr_schedule, refit_epochs,
     refit_schedule,
-    lr_drop_epochs, batching, pair_orders, aug_prob, aug_style, device, num_threads,
-    seed, verbose`` in ``__init__`` and implement `_build_network`, `_region_tensors`
-    and (optionally) `_prepare_brain` / `_after_build`.
+    lr_drop_epochs, output_init, clip_grad_norm, standardize_expression, batching, pair_orders,
+    aug_prob, aug_style, device, num_threads, seed, verbose`` in ``__init__`` and implement
+    `_build_network`, `_region_tensors` and (optionally) `_prepare_brain` / `_after_build`. The network must expose
+    ``output_layer()`` (its last ``nn.Linear``, one output) for ``output_init``.
 
     Fitted attributes: ``network_`` (nn.Module), ``genes_`` (gene order the network
     reads), ``device_``, ``history_`` (`TrainingHistory`), ``notes_`` (list of str,
-    including the augmentation note), ``n_parameters_``.
+    including the augmentation note), ``n_parameters_``, ``expression_center_`` and
+    ``expression_scale_`` ((n_genes,) arrays, or None without ``standardize_expression``).
+    The network reads its inputs through `_network_inputs` (the standardisation applied),
+    never `_region_tensors` directly.
     """
 
     # ----------------------------------------------------- subclass hooks
@@ -724,6 +809,8 @@ class NeuralConnectivityModel(ConnectivityModel):
             lr_drop_epochs=tuple(int(e) for e in self.lr_drop_epochs),
             stop_metric=self.stop_metric,
             early_stopping=bool(self.early_stopping),
+            output_init=self.output_init,
+            clip_grad_norm=float(self.clip_grad_norm),
         )
 
     def _torch_context(self) -> Any:
@@ -742,8 +829,29 @@ class NeuralConnectivityModel(ConnectivityModel):
                 "(spatiomol.data.impute, or load_dataset(..., missing='mirror-interpolate'))"
             )
 
+    def _network_inputs(self, brain: Brain) -> dict[str, torch.Tensor]:
+        """The network's region tensors of ``brain`` (genes in the fitted order), its
+        expression standardised with the training regions' statistics when the fit did so
+        (``standardize_expression``)."""
+        center = getattr(self, "expression_center_", None)
+        if center is not None and self._reads_expression():
+            brain = brain.replace(X=(brain.X - center) / self.expression_scale_)
+        return self._region_tensors(brain)
+
     def _device_tensors(self, brain: Brain) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device_) for k, v in self._region_tensors(brain).items()}
+        return {k: v.to(self.device_) for k, v in self._network_inputs(brain).items()}
+
+    def _fit_expression_scaling(self, brain: Brain, train: np.ndarray) -> list[str]:
+        """Set ``expression_center_`` / ``expression_scale_`` (per gene, over the training
+        regions; a constant gene keeps scale 1), or None when not standardising; → notes."""
+        self.expression_center_ = self.expression_scale_ = None
+        if not (self.standardize_expression and self._reads_expression()):
+            return []
+        X = brain.X[train]
+        scale = X.std(axis=0)
+        self.expression_center_ = X.mean(axis=0)
+        self.expression_scale_ = np.where(scale > 0, scale, 1.0)
+        return [f"expression standardised per gene (mean 0, SD 1 over the {len(train)} training regions)"]
 
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
         canonical_style(self.aug_style)
@@ -773,7 +881,8 @@ class NeuralConnectivityModel(ConnectivityModel):
             )
             return augmenters[-1]
 
-        tensors = self._region_tensors(brain)
+        notes += self._fit_expression_scaling(brain, train)
+        tensors = self._network_inputs(brain)
         with self._torch_context():
             self.network_ = self._build_network(brain.n_genes)
             notes += self._after_build(brain.n_genes)
@@ -837,6 +946,9 @@ class NeuralConnectivityModel(ConnectivityModel):
             "state_dict": {k: v.detach().cpu() for k, v in self.network_.state_dict().items()},
             "history": _plain(self.history_.as_dict()),
             "notes": list(self.notes_),
+            "expression_scaling": None
+            if getattr(self, "expression_center_", None) is None
+            else {"center": self.expression_center_.tolist(), "scale": self.expression_scale_.tolist()},
         }
         torch.save(payload, path)
         return path
@@ -865,6 +977,9 @@ class NeuralConnectivityModel(ConnectivityModel):
         history = payload.get("history", {})
         model.history_ = TrainingHistory(**{k: v for k, v in history.items()})
         model.notes_ = list(payload.get("notes", []))
+        scaling = payload.get("expression_scaling")
+        model.expression_center_ = None if scaling is None else np.asarray(scaling["center"], dtype=np.float64)
+        model.expression_scale_ = None if scaling is None else np.asarray(scaling["scale"], dtype=np.float64)
         model.n_parameters_ = count_parameters(model.network_)
         return model
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spatiomol.experiments.store import ResultsStore
+from spatiomol.experiments.store import CHECK_NONE, CHECK_NOT_TRAINED, ResultsStore
 from spatiomol.nulls import CALIBRATED_METHODS
 from spatiomol.reports import figures, null_families, stats, tables, verdict
 from spatiomol.reports.document import Block, Bullets, Figure, Heading, Interactive, Paragraph, Quote, Table
@@ -138,6 +138,7 @@ def best_model(summary: pd.DataFrame, dataset: str, split_type: str, candidates=
     ]
     if candidates is not None:
         s = s[s["model"].isin(candidates)]
+    s = s[s["mean"].notna()]  # a constant predictor (a fit that did not train) has no r
     if s.empty:
         return None
     return str(s.loc[s["mean"].idxmax(), "model"])
@@ -308,10 +309,48 @@ def nulls_section(ctx: ReportContext, dataset: str) -> list[Block]:
 
 
 # ---------------------------------------------------------------------- tables
+def not_trained_counts(rows: pd.DataFrame, dataset: str) -> dict[str, tuple[int, int]]:
+    """Model → (fits flagged *not trained*, fits checked) over ``dataset``'s runs (true and
+    null inputs); models whose fits have no training check (closed-form) are left out."""
+    if "training_check" not in rows:
+        return {}
+    runs = rows.loc[rows["dataset"] == dataset, ["run_id", "model", "training_check"]].drop_duplicates("run_id")
+    runs = runs[runs["training_check"] != CHECK_NONE]
+    flagged = runs["training_check"].str.startswith(CHECK_NOT_TRAINED)
+    return {
+        str(model): (int(flagged[group.index].sum()), len(group)) for model, group in runs.groupby("model", sort=False)
+    }
+
+
+def not_trained_blocks(counts: dict[str, tuple[int, int]]) -> list[Block]:
+    """A warning naming each model with fits that did not train (nothing when none)."""
+    bad = {m: c for m, c in counts.items() if c[0]}
+    if not bad:
+        return []
+    listed = "; ".join(f"{tables.display(m)}: {k} of {n} fits" for m, (k, n) in bad.items())
+    return [
+        Paragraph(
+            f"**Warning: fits that did not train** ({listed}). Their training loss never fell below "
+            "0.95 x its first epoch's (nor the validation loss, where there was one), or their predictions' SD "
+            "on the training edges stayed below 10% of the targets' (`spatiomol.models.training."
+            "training_diagnosis`). They are included in every mean below; the column 'not trained' counts them "
+            "per model and the runs' `training_check` field (parts/*.parquet) names the reasons."
+        )
+    ]
+
+
 def table1_section(ctx: ReportContext, dataset: str) -> list[Block]:
     formatted, numeric = tables.table1(ctx.summary, dataset)
+    counts = not_trained_counts(ctx.rows, dataset)
+    if counts:
+        by_name = {tables.display(m): c for m, c in counts.items()}
+        formatted["not trained"] = [
+            f"{by_name[n][0]} of {by_name[n][1]}" if n in by_name else "–" for n in formatted.index
+        ]
+        numeric["not trained"] = [by_name[n][0] if n in by_name else np.nan for n in numeric.index]
+        numeric["fits checked"] = [by_name[n][1] if n in by_name else np.nan for n in numeric.index]
     numeric.to_csv(ctx.tables_dir / f"table1_{slug(dataset)}.csv")
-    blocks: list[Block] = [Heading("Table 1: global test performance", 3)]
+    blocks: list[Block] = [Heading("Table 1: global test performance", 3), *not_trained_blocks(counts)]
     if ctx.family is not None:
         others = (
             f", the first of the {len(ctx.families)} families run side by side; 'True input vs each null "
