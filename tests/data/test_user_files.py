@@ -10,9 +10,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from spatiomol.data.loading import load_brain, load_user_brain
+from spatiomol.data.sources import resolve_source
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.data.validation import validate_files
+
+
+def load_user_brain(expression, connectome, regions, subjects=None, **options):
+    """The user's files through the one way in: a mapping source."""
+    files = {"expression": expression, "connectome": connectome, "regions": regions}
+    if subjects is not None:
+        files["subjects"] = subjects
+    return resolve_source(files, **options)
 
 
 def _problems(paths, **kw):
@@ -150,7 +158,7 @@ def test_yaml_spec_with_relative_paths(user_files, small_brain):
     }
     path = user_files["regions"].parent / "brain.yaml"
     path.write_text(yaml.safe_dump(spec))
-    brain = load_brain(path)
+    brain = resolve_source(path)
     assert brain.name == "from-yaml"
     np.testing.assert_allclose(brain.Y, small_brain.Y, rtol=1e-12)
     assert brain.subjects.shape == (3, 12, 12)
@@ -169,7 +177,7 @@ def test_yaml_spec_with_tss_gene_order(user_files, data_mirror):
     }
     path = user_files["regions"].parent / "tss.yaml"
     path.write_text(yaml.safe_dump(spec))
-    brain = load_brain(path, mirror=data_mirror)
+    brain = resolve_source(path, mirror=data_mirror)
     # chr2, chr3, chr11, chr17, chr18, chr19, chr20, chr22 (GENCODE v27), unknown last
     assert brain.genes == ("GAD1", "SST", "BDNF", "GFAP", "MBP", "APOE", "SNAP25", "PVALB", "NOT_A_GENE")
     assert brain.provenance["gene_order"]["not_found"] == ["NOT_A_GENE"]
@@ -180,23 +188,23 @@ def test_yaml_spec_errors_name_the_file_and_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"expression": "e.csv", "connectome": "c.csv", "regoins": "r.csv"}))
     with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: unknown key\(s\) \['regoins'\]"):
-        load_brain(path)
+        resolve_source(path)
     path.write_text(yaml.safe_dump({"expression": "e.csv", "connectome": "c.csv"}))
     with pytest.raises(ValueError, match=r"missing required key\(s\) \['regions'\]"):
-        load_brain(path)
+        resolve_source(path)
     with pytest.raises(ValueError, match="neither a bundled dataset"):
-        load_brain(tmp_path / "nothing.txt")
+        resolve_source(tmp_path / "nothing.txt")
 
 
-def test_load_brain_names_unknown_options_and_the_accepted_ones(user_files):
+def test_resolve_source_names_unknown_options_and_the_accepted_ones(user_files):
     accepted = "['missing', 'gene_order', 'seed', 'mirror', 'fc_scale', 'n_neighbors']"
     with pytest.raises(
         ValueError,
         match=re.escape(
-            f"load_brain(bundled dataset 'hcp-s100'): unknown option(s) ['target_scale']; accepted options: {accepted}"
+            f"dataset 'hcp-s100' (bundled): unknown option(s) ['target_scale']; accepted options: {accepted}"
         ),
     ):
-        load_brain("hcp-s100", target_scale="fisher_z")
+        resolve_source("hcp-s100", target_scale="fisher_z")
     spec = {"expression": "expression.csv", "connectome": "connectome.csv", "regions": "regions.csv"}
     path = user_files["regions"].parent / "opts.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -204,15 +212,15 @@ def test_load_brain_names_unknown_options_and_the_accepted_ones(user_files):
     with pytest.raises(
         ValueError,
         match=re.escape(
-            f"load_brain({path}): unknown option(s) ['fc_scale', 'n_neigbors']; accepted options: {yaml_accepted}"
+            f"dataset '{path}' (yaml): unknown option(s) ['fc_scale', 'n_neigbors']; accepted options: {yaml_accepted}"
         ),
     ):
-        load_brain(path, fc_scale="fisher_z", n_neigbors=3)
-    assert load_brain(path, name="renamed").name == "renamed"  # accepted options still pass through
+        resolve_source(path, fc_scale="fisher_z", n_neigbors=3)
+    assert resolve_source(path, name="renamed").name == "renamed"  # accepted options still pass through
 
 
-def test_load_brain_accepts_a_bundled_name(data_mirror):
-    brain = load_brain("hcp-s100", mirror=data_mirror)
+def test_resolve_source_accepts_a_bundled_name(data_mirror):
+    brain = resolve_source("hcp-s100", mirror=data_mirror)
     assert (brain.n_regions, brain.n_genes) == (114, 810)
 
 

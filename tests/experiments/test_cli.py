@@ -71,7 +71,7 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
     import pandas as pd
     import yaml
 
-    from spatiomol.data.loading import load_brain
+    from spatiomol.data.sources import resolve_source
     from spatiomol.data.synthetic import make_synthetic_brain
     from spatiomol.evaluation import evaluate, make_splits
     from spatiomol.models.registry import make_model
@@ -132,7 +132,7 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
     null_runs = df[df["input"] == "null"].drop_duplicates("run_id")
     assert sorted(zip(null_runs["repeat"], null_runs["null_index"])) == [(0, 0)] * 4 + [(1, 1)] * 4
 
-    loaded = load_brain(str(spec))
+    loaded = resolve_source(str(spec))
     split = make_splits(loaded, "random", n_repeats=1, n_folds=4, seed=0)[0]
     i, j = split.test_pairs()
     model = make_model("cm").fit(loaded, split.train)
@@ -175,3 +175,17 @@ def test_demo_runs_the_packaged_config_from_any_directory(tmp_path, monkeypatch,
     expected = ExperimentConfig.from_dict(yaml.safe_load(packaged.read_text()))
     assert ran["config"] == expected == load_config(packaged) and ran["out"] == "d"
     assert ran["config"].datasets == ["hcp-s100"] and ran["config"].repeats == 1
+
+
+def test_every_command_takes_every_kind_of_source(tmp_path, capsys):
+    """`nulls` and `info` resolve sources as `run` does: a synthetic spec works everywhere."""
+    from spatiomol.cli.main import main
+    from spatiomol.data.sources import resolve_source
+    from spatiomol.nulls import NullSet
+
+    source = "synthetic:n_regions=60,n_genes=20,seed=3"
+    out = tmp_path / "n.npz"
+    assert main(["nulls", source, "--method", "moran", "--n", "30", "--top", "2", "--out", str(out)]) == 0
+    assert NullSet.load(out).permutations.shape == (2, 60)
+    assert main(["info", source]) == 0
+    assert f"{resolve_source(source).n_regions} regions" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from spatiomol.data.loading import load_brain
+from spatiomol.data.sources import resolve_source
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.evaluation import evaluate, make_splits
 from spatiomol.experiments import runner
@@ -80,7 +80,7 @@ def _config(dataset: str) -> ExperimentConfig:
 
 def _direct_pearsons(dataset: str) -> list[float]:
     """Pearson r of ``cm`` fitted directly on each fold of the dataset as read now (no cache)."""
-    b = load_brain(dataset)
+    b = resolve_source(dataset)
     out = []
     for split in make_splits(b, "random", n_repeats=1, n_folds=4, seed=7):
         i, j = split.test_pairs()
@@ -118,7 +118,7 @@ def test_an_edited_csv_gives_new_numbers_in_a_new_folder_and_is_refused_in_the_o
     np.testing.assert_allclose(got, _direct_pearsons(dataset), rtol=1e-9)
     assert not np.allclose(got, before)
     fresh = ResultsStore(tmp_path / "after").read_manifest()["datasets"][dataset]
-    assert fresh["Y_sha256"] == _digest(load_brain(dataset).Y) != recorded["Y_sha256"]
+    assert fresh["Y_sha256"] == _digest(resolve_source(dataset).Y) != recorded["Y_sha256"]
 
     # the old folder refuses the edited data and is left as it was
     old = ResultsStore(tmp_path / "before")

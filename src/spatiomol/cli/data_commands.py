@@ -8,7 +8,7 @@ from typing import Any
 from spatiomol.data.bundled_files import dataset_files, dataset_spec, fetch, list_datasets, registry
 from spatiomol.data.datasets import describe
 from spatiomol.data.impute import MISSING_METHODS
-from spatiomol.data.loading import load_brain, load_user_brain
+from spatiomol.data.sources import SYNTHETIC_PREFIX, resolve_source
 from spatiomol.data.validation import validate_files
 
 _SCALE_WORDS = {"r": "Pearson r", "fisher_z": "Fisher-z", "raw": "raw values"}
@@ -77,14 +77,15 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"missing": args.missing}
+    description = None
     if args.name in list_datasets():
         options["mirror"] = args.mirror
         description = dataset_spec(args.name)["description"]
-    else:
-        description = None
-        if options["missing"] is None:
-            options.pop("missing")
-    brain = load_brain(args.name, **options)
+    elif args.name.startswith(SYNTHETIC_PREFIX):
+        options = {}
+    elif options["missing"] is None:
+        options.pop("missing")
+    brain = resolve_source(args.name, **options)
     print(format_info(describe(brain), description))
     return 0
 
@@ -112,15 +113,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"- {p}")
         return 1
-    brain = load_user_brain(
-        args.expression,
-        args.connectome,
-        args.regions,
-        args.subjects,
-        target_kind=args.target_kind,
-        target_scale=args.target_scale,
-        missing="keep",
-    )
+    files = {"expression": args.expression, "connectome": args.connectome, "regions": args.regions}
+    if args.subjects:
+        files["subjects"] = args.subjects
+    brain = resolve_source(files, target_kind=args.target_kind, target_scale=args.target_scale, missing="keep")
     print("OK: no problems found")
     print(format_info(describe(brain)))
     return 0
@@ -134,7 +130,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_datasets)
 
     p = subparsers.add_parser("info", help="summary of a bundled dataset or a YAML naming your files")
-    p.add_argument("name", help="bundled dataset name (see `spatiomol datasets`) or path to a YAML file")
+    p.add_argument(
+        "name", help="bundled dataset name (see `spatiomol datasets`), path to a YAML file, or synthetic:key=value,..."
+    )
     p.add_argument("--mirror", default=None, help=mirror_help)
     p.add_argument(
         "--missing",

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "to the true brain (Algorithm 1, --cge-match) or the first TOP draws (--no-cge-match)."
         ),
     )
-    p.add_argument("dataset", help="bundled dataset name (see `spatiomol datasets`) or a user YAML file")
+    p.add_argument(
+        "dataset", help="bundled dataset name (see `spatiomol datasets`), a user YAML file, or synthetic:key=value,..."
+    )
     p.add_argument("--n", type=int, default=NULL_DEFAULTS["n"], help="nulls drawn (default %(default)s)")
     p.add_argument("--top", type=int, default=NULL_DEFAULTS["top"], help="nulls kept (default %(default)s)")
     p.add_argument(
@@ -65,10 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spatiomol.data.loading import load_brain
+    from spatiomol.data.sources import resolve_source
     from spatiomol.nulls import generate_nulls
 
-    brain = load_brain(args.dataset)
+    brain = resolve_source(args.dataset)
     start = time.perf_counter()
     nulls = generate_nulls(
         brain,

@@ -8,7 +8,6 @@ from spatiomol.data.bundled_files import fetch, list_datasets
 from spatiomol.data.datasets import load_dataset
 from spatiomol.data.genome import GENE_ORDERS, order_genes
 from spatiomol.data.impute import fill_missing
-from spatiomol.data.loading import load_brain
 from spatiomol.data.sources import resolve_source, source_digest, split_source_list
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.data.validation import validate_files
@@ -19,7 +18,6 @@ __all__ = [
     "fetch",
     "list_datasets",
     "load_dataset",
-    "load_brain",
     "validate_files",
     "fill_missing",
     "order_genes",

@@ -1,16 +1,17 @@
-"""Loading: a user's files or a dataset YAML (or a bundled name) as a `Brain`.
+"""Loading a user's files (named by a dataset YAML or a mapping with its keys) as a `Brain`.
 
-Dataset YAML
-------------
-Keys ``expression``, ``connectome``, ``regions`` (required; paths relative to the YAML's
-folder), ``subjects``, ``name``, ``target_kind``, ``target_scale``, ``missing``,
-``gene_order`` (optional). File formats: `spatiomol.data.readers`; checks:
+Private helpers of `spatiomol.data.sources.resolve_source`, the one public way in.
+
+Dataset YAML / mapping
+----------------------
+Keys ``expression``, ``connectome``, ``regions`` (required; in a YAML, paths relative to
+the YAML's folder), ``subjects``, ``name``, ``target_kind``, ``target_scale``,
+``missing``, ``gene_order`` (optional). File formats: `spatiomol.data.readers`; checks:
 `spatiomol.data.validation`.
 """
 
 from __future__ import annotations
 
-import inspect
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,9 @@ import numpy as np
 import yaml
 
 from spatiomol.data.brain import Brain
-from spatiomol.data.bundled_files import list_datasets
-from spatiomol.data.datasets import load_dataset
 from spatiomol.data.genome import order_genes
 from spatiomol.data.impute import fill_missing
 from spatiomol.data.validation import read_and_check
-from spatiomol.hashing import file_sha256
 
 YAML_KEYS = (
     "expression",
@@ -50,7 +48,7 @@ def _set_diagonal(Y: np.ndarray, target_scale: str) -> np.ndarray:
     return Y
 
 
-def load_user_brain(
+def load_user_files(
     expression: str | PathLike,
     connectome: str | PathLike,
     regions: str | PathLike,
@@ -152,68 +150,28 @@ def read_dataset_yaml(path: str | PathLike) -> tuple[dict[str, Any], dict[str, P
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from None
+    return spec, spec_files(spec, str(path), path.parent)
+
+
+def spec_files(spec: Any, origin: str, folder: Path) -> dict[str, Path]:
+    """The files a dataset mapping names (see `read_dataset_yaml`), checked.
+
+    ``origin`` names the mapping in errors (the YAML's path); relative paths are taken
+    from ``folder``.
+    """
     if not isinstance(spec, dict):
-        raise ValueError(f"{path}: expected a mapping with keys {list(YAML_KEYS)}")
+        raise ValueError(f"{origin}: expected a mapping with keys {list(YAML_KEYS)}")
     unknown = sorted(set(spec) - set(YAML_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; expected keys {list(YAML_KEYS)}")
+        raise ValueError(f"{origin}: unknown key(s) {unknown}; expected keys {list(YAML_KEYS)}")
     absent = [k for k in ("expression", "connectome", "regions") if not spec.get(k)]
     if absent:
-        raise ValueError(f"{path}: missing required key(s) {absent} (paths to the user's files)")
-    files = {
-        k: (path.parent / str(spec[k])) for k in ("expression", "connectome", "regions", "subjects") if spec.get(k)
-    }
-    return spec, files
+        raise ValueError(f"{origin}: missing required key(s) {absent} (paths to the user's files)")
+    return {k: (folder / str(spec[k])) for k in ("expression", "connectome", "regions", "subjects") if spec.get(k)}
 
 
-def _check_options(options: dict[str, Any], loader: Any, what: str) -> None:
-    """ValueError naming any option ``loader`` does not take as a keyword-only argument."""
-    accepted = [p.name for p in inspect.signature(loader).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"load_brain({what}): unknown option(s) {unknown}; accepted options: {accepted}")
-
-
-def load_brain(source: str | PathLike, **options: Any) -> Brain:
-    """A `Brain` from a bundled dataset name or a YAML file naming the user's files.
-
-    Parameters
-    ----------
-    source : str or path-like
-        A name from `spatiomol.data.bundled_files.list_datasets` (e.g. ``"hcp-s100"``), or a
-        path to a YAML file with keys ``expression``, ``connectome``, ``regions``
-        (required), ``subjects``, ``name``, ``target_kind``, ``target_scale``,
-        ``missing``, ``gene_order`` (optional). Relative paths in the YAML are relative to
-        the YAML file's folder.
-    **options
-        Passed on to `spatiomol.data.load_dataset` (bundled names: ``missing``,
-        ``gene_order``, ``seed``, ``mirror``, ``fc_scale``, ``n_neighbors``) or
-        `load_user_brain` (YAML: ``name``, ``target_kind``, ``target_scale``,
-        ``missing``, ``gene_order``, ``seed``, ``mirror``); they override the YAML's
-        values.
-
-    Returns
-    -------
-    Brain
-
-    Raises
-    ------
-    ValueError
-        Unknown source, bad YAML, or an option the loader does not accept (the message
-        names it and lists the accepted ones).
-    """
-    if isinstance(source, str) and source in list_datasets():
-        _check_options(options, load_dataset, f"bundled dataset {source!r}")
-        return load_dataset(source, **options)
-    path = Path(source)
-    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
-        raise ValueError(
-            f"{source!r} is neither a bundled dataset {list_datasets()} nor an existing "
-            "YAML file (.yaml/.yml) naming expression, connectome and regions files"
-        )
-    spec, files = read_dataset_yaml(path)
-    _check_options(options, load_user_brain, f"{path}")
+def load_spec(spec: dict[str, Any], files: dict[str, Path], **options: Any) -> Brain:
+    """`load_user_files` on the files of a dataset mapping; its optional keys, overridden by ``options``."""
     kwargs = {k: spec[k] for k in ("name", "target_kind", "target_scale", "missing", "gene_order") if k in spec}
     kwargs.update(options)
-    brain = load_user_brain(files["expression"], files["connectome"], files["regions"], files.get("subjects"), **kwargs)
-    return brain.with_note("spec", {"path": str(path.resolve()), "sha256": file_sha256(path)})
+    return load_user_files(files["expression"], files["connectome"], files["regions"], files.get("subjects"), **kwargs)

@@ -2,11 +2,18 @@
 
 A *source* is one of
 
-- a bundled dataset name (``"hcp-s100"``, see `spatiomol.data.bundled_files.list_datasets`);
-- a path to a user dataset YAML (read by `spatiomol.data.loading.load_brain`);
+- a bundled dataset name (``"hcp-s100"``, see `spatiomol.data.bundled_files.list_datasets`;
+  loaded by `spatiomol.data.datasets.load_dataset`);
+- a path to a user dataset YAML naming the user's files (`spatiomol.data.loading`);
+- a mapping with the YAML's keys (``{"expression": ..., "connectome": ..., "regions": ...}``;
+  relative paths from the working directory), e.g. files given on the command line;
 - ``"synthetic:key=value,..."``: keyword arguments of
   `spatiomol.data.synthetic.make_synthetic_brain` (integers, floats or text; ``name``
   defaults to the source string).
+
+`resolve_source` is the only way the CLI, the runner, reports and explain turn a source
+into a `Brain`; loader options (``missing``, ``target_scale``, ...) are its keyword
+arguments and part of the cache key.
 
 `resolve_source` caches brains per process keyed by *content* (`source_digest`), not by
 the string: a user who edits a CSV in a notebook, or on a long-lived Dask worker, gets
@@ -16,8 +23,10 @@ the new brain on the next call, while an unchanged source is served from the cac
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +34,16 @@ from spatiomol.data.brain import Brain
 from spatiomol.data.bundled_files import dataset_files, list_datasets, registry
 from spatiomol.data.datasets import load_dataset
 from spatiomol.data.genome import GENE_ORDERS, order_genes
-from spatiomol.data.loading import load_brain, read_dataset_yaml
+from spatiomol.data.loading import load_spec, load_user_files, read_dataset_yaml, spec_files
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.hashing import file_sha256, json_sha256
 
 SYNTHETIC_PREFIX = "synthetic:"
 #: brains kept per process (least recently used dropped first)
 _CACHE_SIZE = 32
+
+#: what a source may be (see the module docstring)
+Source = str | os.PathLike | Mapping[str, Any]
 
 _BRAINS: OrderedDict[tuple[str, str], Brain] = OrderedDict()
 _KEY_VALUE = re.compile(r"^\s*[A-Za-z_]\w*\s*=")
@@ -45,8 +57,43 @@ _BUNDLED_OPTIONS = {
 }
 
 
-def _is_synthetic(source: str) -> bool:
-    return source == SYNTHETIC_PREFIX.rstrip(":") or source.startswith(SYNTHETIC_PREFIX)
+def _is_synthetic(source: Source) -> bool:
+    return isinstance(source, str) and (source == SYNTHETIC_PREFIX.rstrip(":") or source.startswith(SYNTHETIC_PREFIX))
+
+
+def _kind(source: Source) -> str:
+    """``"synthetic"``, ``"bundled"``, ``"mapping"`` or ``"yaml"``; ValueError for anything else."""
+    if isinstance(source, Mapping):
+        return "mapping"
+    if _is_synthetic(source):
+        return "synthetic"
+    if isinstance(source, str) and source in list_datasets():
+        return "bundled"
+    path = Path(source)
+    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
+        raise ValueError(
+            f"dataset {str(source)!r} is neither a bundled dataset {list_datasets()}, an existing YAML file "
+            f"(.yaml/.yml) naming expression, connectome and regions files, nor '{SYNTHETIC_PREFIX}key=value,...'"
+        )
+    return "yaml"
+
+
+def _check_options(source: Source, kind: str, options: Mapping[str, Any]) -> None:
+    """ValueError naming any loader option the source's loader does not take, and the accepted ones."""
+    if kind == "synthetic":
+        accepted: list[str] = []
+    else:
+        loader = load_dataset if kind == "bundled" else load_user_files
+        accepted = [p.name for p in inspect.signature(loader).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"dataset {_label(source)!r} ({kind}): unknown option(s) {unknown}; accepted options: {accepted}"
+        )
+
+
+def _label(source: Source) -> str:
+    return str(dict(source)) if isinstance(source, Mapping) else str(source)
 
 
 def _parse_scalar(text: str) -> Any:
@@ -79,73 +126,89 @@ def _synthetic_kwargs(source: str) -> dict[str, Any]:
     return kwargs
 
 
-def source_digest(source: str) -> str:
+def source_digest(source: Source, **options: Any) -> str:
     """Hex SHA-256 of the content that defines the brain a source names.
 
     Parameters
     ----------
-    source : str
-        Bundled dataset name, path to a dataset YAML, or ``synthetic:key=value,...``.
+    source : str, path-like or mapping
+        Bundled dataset name, path to a dataset YAML, a mapping with the YAML's keys, or
+        ``synthetic:key=value,...``.
+    **options
+        Loader options (see `resolve_source`); ``mirror`` is left out (it only says where
+        the hash-checked files are).
 
     Returns
     -------
     str
         64 hex characters. Bundled dataset: its name, load options and the registry
-        SHA-256 of each of its files. YAML: the YAML's bytes and the bytes of every file
-        it names (file hashes are memoised on path, size and mtime, so repeated calls
-        are cheap and an edited file is re-read). Synthetic: the parsed arguments with
-        the defaults filled in.
+        SHA-256 of each of its files. YAML or mapping: the YAML's bytes (or the mapping)
+        and the bytes of every file it names (file hashes are memoised on path, size and
+        mtime, so repeated calls are cheap and an edited file is re-read). Synthetic: the
+        parsed arguments with the defaults filled in.
 
     Raises
     ------
     ValueError
         Malformed synthetic spec or unknown argument; a source that is neither a bundled
-        name nor an existing YAML file; a YAML file that does not parse.
+        name, a mapping nor an existing YAML file; a YAML file that does not parse; an
+        option the source's loader does not take.
     """
-    if _is_synthetic(source):
+    kind = _kind(source)
+    _check_options(source, kind, options)
+    chosen = {k: v for k, v in options.items() if k != "mirror"}
+    if kind == "synthetic":
         bound = inspect.signature(make_synthetic_brain).bind_partial(**_synthetic_kwargs(source))
         bound.apply_defaults()
         return json_sha256({"kind": "synthetic", "arguments": dict(bound.arguments)})
-    if source in list_datasets():
+    if kind == "bundled":
         shas = registry()["files"]
         return json_sha256(
             {
                 "kind": "bundled",
                 "name": source,
-                "options": _BUNDLED_OPTIONS,
+                "options": {**_BUNDLED_OPTIONS, **chosen},
                 "files": {role: shas[key]["sha256"] for role, key in dataset_files(source).items()},
             }
         )
-    path = Path(source)
-    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
-        raise ValueError(
-            f"dataset {source!r} is neither a bundled dataset {list_datasets()}, an existing YAML file "
-            f"(.yaml/.yml) naming expression, connectome and regions files, nor '{SYNTHETIC_PREFIX}key=value,...'"
-        )
-    _, named = read_dataset_yaml(path)
+    if kind == "yaml":
+        _, named = read_dataset_yaml(source)
+        defined: Any = {"yaml": file_sha256(source)}
+    else:
+        named = spec_files(dict(source), "dataset mapping", Path.cwd())
+        defined = {"mapping": {k: str(v) for k, v in source.items()}}
     # a named file that is missing hashes as None; loading it then reports the problem
     files = {role: (file_sha256(p) if p.is_file() else None) for role, p in named.items()}
-    return json_sha256({"kind": "yaml", "yaml": file_sha256(path), "files": files})
+    return json_sha256({"kind": kind, **defined, "files": files, "options": chosen})
 
 
-def resolve_source(source: str, *, gene_order: str = "as_given") -> Brain:
-    """The `Brain` a source names, cached per process by content.
+def resolve_source(source: Source, *, gene_order: str = "as_given", **options: Any) -> Brain:
+    """The `Brain` a source names, cached per process by content: the one way in.
 
     Parameters
     ----------
-    source : str
-        A bundled dataset name (``"hcp-s100"``), a path to a user dataset YAML, or
-        ``"synthetic:n_regions=40,n_genes=30,seed=1"`` (keyword arguments of
-        `spatiomol.data.synthetic.make_synthetic_brain`; ``name`` defaults to the source).
+    source : str, path-like or mapping
+        A bundled dataset name (``"hcp-s100"``), a path to a user dataset YAML, a mapping
+        with the YAML's keys (``expression``, ``connectome``, ``regions`` required;
+        ``subjects``, ``name``, ``target_kind``, ``target_scale``, ``missing``,
+        ``gene_order``), or ``"synthetic:n_regions=40,n_genes=30,seed=1"`` (keyword
+        arguments of `spatiomol.data.synthetic.make_synthetic_brain`; ``name`` defaults to
+        the source).
     gene_order : str
         ``"as_given"`` or another method of `spatiomol.data.genome.GENE_ORDERS`, applied
-        with `spatiomol.data.genome.order_genes` (seed 0).
+        with `spatiomol.data.genome.order_genes` (seed 0) after loading.
+    **options
+        Loader options: for a bundled name those of `spatiomol.data.datasets.load_dataset`
+        (``missing``, ``seed``, ``mirror``, ``fc_scale``, ``n_neighbors``); for a YAML or
+        mapping those of `spatiomol.data.loading.load_user_files` (``name``,
+        ``target_kind``, ``target_scale``, ``missing``, ``seed``, ``mirror``), overriding
+        the file's values; none for a synthetic spec.
 
     Returns
     -------
     Brain
-        The same object for the same content and gene order within a process; treat it
-        as immutable.
+        The same object for the same content, options and gene order within a process;
+        treat it as immutable.
 
     Raises
     ------
@@ -153,24 +216,35 @@ def resolve_source(source: str, *, gene_order: str = "as_given") -> Brain:
         See `source_digest`; unknown ``gene_order``; problems in a user's files.
     """
     if gene_order not in GENE_ORDERS:
-        raise ValueError(f"dataset {source!r}: gene_order must be one of {GENE_ORDERS}, got {gene_order!r}")
-    key = (source_digest(source), gene_order)
+        raise ValueError(f"dataset {_label(source)!r}: gene_order must be one of {GENE_ORDERS}, got {gene_order!r}")
+    key = (source_digest(source, **options), gene_order)
     if key in _BRAINS:
         _BRAINS.move_to_end(key)
         return _BRAINS[key]
-    if _is_synthetic(source):
-        try:
-            brain = make_synthetic_brain(**_synthetic_kwargs(source))
-        except (TypeError, ValueError) as err:  # e.g. a value of the wrong type or an unknown rule
-            raise ValueError(f"dataset {source!r}: {err}") from err
-    else:
-        brain = load_brain(source)
+    brain = _load(source, options)
     if gene_order != "as_given":
         brain = order_genes(brain, gene_order)
     _BRAINS[key] = brain
     while len(_BRAINS) > _CACHE_SIZE:
         _BRAINS.popitem(last=False)
     return brain
+
+
+def _load(source: Source, options: Mapping[str, Any]) -> Brain:
+    kind = _kind(source)
+    if kind == "synthetic":
+        try:
+            return make_synthetic_brain(**_synthetic_kwargs(source))
+        except (TypeError, ValueError) as err:  # e.g. a value of the wrong type or an unknown rule
+            raise ValueError(f"dataset {source!r}: {err}") from err
+    if kind == "bundled":
+        return load_dataset(source, **options)
+    if kind == "yaml":
+        spec, files = read_dataset_yaml(source)
+        brain = load_spec(spec, files, **options)
+        return brain.with_note("spec", {"path": str(Path(source).resolve()), "sha256": file_sha256(source)})
+    spec = dict(source)
+    return load_spec(spec, spec_files(spec, "dataset mapping", Path.cwd()), **options)
 
 
 def split_source_list(text: str) -> list[str]:
