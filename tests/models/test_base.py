@@ -153,5 +153,5 @@ def test_exp_decay_takes_a_free_amplitude_off_the_r_scale():
 
 
 def test_batch_size_below_two_is_refused(brain):
-    with pytest.raises(ValueError, match="batch_size must be at least 2"):
+    with pytest.raises(ValueError, match=r"'batch_size' parameter of MLP must be an int in the range \[2, inf\)"):
         make_model("mlp", batch_size=1, epochs=1, device="cpu").fit(brain, np.arange(18))

@@ -330,7 +330,7 @@ def test_hidden_norm_reaches_the_network_and_bad_values_are_rejected(brain, name
     assert torch.nn.BatchNorm1d not in kinds and torch.nn.LayerNorm in kinds
     prediction = model.predict(brain, np.array([12, 13]), np.array([14, 15]))
     assert np.all(np.isfinite(prediction))
-    with pytest.raises(ValueError, match="hidden_norm must be one of"):
+    with pytest.raises(ValueError, match="'hidden_norm' parameter of"):
         make_model(name, **tiny, epochs=1, hidden_norm="group").fit(brain, np.arange(12))
 
 
@@ -348,7 +348,7 @@ def test_pearson_stop_metric_keeps_the_epoch_of_the_highest_validation_r(brain):
     assert history.val_criterion[history.best_epoch] == pytest.approx(1 - restored, abs=1e-5)
     mse_model = make_model("mlp", **MLP_TINY, epochs=12, patience=12).fit(brain, train, val)
     assert mse_model.history_.val_criterion == mse_model.history_.val_loss
-    with pytest.raises(ValueError, match="stop_metric must be one of"):
+    with pytest.raises(ValueError, match="'stop_metric' parameter of"):
         make_model("mlp", **MLP_TINY, epochs=1, stop_metric="r2").fit(brain, train, val)
 
 
@@ -374,7 +374,7 @@ def test_budget_refit_takes_nothing_from_the_early_stopped_fit(brain):
     assert stopped.refit_params() == {} and not stopped.refit_uses_selection_fit()
     best = make_model("mlp", **MLP_TINY, epochs=30, patience=2).fit(brain, train, val)
     assert best.refit_params() == {"epochs": best.history_.best_epoch + 1}
-    with pytest.raises(ValueError, match="refit_epochs must be one of"):
+    with pytest.raises(ValueError, match="'refit_epochs' parameter of"):
         make_model("mlp", **{**MLP_TINY, "refit_epochs": "half"}, epochs=1).fit(brain, train, val)
 
 

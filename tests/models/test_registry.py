@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from importlib import resources
 
 import pytest
@@ -47,3 +48,34 @@ def test_table1_variants_sit_beside_their_plain_forms():
     assert registry.fixed_params("cm-paper") == {"features": "genes", "penalty": "paper"}
     assert registry.search_space("cm")[0]["penalty"] == "frobenius"
     assert len({registry.display_name(n) for n in rows}) == len(rows)
+
+
+def test_every_estimator_takes_keyword_arguments_only_and_yaml_holds_no_defaults():
+    from importlib import resources
+
+    import yaml
+
+    from spatiomol.models.base import CONFIG_KEYS
+
+    for name in registry.names():
+        signature = inspect.signature(registry.model_class(name).__init__).parameters
+        assert all(p.kind is p.KEYWORD_ONLY for key, p in signature.items() if key != "self"), name
+    for path in resources.files("spatiomol.models").joinpath("configs").iterdir():
+        if path.name.endswith(".yaml"):
+            assert set(yaml.safe_load(path.read_text())) <= set(CONFIG_KEYS), path.name
+
+
+def test_mlp_and_smt_share_one_definition_of_their_training_hyperparameters():
+    from spatiomol.models.mlp import MLP
+    from spatiomol.models.neural import TRAINING_PARAMETERS
+    from spatiomol.models.smt import SMT
+
+    for cls in (MLP, SMT):
+        defaults = cls.default_params()
+        for name, parameter in TRAINING_PARAMETERS.items():
+            expected = cls.training_defaults.get(name, parameter.default)
+            assert defaults[name] == expected, (cls.__name__, name)
+            assert cls._parameter_constraints[name] == list(parameter.constraints)
+    # where the two differ, the difference is declared, not copied
+    assert set(SMT.training_defaults) == {"dropout_rate", "hidden_norm", "batch_size", "epochs", "batching", "aug_prob"}
+    assert MLP.training_defaults == {}

@@ -298,13 +298,12 @@ def test_bad_input_raises_clear_errors(small_brain):
         fitted.predict(small_brain.select_genes(list(small_brain.genes[:10])), [0], [1])
 
 
-def test_config_defaults_match_init_and_grid_is_table_4():
+def test_defaults_come_from_the_signature_and_grid_is_table_4():
     default, grid = search_space("smt")
-    init = SMT().get_params()
-    assert {k: (list(v) if isinstance(v, tuple) else v) for k, v in init.items()} == default
+    assert default == SMT().get_params()
     assert grid["token_encoder_dim"] == [20, 60, 180] and grid["encoder_output_dim"] == [5, 10]
     assert grid["deep_hidden_dims"] == [[256, 128], [512, 256, 128]] and grid["aug_prob"] == [0.0, 0.1, 0.3]
     assert "use_cls" not in grid  # fixed by the registry variant
     for name, values in grid.items():
         for value in values:
-            SMT(**{name: value})._validate()
+            SMT(**{name: value})._validate_params()

@@ -108,8 +108,8 @@ def attention_profiles(
     global_map : (L, L) array
         Final-layer attention averaged over heads and all regions.
     """
-    if not isinstance(model, SMT):
-        raise ValueError(f"attention along the genome needs an SMT model, got {type(model).__name__}")
+    if not hasattr(model, "attention_maps"):
+        raise ValueError(f"attention along the genome needs a model with attention maps, got {type(model).__name__}")
     maps = model.attention_maps(brain, group_by=group_by)
     profiles = token_positions(model.genes_, int(model.token_encoder_dim), bool(model.use_cls), table)
     if len(profiles) != maps["global"].shape[0]:

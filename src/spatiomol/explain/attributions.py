@@ -28,9 +28,7 @@ import torch
 
 from spatiomol.data.brain import Brain
 from spatiomol.explain.defaults import METHODS, N_STEPS
-from spatiomol.models.mlp import MLP
-from spatiomol.models.smt import SMT
-from spatiomol.models.training import NeuralConnectivityModel
+from spatiomol.models.neural import NeuralConnectivityModel
 
 #: samples (edges × integration steps) per forward pass, bounding memory
 SAMPLES_PER_PASS = 4096
@@ -78,11 +76,12 @@ class _PairFunction:
     def __init__(self, model: NeuralConnectivityModel, brain: Brain) -> None:
         if not hasattr(model, "network_"):
             raise ValueError(f"{type(model).__name__} is not fitted; fit it (or load a saved run model) first")
-        if isinstance(model, MLP):
-            if not model.use_expression:
-                raise ValueError("gene attributions: this MLP reads no expression (use_expression=False)")
-        elif not isinstance(model, SMT):
-            raise ValueError(f"gene attributions: expected a neural model (MLP or SMT), got {type(model).__name__}")
+        if not isinstance(model, NeuralConnectivityModel):
+            raise ValueError(f"gene attributions: expected a neural model, got {type(model).__name__}")
+        try:
+            self.key, self.extra_keys = model.attribution_inputs()
+        except NotImplementedError as err:
+            raise ValueError(f"gene attributions: {err}") from None
         self.model = model
         # the fitted gene order (SMT: TSS order of its training regions)
         self.brain = model._align_genes(brain)
@@ -92,10 +91,6 @@ class _PairFunction:
         tensors = model._device_tensors(self.brain)
         mean_brain = self.brain.replace(X=np.broadcast_to(self.brain.X.mean(axis=0), self.brain.X.shape).copy())
         baseline = model._device_tensors(mean_brain)
-        if isinstance(model, MLP):
-            self.key, self.extra_keys = "features", ()
-        else:
-            self.key, self.extra_keys = "tokens", ("coords",) if model.use_cls else ()
         self.region_inputs = tensors[self.key]
         self.region_baseline = baseline[self.key]
         self.region_extra = [tensors[k] for k in self.extra_keys]
@@ -136,7 +131,8 @@ def gene_attributions(
 
     Parameters
     ----------
-    model : fitted `spatiomol.models.mlp.MLP` (reading expression) or `spatiomol.models.smt.SMT`
+    model : a fitted neural model with the ``attribution_inputs`` hook (`spatiomol.models.neural`):
+        the MLP (reading expression), the SMT, or any other
     brain : Brain
         Holds the model's genes (any order; aligned to the fitted order).
     i, j : (e,) int arrays

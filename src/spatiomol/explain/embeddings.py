@@ -2,11 +2,9 @@
 
 - SMT: the encoder output ``z_i`` (`spatiomol.models.smt.SMT.region_embeddings`), the
   vector the decoder pairs (``L · encoder_output_dim`` values).
-- MLP: the region's input to the first hidden layer. The first layer maps the pair
-  ``[f_i ‖ f_j]`` to ``W_a f_i + W_b f_j + b``, and predictions average both orders, so a
-  region enters as ``W_a f_i`` (first of the pair) and ``W_b f_i`` (second); its
-  embedding is ``[W_a f_i ‖ W_b f_i]`` (2 × the first hidden width), before the
-  BatchNorm and ReLU.
+- MLP: the region's input to the first hidden layer, ``[W_a f_i ‖ W_b f_i]``
+  (`spatiomol.models.mlp.MLP.region_embeddings`).
+- any other neural model: its ``region_embeddings`` hook (`spatiomol.models.neural`).
 """
 
 from __future__ import annotations
@@ -18,30 +16,21 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
 from spatiomol.data.brain import Brain  # noqa: E402
-from spatiomol.models.mlp import MLP  # noqa: E402
-from spatiomol.models.smt import SMT  # noqa: E402
+from spatiomol.models.neural import NeuralConnectivityModel  # noqa: E402
 
 
-def region_embeddings(model, brain: Brain) -> np.ndarray:
-    """(n_regions, p) embedding of every region of ``brain`` (see module docstring)."""
-    if isinstance(model, SMT):
+def region_embeddings(model: NeuralConnectivityModel, brain: Brain) -> np.ndarray:
+    """(n_regions, p) embedding of every region of ``brain`` (see module docstring): the
+    model's ``region_embeddings`` hook, which any neural model may define."""
+    if not isinstance(model, NeuralConnectivityModel):
+        raise ValueError(f"region embeddings: expected a neural model, got {type(model).__name__}")
+    try:
         return model.region_embeddings(brain)
-    if isinstance(model, MLP):
-        if not hasattr(model, "network_"):
-            raise ValueError("MLP is not fitted; fit it (or load a saved run model) first")
-        brain = model._align_genes(brain)
-        features = model._network_inputs(brain)["features"].double()
-        first = model.network_.body[0]
-        with torch.no_grad():
-            weight = first.weight.detach().cpu().double()
-            f = features.shape[1]
-            out = torch.cat([features @ weight[:, :f].T, features @ weight[:, f:].T], dim=1)
-        return out.numpy()
-    raise ValueError(f"region embeddings: expected a neural model (MLP or SMT), got {type(model).__name__}")
+    except NotImplementedError as err:
+        raise ValueError(f"region embeddings: {err}") from None
 
 
 def pca_map(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,14 +21,19 @@ from sklearn.base import BaseEstimator
 
 from spatiomol.data.brain import Brain, pairs_within
 
+#: what a model's YAML file may hold: its search grid and, for a variant, the defaults it
+#: changes (the defaults themselves live in the estimator's signature)
+CONFIG_KEYS = ("grid", "overrides")
+
 
 def load_config(name: str) -> dict[str, Any]:
-    """Read ``models/configs/<name>.yaml`` → ``{"default": {...}, "grid": {...}}``."""
-    text = resources.files("spatiomol.models").joinpath("configs", f"{name}.yaml").read_text()
-    cfg = yaml.safe_load(text) or {}
-    cfg.setdefault("default", {})
-    cfg.setdefault("grid", {})
-    return cfg
+    """Read ``models/configs/<name>.yaml`` → ``{"grid": {...}, "overrides": {...}}``."""
+    path = resources.files("spatiomol.models").joinpath("configs", f"{name}.yaml")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(cfg) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"models/configs/{name}.yaml: unknown key(s) {unknown}; expected {list(CONFIG_KEYS)}")
+    return {key: dict(cfg.get(key) or {}) for key in CONFIG_KEYS}
 
 
 class ConnectivityModel(BaseEstimator):
@@ -37,7 +42,7 @@ class ConnectivityModel(BaseEstimator):
     Subclasses implement `_fit` and `_predict_pairs` and set ``n_parameters_``.
     """
 
-    #: name of the YAML file in ``spatiomol/models/configs`` holding default and grid
+    #: name of the YAML file in ``spatiomol/models/configs`` holding the search grid
     config_name: ClassVar[str] = ""
 
     # ---------------------------------------------------------------- config
@@ -47,7 +52,8 @@ class ConnectivityModel(BaseEstimator):
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return dict(cls.config()["default"])
+        """Every hyperparameter at its default: the ``__init__`` signature, their one home."""
+        return {name: getattr(cls(), name) for name in cls._get_param_names()}
 
     # ------------------------------------------------------------- interface
     def fit(

@@ -119,6 +119,7 @@ class BilinearClosedForm:
 
     def __init__(
         self,
+        *,
         alpha: float = 1e-2,
         penalty: str = "frobenius",
         alpha_scale: str = "relative",
@@ -314,6 +315,7 @@ class ConnectomeModel(ConnectivityModel):
 
     def __init__(
         self,
+        *,
         features: str = "genes",
         n_components: int | float = 0.95,
         alpha: float = 1.0,

@@ -73,6 +73,7 @@ class BilinearLowRank(ConnectivityModel):
 
     def __init__(
         self,
+        *,
         rank: int = 10,
         lam: float = 1e-4,
         learning_rate: float = 1e-2,

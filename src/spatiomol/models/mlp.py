@@ -36,14 +36,13 @@ import torch
 from torch import nn
 
 from spatiomol.data.brain import Brain
-from spatiomol.models.training import NeuralConnectivityModel
+from spatiomol.models.neural import HIDDEN_NORMS, Hyperparameter, NeuralConnectivityModel
 
 #: normalisation inside a hidden block. "batch": BatchNorm1d (paper, reference code); its
 #: running statistics, used at prediction, lag the network on small connectomes (a handful
 #: of optimiser steps per epoch) and mix in dropout's variance, and the SMT's test r then
 #: swings by up to 1.0 between neighbouring epochs (docs/models_neural.md, "Decoder
 #: normalisation"). "layer": LayerNorm, the same computation in training and prediction.
-HIDDEN_NORMS: tuple[str, ...] = ("batch", "layer")
 
 
 def hidden_block(n_in: int, n_out: int, dropout: float, norm: str = "batch") -> list[nn.Module]:
@@ -252,88 +251,51 @@ class MLP(NeuralConnectivityModel):
 
     config_name = "mlp"
 
-    def __init__(
-        self,
-        use_coords: bool = False,
-        use_expression: bool = True,
-        hidden_dims: Sequence[int] = (512, 256, 128),
-        dropout_rate: float = 0.15,
-        hidden_norm: str = "batch",
-        learning_rate: float = 1e-4,
-        weight_decay: float = 1e-4,
-        batch_size: int = 256,
-        epochs: int = 150,
-        patience: int = 20,
-        min_steps: int = 0,
-        max_steps: int = 0,
-        early_stopping: bool = True,
-        stop_metric: str = "mse",
-        lr_schedule: str = "plateau",
-        refit_epochs: str = "budget",
-        refit_schedule: str = "constant",
-        lr_drop_epochs: Sequence[int] = (),
-        output_init: str = "target_mean",
-        clip_grad_norm: float = 1.0,
-        standardize_expression: bool = False,
-        batching: str = "random",
-        pair_orders: str = "averaged",
-        aug_prob: float = 0.0,
-        aug_style: str = "linear_decay",
-        coord_scale_mm: float = 100.0,
-        device: str = "auto",
-        num_threads: int | None = 1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        self.use_coords = use_coords
-        self.use_expression = use_expression
-        self.hidden_dims = hidden_dims
-        self.dropout_rate = dropout_rate
-        self.hidden_norm = hidden_norm
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.min_steps = min_steps
-        self.max_steps = max_steps
-        self.early_stopping = early_stopping
-        self.stop_metric = stop_metric
-        self.lr_schedule = lr_schedule
-        self.refit_epochs = refit_epochs
-        self.refit_schedule = refit_schedule
-        self.lr_drop_epochs = lr_drop_epochs
-        self.output_init = output_init
-        self.clip_grad_norm = clip_grad_norm
-        self.standardize_expression = standardize_expression
-        self.batching = batching
-        self.pair_orders = pair_orders
-        self.aug_prob = aug_prob
-        self.aug_style = aug_style
-        self.coord_scale_mm = coord_scale_mm
-        self.device = device
-        self.num_threads = num_threads
-        self.seed = seed
-        self.verbose = verbose
+    own_parameters = {
+        "use_coords": Hyperparameter(False, ("boolean",)),
+        "use_expression": Hyperparameter(True, ("boolean",)),
+        "hidden_dims": Hyperparameter((512, 256, 128), (list, tuple)),
+    }
 
     def _reads_expression(self) -> bool:
         return bool(self.use_expression)
 
-    def _validate(self) -> None:
+    # ------------------------------------------------------ interpretability
+    def region_embeddings(self, brain: Brain) -> np.ndarray:
+        """Each region's input to the first hidden layer, ``[W_a f_i ‖ W_b f_i]``.
+
+        The first layer maps the pair ``[f_i ‖ f_j]`` to ``W_a f_i + W_b f_j + b`` and
+        predictions average both orders, so a region enters as ``W_a f_i`` (first of the
+        pair) and ``W_b f_i`` (second), before the normalisation and ReLU.
+
+        Returns
+        -------
+        (n_regions, 2 × first hidden width) float64 array.
+        """
+        if not hasattr(self, "network_"):
+            raise ValueError("MLP is not fitted; fit it (or load a saved run model) first")
+        brain = self._align_genes(brain) if self._reads_expression() else brain
+        features = self._network_inputs(brain)["features"].double()
+        weight = self.network_.body[0].weight.detach().cpu().double()
+        f = features.shape[1]
+        with torch.no_grad():
+            return torch.cat([features @ weight[:, :f].T, features @ weight[:, f:].T], dim=1).numpy()
+
+    def attribution_inputs(self) -> tuple[str, tuple[str, ...]]:
+        if not self.use_expression:
+            raise ValueError("gene attributions: this MLP reads no expression (use_expression=False)")
+        return "features", ()  # coordinates, if any, come after the genes
+
+    def _check_combinations(self) -> None:
         if not (self.use_coords or self.use_expression):
             raise ValueError("MLP needs use_expression=True or use_coords=True (got both False)")
         if not 1 <= len(self.hidden_dims) <= 4:
             raise ValueError(f"hidden_dims must list 1–4 widths, got {self.hidden_dims!r}")
-        if not 0.0 <= self.dropout_rate < 1.0:
-            raise ValueError(f"dropout_rate must lie in [0, 1), got {self.dropout_rate}")
-        if self.hidden_norm not in HIDDEN_NORMS:
-            raise ValueError(f"hidden_norm must be one of {HIDDEN_NORMS}, got {self.hidden_norm!r}")
 
     def _n_region_features(self, n_genes: int) -> int:
         return (n_genes if self.use_expression else 0) + (3 if self.use_coords else 0)
 
     def _build_network(self, n_genes: int) -> nn.Module:
-        self._validate()
         return PairMLPNetwork(
             self._n_region_features(n_genes), self.hidden_dims, float(self.dropout_rate), self.hidden_norm
         )
@@ -348,7 +310,6 @@ class MLP(NeuralConnectivityModel):
         return {"features": torch.from_numpy(features)}
 
     def _prepare_brain(self, brain: Brain, train: np.ndarray) -> tuple[Brain, list[str]]:
-        self._validate()
         notes = []
         if self.use_coords:
             notes.append(f"coordinates (mm) divided by {self.coord_scale_mm} before entering the MLP")

@@ -161,16 +161,15 @@ def display_name(name: str) -> str:
 def variant_config(name: str) -> dict[str, Any]:
     """``{"default", "grid"}`` of model ``name``.
 
-    The class's configuration file, overridden by ``configs/<name>.yaml`` when the
-    variant has one of its own: its ``default`` entries update the class default and its
-    ``grid`` replaces the class grid (e.g. ``cm`` does not search PCA components).
+    The default is the estimator's signature (`ConnectivityModel.default_params`), updated
+    by the ``overrides`` of ``configs/<name>.yaml`` when the variant has a file of its own,
+    whose ``grid`` then replaces the class grid (e.g. ``cm`` does not search PCA components).
     """
     cls = model_class(name)
-    cfg = cls.config()
-    default, grid = dict(cfg["default"]), dict(cfg["grid"])
+    default, grid = cls.default_params(), dict(cls.config()["grid"])
     if name != cls.config_name and resources.files("spatiomol.models").joinpath("configs", f"{name}.yaml").is_file():
         own = load_config(name)
-        default.update(own["default"])
+        default.update(own["overrides"])
         if own["grid"]:
             grid = dict(own["grid"])
     return {"default": default, "grid": grid}

@@ -93,6 +93,7 @@ class ExponentialDecay(ConnectivityModel):
 
     def __init__(
         self,
+        *,
         form: str = "auto",
         sa_inf_min: float = -1.0,
         sa_inf_max: float = 1.0,
@@ -198,7 +199,7 @@ class GaussianKernel(ConnectivityModel):
 
     config_name: ClassVar[str] = "gaussian-kernel"
 
-    def __init__(self, sigma_min_mm: float = 1.0, sigma_max_mm: float = 500.0) -> None:
+    def __init__(self, *, sigma_min_mm: float = 1.0, sigma_max_mm: float = 500.0) -> None:
         self.sigma_min_mm = sigma_min_mm
         self.sigma_max_mm = sigma_max_mm
 
@@ -270,7 +271,7 @@ class CGEModel(ConnectivityModel):
 
     config_name: ClassVar[str] = "cge-pca"
 
-    def __init__(self, n_components: int | float = 10, standardize: bool = True) -> None:
+    def __init__(self, *, n_components: int | float = 10, standardize: bool = True) -> None:
         self.n_components = n_components
         self.standardize = standardize
 

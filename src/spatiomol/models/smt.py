@@ -61,17 +61,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from spatiomol.data.brain import Brain
 from spatiomol.data.genome import GENE_ORDERS, order_genes
-from spatiomol.models.mlp import HIDDEN_NORMS, hidden_block, pair_head, pair_head_per_pair
-from spatiomol.models.training import NeuralConnectivityModel
+from spatiomol.models.mlp import hidden_block, pair_head, pair_head_per_pair
+from spatiomol.models.neural import Hyperparameter, NeuralConnectivityModel
 
 #: ALiBi slope families of `alibi_slopes`
 ALIBI_SLOPES = ("press", "authors")
@@ -474,106 +476,36 @@ class SMT(NeuralConnectivityModel):
 
     config_name = "smt"
 
-    def __init__(
-        self,
-        use_cls: bool = False,
-        token_encoder_dim: int | str = 60,
-        d_model: int = 128,
-        encoder_output_dim: int = 10,
-        use_alibi: bool = True,
-        alibi_slopes: str = "press",
-        norm_first: bool = True,
-        position_embedding: bool = False,
-        nhead: int = 4,
-        num_layers: int = 4,
-        deep_hidden_dims: Sequence[int] = (512, 256, 128),
-        transformer_dropout: float = 0.1,
-        dropout_rate: float = 0.2,
-        hidden_norm: str = "layer",
-        learning_rate: float = 1e-4,
-        weight_decay: float = 1e-4,
-        batch_size: int = 512,
-        epochs: int = 90,
-        patience: int = 20,
-        min_steps: int = 0,
-        max_steps: int = 0,
-        early_stopping: bool = True,
-        stop_metric: str = "mse",
-        lr_schedule: str = "plateau",
-        refit_epochs: str = "budget",
-        refit_schedule: str = "constant",
-        lr_drop_epochs: Sequence[int] = (),
-        output_init: str = "target_mean",
-        clip_grad_norm: float = 1.0,
-        standardize_expression: bool = False,
-        batching: str = "region_blocks",
-        pair_orders: str = "averaged",
-        aug_prob: float = 0.3,
-        aug_style: str = "linear_decay",
-        gene_order: str = "tss",
-        coord_scale_mm: float = 100.0,
-        device: str = "auto",
-        num_threads: int | None = 1,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        self.use_cls = use_cls
-        self.token_encoder_dim = token_encoder_dim
-        self.d_model = d_model
-        self.encoder_output_dim = encoder_output_dim
-        self.use_alibi = use_alibi
-        self.alibi_slopes = alibi_slopes
-        self.norm_first = norm_first
-        self.position_embedding = position_embedding
-        self.nhead = nhead
-        self.num_layers = num_layers
-        self.deep_hidden_dims = deep_hidden_dims
-        self.transformer_dropout = transformer_dropout
-        self.dropout_rate = dropout_rate
-        self.hidden_norm = hidden_norm
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.min_steps = min_steps
-        self.max_steps = max_steps
-        self.early_stopping = early_stopping
-        self.stop_metric = stop_metric
-        self.lr_schedule = lr_schedule
-        self.refit_epochs = refit_epochs
-        self.refit_schedule = refit_schedule
-        self.lr_drop_epochs = lr_drop_epochs
-        self.output_init = output_init
-        self.clip_grad_norm = clip_grad_norm
-        self.standardize_expression = standardize_expression
-        self.batching = batching
-        self.pair_orders = pair_orders
-        self.aug_prob = aug_prob
-        self.aug_style = aug_style
-        self.gene_order = gene_order
-        self.coord_scale_mm = coord_scale_mm
-        self.device = device
-        self.num_threads = num_threads
-        self.seed = seed
-        self.verbose = verbose
+    own_parameters = {
+        "use_cls": Hyperparameter(False, ("boolean",)),
+        "token_encoder_dim": Hyperparameter(60, (Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}))),
+        "d_model": Hyperparameter(128, (Interval(Integral, 1, None, closed="left"),)),
+        "encoder_output_dim": Hyperparameter(10, (Interval(Integral, 1, None, closed="left"),)),
+        "use_alibi": Hyperparameter(True, ("boolean",)),
+        "alibi_slopes": Hyperparameter("press", (StrOptions(set(ALIBI_SLOPES)),)),
+        "norm_first": Hyperparameter(True, ("boolean",)),
+        "position_embedding": Hyperparameter(False, ("boolean",)),
+        "nhead": Hyperparameter(4, (Interval(Integral, 1, None, closed="left"),)),
+        "num_layers": Hyperparameter(4, (Interval(Integral, 1, None, closed="left"),)),
+        "deep_hidden_dims": Hyperparameter((512, 256, 128), (list, tuple)),
+        "transformer_dropout": Hyperparameter(0.1, (Interval(Real, 0, 1, closed="left"),)),
+        "gene_order": Hyperparameter("tss", (StrOptions(set(GENE_ORDERS)),)),
+    }
+    training_defaults = {
+        "dropout_rate": 0.2,
+        "hidden_norm": "layer",
+        "batch_size": 512,
+        "epochs": 90,
+        "batching": "region_blocks",
+        "aug_prob": 0.3,
+    }
 
     # ---------------------------------------------------------- building
-    def _validate(self) -> None:
-        if self.gene_order not in GENE_ORDERS:
-            raise ValueError(f"gene_order must be one of {GENE_ORDERS}, got {self.gene_order!r}")
-        if int(self.encoder_output_dim) < 1:
-            raise ValueError(f"encoder_output_dim must be a positive integer, got {self.encoder_output_dim}")
-        resolve_token_size(self.token_encoder_dim, MIN_AUTO_TOKENS)  # validates the value
-        if self.alibi_slopes not in ALIBI_SLOPES:
-            raise ValueError(f"alibi_slopes must be one of {ALIBI_SLOPES}, got {self.alibi_slopes!r}")
-        if self.hidden_norm not in HIDDEN_NORMS:
-            raise ValueError(f"hidden_norm must be one of {HIDDEN_NORMS}, got {self.hidden_norm!r}")
+    def _check_combinations(self) -> None:
         if int(self.d_model) % int(self.nhead):
             raise ValueError(f"d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
 
     def _build_network(self, n_genes: int) -> nn.Module:
-        self._validate()
         k = resolve_token_size(self.token_encoder_dim, n_genes)
         encoder = SMTEncoder(
             token_size=k,
@@ -616,7 +548,6 @@ class SMT(NeuralConnectivityModel):
         return out
 
     def _prepare_brain(self, brain: Brain, train: np.ndarray) -> tuple[Brain, list[str]]:
-        self._validate()
         if self.gene_order == "as_given":
             return brain, ["genes tokenised in the brain's given order (gene_order='as_given')"]
         ordered = order_genes(brain.subset_regions(train), self.gene_order, seed=int(self.seed))
@@ -626,6 +557,9 @@ class SMT(NeuralConnectivityModel):
         ]
 
     # ------------------------------------------------------ interpretability
+    def attribution_inputs(self) -> tuple[str, tuple[str, ...]]:
+        return "tokens", ("coords",) if self.use_cls else ()  # zero padding after the genes
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "network_"):
             raise ValueError("SMT is not fitted; call fit(brain, train_regions) first")
