@@ -96,14 +96,20 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spatiomol.models.augment import TargetAugmenter
+from spatiomol.models.batching import (
+    PAIR_ORDERS,
+    EarlyStopping,
+    random_batches,
+    region_block_batches,
+    steps_per_epoch,
+    training_budget,
+    training_samples,
+)
 
 logger = logging.getLogger(__name__)
 
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 BATCHINGS = ("random", "region_blocks")
-#: "averaged": one sample per unordered edge, outputs of both orders averaged;
-#: "both": two samples per edge, (i, j) and (j, i), one order each (reference implementation)
-PAIR_ORDERS = ("averaged", "both")
 #: "constant": the refit runs at the initial learning rate; "replay": it repeats the
 #: selection run's plateau halvings (see `NeuralConnectivityModel.refit_params`)
 REFIT_SCHEDULES = ("constant", "replay")
@@ -288,141 +294,6 @@ class TrainingHistory:
         return drops
 
 
-# ------------------------------------------------------------------ budget
-def training_samples(
-    i: np.ndarray, j: np.ndarray, y: np.ndarray, pair_orders: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Training samples of the unordered edges ``(i, j, y)``.
-
-    ``"averaged"``: the edges as given (n samples); ``"both"``: ``(i, j)`` then
-    ``(j, i)``, targets repeated (2n samples).
-    """
-    if pair_orders not in PAIR_ORDERS:
-        raise ValueError(f"pair_orders must be one of {PAIR_ORDERS}, got {pair_orders!r}")
-    if pair_orders == "averaged":
-        return i, j, y
-    return np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([y, y])
-
-
-def steps_per_epoch(n_samples: int, batch_size: int) -> int:
-    """Optimiser steps in one epoch: ``n // B`` full batches, plus the remainder if it holds
-    at least 2 samples (a 1-sample batch is skipped: BatchNorm needs two)."""
-    full, rest = divmod(int(n_samples), int(batch_size))
-    return full + int(rest >= 2)
-
-
-def training_budget(
-    epochs: int, patience: int, epoch_steps: int, min_steps: int = 0, max_steps: int = 0
-) -> tuple[int, int]:
-    """Epoch budget and patience after the size-aware step budget (see the module docstring).
-
-    Parameters
-    ----------
-    epochs, patience : int
-        As configured.
-    epoch_steps : int
-        Optimiser steps per epoch on this training set (`steps_per_epoch`).
-    min_steps, max_steps : int
-        Lower / upper bound on ``epochs × steps_per_epoch`` (0 = no bound).
-
-    Returns
-    -------
-    epochs : int
-        ``ceil(min_steps / s)`` if ``epochs × s < min_steps``; ``max(1, max_steps // s)``
-        if ``epochs × s > max_steps``; ``epochs`` otherwise.
-    patience : int
-        ``max(1, round(patience × new_epochs / epochs))``.
-    """
-    s = max(int(epoch_steps), 1)
-    budget = int(epochs)
-    if min_steps and budget * s < min_steps:
-        budget = math.ceil(min_steps / s)
-    if max_steps and budget * s > max_steps:
-        budget = max(1, int(max_steps) // s)
-    if budget == epochs:
-        return budget, int(patience)
-    return budget, max(1, round(int(patience) * budget / int(epochs)))
-
-
-# ------------------------------------------------------------------ batching
-def random_batches(n_pairs: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """All pair positions ``0..n_pairs-1`` shuffled and cut into batches."""
-    order = rng.permutation(n_pairs)
-    return [order[s : s + batch_size] for s in range(0, n_pairs, batch_size)]
-
-
-def region_block_batches(
-    pair_i: np.ndarray, pair_j: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Pair positions ordered block by block (see module docstring), cut into batches.
-
-    Every pair appears exactly once. Regions are shuffled into groups of
-    ``m = round(sqrt(batch_size))``; a block holds every pair whose two regions fall in
-    a given (unordered) pair of groups; blocks come in random order, pairs within a
-    block in random order.
-    """
-    regions = np.unique(np.concatenate([pair_i, pair_j]))
-    m = max(2, int(round(math.sqrt(batch_size))))
-    n_groups = math.ceil(len(regions) / m)
-    group_of = np.zeros(int(regions.max()) + 1, dtype=np.int64)
-    group_of[rng.permutation(regions)] = np.arange(len(regions)) // m
-    gi, gj = group_of[pair_i], group_of[pair_j]
-    block = np.minimum(gi, gj) * n_groups + np.maximum(gi, gj)
-    block_rank = rng.permutation(n_groups * n_groups)
-    shuffled = rng.permutation(len(pair_i))
-    order = shuffled[np.argsort(block_rank[block[shuffled]], kind="stable")]
-    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-
-
-# ------------------------------------------------------------ early stopping
-class EarlyStopping:
-    """Best-epoch tracker: the lowest validation loss, its epoch and a snapshot of the weights.
-
-    Call `update` once per epoch with that epoch's validation loss; `should_stop` turns
-    true after ``patience`` consecutive epochs without a strictly lower loss (a NaN loss
-    never counts as an improvement).
-
-    Parameters
-    ----------
-    patience : int
-        Epochs without improvement before stopping (>= 1).
-
-    Attributes
-    ----------
-    best_loss : float
-        Lowest validation loss seen (``inf`` before the first finite one).
-    best_epoch : int or None
-        Its epoch (0-based); None until a loss improved.
-    best_state : object or None
-        What ``snapshot()`` returned at the best epoch (e.g. a copy of the weights).
-    epochs_without_improvement : int
-    """
-
-    def __init__(self, patience: int) -> None:
-        if int(patience) < 1:
-            raise ValueError(f"patience must be a positive integer, got {patience}")
-        self.patience = int(patience)
-        self.best_loss = math.inf
-        self.best_epoch: int | None = None
-        self.best_state: Any = None
-        self.epochs_without_improvement = 0
-
-    def update(self, epoch: int, loss: float, snapshot: Callable[[], Any]) -> bool:
-        """Record ``epoch``'s validation ``loss``; on improvement keep ``snapshot()``. → improved?"""
-        if loss < self.best_loss:
-            self.best_loss = float(loss)
-            self.best_epoch = int(epoch)
-            self.best_state = snapshot()
-            self.epochs_without_improvement = 0
-            return True
-        self.epochs_without_improvement += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.epochs_without_improvement >= self.patience
-
-
 # ------------------------------------------------------------- train/predict
 def predict_network(
     network: nn.Module,
@@ -585,7 +456,62 @@ def train_network(
     if not np.all(np.isfinite(train_pairs[2])):
         raise ValueError("training targets (brain.Y on training edges) contain NaN/inf; expected finite values")
     samples = training_samples(*train_pairs, settings.pair_orders)
-    history.steps_per_epoch = steps_per_epoch(len(samples[0]), settings.batch_size)
+    epochs, patience = _budget(settings, len(samples[0]), history)
+    rng = np.random.default_rng(settings.seed)
+    augmenter = make_augmenter(*samples, epochs) if make_augmenter is not None else None
+    if settings.output_init == "target_mean":
+        start_at_target_mean(network, float(np.mean(train_pairs[2])))
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, foreach=True
+    )
+    stopping = val_pairs is not None and settings.early_stopping
+    schedule, scheduler, drops = _lr_schedule(settings, optimizer, val_pairs, stopping, epochs, patience, history)
+    if augmenter is not None:
+        history.notes.append(augmenter.note)
+
+    def weights() -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+
+    tracker = EarlyStopping(patience)
+    bar = tqdm(range(epochs), desc="training", disable=not settings.verbose, leave=False)
+    for epoch in bar:
+        if epoch in drops:
+            for group in optimizer.param_groups:
+                group["lr"] *= LR_DROP_FACTOR ** drops[epoch]
+        train_loss, augmented_fraction, steps = train_epoch(
+            network, tensors, samples, optimizer, settings, epoch, rng, augmenter
+        )
+        history.steps += steps
+        history.train_loss.append(train_loss)
+        history.augmented_fraction.append(augmented_fraction)
+        history.learning_rate.append(optimizer.param_groups[0]["lr"])
+        history.epochs_run = epoch + 1
+        postfix = {"loss": f"{train_loss:.4g}"}
+        if val_pairs is not None:
+            criterion = _validation_epoch(network, tensors, val_pairs, settings, history)
+            postfix["val"] = f"{history.val_loss[-1]:.4g}"
+            if scheduler is not None and schedule == "plateau":
+                scheduler.step(criterion)
+            if stopping:
+                tracker.update(epoch, criterion, weights)
+                history.best_epoch = tracker.best_epoch
+        if scheduler is not None and schedule == "cosine":
+            scheduler.step()
+        bar.set_postfix(postfix)
+        if stopping and tracker.should_stop:
+            history.notes.append(f"early stop after epoch {epoch} (best epoch {history.best_epoch})")
+            break
+    if tracker.best_state is not None:
+        network.load_state_dict(tracker.best_state)
+    network.eval()
+    _diagnose(network, tensors, train_pairs, settings, history)
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _budget(settings: TrainingSettings, n_samples: int, history: TrainingHistory) -> tuple[int, int]:
+    """Epoch budget and patience of this fit (`training_budget`), recorded in ``history``."""
+    history.steps_per_epoch = steps_per_epoch(n_samples, settings.batch_size)
     epochs, patience = training_budget(
         settings.epochs, settings.patience, history.steps_per_epoch, settings.min_steps, settings.max_steps
     )
@@ -597,16 +523,21 @@ def train_network(
         )
     if settings.pair_orders == "both":
         history.notes.append("both orders of every training edge are separate samples")
-    rng = np.random.default_rng(settings.seed)
-    augmenter = make_augmenter(*samples, epochs) if make_augmenter is not None else None
-    if settings.output_init == "target_mean":
-        start_at_target_mean(network, float(np.mean(train_pairs[2])))
+    return epochs, patience
 
-    optimizer = torch.optim.AdamW(
-        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, foreach=True
-    )
+
+def _lr_schedule(
+    settings: TrainingSettings,
+    optimizer: torch.optim.Optimizer,
+    val_pairs: Any,
+    stopping: bool,
+    epochs: int,
+    patience: int,
+    history: TrainingHistory,
+) -> tuple[str, Any, dict[int, int]]:
+    """The schedule a fit actually runs (module docstring) → (name, torch scheduler or
+    None, {epoch: halvings at its start} of a replayed schedule); notes in ``history``."""
     schedule = settings.lr_schedule
-    stopping = val_pairs is not None and settings.early_stopping
     drops: dict[int, int] = {}
     if settings.lr_drop_epochs:
         if val_pairs is not None or schedule != "plateau":
@@ -632,59 +563,43 @@ def train_network(
         )
     elif schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    if augmenter is not None:
-        history.notes.append(augmenter.note)
+    return schedule, scheduler, drops
 
-    def weights() -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
 
-    tracker = EarlyStopping(patience)
-    bar = tqdm(range(epochs), desc="training", disable=not settings.verbose, leave=False)
-    for epoch in bar:
-        if epoch in drops:
-            for group in optimizer.param_groups:
-                group["lr"] *= LR_DROP_FACTOR ** drops[epoch]
-        train_loss, augmented_fraction, steps = train_epoch(
-            network, tensors, samples, optimizer, settings, epoch, rng, augmenter
-        )
-        history.steps += steps
-        history.train_loss.append(train_loss)
-        history.augmented_fraction.append(augmented_fraction)
-        history.learning_rate.append(optimizer.param_groups[0]["lr"])
-        history.epochs_run = epoch + 1
+def _validation_epoch(
+    network: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    val_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    settings: TrainingSettings,
+    history: TrainingHistory,
+) -> float:
+    """Validation MSE and stopping criterion of the epoch just trained (appended to ``history``)."""
+    vi, vj, vy = val_pairs
+    pred = predict_network(network, tensors, vi, vj, device=settings.device, batch_size=settings.prediction_batch_size)
+    val_loss = float(np.mean((pred - vy) ** 2))
+    criterion = val_loss if settings.stop_metric == "mse" else 1.0 - _pearson(pred, vy)
+    history.val_loss.append(val_loss)
+    history.val_criterion.append(criterion)
+    return criterion
 
-        postfix = {"loss": f"{train_loss:.4g}"}
-        if val_pairs is not None:
-            vi, vj, vy = val_pairs
-            pred = predict_network(network, tensors, vi, vj, device=device, batch_size=settings.prediction_batch_size)
-            val_loss = float(np.mean((pred - vy) ** 2))
-            criterion = val_loss if settings.stop_metric == "mse" else 1.0 - _pearson(pred, vy)
-            history.val_loss.append(val_loss)
-            history.val_criterion.append(criterion)
-            postfix["val"] = f"{val_loss:.4g}"
-            if scheduler is not None and schedule == "plateau":
-                scheduler.step(criterion)
-            if stopping:
-                tracker.update(epoch, criterion, weights)
-                history.best_epoch = tracker.best_epoch
-        if scheduler is not None and schedule == "cosine":
-            scheduler.step()
-        bar.set_postfix(postfix)
-        if stopping and tracker.should_stop:
-            history.notes.append(f"early stop after epoch {epoch} (best epoch {history.best_epoch})")
-            break
-    if tracker.best_state is not None:
-        network.load_state_dict(tracker.best_state)
-    network.eval()
+
+def _diagnose(
+    network: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    train_pairs: tuple[np.ndarray, ...],
+    settings: TrainingSettings,
+    history: TrainingHistory,
+) -> None:
+    """`training_diagnosis` of the finished fit; a note and a `NotTrainedWarning` when it did not train."""
     ti, tj, ty = train_pairs
-    fitted = predict_network(network, tensors, ti, tj, device=device, batch_size=settings.prediction_batch_size)
+    fitted = predict_network(
+        network, tensors, ti, tj, device=settings.device, batch_size=settings.prediction_batch_size
+    )
     history.not_trained = training_diagnosis(history, float(np.std(fitted)), float(np.std(ty)))
     if history.not_trained:
         message = "neural fit did not train: " + "; ".join(history.not_trained)
         history.notes.append(message)
-        warnings.warn(message, NotTrainedWarning, stacklevel=2)
-    history.seconds = time.perf_counter() - start
-    return history
+        warnings.warn(message, NotTrainedWarning, stacklevel=3)
 
 
 class NotTrainedWarning(UserWarning):
