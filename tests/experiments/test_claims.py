@@ -25,11 +25,11 @@ TIMING = ["fit_seconds"]
 WRAPPED = """
 import os, signal, sys, time
 from pathlib import Path
-from spatiomol.experiments import runner
+from spatiomol.experiments import execute
 from spatiomol.cli.main import main
 
 log, go, die_at, delay = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-compute, calls = runner.compute_run, []
+compute, calls = execute.compute_run, []
 
 def wrapped(spec, store):
     calls.append(spec.run_id)
@@ -45,7 +45,7 @@ def wrapped(spec, store):
         handle.write(f"{os.getpid()} {spec.run_id}\\n")
     return out
 
-runner.compute_run = wrapped
+execute.compute_run = wrapped
 sys.exit(main(sys.argv[5:]))
 """
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from spatiomol.data.sources import resolve_source
 from spatiomol.evaluation import make_splits
 from spatiomol.experiments.config import ExperimentConfig
 from spatiomol.experiments.grid import build_grid
-from spatiomol.experiments.runner import run_experiment, source_brain
+from spatiomol.experiments.runner import run_experiment
 from spatiomol.experiments.store import ResultsStore
 
 TIMING = ["fit_seconds"]
@@ -42,7 +43,7 @@ def test_worker_processes_survive_a_killed_worker_and_resume(tmp_path, monkeypat
     expected = ResultsStore(tmp_path / "local").load().drop(columns=TIMING)
 
     # the worker that fits killer-cm on the training regions of random split r0 f2 dies (once)
-    brain = source_brain(config.datasets[0])
+    brain = resolve_source(config.datasets[0])
     train = make_splits(brain, "random", n_repeats=1, n_folds=4, seed=config.seed)[2].train
     marker = tmp_path / "killed"
     monkeypatch.setenv(killer.MARKER_ENV, str(marker))

@@ -140,12 +140,12 @@ def test_cached_nulls_of_other_expression_are_refused(tmp_path, user_dataset):
     dataset, brain, write = user_dataset
     store = ResultsStore(tmp_path / "runs")
     path = runner.ensure_nulls(store, dataset, NULLS, log=lambda m: None)
-    assert NullSet.load(path).metadata["expression_sha256"] == _sha(runner.source_brain(dataset).X)
+    assert NullSet.load(path).metadata["expression_sha256"] == _sha(resolve_source(dataset).X)
     assert runner.ensure_nulls(store, dataset, NULLS, log=lambda m: None) == path  # same data: reused
 
     new_x = np.random.default_rng(0).standard_normal(brain.X.shape)
     write(new_x, brain.Y)
-    reread = runner.source_brain(dataset).X
+    reread = resolve_source(dataset).X
     with pytest.raises(ValueError) as info:
         runner.ensure_nulls(store, dataset, NULLS, log=lambda m: None)
     message = str(info.value)

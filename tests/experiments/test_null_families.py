@@ -11,7 +11,7 @@ import pytest
 from spatiomol.cli.main import main
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.evaluation import evaluate, make_splits
-from spatiomol.experiments import runner
+from spatiomol.experiments import execute, runner
 from spatiomol.experiments.config import ExperimentConfig, null_family_label, resolved_nulls
 from spatiomol.experiments.grid import build_grid
 from spatiomol.experiments.runner import run_experiment
@@ -170,7 +170,7 @@ def test_resume_skips_every_family_and_refits_from_the_key(two_families, monkeyp
     def no_compute(spec, store):
         raise AssertionError(f"{spec.label()} recomputed")
 
-    monkeypatch.setattr(runner, "compute_run", no_compute)
+    monkeypatch.setattr(execute, "compute_run", no_compute)
     again = run_experiment(config, out, progress=False, log=lambda m: None)
     assert (again.already_done, again.done) == (len(build_grid(config)), 0)
     pd.testing.assert_frame_equal(ResultsStore(out).load(), before)

@@ -1,6 +1,6 @@
 """Kill -9 mid-grid, restart, and end with exactly the rows of an uninterrupted run.
 
-The kill is deterministic: the killed process wraps `runner.compute_run` so that it
+The kill is deterministic: the killed process wraps `execute.compute_run` so that it
 SIGKILLs itself when it starts run N + 1, i.e. after exactly N runs were stored and while
 it holds the claim of the next one (a dead claimant the restart must take over).
 """
@@ -25,10 +25,10 @@ STORED_BEFORE_KILL = 3
 #: `spatiomol` with compute_run wrapped: argv[1] = runs to store before dying, then the CLI's argv
 KILL_AFTER = """
 import os, signal, sys
-from spatiomol.experiments import runner
+from spatiomol.experiments import execute
 from spatiomol.cli.main import main
 
-stored, compute, calls = int(sys.argv[1]), runner.compute_run, []
+stored, compute, calls = int(sys.argv[1]), execute.compute_run, []
 
 def compute_or_die(spec, store):
     calls.append(spec.run_id)
@@ -36,7 +36,7 @@ def compute_or_die(spec, store):
         os.kill(os.getpid(), signal.SIGKILL)
     return compute(spec, store)
 
-runner.compute_run = compute_or_die
+execute.compute_run = compute_or_die
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -118,3 +118,26 @@ def test_manifest_keeps_first_config_and_records_changes(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match="manifest.json"):
         store.read_manifest()
+
+
+def test_region_tables_are_keyed_by_dataset_and_content(tmp_path):
+    from spatiomol.data.synthetic import make_synthetic_brain
+
+    store = ResultsStore(tmp_path)
+    regions = make_synthetic_brain(12, 5, seed=0).regions
+    a = store.write_regions("data/a.yaml", regions)
+    b = store.write_regions("other/a.yaml", regions)  # same table, same file name, another dataset
+    moved = regions.assign(x=regions["x"] + 1.0)
+    a2 = store.write_regions("data/a.yaml", moved)  # the dataset's files changed: a new table
+    assert len({a, b, a2}) == 3 and all(p.startswith("regions/") for p in (a, b, a2))
+    assert store.write_regions("data/a.yaml", regions) == a  # written once per content
+    with pytest.raises(FileNotFoundError, match="'datasets.data/a.yaml.regions_file' is absent"):
+        store.load_regions("data/a.yaml")
+    store.write_manifest({}, datasets={"data/a.yaml": {"regions_file": a2}})
+    table = store.load_regions("data/a.yaml")
+    assert list(table.columns) == ["region", "label", "hemisphere", "structure", "network", "x", "y", "z"]
+    np.testing.assert_array_equal(table["x"], moved["x"])  # exact floats
+    assert list(table["label"]) == list(regions["label"]) and list(table["region"]) == list(range(12))
+    store.recorded_path(a2).unlink()
+    with pytest.raises(FileNotFoundError, match="region table of dataset 'data/a.yaml'"):
+        store.load_regions("data/a.yaml")

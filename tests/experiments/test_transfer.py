@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 from spatiomol.data.sources import resolve_source
 from spatiomol.data.synthetic import make_synthetic_brain
-from spatiomol.experiments import runner
+from spatiomol.experiments import execute, runner
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
 from spatiomol.models import registry
@@ -43,6 +44,9 @@ def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path, mon
     table = transfer_table(df)
     assert list(table[["source", "target"]].iloc[0]) == ["source", "target"]
     assert table["pearson_true"].iloc[0] > 0.7 and table["gain_r"].iloc[0] > 0.3
+    for brain in (source, target):  # the folder keeps the region tables of both brains
+        stored = ResultsStore(tmp_path).load_regions(brain.name)
+        pd.testing.assert_frame_equal(stored.drop(columns="region"), brain.regions, check_dtype=False)
 
     src, tgt = shared_gene_brains(source, target)
     i, j = tgt.pairs()
@@ -60,7 +64,7 @@ def test_transfer_beats_source_null_and_matches_direct_fit(brains, tmp_path, mon
     def no_compute(spec, store):
         raise AssertionError(f"{spec.label()} recomputed")
 
-    monkeypatch.setattr(runner, "compute_run", no_compute)
+    monkeypatch.setattr(execute, "compute_run", no_compute)
     again = run_transfer([(source, target)], "cm", tmp_path, nulls=nulls, null_index=0)
     assert again.equals(df)
     from spatiomol.reports.report import write_report

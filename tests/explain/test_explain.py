@@ -265,3 +265,32 @@ def test_explain_names_bad_requests(results):
         find_run(store, "mlp", "spatial:r0f0")
     with pytest.raises(ValueError, match="unknown attribution method"):
         explain_run(results, "mlp", method="saliency")
+
+
+def test_explain_labels_regions_from_the_stored_region_table(results, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(results, copy, ignore=shutil.ignore_patterns("explain"))
+    store = ResultsStore(copy)
+    dataset = next(iter(store.read_manifest()["datasets"]))
+    path = store.recorded_path(store.read_manifest()["datasets"][dataset]["regions_file"])
+    original = pd.read_parquet(path)
+    # the explanation's coordinates must come from here, not from the dataset
+    table = original.assign(x=original["x"] + 1000.0)
+    table.to_parquet(path, index=False)
+    out = explain_run(copy, "mlp", "random:r0f0", n_steps=4, max_edges=50).out_dir
+    embeddings = pd.read_csv(out / "region_embeddings.csv")
+    np.testing.assert_allclose(embeddings["x"], table["x"], rtol=0, atol=1e-9)
+    assert list(embeddings["label"]) == list(table["label"])
+
+    table["label"] = table["label"].str.upper() + "_X"  # the dataset no longer matches the run's table
+    table.to_parquet(path, index=False)
+    with pytest.raises(ValueError, match="region labels stored for dataset"):
+        explain_run(copy, "mlp", "random:r0f0", n_steps=4, max_edges=50, out_dir=tmp_path / "bad")
+    manifest = json.loads(store.manifest_path.read_text())
+    del manifest["datasets"][dataset]["regions_file"]  # a folder from before region tables: the dataset's
+    store.manifest_path.write_text(json.dumps(manifest))
+    out = explain_run(copy, "mlp", "random:r0f0", n_steps=4, max_edges=50, out_dir=tmp_path / "old").out_dir
+    np.testing.assert_allclose(pd.read_csv(out / "region_embeddings.csv")["x"], original["x"], rtol=0, atol=1e-9)

@@ -1,5 +1,6 @@
 """Experiments: the grid (datasets × models × splits × repeats × folds × inputs), a
-resumable append-only results store, the runner (joblib or Dask) and cross-dataset transfer.
+resumable append-only results store, input preparation, one run, the runner (joblib or
+Dask) and cross-dataset transfer.
 
 Typical use::
 
@@ -10,8 +11,9 @@ See ``docs/experiments.md``.
 """
 
 from spatiomol.experiments.config import TABLE3_VARIANTS, ExperimentConfig, demo_config_path, load_config
+from spatiomol.experiments.execute import fit_run, load_run_model, run_spec
 from spatiomol.experiments.grid import SLICE_FIELDS, RunSpec, build_grid, null_index_for, select_runs
-from spatiomol.experiments.runner import fit_run, load_run_model, run_experiment, run_spec
+from spatiomol.experiments.runner import run_experiment
 from spatiomol.experiments.store import ResultsStore, run_id
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
 

@@ -108,7 +108,7 @@ class ExperimentConfig:
     save_models : bool
         Save each run's fitted model in the results folder
         (`spatiomol.experiments.store.ResultsStore.model_path`, read back with
-        `spatiomol.experiments.runner.load_run_model`). Not part of the run key.
+        `spatiomol.experiments.execute.load_run_model`). Not part of the run key.
     notes : str
         Text for the report header (e.g. that epochs are reduced).
     """

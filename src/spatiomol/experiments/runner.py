@@ -1,483 +1,57 @@
-"""Run experiment grids (and transfer pairs) into a results store, locally (joblib) or on Dask.
+"""Schedule experiment grids (and transfer pairs) into a results store, locally (joblib) or on Dask.
 
-For each `RunSpec`: resolve its brain(s) (`spatiomol.data.sources.resolve_source`: bundled
-name, user YAML or ``synthetic:...``), take its split (``spatiomol.evaluation.make_splits``;
-a transfer run trains on every region of its source), swap in the requested expression
-(true, a null of the run's null family, permuted), select hyperparameters by nested inner CV
-(``spatiomol.evaluation.tuning.select_and_fit``) or fit the default configuration,
-predict the test edges, score them (``spatiomol.evaluation.evaluate``) and write the rows
-atomically. Each worker claims, computes and writes its own run, so whatever finished
-survives a kill, and several processes (or Dask workers) can share one results folder.
+`run_experiment` prepares a results folder for a configuration's grid (or a slice of
+it: each dataset's fingerprint, region table, nulls and splits, `spatiomol.experiments.inputs.prepare`),
+writes the manifest and hands the runs to `run_specs`, which executes every not-yet-stored
+run (`spatiomol.experiments.execute.execute_run`: claim, compute, store) in this process,
+on joblib workers or on a Dask cluster, waits for runs other processes claimed and takes
+over those whose claimant died. Several processes (or Dask workers) can share one results
+folder.
 
-Per-process caches (brains, splits, nulls) are keyed by content (the source's
-`spatiomol.data.sources.source_digest`), so an edited dataset file is never served from
-a cache on a long-lived worker or in a notebook.
+This module also re-exports, for its callers, the input preparation of
+`spatiomol.experiments.inputs` and the one-run functions of `spatiomol.experiments.execute`
+(`fit_run`, `load_run_model`, `run_spec`, ...).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
-from spatiomol.atomic import atomic_path
-from spatiomol.data.brain import Brain, pairs_within
-from spatiomol.data.sources import resolve_source, source_digest
-from spatiomol.evaluation import evaluate, make_splits, save_splits
-from spatiomol.evaluation.splits import Split
-from spatiomol.evaluation.tuning import select_and_fit
-from spatiomol.experiments.config import ExperimentConfig, null_family_label, resolved_nulls
-from spatiomol.experiments.grid import RunSpec, build_grid, random_permutation, select_runs
-from spatiomol.experiments.store import CHECK_NONE, CHECK_NOT_TRAINED, CHECK_TRAINED, KEY_COLUMNS, ResultsStore
-from spatiomol.hashing import array_digest, canonical_json, expression_sha256, to_jsonable
-from spatiomol.models import registry
-from spatiomol.models.base import ConnectivityModel
-from spatiomol.nulls import NullSet, generate_nulls
+from spatiomol.experiments.config import ExperimentConfig
+from spatiomol.experiments.execute import (
+    FittedRun,
+    RunData,
+    compute_run,
+    error_text,
+    execute_run,
+    fit_run,
+    load_run_model,
+    run_data,
+    run_spec,
+    save_run_model,
+)
+from spatiomol.experiments.grid import RunSpec, build_grid, select_runs
+from spatiomol.experiments.inputs import (
+    check_datasets_unchanged,
+    check_nulls_expression,
+    dataset_fingerprint,
+    ensure_nulls,
+    input_brain,
+    prepare,
+    shared_gene_brains,
+)
+from spatiomol.experiments.store import CHECK_NOT_TRAINED, ResultsStore
 
 #: seconds between checks on runs that another process has claimed
 CLAIM_POLL_SECONDS = 0.5
-#: format tag of the files `save_run_model` writes
-MODEL_FILE_FORMAT = "spatiomol-run-model/1"
-
-# per-process caches (each joblib / Dask worker keeps its own), keyed by content
-_SPLITS: dict[tuple, list[Split]] = {}
-_NULLSETS: dict[tuple, NullSet] = {}
-
-
-# --------------------------------------------------------------------- sources
-def source_name(source: str | Brain) -> str:
-    """The label of a source in run keys and file names: the string itself, or a brain's name."""
-    return source.name if isinstance(source, Brain) else source
-
-
-def source_brain(source: str | Brain, gene_order: str = "as_given") -> Brain:
-    """The `Brain` of a source string (`resolve_source`, cached by content); a `Brain` as is."""
-    if isinstance(source, Brain):
-        return source
-    return resolve_source(source, gene_order=gene_order)
-
-
-def _content_key(source: str | Brain, gene_order: str) -> tuple[str, ...]:
-    """Cache key of a source's data: its content digest (a brain's array hashes), not its name."""
-    if isinstance(source, Brain):
-        return ("brain", expression_sha256(source.X), array_digest(source.Y), array_digest(source.coords))
-    return ("source", source_digest(source), gene_order)
-
-
-def shared_gene_brains(source: Brain, target: Brain) -> tuple[Brain, Brain]:
-    """Both brains restricted to the genes they share, in the source's order.
-
-    Raises
-    ------
-    ValueError
-        When the brains share no gene.
-    """
-    target_genes = set(target.genes)
-    shared = [g for g in source.genes if g in target_genes]
-    if not shared:
-        raise ValueError(
-            f"transfer {source.name!r} → {target.name!r}: no shared genes "
-            f"(source has {source.n_genes}, target {target.n_genes})"
-        )
-    return source.select_genes(shared), target.select_genes(shared)
-
-
-def dataset_fingerprint(brain: Brain) -> dict[str, Any]:
-    """Hashes of a brain's arrays plus its provenance, for the manifest."""
-    return {
-        "name": brain.name,
-        "n_regions": brain.n_regions,
-        "n_genes": brain.n_genes,
-        "X_sha256": array_digest(np.nan_to_num(brain.X, nan=-999.0)),
-        "Y_sha256": array_digest(brain.Y),
-        "coords_sha256": array_digest(brain.coords),
-        "target_kind": brain.target_kind,
-        "target_scale": brain.target_scale,
-        "provenance": to_jsonable(brain.provenance),
-    }
-
-
-def get_split(brain: Brain, spec: RunSpec) -> Split:
-    """Split (``spec.repeat``, ``spec.fold``) of ``spec.split_type`` for this brain."""
-    settings = spec.settings_dict
-    n_folds = int(settings["folds"])
-    key = (
-        _content_key(spec.dataset, settings["gene_order"]),
-        spec.split_type,
-        spec.repeat,
-        n_folds,
-        spec.seed,
-    )
-    if key not in _SPLITS:
-        # repeat r of make_splits depends only on (seed, r): draw r + 1 repeats, keep r
-        _SPLITS[key] = make_splits(brain, spec.split_type, n_repeats=spec.repeat + 1, n_folds=n_folds, seed=spec.seed)[
-            spec.repeat * n_folds :
-        ]
-    for split in _SPLITS[key]:
-        if split.repeat == spec.repeat and split.fold == spec.fold:
-            return split
-    raise ValueError(f"{spec.label()}: make_splits returned no split for repeat {spec.repeat}, fold {spec.fold}")
-
-
-# ----------------------------------------------------------------------- nulls
-def nulls_from_settings(brain: Brain, settings: dict[str, Any]) -> NullSet:
-    """`spatiomol.nulls.generate_nulls` with one null family's settings (every `NULL_DEFAULTS` key)."""
-    settings = resolved_nulls(settings)
-    return generate_nulls(
-        brain,
-        n=int(settings["n"]),
-        top=int(settings["top"]),
-        seed=int(settings["seed"]),
-        method=str(settings["method"]),
-        min_moved=float(settings["min_moved"]),
-        subcortex=str(settings["subcortex"]),
-        cge_match=bool(settings["cge_match"]),
-    )
-
-
-def ensure_nulls(
-    store: ResultsStore,
-    dataset: str | Brain,
-    nulls_settings: dict[str, Any],
-    gene_order: str = "as_given",
-    log: Callable[[str], None] = print,
-) -> Path:
-    """Generate (once) and cache the top-K nulls of one family of ``dataset``; return the file.
-
-    ``nulls_settings`` are one family's settings (as `resolved_nulls` completes them; the
-    file is `ResultsStore.nulls_path` of those settings, one per family).
-    Uses `spatiomol.nulls.generate_nulls` and `NullSet.save`; an existing file is reused
-    only for the data it was made from: its region labels must match the brain's, and its
-    ``metadata["expression_sha256"]`` the brain's current expression
-    (`spatiomol.hashing.expression_sha256`), else a ValueError (nulls selected
-    by CGE match on other expression are not matched nulls of this one).
-    """
-    name = source_name(dataset)
-    nulls_settings = resolved_nulls(nulls_settings)
-    path = store.nulls_path(name, nulls_settings, gene_order)
-    brain = source_brain(dataset, gene_order)
-    if path.exists():
-        nullset = NullSet.load(path)
-        nullset.check_brain(brain)
-        check_nulls_expression(nullset, brain, path, name)
-        if nullset.top < int(nulls_settings["top"]):
-            raise ValueError(f"{path}: holds {nullset.top} nulls, expected {nulls_settings['top']}")
-        return path
-    family = null_family_label(nulls_settings)
-    log(f"generating {nulls_settings['n']} {family} nulls for {name} (top {nulls_settings['top']}) ...")
-    t0 = time.perf_counter()
-    nulls_from_settings(brain, nulls_settings).save(path)  # atomic (tmp file + os.replace)
-    log(f"{family} nulls for {name}: {time.perf_counter() - t0:.1f} s → {path}")
-    return path
-
-
-def check_nulls_expression(nullset: NullSet, brain: Brain, path: Path, dataset: str) -> None:
-    """Raise ValueError unless ``nullset`` was generated from ``brain``'s current expression."""
-    stored = nullset.metadata.get("expression_sha256")
-    current = expression_sha256(brain.X)
-    if stored != current:
-        raise ValueError(
-            f"{path}: cached nulls of dataset {dataset!r} were generated from different expression "
-            f"(field 'expression_sha256' is {str(stored)[:16]}..., the dataset's expression now hashes to "
-            f"{current[:16]}...); the dataset's contents changed since this results folder was made — "
-            "use a new results folder"
-        )
-
-
-def _run_nulls(store: ResultsStore, spec: RunSpec, brain: Brain) -> NullSet:
-    """The cached nulls of the run's family for its training dataset ``brain`` (generated by `ensure_nulls`)."""
-    settings = spec.settings_dict
-    name = source_name(spec.train_source)
-    path = store.nulls_path(name, resolved_nulls(settings["nulls"]), settings["gene_order"])
-    key = (_content_key(spec.train_source, settings["gene_order"]), str(path))
-    if key not in _NULLSETS:
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: nulls for {name} not generated (run ensure_nulls first)")
-        nullset = NullSet.load(path)
-        check_nulls_expression(nullset, brain, path, name)
-        _NULLSETS[key] = nullset
-    return _NULLSETS[key]
-
-
-def input_brain(brain: Brain, spec: RunSpec, store: ResultsStore, fit_brain: Brain | None = None) -> Brain:
-    """The brain a run's model is fitted on: true, null (of the run's family) or randomly permuted expression.
-
-    ``brain`` is the run's training dataset as resolved; ``fit_brain`` the brain to swap
-    expression in (default ``brain``; a transfer run passes the source restricted to the
-    shared genes, whose regions are the source's).
-    """
-    fit_brain = brain if fit_brain is None else fit_brain
-    if spec.input == "true":
-        return fit_brain
-    if spec.input == "null":
-        return _run_nulls(store, spec, brain).apply(fit_brain, spec.null_index)
-    if spec.input == "permuted":
-        perm = random_permutation(fit_brain.n_regions, spec.derived_seed("permutation"))
-        return fit_brain.permute_expression(perm, note="uniform random permutation")
-    raise ValueError(f"{spec.label()}: unknown input {spec.input!r}; expected true, null or permuted")
-
-
-# ------------------------------------------------------------------ one run
-@dataclass(frozen=True)
-class RunData:
-    """What one run fits on and predicts.
-
-    Attributes
-    ----------
-    fit_brain : Brain
-        The brain the model is fitted on (expression swapped for null/permuted inputs).
-    train : ndarray of int, shape (n_train,)
-        Training regions of ``fit_brain`` (a transfer run: every region).
-    split : Split or None
-        The cross-validation split of a grid run; None for a transfer run.
-    predict_brain : Brain
-        The brain whose test edges the model predicts (``fit_brain`` for grid runs, the
-        target for transfer runs).
-    score_brain : Brain
-        The brain whose targets score the predictions (the dataset as loaded).
-    i, j : ndarray of int, shape (n_test_edges,)
-        Test edges (region indices of ``predict_brain``), ``i < j``.
-    """
-
-    fit_brain: Brain
-    train: np.ndarray
-    split: Split | None
-    predict_brain: Brain
-    score_brain: Brain
-    i: np.ndarray
-    j: np.ndarray
-
-
-@dataclass
-class FittedRun:
-    """A run's fitted model with the data it was fitted on (`fit_run`)."""
-
-    spec: RunSpec
-    model: ConnectivityModel
-    hyperparameters: dict[str, Any]
-    fit_seconds: float
-    data: RunData
-
-
-def run_data(spec: RunSpec, results_dir: str | os.PathLike) -> RunData:
-    """Load the brains, split and input expression of ``spec`` (nulls from ``results_dir``)."""
-    store = ResultsStore(results_dir)
-    gene_order = spec.settings_dict["gene_order"]
-    if spec.is_transfer:
-        source = source_brain(spec.train_source, gene_order)
-        target = source_brain(spec.test_source, gene_order)
-        src, tgt = shared_gene_brains(source, target)
-        seen = input_brain(source, spec, store, fit_brain=src)
-        i, j = tgt.pairs()
-        return RunData(seen, np.arange(src.n_regions), None, tgt, tgt, i, j)
-    brain = source_brain(spec.dataset, gene_order)
-    split = get_split(brain, spec)
-    seen = input_brain(brain, spec, store)
-    i, j = pairs_within(split.test)
-    return RunData(seen, split.train, split, seen, brain, i, j)
-
-
-def _with_seed(model_name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Add ``seed`` / ``random_state`` when the model takes one and none is fixed."""
-    default, _ = registry.search_space(model_name)
-    accepted = set(registry.model_class(model_name)._get_param_names()) & set(default)
-    out = dict(params)
-    for name in ("seed", "random_state"):
-        if name in accepted and name not in out:
-            out[name] = seed
-    return out
-
-
-def fit_run(spec: RunSpec, results_dir: str | os.PathLike) -> FittedRun:
-    """Fit the model of run ``spec`` exactly as the runner does (same data, seeds, selection).
-
-    Parameters
-    ----------
-    spec : RunSpec
-        A grid or transfer run (e.g. `run_spec` of a stored run).
-    results_dir : path
-        The run's results folder (its cached nulls are read from there).
-
-    Returns
-    -------
-    FittedRun
-        The fitted model, the hyperparameters it was fitted with, the wall time of
-        selection + fitting (s) and the `RunData` (brains, training regions, test edges).
-    """
-    data = run_data(spec, results_dir)
-    settings = spec.settings_dict
-    seed = spec.model_seed()
-    fixed = dict(settings["model_params"])
-    t0 = time.perf_counter()
-    if settings.get("tuning"):
-        # candidates depend on the root seed only (the same on every split, as in the
-        # protocol); the model's initialisation seed is the run's (shared by its true and
-        # null runs), as for untuned runs
-        model, params, _ = select_and_fit(
-            spec.model,
-            data.fit_brain,
-            data.split,
-            n_configs=int(settings["n_configs"]),
-            seed=spec.seed,
-            model_params=_with_seed(spec.model, fixed, seed),
-        )
-        params = dict(params)
-    else:
-        default, _ = registry.search_space(spec.model)
-        model = registry.make_model(spec.model, **_with_seed(spec.model, {**default, **fixed}, seed))
-        model.fit(data.fit_brain, data.train)
-        params = model.get_params()
-    return FittedRun(spec, model, params, time.perf_counter() - t0, data)
-
-
-def compute_run(spec: RunSpec, store: ResultsStore) -> tuple[dict[str, Any], ConnectivityModel]:
-    """Fit and score one run; → (the fields `ResultsStore.write_run` takes, the fitted model)."""
-    fitted = fit_run(spec, store.root)
-    data = fitted.data
-    y_pred = fitted.model.predict(data.predict_brain, data.i, data.j)
-    rows = evaluate(data.score_brain, data.i, data.j, y_pred)
-    record = {
-        "metric_rows": rows,
-        "hyperparameters": fitted.hyperparameters,
-        "n_parameters": int(getattr(fitted.model, "n_parameters_", -1)),
-        "fit_seconds": fitted.fit_seconds,
-        "training_check": training_check(fitted.model),
-        "predictions": {
-            "i": data.i,
-            "j": data.j,
-            "y_pred": y_pred,
-            "y_true": data.score_brain.targets(data.i, data.j),
-        },
-    }
-    return record, fitted.model
-
-
-def training_check(model: ConnectivityModel) -> str:
-    """The store's `training_check` of a fitted model: n/a without a training history
-    (closed-form models), else trained / not trained with the diagnosis' reasons."""
-    history = getattr(model, "history_", None)
-    if history is None or not hasattr(history, "not_trained"):
-        return CHECK_NONE
-    if history.not_trained:
-        return f"{CHECK_NOT_TRAINED}: " + "; ".join(history.not_trained)
-    return CHECK_TRAINED
-
-
-# ------------------------------------------------------------- saved models
-def _has_own_format(model: Any) -> bool:
-    # neural models write their own file (state dict, CPU tensors) with save / load
-    return callable(getattr(model, "save", None)) and callable(getattr(type(model), "load", None))
-
-
-def save_run_model(store: ResultsStore, rid: str, model: ConnectivityModel) -> Path:
-    """Save run ``rid``'s fitted model to ``store.model_path(rid)`` (atomic, joblib).
-
-    Neural models are stored through their own ``save`` (CPU tensors), any other
-    estimator as a pickle.
-    """
-    cls = type(model)
-    record: dict[str, Any] = {"format": MODEL_FILE_FORMAT, "class": f"{cls.__module__}:{cls.__qualname__}"}
-    if _has_own_format(model):
-        with tempfile.TemporaryDirectory() as folder:
-            record["saved"] = Path(model.save(Path(folder) / "model")).read_bytes()
-    else:
-        record["model"] = model
-    path = store.model_path(rid)
-    with atomic_path(path) as tmp:
-        joblib.dump(record, tmp)
-    return path
-
-
-def load_run_model(results_dir: str | os.PathLike, run_id: str) -> ConnectivityModel:
-    """The fitted model of run ``run_id`` saved by a grid with ``save_models: true``.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the run saved no model (``save_models`` was off, or the run is not done).
-    ValueError
-        When the file is not a saved run model.
-    """
-    path = ResultsStore(results_dir).model_path(run_id)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no model saved for run {run_id} (set save_models: true, or refit it with fit_run)"
-        )
-    record = joblib.load(path)
-    if not isinstance(record, dict) or record.get("format") != MODEL_FILE_FORMAT:
-        raise ValueError(f"{path}: not a saved run model (field 'format' != {MODEL_FILE_FORMAT!r})")
-    if "model" in record:
-        return record["model"]
-    module, _, qualname = record["class"].partition(":")
-    cls = getattr(import_module(module), qualname)
-    with tempfile.TemporaryDirectory() as folder:
-        tmp = Path(folder) / "model"
-        tmp.write_bytes(record["saved"])
-        return cls.load(tmp)
-
-
-def run_spec(results_dir: str | os.PathLike, run_id: str) -> RunSpec:
-    """The `RunSpec` of a stored run (its key columns), e.g. to refit it with `fit_run`."""
-    store = ResultsStore(results_dir)
-    path = store.part_path(run_id)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: run {run_id} is not stored in {store.root}")
-    row = pd.read_parquet(path, columns=list(KEY_COLUMNS)).iloc[0]
-    ints = ("repeat", "fold", "null_index", "seed")
-    return RunSpec(**{c: int(row[c]) if c in ints else str(row[c]) for c in KEY_COLUMNS})
-
-
-def execute_run(spec: RunSpec, results_dir: str, save_model: bool = False) -> dict[str, Any]:
-    """Claim, compute and store one run unless it is done; never raises (failures are recorded).
-
-    Returns
-    -------
-    dict with ``run_id``, ``label``, ``status`` ("done", "skipped" when already stored,
-    "claimed" when another live process is computing it, or "failed"), ``seconds``
-    (wall time of the whole run), ``error`` (failures only) and ``training_check`` (done
-    runs: the store's `training_check`).
-    """
-    store = ResultsStore(results_dir)
-    rid = spec.run_id
-    result = {"run_id": rid, "label": spec.label(), "status": "skipped", "seconds": 0.0}
-    if store.is_done(rid):
-        return result
-    t0 = time.perf_counter()
-    with store.claimed(rid) as held:
-        if not held:
-            return {**result, "status": "claimed"}
-        if store.is_done(rid):  # finished by another process between the check and the claim
-            return result
-        try:
-            record, model = compute_run(spec, store)
-            if save_model:
-                save_run_model(store, rid, model)
-            store.write_run(spec.key, **record)
-        except Exception as err:  # noqa: BLE001 — recorded and reported, the grid goes on
-            store.write_failure(rid, f"{spec.label()}\n{canonical_json(spec.key)}\n\n{traceback.format_exc()}")
-            return {**result, "status": "failed", "seconds": time.perf_counter() - t0, "error": _error(err)}
-    store.clear_failure(rid)
-    return {
-        **result,
-        "status": "done",
-        "seconds": time.perf_counter() - t0,
-        "training_check": record["training_check"],
-    }
-
-
-def _error(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"
 
 
 # --------------------------------------------------------------- the grid
@@ -499,69 +73,6 @@ class RunSummary:
     not_trained: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     run_seconds: dict[str, float] = field(default_factory=dict)
-
-
-def prepare(
-    config: ExperimentConfig, specs: list[RunSpec], store: ResultsStore, log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Load every dataset once, generate missing nulls, save the splits; → manifest datasets.
-
-    Each dataset's entry records ``nulls_files`` (family label → file, relative to the
-    results folder) and ``nulls_file``, the first family's file.
-    """
-    fingerprints: dict[str, Any] = {}
-    for dataset in config.datasets:
-        brain = source_brain(dataset, config.gene_order)
-        fingerprints[dataset] = {**dataset_fingerprint(brain), "gene_order": config.gene_order}
-        used = {s.null_family for s in specs if s.dataset == dataset and s.input == "null"}
-        files = {}
-        for family, settings in config.null_families().items():
-            if family in used:
-                path = ensure_nulls(store, dataset, settings, config.gene_order, log=log)
-                files[family] = str(path.relative_to(store.root))
-        if files:
-            fingerprints[dataset]["nulls_files"] = files
-            fingerprints[dataset]["nulls_file"] = next(iter(files.values()))
-        for kind in sorted({s.split_type for s in specs if s.dataset == dataset}):
-            # null runs may use more repeats than the true runs (`grid.null_repeats`)
-            repeats = 1 + max(s.repeat for s in specs if s.dataset == dataset and s.split_type == kind)
-            split_path = store.splits_path(
-                dataset,
-                kind,
-                gene_order=config.gene_order,
-                repeats=repeats,
-                folds=config.folds,
-                seed=config.seed,
-            )
-            if not split_path.exists():
-                splits = make_splits(brain, kind, n_repeats=repeats, n_folds=config.folds, seed=config.seed)
-                split_path.parent.mkdir(parents=True, exist_ok=True)
-                save_splits(splits, split_path)
-    return fingerprints
-
-
-def check_datasets_unchanged(config: ExperimentConfig, store: ResultsStore) -> None:
-    """Refuse to resume into a folder whose manifest recorded other data for a dataset.
-
-    Finished runs are keyed by the dataset's *name*, so a changed expression or connectome
-    file would otherwise be silently mixed with runs on the old contents. Compares the
-    previous manifest's ``datasets[d]["X_sha256"]`` and ``["Y_sha256"]`` with the data
-    resolved now (content-keyed, so an edited file is re-read); raises ValueError on any
-    difference.
-    """
-    old = store.read_manifest().get("datasets", {})
-    for dataset in config.datasets:
-        before = old.get(dataset)
-        if not before or before.get("gene_order", "as_given") != config.gene_order:
-            continue  # another gene order permutes X's columns legitimately (its runs have other keys)
-        now = dataset_fingerprint(source_brain(dataset, config.gene_order))
-        changed = [f for f in ("X_sha256", "Y_sha256") if f in before and before[f] != now[f]]
-        if changed:
-            detail = ", ".join(f"{f} {before[f]} → {now[f]}" for f in changed)
-            raise ValueError(
-                f"{store.manifest_path}: dataset {dataset!r} changed since its runs in this folder were made "
-                f"(field 'datasets.{dataset}': {detail}); refusing to resume — use a new results folder"
-            )
 
 
 def run_experiment(
@@ -649,7 +160,7 @@ def run_specs(
 
     Runs another process has claimed are waited for, and computed here if their claimant
     dies (its claim goes stale). Parameters as in `run_experiment`; ``save_models`` saves
-    each fitted model (`save_run_model`).
+    each fitted model (`ResultsStore.save_model`).
     """
     done_before = store.done_ids()
     todo = [s for s in specs if s.run_id not in done_before]
@@ -731,7 +242,7 @@ def _results(
                         "label": spec.label(),
                         "status": "failed",
                         "seconds": 0.0,
-                        "error": _error(err),
+                        "error": error_text(err),
                     }
         finally:
             if client is not scheduler:
@@ -780,12 +291,12 @@ __all__ = [
     "fit_run",
     "input_brain",
     "load_run_model",
+    "prepare",
     "run_data",
     "run_experiment",
     "run_spec",
     "run_specs",
     "save_run_model",
     "shared_gene_brains",
-    "source_brain",
     "summary_text",
 ]

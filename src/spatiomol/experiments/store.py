@@ -6,11 +6,18 @@ Layout of a results folder (every path below is built here and nowhere else)::
       manifest.json            versions, seeds, data hashes, configuration (atomic JSON)
       parts/<run_id>.parquet   the rows of one finished run (atomic: tmp file + os.replace)
       predictions/<run_id>.npz test edges (i, j), predictions and targets of that run
-      models/<run_id>.joblib   the fitted model of that run (only with ``save_models``)
+      models/<run_id>.joblib   the fitted model of that run (only with ``save_models``;
+                               format `MODEL_FILE_FORMAT`, `save_model` / `load_model`)
+      regions/<dataset>-<hash>.parquet  the region table a dataset's runs used (`REGION_TABLE_COLUMNS`;
+                               named in the manifest's ``datasets[d]["regions_file"]``)
       nulls/<dataset>-<hash>-<method>.npz  the nulls of one family a grid re-uses
       splits/<dataset>-<hash>-<kind>.npz  the splits of a grid (for inspection)
       failures/<run_id>.txt    traceback of a run that raised (removed once it succeeds)
       claims/<run_id>.claim    a run being computed: holder pid, host and start time
+      explain/<name>/          what `spatiomol explain` wrote about one run
+
+No other module joins paths under a results folder (tests/test_architecture.py checks it);
+files the manifest names are given relative to the folder (`relative`, `recorded_path`).
 
 A run is *done* exactly when its part file exists. The part is written last and moved
 into place with `os.replace`, which is atomic on POSIX file systems, so a process killed
@@ -24,7 +31,8 @@ workers): each run is *claimed* first with a claim file created with ``O_CREAT |
 claim is abandoned (*stale*) when its holder is a dead process on this host or when its
 holder has not refreshed it for `CLAIM_STALE_SECONDS` (the holder touches it every
 `CLAIM_HEARTBEAT_SECONDS` while it computes); a stale claim is broken and the run is
-claimed anew, so nothing is lost when a claimant dies.
+claimed anew, so nothing is lost when a claimant dies (the claim file protocol:
+`spatiomol.experiments.claims`).
 """
 
 from __future__ import annotations
@@ -32,22 +40,24 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import sys
+import tempfile
 import threading
-import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import metadata
+from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 
 from spatiomol.atomic import atomic_path
+from spatiomol.data.brain import REGION_COLUMNS
+from spatiomol.experiments.claims import CLAIM_STALE_SECONDS as CLAIM_STALE_SECONDS  # re-exported
+from spatiomol.experiments.claims import claim_is_stale, create_claim, release_claim
 from spatiomol.experiments.config import run_null_family
 from spatiomol.hashing import canonical_json, json_sha256, to_jsonable
 
@@ -98,8 +108,11 @@ TRACKED_PACKAGES = (
     "pyyaml",
 )
 
-#: a claim not refreshed for this long (s) is abandoned, whoever holds it
-CLAIM_STALE_SECONDS = 300.0
+#: format tag of the model files `ResultsStore.save_model` writes
+MODEL_FILE_FORMAT = "spatiomol-run-model/1"
+#: columns of a stored region table: the region's index in the dataset, then `Brain.regions`' columns
+REGION_TABLE_COLUMNS = ("region", *REGION_COLUMNS)
+
 #: how often (s) the holder of a claim refreshes it while its run is computed
 CLAIM_HEARTBEAT_SECONDS = 30.0
 
@@ -172,8 +185,16 @@ class ResultsStore:
         return self.root / "splits"
 
     @property
+    def regions_dir(self) -> Path:
+        return self.root / "regions"
+
+    @property
     def failures_dir(self) -> Path:
         return self.root / "failures"
+
+    @property
+    def explain_dir(self) -> Path:
+        return self.root / "explain"
 
     @property
     def claims_dir(self) -> Path:
@@ -190,11 +211,31 @@ class ResultsStore:
         return self.predictions_dir / f"{rid}.npz"
 
     def model_path(self, rid: str) -> Path:
-        """Where run ``rid``'s fitted model is saved (`spatiomol.experiments.runner.save_run_model`)."""
+        """Where run ``rid``'s fitted model is saved (`save_model`)."""
         return self.models_dir / f"{rid}.joblib"
 
     def failure_path(self, rid: str) -> Path:
         return self.failures_dir / f"{rid}.txt"
+
+    def failure_paths(self) -> list[Path]:
+        """The failure records in the folder, sorted (each named by its run id)."""
+        return sorted(self.failures_dir.glob("*.txt")) if self.failures_dir.exists() else []
+
+    def regions_path(self, dataset: str, digest: str) -> Path:
+        """The region table of ``dataset`` whose content hashes to ``digest``."""
+        return self.regions_dir / f"{_file_tag(dataset, digest)}.parquet"
+
+    def explain_path(self, name: str) -> Path:
+        """The folder `spatiomol explain` writes one run's explanation to."""
+        return self.explain_dir / name
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """``path`` (under the folder) relative to the folder, as the manifest records files."""
+        return Path(path).relative_to(self.root).as_posix()
+
+    def recorded_path(self, relative: str) -> Path:
+        """The path of a file the manifest records relative to the folder (`relative`)."""
+        return self.root / relative
 
     def claim_path(self, rid: str) -> Path:
         return self.claims_dir / f"{rid}.claim"
@@ -244,7 +285,7 @@ class ResultsStore:
         The claim file is refreshed every `CLAIM_HEARTBEAT_SECONDS` by a background thread
         and removed on exit. ``False`` means another live process holds the claim.
         """
-        token = self._claim(rid)
+        token = create_claim(self.claim_path(rid))
         if token is None:
             yield False
             return
@@ -265,64 +306,12 @@ class ResultsStore:
         finally:
             stop.set()
             thread.join()
-            self._release(rid, token)
+            release_claim(path, token)
 
     def claim_active(self, rid: str) -> bool:
         """Whether a live claim on run ``rid`` exists (held by any process, this one included)."""
         path = self.claim_path(rid)
-        return path.exists() and not self._claim_is_stale(path)
-
-    def _claim(self, rid: str) -> str | None:
-        """Create the claim file of ``rid`` (breaking a stale one); its token, or None if held elsewhere."""
-        path = self.claim_path(rid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        token = uuid.uuid4().hex
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), "token": token}
-        for _ in range(3):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._claim_is_stale(path):
-                    return None
-                self._break_claim(path)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(holder))
-            return token
-        return None
-
-    def _release(self, rid: str, token: str) -> None:
-        path = self.claim_path(rid)
-        if _read_claim(path).get("token") == token:
-            path.unlink(missing_ok=True)
-
-    def _claim_is_stale(self, path: Path) -> bool:
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            return True
-        if age > CLAIM_STALE_SECONDS:
-            return True
-        holder = _read_claim(path)  # empty while its creator is still writing it: not stale
-        return holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid"))
-
-    @staticmethod
-    def _break_claim(path: Path) -> None:
-        """Move a stale claim aside; a fresh claim moved by a racing breaker is put back."""
-        try:
-            before = path.stat()
-            aside = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex}")
-            os.rename(path, aside)
-        except FileNotFoundError:
-            return  # another process broke it first
-        try:
-            moved = aside.stat()
-            if (moved.st_ino, moved.st_mtime_ns) != (before.st_ino, before.st_mtime_ns):
-                os.link(aside, path)  # not the claim judged stale: restore it unless a newer one exists
-        except (FileExistsError, FileNotFoundError):
-            pass
-        finally:
-            aside.unlink(missing_ok=True)
+        return path.exists() and not claim_is_stale(path)
 
     # writes
     def write_run(
@@ -413,6 +402,88 @@ class ResultsStore:
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
 
+    # models
+    def save_model(self, rid: str, model: Any) -> Path:
+        """Save run ``rid``'s fitted model at `model_path` (atomic; joblib, `MODEL_FILE_FORMAT`).
+
+        Neural models (those with ``save`` and a ``load`` class method) are stored through
+        their own ``save`` (CPU tensors), any other estimator as a pickle.
+        """
+        cls = type(model)
+        record: dict[str, Any] = {"format": MODEL_FILE_FORMAT, "class": f"{cls.__module__}:{cls.__qualname__}"}
+        if _has_own_format(model):
+            with tempfile.TemporaryDirectory() as folder:
+                record["saved"] = Path(model.save(Path(folder) / "model")).read_bytes()
+        else:
+            record["model"] = model
+        path = self.model_path(rid)
+        with atomic_path(path) as tmp:
+            joblib.dump(record, tmp)
+        return path
+
+    def load_model(self, rid: str) -> Any:
+        """The fitted model `save_model` stored for run ``rid``.
+
+        Raises
+        ------
+        FileNotFoundError
+            When the run saved no model (``save_models`` was off, or the run is not done).
+        ValueError
+            When the file is not a saved run model.
+        """
+        path = self.model_path(rid)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: no model saved for run {rid} (set save_models: true, or refit it with fit_run)"
+            )
+        record = joblib.load(path)
+        if not isinstance(record, dict) or record.get("format") != MODEL_FILE_FORMAT:
+            raise ValueError(f"{path}: not a saved run model (field 'format' != {MODEL_FILE_FORMAT!r})")
+        if "model" in record:
+            return record["model"]
+        module, _, qualname = record["class"].partition(":")
+        cls = getattr(import_module(module), qualname)
+        with tempfile.TemporaryDirectory() as folder:
+            tmp = Path(folder) / "model"
+            tmp.write_bytes(record["saved"])
+            return cls.load(tmp)
+
+    # region tables
+    def write_regions(self, dataset: str, regions: pd.DataFrame) -> str:
+        """Store the region table of ``dataset`` (a `Brain.regions`); → its path relative to the folder.
+
+        Written once per content (the file name holds the dataset and a hash of the table,
+        so two datasets, or two versions of one, never share a file), atomically, with the
+        columns `REGION_TABLE_COLUMNS` (``region``: the row's index in the dataset).
+        """
+        table = regions.loc[:, list(REGION_COLUMNS)].reset_index(drop=True)
+        table.insert(0, "region", np.arange(len(table), dtype=np.int64))
+        path = self.regions_path(dataset, json_sha256(table.to_dict("list")))
+        if not path.exists():
+            with atomic_path(path) as tmp:
+                table.to_parquet(tmp, index=False)
+        return self.relative(path)
+
+    def load_regions(self, dataset: str) -> pd.DataFrame:
+        """The region table ``dataset``'s runs used (`write_regions`), in region order.
+
+        Raises
+        ------
+        FileNotFoundError
+            When the manifest records none for ``dataset`` (a folder from before region
+            tables were stored) or its file is gone.
+        """
+        entry = self.read_manifest().get("datasets", {}).get(dataset, {})
+        if not entry.get("regions_file"):
+            raise FileNotFoundError(
+                f"{self.manifest_path}: field 'datasets.{dataset}.regions_file' is absent "
+                "(the folder predates stored region tables)"
+            )
+        path = self.recorded_path(entry["regions_file"])
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: region table of dataset {dataset!r} named by the manifest is missing")
+        return pd.read_parquet(path).sort_values("region").reset_index(drop=True)
+
     # manifest
     def read_manifest(self) -> dict[str, Any]:
         if not self.manifest_path.exists():
@@ -466,30 +537,9 @@ def _file_tag(dataset: str, *settings: Any) -> str:
     return f"{safe}-{digest}"
 
 
-def _read_claim(path: Path) -> dict[str, Any]:
-    """A claim file's holder record; ``{}`` when absent, empty or partly written."""
-    try:
-        record = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def _pid_alive(pid: Any) -> bool:
-    """Whether process ``pid`` of this host is running (a zombie counts as dead)."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
+def _has_own_format(model: Any) -> bool:
+    # neural models write their own file (state dict, CPU tensors) with save / load
+    return callable(getattr(model, "save", None)) and callable(getattr(type(model), "load", None))
 
 
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:

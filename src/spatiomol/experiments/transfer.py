@@ -10,7 +10,8 @@ same target: transfer means beating it.
 Each (pair, input) is a `RunSpec` (``split_type="transfer"``, ``dataset="SOURCE->TARGET"``)
 executed by the runner (`spatiomol.experiments.runner.run_specs`), so transfer runs are
 claimed, resumable, failure-capturing and run on joblib or Dask like any grid, and the
-report reads them from the same `ResultsStore`.
+report reads them from the same `ResultsStore` (which also keeps each source's and
+target's region table, manifest ``datasets[name]["regions_file"]``).
 """
 
 from __future__ import annotations
@@ -24,14 +25,8 @@ import pandas as pd
 from spatiomol.data.brain import Brain
 from spatiomol.experiments.config import null_family_label, resolved_nulls, validated_null_families
 from spatiomol.experiments.grid import TRANSFER, TRANSFER_ARROW, RunSpec
-from spatiomol.experiments.runner import (
-    ensure_nulls,
-    run_specs,
-    shared_gene_brains,
-    source_brain,
-    source_name,
-    summary_text,
-)
+from spatiomol.experiments.inputs import _as_brain, ensure_nulls, shared_gene_brains, source_name, store_regions
+from spatiomol.experiments.runner import run_specs, summary_text
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.hashing import canonical_json
 from spatiomol.models import registry
@@ -62,8 +57,8 @@ def transfer_specs(
     model_params = dict(model_params or {})
     specs = []
     for source_item, target_item in pairs:
-        source = source_brain(source_item, gene_order)
-        src, _ = shared_gene_brains(source, source_brain(target_item, gene_order))
+        source = _as_brain(source_item, gene_order)
+        src, _ = shared_gene_brains(source, _as_brain(target_item, gene_order))
         label = f"{source_name(source_item)}{TRANSFER_ARROW}{source_name(target_item)}"
         for inp, family in [("true", None)] + [("null", f) for f in families.values()]:
             settings = {
@@ -167,34 +162,62 @@ def run_transfer(
         gene_order=gene_order,
     )
     store = ResultsStore(results_dir)
-    sources = {source_name(s.train_source): s.train_source for s in specs if s.input == "null"}
-    for source in sources.values():
-        for settings in families.values():
-            ensure_nulls(store, source, settings, gene_order, log=log)
+    regions = _prepare_transfer(store, specs, pairs, families, gene_order, log)
     summary = run_specs(specs, store, jobs=jobs, scheduler=scheduler, progress=progress, log=log)
-    names = list(dict.fromkeys(s.dataset for s in specs))
-    # the report shows, per (pair, model), only the runs of the latest call's settings
-    current_ids = dict(store.read_manifest().get("transfer_run_ids", {}))
-    for label in names:
-        current_ids[f"{label} {model}"] = sorted(s.run_id for s in specs if s.dataset == label)
-    store.write_manifest(
-        {
-            "transfer": {
-                "model": model,
-                "model_params": dict(model_params or {}),
-                "null_index": null_index,
-                "nulls": families[next(iter(families))] if len(families) == 1 else list(families.values()),
-                "null_families": families,
-                "seed": seed,
-                "pairs": names,
-            }
-        },
-        extra={"transfer_run_ids": current_ids},
-    )
+    transfer_settings = {
+        "model": model,
+        "model_params": dict(model_params or {}),
+        "null_index": null_index,
+        "nulls": families[next(iter(families))] if len(families) == 1 else list(families.values()),
+        "null_families": families,
+        "seed": seed,
+    }
+    names = _record_transfer(store, specs, transfer_settings, regions)
     if summary.failed:
         raise RuntimeError(f"transfer: {len(summary.failed)} of {len(specs)} runs failed\n{summary_text(summary)}")
     df = store.load()
     return df[df["dataset"].isin(names) & (df["model"] == model)].reset_index(drop=True)
+
+
+def _prepare_transfer(
+    store: ResultsStore,
+    specs: list[RunSpec],
+    pairs: list[tuple[str | Brain, str | Brain]],
+    families: dict[str, dict[str, Any]],
+    gene_order: str,
+    log: Callable[[str], None],
+) -> dict[str, str]:
+    """Generate the sources' missing nulls and store every brain's region table; → name → table file."""
+    sources = {source_name(s.train_source): s.train_source for s in specs if s.input == "null"}
+    for source in sources.values():
+        for settings in families.values():
+            ensure_nulls(store, source, settings, gene_order, log=log)
+    return {source_name(item): store_regions(store, item, gene_order) for pair in pairs for item in pair}
+
+
+def _record_transfer(
+    store: ResultsStore, specs: list[RunSpec], settings: dict[str, Any], regions: dict[str, str]
+) -> list[str]:
+    """Write a transfer's settings, current run ids and region tables into the manifest; → its pair labels.
+
+    ``regions``: dataset name → its stored region table (`store_regions`), added to what a
+    grid recorded of the dataset.
+    """
+    model = settings["model"]
+    names = list(dict.fromkeys(s.dataset for s in specs))
+    manifest = store.read_manifest()
+    datasets = dict(manifest.get("datasets", {}))
+    datasets = {name: {**datasets.get(name, {}), "regions_file": rel} for name, rel in regions.items()}
+    # the report shows, per (pair, model), only the runs of the latest call's settings
+    current_ids = dict(manifest.get("transfer_run_ids", {}))
+    for label in names:
+        current_ids[f"{label} {model}"] = sorted(s.run_id for s in specs if s.dataset == label)
+    store.write_manifest(
+        {"transfer": {**settings, "pairs": names}},
+        datasets=datasets,
+        extra={"transfer_run_ids": current_ids},
+    )
+    return names
 
 
 def transfer_table(df: pd.DataFrame) -> pd.DataFrame:

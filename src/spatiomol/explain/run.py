@@ -2,9 +2,12 @@
 
 For one stored run (true expression) of a neural model the fitted model is loaded (when
 the grid saved it, ``save_models: true``) or refitted exactly as the runner fitted it
-(`spatiomol.experiments.runner.fit_run`: same data, split, seeds and selection), checked
+(`spatiomol.experiments.execute.fit_run`: same data, split, seeds and selection), checked
 against the run's stored test predictions, and explained on every region of the
-dataset. Written to ``RESULTS/explain/<model>_<split>_r<repeat>f<fold>/``:
+dataset. The regions' labels, networks and coordinates come from the region table the
+run stored (`ResultsStore.load_regions`; a folder from before region tables were stored:
+the dataset's); the model's inputs (expression) always come from the dataset. Written to
+``RESULTS/explain/<model>_<split>_r<repeat>f<fold>/`` (`ResultsStore.explain_path`):
 
 - ``region_embeddings.csv`` and ``region_embeddings_pca.png``: every region's embedding
   (`spatiomol.explain.embeddings`) and its first two principal components, by network;
@@ -29,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.atomic import atomic_path
-from spatiomol.experiments.runner import fit_run, load_run_model, run_data, run_spec
+from spatiomol.data.brain import Brain
+from spatiomol.experiments.execute import fit_run, load_run_model, run_data, run_spec
+from spatiomol.experiments.grid import RunSpec
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.explain.attention import attention_profiles, draw_attention_along_genome, gene_position_table
 from spatiomol.explain.attributions import gene_attributions, network_rankings
@@ -116,6 +121,75 @@ def find_run(store: ResultsStore, model: str, split: str | None = None) -> tuple
     return str(chosen["run_id"].iloc[0]), split
 
 
+def run_regions(store: ResultsStore, dataset: str, brain: Brain) -> pd.DataFrame:
+    """The region table the runs of ``dataset`` used (`ResultsStore.load_regions`); ``brain.regions``
+    for a folder that stored none.
+
+    Raises
+    ------
+    ValueError
+        When the stored table's labels differ from the dataset's now (its files changed
+        since the run).
+    """
+    try:
+        regions = store.load_regions(dataset)
+    except FileNotFoundError:
+        return brain.regions.reset_index(drop=True)
+    if list(regions["label"]) != list(brain.labels):
+        raise ValueError(
+            f"{store.root}: the region labels stored for dataset {dataset!r} differ from the dataset's now "
+            "(its files changed since the run); explain a folder made from the current files"
+        )
+    return regions
+
+
+def _run_model(store: ResultsStore, spec: RunSpec, refit: bool) -> tuple[Any, Brain, str, float]:
+    """Run ``spec``'s model, saved or refitted, → (model, brain it was fitted on, ``"saved model"`` or
+    ``"refit"``, largest |prediction − stored test prediction|)."""
+    rid = spec.run_id
+    if not refit and store.model_path(rid).exists():
+        fitted, data, source = load_run_model(store.root, rid), run_data(spec, store.root), "saved model"
+    else:
+        run = fit_run(spec, store.root)
+        fitted, data, source = run.model, run.data, "refit"
+    stored = store.load_predictions(rid)
+    again = fitted.predict(data.predict_brain, stored["i"], stored["j"])
+    difference = float(np.max(np.abs(again - stored["y_pred"]))) if again.size else 0.0
+    return fitted, data.fit_brain, source, difference
+
+
+def _embedding_files(fitted, brain: Brain, regions: pd.DataFrame, out: Path, title: str) -> dict[str, Path]:
+    """``region_embeddings.csv`` (``regions``' columns, PCs, embedding) and its PCA map."""
+    embeddings = region_embeddings(fitted, brain)
+    scores, explained = pca_map(embeddings)
+    table = regions[["label", "hemisphere", "structure", "network", "x", "y", "z"]].copy()
+    table["pc1"], table["pc2"] = scores[:, 0], scores[:, 1]
+    table = pd.concat([table, pd.DataFrame(embeddings, columns=[f"e{k}" for k in range(embeddings.shape[1])])], axis=1)
+    files = {"region_embeddings": _write_csv(table, out / "region_embeddings.csv", index=False)}
+    fig = draw_embedding_map(
+        scores, regions["network"].to_numpy(), explained, f"{title}: region embeddings ({embeddings.shape[1]} values)"
+    )
+    files["region_embeddings_pca"] = _write_png(fig, out / "region_embeddings_pca.png")
+    return files
+
+
+def _attention_files(fitted: SMT, brain: Brain, out: Path, title: str, notes: list[str]) -> dict[str, Path]:
+    """The SMT's attention along the genome: tokens, the L × L map and its figure."""
+    try:
+        positions = gene_position_table()
+    except (ValueError, OSError) as err:
+        positions = None
+        notes.append(f"gene positions unavailable ({err}); tokens not placed on chromosomes")
+    profiles, global_map = attention_profiles(fitted, brain, positions)
+    files = {"attention_tokens": _write_csv(profiles, out / "attention_tokens.csv", index=False)}
+    labels = profiles["label"].tolist()
+    attention_map = pd.DataFrame(global_map, index=labels, columns=labels)
+    files["attention_map"] = _write_csv(attention_map, out / "attention_map.csv")
+    fig = draw_attention_along_genome(profiles, global_map, f"{title}: final-layer attention along the genome")
+    files["attention_genome"] = _write_png(fig, out / "attention_genome.png")
+    return files
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(text))[:40]
 
@@ -172,64 +246,27 @@ def explain_run(
     rid, split = find_run(store, model, split)
     split_type, repeat, fold = parse_split(split)
     spec = run_spec(store.root, rid)
-    if not refit and store.model_path(rid).exists():
-        fitted, data, source = load_run_model(store.root, rid), run_data(spec, store.root), "saved model"
-    else:
-        run = fit_run(spec, store.root)
-        fitted, data, source = run.model, run.data, "refit"
-    stored = store.load_predictions(rid)
-    again = fitted.predict(data.predict_brain, stored["i"], stored["j"])
-    difference = float(np.max(np.abs(again - stored["y_pred"]))) if again.size else 0.0
-
-    brain = data.fit_brain
-    out = Path(out_dir) if out_dir is not None else store.root / "explain" / f"{model}_{split_type}_r{repeat}f{fold}"
+    fitted, brain, source, difference = _run_model(store, spec, refit)
+    regions = run_regions(store, spec.dataset, brain)
+    out = Path(out_dir) if out_dir is not None else store.explain_path(f"{model}_{split_type}_r{repeat}f{fold}")
     out.mkdir(parents=True, exist_ok=True)
     name = registry.display_name(model)
     title = f"{name}, {brain.name}, {split}"
-    files: dict[str, Path] = {}
     notes: list[str] = []
-
-    # region embeddings
-    embeddings = region_embeddings(fitted, brain)
-    scores, explained = pca_map(embeddings)
-    table = brain.regions[["label", "hemisphere", "structure", "network", "x", "y", "z"]].copy()
-    table["pc1"], table["pc2"] = scores[:, 0], scores[:, 1]
-    table = pd.concat([table, pd.DataFrame(embeddings, columns=[f"e{k}" for k in range(embeddings.shape[1])])], axis=1)
-    files["region_embeddings"] = _write_csv(table, out / "region_embeddings.csv", index=False)
-    fig = draw_embedding_map(
-        scores, brain.network, explained, f"{title}: region embeddings ({embeddings.shape[1]} values)"
-    )
-    files["region_embeddings_pca"] = _write_png(fig, out / "region_embeddings_pca.png")
-
-    # attention along the genome (SMT)
+    files = _embedding_files(fitted, brain, regions, out, title)
     if isinstance(fitted, SMT):
-        try:
-            positions = gene_position_table()
-        except (ValueError, OSError) as err:
-            positions = None
-            notes.append(f"gene positions unavailable ({err}); tokens not placed on chromosomes")
-        profiles, global_map = attention_profiles(fitted, brain, positions)
-        files["attention_tokens"] = _write_csv(profiles, out / "attention_tokens.csv", index=False)
-        labels = profiles["label"].tolist()
-        files["attention_map"] = _write_csv(
-            pd.DataFrame(global_map, index=labels, columns=labels), out / "attention_map.csv"
-        )
-        fig = draw_attention_along_genome(profiles, global_map, f"{title}: final-layer attention along the genome")
-        files["attention_genome"] = _write_png(fig, out / "attention_genome.png")
+        files.update(_attention_files(fitted, brain, out, title, notes))
 
     # gene attributions
     i, j = brain.pairs()
     if len(i) > max_edges:
         keep = np.sort(np.random.default_rng(seed).choice(len(i), int(max_edges), replace=False))
+        notes.append(f"attributions on {max_edges} of {len(i)} edges (seed {seed})")
         i, j = i[keep], j[keep]
-        notes.append(
-            f"attributions on {max_edges} of {brain.n_regions * (brain.n_regions - 1) // 2} edges (seed {seed})"
-        )
     attributions = gene_attributions(fitted, brain, i, j, method=method, n_steps=n_steps)
-    for network, ranking in network_rankings(attributions, brain.network).items():
-        files[f"gene_attributions_{network}"] = _write_csv(
-            ranking, out / f"gene_attributions_{_slug(network)}.csv", index=False
-        )
+    for network, ranking in network_rankings(attributions, regions["network"].to_numpy()).items():
+        path = out / f"gene_attributions_{_slug(network)}.csv"
+        files[f"gene_attributions_{network}"] = _write_csv(ranking, path, index=False)
 
     summary = {
         "run_id": rid,

@@ -88,6 +88,8 @@ class ReportContext:
     family_settings : dict
         Label → settings of the configuration's null families
         (`null_families.manifest_families`).
+    region_tables : dict
+        Dataset → its region table (`dataset_regions`), filled as sections ask.
     """
 
     store: ResultsStore
@@ -105,6 +107,7 @@ class ReportContext:
     all_rows: pd.DataFrame | None = None
     families: list[str] = field(default_factory=list)
     family_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    region_tables: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> pd.DataFrame:
@@ -148,10 +151,39 @@ def _split_types(sub: pd.DataFrame) -> list[str]:
     return [k for k in SPLIT_ORDER if k in set(sub["split_type"])]
 
 
-def _load_brain(ctx: ReportContext, dataset: str):
+def _resolve(ctx: ReportContext, dataset: str):
+    """The dataset's `Brain` as it is now (`resolve_source`): what the CGE figures need (expression)."""
     from spatiomol.data.sources import resolve_source
 
     return resolve_source(dataset, gene_order=ctx.config.get("gene_order", "as_given"))
+
+
+class RegionsUnavailable(RuntimeError):
+    """Neither a stored region table nor the dataset itself gives a dataset's regions."""
+
+
+def dataset_regions(ctx: ReportContext, dataset: str) -> pd.DataFrame:
+    """The region table (label, network, x, y, z, ...) the runs of ``dataset`` used, in region order.
+
+    Read from the results folder (`ResultsStore.load_regions`), so the report needs no
+    dataset files; a folder from before region tables were stored falls back to resolving
+    the dataset. Raises `RegionsUnavailable`, saying why, when both fail.
+    """
+    if dataset not in ctx.region_tables:
+        try:
+            ctx.region_tables[dataset] = ctx.store.load_regions(dataset)
+        except FileNotFoundError as stored:
+            try:
+                ctx.region_tables[dataset] = _resolve(ctx, dataset).regions.reset_index(drop=True)
+            except Exception as err:  # noqa: BLE001 — any failure to load the dataset: said in the report
+                ctx.region_tables[dataset] = RegionsUnavailable(
+                    f"the results folder stores no region table for it ({stored}) and the dataset could not "
+                    f"be loaded for its region coordinates ({type(err).__name__}: {err})"
+                )
+    table = ctx.region_tables[dataset]
+    if isinstance(table, RegionsUnavailable):
+        raise table
+    return table
 
 
 # ------------------------------------------------------------ header, provenance
@@ -210,8 +242,7 @@ def provenance_section(ctx: ReportContext, dataset: str) -> list[Block]:
 
 def failures_section(ctx: ReportContext, ids: set[str] | None) -> list[Block]:
     """First line of each failure record of a current run."""
-    folder = ctx.store.root / "failures"
-    failures = sorted(folder.glob("*.txt")) if folder.exists() else []
+    failures = ctx.store.failure_paths()
     if ids is not None:
         failures = [f for f in failures if f.stem in ids]
     if not failures:
@@ -245,7 +276,8 @@ def nulls_files(ctx: ReportContext, dataset: str) -> dict[str, Path]:
     files = dict(info.get("nulls_files") or {})
     if not files and info.get("nulls_file"):  # a manifest from before families side by side
         files = {ctx.family or next(iter(ctx.family_settings), "nulls"): info["nulls_file"]}
-    return {label: ctx.store.root / rel for label, rel in files.items() if (ctx.store.root / rel).exists()}
+    paths = {label: ctx.store.recorded_path(rel) for label, rel in files.items()}
+    return {label: path for label, path in paths.items() if path.exists()}
 
 
 def own_expression_fraction(nullset) -> np.ndarray:
@@ -683,7 +715,7 @@ def cge_figures(ctx: ReportContext, dataset: str) -> list[Block]:
     for label, path in files.items():
         name = f"cge_distance_{slug(dataset)}" + (f"_{slug(label)}" if len(files) > 1 else "")
         try:
-            brain = brain if brain is not None else _load_brain(ctx, dataset)
+            brain = brain if brain is not None else _resolve(ctx, dataset)
             png = plot_cge_curves(brain, NullSet.load(path), ctx.figures_dir / f"{name}.png")
         except Exception as err:  # noqa: BLE001 — a figure must not sink the report
             blocks.append(Paragraph(f"_CGE–distance figure of `{label}` not drawn: {type(err).__name__}: {err}_"))
@@ -733,21 +765,27 @@ def brain_views(
 ) -> tuple[list[Block], list[Block]]:
     """Glass-brain connectomes and per-region accuracy markers (PNG + CSV), and interactive views.
 
+    Region labels and coordinates come from `dataset_regions` (the table the runs stored);
+    when no table can be had, one paragraph says the views were dropped and why.
+
     Returns
     -------
     (figure blocks for both reports, interactive blocks for the HTML report)
     """
     from spatiomol.reports import brain as views
 
-    brain = _load_brain(ctx, dataset)
-    coords = brain.coords
+    try:
+        regions_table = dataset_regions(ctx, dataset)
+    except RegionsUnavailable as err:
+        return [Paragraph(f"**Brain views of {dataset} ({split_type} splits) dropped:** {err}.")], []
+    coords = regions_table[["x", "y", "z"]].to_numpy(dtype=np.float64)
     name = slug(dataset)
     blocks: list[Block] = []
     interactive: list[Block] = []
     if edges:
         panels = views.connectome_panels(edges)
         regions, thresholds = panels["regions"], panels["thresholds"]
-        _strong_edges_table(panels, brain.labels).to_csv(
+        _strong_edges_table(panels, regions_table["label"].to_numpy()).to_csv(
             ctx.tables_dir / f"brain_edges_{name}_{split_type}.csv", index=False
         )
         title = (
@@ -775,31 +813,42 @@ def brain_views(
                         title="Interactive brain views" if not interactive else "",
                     )
                 )
+    return blocks + region_accuracy_view(ctx, dataset, split_type, regions_table), interactive
+
+
+def region_accuracy_view(ctx: ReportContext, dataset: str, split_type: str, regions: pd.DataFrame) -> list[Block]:
+    """Per-region accuracy of the best and the best linear model: ``tables/region_accuracy_*.csv``
+    and, when any region was scored, the glass-brain markers (``regions``: `dataset_regions`)."""
+    from spatiomol.reports import brain as views
+
     sub = ctx.df[ctx.df["dataset"] == dataset]
     best, linear = best_model(ctx.summary, dataset, split_type), stats.best_linear_model(sub, dataset, split_type)
     models = [m for m in dict.fromkeys([best, linear]) if m]
-    if models:
-        accuracy = {m: mean_region_accuracy(ctx, dataset, split_type, m, brain.n_regions) for m in models}
-        table = brain.regions[["label", "network", "x", "y", "z"]].copy()
-        for m, v in accuracy.items():
-            table[f"r_{m}"] = v
-        table.to_csv(ctx.tables_dir / f"region_accuracy_{name}_{split_type}.csv", index=False)
-        finite = np.concatenate([v[np.isfinite(v)] for v in accuracy.values()])
-        if finite.size:
-            vmax = float(np.max(np.abs(finite)))
-            title = (
-                f"{split_type} splits: per-region test Pearson r of each test region's edges "
-                f"(mean over repeats), colour scale ±{vmax:.2f}"
-            )
-            rows = {tables.display(m): v for m, v in accuracy.items()}
-            fig = views.draw_region_markers(rows, coords, vmax, title)
-            path = figures.save_figure(fig, ctx.figures_dir / f"brain_accuracy_{name}_{split_type}.png")
-            which = {
-                2: "best model and best linear model",
-                1: "best model (also the best linear model)" if best == linear else "best model",
-            }[len(models)]
-            blocks.append(_figure(path, f"{dataset}, {title}", f"Per-region accuracy, {which}, {dataset}, {title}"))
-    return blocks, interactive
+    if not models:
+        return []
+    name = slug(dataset)
+    accuracy = {m: mean_region_accuracy(ctx, dataset, split_type, m, len(regions)) for m in models}
+    table = regions[["label", "network", "x", "y", "z"]].copy()
+    for m, v in accuracy.items():
+        table[f"r_{m}"] = v
+    table.to_csv(ctx.tables_dir / f"region_accuracy_{name}_{split_type}.csv", index=False)
+    finite = np.concatenate([v[np.isfinite(v)] for v in accuracy.values()])
+    if not finite.size:
+        return []
+    vmax = float(np.max(np.abs(finite)))
+    title = (
+        f"{split_type} splits: per-region test Pearson r of each test region's edges "
+        f"(mean over repeats), colour scale ±{vmax:.2f}"
+    )
+    rows = {tables.display(m): v for m, v in accuracy.items()}
+    coords = regions[["x", "y", "z"]].to_numpy(dtype=np.float64)
+    fig = views.draw_region_markers(rows, coords, vmax, title)
+    path = figures.save_figure(fig, ctx.figures_dir / f"brain_accuracy_{name}_{split_type}.png")
+    which = {
+        2: "best model and best linear model",
+        1: "best model (also the best linear model)" if best == linear else "best model",
+    }[len(models)]
+    return [_figure(path, f"{dataset}, {title}", f"Per-region accuracy, {which}, {dataset}, {title}")]
 
 
 def _strong_edges_table(panels: dict[str, Any], labels: np.ndarray) -> pd.DataFrame:
