@@ -12,6 +12,7 @@ import torch
 
 from spatiomol.data.brain import pairs_within
 from spatiomol.data.synthetic import make_synthetic_brain
+from spatiomol.models.device import check_num_threads, seeded_torch
 from spatiomol.models.mlp import PairMLPNetwork
 from spatiomol.models.registry import make_model
 from spatiomol.models.smt import (
@@ -25,8 +26,6 @@ from spatiomol.models.smt import (
 from spatiomol.models.training import (
     TrainingHistory,
     TrainingSettings,
-    check_num_threads,
-    seeded_torch,
     steps_per_epoch,
     train_network,
     training_budget,

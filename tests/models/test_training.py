@@ -10,6 +10,7 @@ import torch
 
 from spatiomol.data.brain import pairs_within
 from spatiomol.data.synthetic import make_synthetic_brain
+from spatiomol.models.device import resolve_device, seeded_torch
 from spatiomol.models.mlp import MLP
 from spatiomol.models.registry import make_model
 from spatiomol.models.training import (
@@ -17,8 +18,6 @@ from spatiomol.models.training import (
     TrainingSettings,
     random_batches,
     region_block_batches,
-    resolve_device,
-    seeded_torch,
     train_network,
 )
 

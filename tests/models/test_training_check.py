@@ -8,16 +8,14 @@ import pytest
 import torch
 
 from spatiomol.data.synthetic import make_synthetic_brain
+from spatiomol.models.device import seeded_torch
+from spatiomol.models.diagnosis import NotTrainedWarning, training_diagnosis
 from spatiomol.models.mlp import PairMLPNetwork
 from spatiomol.models.registry import make_model
 from spatiomol.models.training import (
-    NotTrainedWarning,
-    TrainingHistory,
     TrainingSettings,
-    seeded_torch,
     start_at_target_mean,
     train_epoch,
-    training_diagnosis,
 )
 
 torch.set_num_threads(1)
@@ -46,10 +44,6 @@ SMALL = {
 }
 
 
-def history(train, val=()):
-    return TrainingHistory(train_loss=list(train), val_loss=list(val))
-
-
 @pytest.mark.parametrize(
     "train, val, loss_flagged",
     [
@@ -62,18 +56,18 @@ def history(train, val=()):
     ],
 )
 def test_loss_check_on_hand_worked_histories(train, val, loss_flagged):
-    reasons = training_diagnosis(history(train, val), prediction_sd=1.0, target_sd=1.0)
+    reasons = training_diagnosis(train, val, prediction_sd=1.0, target_sd=1.0)
     assert bool(reasons) == loss_flagged
     if loss_flagged:
         assert "never fell below 0.95" in reasons[0]
 
 
 def test_sd_check_is_ten_percent_of_the_targets_sd():
-    trained = history([1.0, 0.1])
-    assert training_diagnosis(trained, prediction_sd=0.0101, target_sd=0.1) == []
-    (reason,) = training_diagnosis(trained, prediction_sd=0.0099, target_sd=0.1)
+    trained = ([1.0, 0.1], [])
+    assert training_diagnosis(*trained, prediction_sd=0.0101, target_sd=0.1) == []
+    (reason,) = training_diagnosis(*trained, prediction_sd=0.0099, target_sd=0.1)
     assert "prediction SD" in reason and "0.1" in reason
-    assert training_diagnosis(trained, prediction_sd=0.0, target_sd=0.0) == []  # constant targets: nothing to learn
+    assert training_diagnosis(*trained, prediction_sd=0.0, target_sd=0.0) == []  # constant targets: nothing to learn
 
 
 @pytest.mark.parametrize("name", list(SMALL))

@@ -87,7 +87,7 @@ RUN_COLUMNS = (
 )
 #: `training_check` values: a fit with no training diagnosis (closed-form models, and parts
 #: written before the check existed), one that trained, and the prefix of one that did not
-#: (followed by the reasons of `spatiomol.models.training.training_diagnosis`)
+#: (followed by the reasons of `spatiomol.models.diagnosis.training_diagnosis`)
 CHECK_NONE, CHECK_TRAINED, CHECK_NOT_TRAINED = "n/a", "trained", "not trained"
 #: one row per metric and stratum
 METRIC_COLUMNS = ("metric", "stratum", "value", "n_edges")
@@ -336,7 +336,7 @@ class ResultsStore:
         n_parameters : learned parameter count of the fitted model.
         fit_seconds : wall time of selection + fitting, s.
         training_check : `CHECK_NONE`, `CHECK_TRAINED`, or `CHECK_NOT_TRAINED` + ": " + the
-            reasons (`spatiomol.models.training.training_diagnosis`) of the final fit.
+            reasons (`spatiomol.models.diagnosis.training_diagnosis`) of the final fit.
         predictions : optional arrays (e.g. ``i, j, y_pred, y_true``) saved before the
             part so that a done run always has its predictions.
         """

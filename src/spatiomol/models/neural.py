@@ -41,6 +41,7 @@ from torch import nn
 from spatiomol.data.brain import Brain, pairs_within
 from spatiomol.models.augment import AUG_STYLES, TargetAugmenter, canonical_style
 from spatiomol.models.base import ConnectivityModel
+from spatiomol.models.device import resolve_device, seeded_torch
 from spatiomol.models.training import (
     BATCHINGS,
     LR_SCHEDULES,
@@ -53,8 +54,6 @@ from spatiomol.models.training import (
     TrainingHistory,
     TrainingSettings,
     predict_network,
-    resolve_device,
-    seeded_torch,
     train_network,
 )
 

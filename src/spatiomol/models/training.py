@@ -85,8 +85,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +104,7 @@ from spatiomol.models.batching import (
     training_budget,
     training_samples,
 )
+from spatiomol.models.diagnosis import NotTrainedWarning, training_diagnosis
 
 logger = logging.getLogger(__name__)
 
@@ -123,64 +123,9 @@ LR_DROP_FACTOR = 0.5
 #: mean (a constant predictor at the mean, so the first gradients are not the random
 #: offset's); "default": torch's initialisation of that layer (the paper's)
 OUTPUT_INITS = ("target_mean", "default")
-#: a fit is *not trained* when its losses never fall below this fraction of the first
-#: epoch's, or its predictions' SD on the training edges is below `STUCK_SD_FRACTION`
-#: of the targets' SD (`training_diagnosis`)
-STUCK_LOSS_FRACTION = 0.95
-STUCK_SD_FRACTION = 0.10
 SAVE_FORMAT = "spatiomol-neural-model/1"
 #: pairs per forward pass at prediction time (memory, not numbers: predictions are per pair)
 PREDICTION_CHUNK_PAIRS = 8192
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA if available else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" or device.startswith("cuda"):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
-        return torch.device(device)
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-
-
-@contextmanager
-def seeded_torch(
-    seed: int, device: torch.device, deterministic: bool = True, num_threads: int | None = None
-) -> Iterator[None]:
-    """Seed torch's default generators, optionally force deterministic kernels and set the
-    number of CPU threads; restore all three on exit.
-
-    The caller's global RNG state, determinism flag and thread count are restored on exit
-    (``num_threads=None`` leaves the thread count alone).
-    """
-    cuda_devices = [device.index or 0] if device.type == "cuda" else []
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    previous_threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(int(seed))
-        # On CUDA some kernels have no deterministic version: warn rather than fail there.
-        torch.use_deterministic_algorithms(deterministic, warn_only=device.type == "cuda")
-        if num_threads is not None:
-            torch.set_num_threads(int(num_threads))
-        try:
-            yield
-        finally:
-            torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
-            if num_threads is not None:
-                torch.set_num_threads(previous_threads)
-
-
-def check_num_threads(num_threads: int | None) -> int | None:
-    """``None`` or a positive int; a ValueError naming ``num_threads`` otherwise."""
-    if num_threads is None:
-        return None
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-    return int(num_threads)
 
 
 @dataclass(frozen=True)
@@ -595,15 +540,13 @@ def _diagnose(
     fitted = predict_network(
         network, tensors, ti, tj, device=settings.device, batch_size=settings.prediction_batch_size
     )
-    history.not_trained = training_diagnosis(history, float(np.std(fitted)), float(np.std(ty)))
+    history.not_trained = training_diagnosis(
+        history.train_loss, history.val_loss, float(np.std(fitted)), float(np.std(ty))
+    )
     if history.not_trained:
         message = "neural fit did not train: " + "; ".join(history.not_trained)
         history.notes.append(message)
         warnings.warn(message, NotTrainedWarning, stacklevel=3)
-
-
-class NotTrainedWarning(UserWarning):
-    """A neural fit ended as (nearly) the constant predictor it started from (`training_diagnosis`)."""
 
 
 def start_at_target_mean(network: nn.Module, target_mean: float) -> None:
@@ -618,40 +561,6 @@ def start_at_target_mean(network: nn.Module, target_mean: float) -> None:
     with torch.no_grad():
         layer.weight.zero_()
         layer.bias.fill_(target_mean)
-
-
-def training_diagnosis(history: TrainingHistory, prediction_sd: float, target_sd: float) -> list[str]:
-    """Why a finished fit counts as *not trained*; empty when it trained.
-
-    Parameters
-    ----------
-    history : TrainingHistory
-        Per-epoch training loss and, with validation regions, validation loss (MSE).
-    prediction_sd, target_sd : float
-        SD of the fitted network's predictions and of the targets over the training edges
-        (target units, e.g. Pearson r).
-
-    Returns
-    -------
-    list of str
-        One reason per failed check: the training loss (and the validation loss, when
-        there is one) never fell below `STUCK_LOSS_FRACTION` × its first epoch's value;
-        or ``prediction_sd < STUCK_SD_FRACTION × target_sd``. A validation loss that does
-        not fall while the training loss does is overfitting, not a failure to train, so
-        the loss check needs both to be flat; a one-epoch fit has no trend, so only the SD
-        check applies to it.
-    """
-    reasons = []
-    curves = [("training", history.train_loss)] + ([("validation", history.val_loss)] if history.val_loss else [])
-    flat = [name for name, losses in curves if min(losses) >= STUCK_LOSS_FRACTION * losses[0]]
-    if len(history.train_loss) >= 2 and len(flat) == len(curves):
-        reasons.append(f"{' and '.join(flat)} loss never fell below {STUCK_LOSS_FRACTION} x its first epoch's")
-    if target_sd > 0 and prediction_sd < STUCK_SD_FRACTION * target_sd:
-        reasons.append(
-            f"prediction SD on the training edges {prediction_sd:.3g} < {STUCK_SD_FRACTION} x "
-            f"the targets' {target_sd:.3g}"
-        )
-    return reasons
 
 
 def _pearson(prediction: np.ndarray, target: np.ndarray) -> float:

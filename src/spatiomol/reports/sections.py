@@ -364,7 +364,7 @@ def not_trained_blocks(counts: dict[str, tuple[int, int]]) -> list[Block]:
         Paragraph(
             f"**Warning: fits that did not train** ({listed}). Their training loss never fell below "
             "0.95 x its first epoch's (nor the validation loss, where there was one), or their predictions' SD "
-            "on the training edges stayed below 10% of the targets' (`spatiomol.models.training."
+            "on the training edges stayed below 10% of the targets' (`spatiomol.models.diagnosis."
             "training_diagnosis`). They are included in every mean below; the column 'not trained' counts them "
             "per model and the runs' `training_check` field (parts/*.parquet) names the reasons."
         )
