@@ -1,7 +1,9 @@
-"""Run every benchmark in ``benchmarks/`` and gather their tables into one file.
+"""Run every speed benchmark in ``benchmarks/perf/`` and gather the tables into one file.
 
-1. Each ``benchmarks/*.py`` script (other than this one) runs in its own process, in name
-   order, and (re)writes its ``benchmarks/results/<name>.md``.
+1. Each ``benchmarks/perf/*.py`` script runs in its own process, in name order, and
+   (re)writes its ``benchmarks/results/<name>.md``. The long, resumable studies of
+   ``benchmarks/studies/`` (and `TOP_LEVEL_STUDIES`) are not run here: ``results.md``
+   carries their tables as last written by their own runs.
 2. This script adds its own benchmark, ``results/split.md``: one full outer split
    (hcp-s100, random split, repeat 0 fold 0) of every model of Table 1 and Table 3, at
    the default configuration of ``models/configs`` (full training budgets) — fit and
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -28,24 +29,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # `harness`, from any working directory
+
+import harness  # noqa: E402
+
 ROOT = HERE.parent
-RESULTS = HERE / "results"
-#: resumable studies that take hours (run on their own; they write their own results/*.md,
-#: which results.md carries as last written, under `LONG_RUNNING_HEADING`)
-LONG_RUNNING = (
-    "training_recipe.py",
-    "smt_ablation.py",
-    "null_calibration.py",
-    "smt_learning_curve.py",
-    "protocol_cost.py",
-    "selection_rules.py",
-)
+RESULTS = harness.RESULTS
+#: studies still at the top level of benchmarks/: training_recipe.py stays there while a run of
+#: it is in progress (its owner moves it into studies/ later, and this tuple then goes)
+TOP_LEVEL_STUDIES = ("training_recipe.py",)
 LONG_RUNNING_HEADING = "## Long-running studies (tables as last written by their own runs, not re-measured here)"
 
 
+def perf_scripts() -> list[Path]:
+    """The speed benchmarks `run_scripts` measures: every script of ``perf/``."""
+    return harness.script_paths(harness.PERF)
+
+
+def study_scripts() -> list[Path]:
+    """The resumable studies (hours; run on their own): every script of ``studies/`` and `TOP_LEVEL_STUDIES`."""
+    top_level = [HERE / name for name in TOP_LEVEL_STUDIES if (HERE / name).exists()]
+    return harness.script_paths(harness.STUDIES) + top_level
+
+
 def long_running_tables() -> list[Path]:
-    """The ``results/*.md`` written by `LONG_RUNNING` scripts (``<stem>.md``, ``<stem>_<dataset>.md``)."""
-    stems = [Path(name).stem for name in LONG_RUNNING]
+    """The ``results/*.md`` written by the studies (``<stem>.md``, ``<stem>_<dataset>.md``)."""
+    stems = [path.stem for path in study_scripts()]
     return sorted(md for md in RESULTS.glob("*.md") if any(md.stem == s or md.stem.startswith(s + "_") for s in stems))
 
 
@@ -73,11 +82,9 @@ def _environment() -> dict[str, str]:
 
 
 def run_scripts(timeout_s: int) -> list[dict]:
-    """Run each benchmark script; → rows ``{script, status, seconds, result}``."""
+    """Run each speed benchmark (`perf_scripts`); → rows ``{script, status, seconds}``."""
     rows = []
-    for script in sorted(HERE.glob("*.py")):
-        if script.name in (Path(__file__).name, *LONG_RUNNING):
-            continue
+    for script in perf_scripts():
         start = time.perf_counter()
         try:
             proc = subprocess.run(
@@ -91,8 +98,9 @@ def run_scripts(timeout_s: int) -> list[dict]:
             status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
         except subprocess.TimeoutExpired:
             status = f"timeout after {timeout_s} s"
-        rows.append({"script": script.name, "status": status, "seconds": time.perf_counter() - start})
-        print(f"{script.name}: {status} ({rows[-1]['seconds']:.1f} s)", flush=True)
+        name = script.relative_to(HERE).as_posix()
+        rows.append({"script": name, "status": status, "seconds": time.perf_counter() - start})
+        print(f"{name}: {status} ({rows[-1]['seconds']:.1f} s)", flush=True)
     return rows
 
 
@@ -133,7 +141,7 @@ def split_benchmark(quick: bool) -> Path:
         f"{split.train.size} training regions ({split.train.size * (split.train.size - 1) // 2} edges), "
         f"{split.test.size} test regions ({i.size} edges); default configuration of "
         "`models/configs` (no inner-CV search), single wall-clock measurement on a shared CPU "
-        f"(load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}). "
+        f"(load average at the end: {harness.load_average()}). "
         "Ratio = fit time / closed-form Connectome Model fit time (the reference path).",
         "",
         "| model | fit (s) | predict (s) | fit / CM fit | learned parameters | test Pearson r |",
@@ -157,10 +165,8 @@ def gather(rows: list[dict], out: Path, started: float) -> Path:
     header = [
         "# spatiomol benchmarks",
         "",
-        f"Measured in one run of `benchmarks/run_all.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; "
-        f"load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
-        "(a shared machine: absolute timings are noisy, ratios within a table more telling).",
+        f"Measured in one run of `benchmarks/run_all.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+        f"{harness.machine_header()}",
         "",
         "| benchmark | status | wall time (s) |",
         "|---|---|---|",

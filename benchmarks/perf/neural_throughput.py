@@ -44,15 +44,17 @@ waiting, and on a machine whose cores are busy with other jobs a 2-thread step c
 of times longer than a 1-thread one; ``OMP_WAIT_POLICY=PASSIVE`` (read when torch is imported;
 it changes waiting, not the work split, so not the numbers) avoids that. The header records it.
 
-Run: ``SPATIOMOL_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/neural_throughput.py``
-(writes ``benchmarks/results/neural_throughput.md``).
+Run: ``SPATIOMOL_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/perf/neural_throughput.py``
+(writes ``benchmarks/results/neural_throughput.md``; ``--output`` names another file, e.g.
+``results/neural_throughput_epochs.md`` for an epoch-only run with ``--datasets``).
+``--quick``: the MLP only, one round of one step per cell on a small synthetic brain, epochs at
+one thread.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -60,18 +62,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from spatiomol.data.brain import Brain, pairs_within
-from spatiomol.data.datasets import load_dataset
-from spatiomol.models.registry import make_model
-from spatiomol.models.training import (
-    TrainingSettings,
-    random_batches,
-    region_block_batches,
-    seeded_torch,
-    train_network,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: `harness`, from any working directory
 
-RESULTS = Path(__file__).resolve().parent / "results" / "neural_throughput.md"
+import harness
+from spatiomol.data.brain import Brain, pairs_within
+from spatiomol.models.batching import random_batches, region_block_batches
+from spatiomol.models.device import seeded_torch
+from spatiomol.models.registry import make_model
+from spatiomol.models.training import TrainingSettings, train_network
+
+#: a brain with a few full batches of training pairs at the default batch sizes
+QUICK_BRAIN = "synthetic:n_regions=80,n_genes=120,seed=0"
+#: ``--quick``: the MLP only (the SMT's paths: smt_throughput.py --quick), one round of one step per cell on a
+#: small synthetic brain, epochs at one thread
+QUICK = {
+    "datasets": [QUICK_BRAIN],
+    "rounds": 1,
+    "steps": 1,
+    "train_steps": 2,
+    "epoch_datasets": [QUICK_BRAIN],
+    "models": ["mlp"],
+    "epoch_rounds": 1,
+    "epoch_threads": [1],
+}
 GOALS = {"mlp": 4.0, "smt": 2.0}
 
 
@@ -249,8 +262,8 @@ def agreement(setup: dict, name: str, train_steps: int, threads: int, seed: int 
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse(argv: list[str] | None) -> Any:
+    parser = harness.make_parser(__doc__)
     parser.add_argument("--datasets", nargs="*", default=["hcp-s400", "hcp-s100"], help="step table (none: skip)")
     parser.add_argument("--models", nargs="+", default=["mlp", "smt"])
     parser.add_argument("--rounds", type=int, default=3)
@@ -261,92 +274,103 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--epoch-threads", nargs="+", type=int, help="thread counts of the epoch table (default: 1 and torch's)"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    load_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    default_threads = torch.get_num_threads()
+    parser.add_argument("--output", type=Path, help="the table's file (default: <out>/neural_throughput.md)")
+    args = harness.parse_args(parser, argv, quick=QUICK)
+    args.output = args.output or args.out / "neural_throughput.md"
+    return args
+
+
+def describe(dataset: str, brain: Brain) -> str:
+    n_train = int(0.75 * brain.n_regions)
+    n_edges = n_train * (n_train - 1) // 2
+    return f"{dataset} ({brain.n_regions} regions, {brain.n_genes} genes, {n_edges:,} training edges)"
+
+
+def step_section(args: Any, default_threads: int, datasets: list[str]) -> list[str]:
+    """The per-step table (every model on every ``--datasets`` brain) and its verdicts."""
     cells = [("before", default_threads, "random"), ("before", 1, "random"), ("after", default_threads, "random")]
     cells += [("after", 1, "random"), ("after", 1, "region_blocks")]
-    lines = []
-    verdicts = []
-    datasets = []
+    lines: list[str] = []
+    verdicts: list[str] = []
     for dataset in args.datasets:
-        brain = load_dataset(dataset)
-        n_train = int(0.75 * brain.n_regions)
-        n_edges = n_train * (n_train - 1) // 2
-        datasets.append(f"{dataset} ({brain.n_regions} regions, {brain.n_genes} genes, {n_edges:,} training edges)")
+        brain = harness.load_brain(dataset)
+        datasets.append(describe(dataset, brain))
         for name in args.models:
             measure(brain, dataset, name, cells, args, default_threads, lines, verdicts)
+    if not lines:
+        return []
+    return [
+        "| data | model | path | threads | batching | ms/step (wall) | ms/step (CPU) | pairs/s | s/epoch | vs before |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *lines,
+        "",
+        *verdicts,
+        "",
+    ]
+
+
+def epoch_section(args: Any, default_threads: int, datasets: list[str]) -> list[str]:
+    """The full-epoch table (every ``--epoch-datasets`` brain) and its verdicts."""
     epoch_threads = args.epoch_threads or sorted({1, default_threads})
-    epoch_lines: list[str] = []
-    epoch_verdicts: list[str] = []
+    lines: list[str] = []
+    verdicts: list[str] = []
     for dataset in args.epoch_datasets:
-        brain = load_dataset(dataset)
+        brain = harness.load_brain(dataset)
         if not any(d.startswith(f"{dataset} ") for d in datasets):
-            n_train = int(0.75 * brain.n_regions)
-            n_edges = n_train * (n_train - 1) // 2
-            datasets.append(f"{dataset} ({brain.n_regions} regions, {brain.n_genes} genes, {n_edges:,} training edges)")
+            datasets.append(describe(dataset, brain))
         for name in args.models:
-            medians = measure_epochs(brain, dataset, name, args.epoch_rounds, epoch_threads, epoch_lines)
+            medians = measure_epochs(brain, dataset, name, args.epoch_rounds, epoch_threads, lines)
             base_cell = next(c for c in medians if c[0] == "before" and c[1] == max(epoch_threads))
             best_cell = min(medians, key=lambda c: medians[c][0])
             ratio = medians[base_cell][0] / medians[best_cell][0]
-            epoch_verdicts.append(
+            verdicts.append(
                 f"- {dataset}, {name.upper()}: fastest epoch {medians[best_cell][0]:.2f} s ({best_cell[1]} threads, "
                 f"{best_cell[2]} batches of {best_cell[3]}) = {ratio:.2f}× before at {base_cell[1]} threads "
                 f"({medians[base_cell][0]:.2f} s); goal ≥ {GOALS[name]:.0f}× "
                 f"{'met' if ratio >= GOALS[name] else 'NOT met'} in this run."
             )
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    step_section = []
-    if lines:
-        step_section = [
-            "| data | model | path | threads | batching | ms/step (wall) | ms/step (CPU) | pairs/s | s/epoch "
-            "| vs before |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-            *lines,
-            "",
-            *verdicts,
-            "",
-        ]
-    epoch_section = []
-    if epoch_lines:
-        epoch_section = [
-            "## Full epochs (train_network: every step, validation, snapshot)",
-            "",
-            f"Median of {args.epoch_rounds} interleaved rounds of one epoch per cell. Training edges as above, "
-            "validation edges: all pairs of the held-out 25 % of regions. `vs before`: per-epoch throughput "
-            "relative to the model's `before` row at the same thread count, by wall and by CPU time (on a "
-            "busy machine CPU time at 1 thread is the steadier measure).",
-            "",
-            "| data | model | path | threads | batching | batch | steps | s/epoch (wall) | s/epoch (CPU) "
-            "| ms/step (wall, incl. validation) | vs before (wall) | vs before (CPU) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
-            *epoch_lines,
-            "",
-            *epoch_verdicts,
-            "",
-        ]
+    if not lines:
+        return []
+    return [
+        "## Full epochs (train_network: every step, validation, snapshot)",
+        "",
+        f"Median of {args.epoch_rounds} interleaved rounds of one epoch per cell. Training edges as above, "
+        "validation edges: all pairs of the held-out 25 % of regions. `vs before`: per-epoch throughput "
+        "relative to the model's `before` row at the same thread count, by wall and by CPU time (on a "
+        "busy machine CPU time at 1 thread is the steadier measure).",
+        "",
+        "| data | model | path | threads | batching | batch | steps | s/epoch (wall) | s/epoch (CPU) "
+        "| ms/step (wall, incl. validation) | vs before (wall) | vs before (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *lines,
+        "",
+        *verdicts,
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    load_start = os.getloadavg()
+    default_threads = torch.get_num_threads()
+    datasets: list[str] = []
+    steps = step_section(args, default_threads, datasets)
+    epochs = epoch_section(args, default_threads, datasets)
     text = "\n".join(
         [
             "# Neural training throughput: before/after issue 11",
             "",
-            f"Generated by `benchmarks/neural_throughput.py` on {'; '.join(datasets)}; default configurations "
+            f"Generated by `benchmarks/perf/neural_throughput.py` on {'; '.join(datasets)}; default configurations "
             f"(MLP batch 256, SMT batch 512), dropout on, AdamW step included. Median of {args.rounds} "
-            f"interleaved rounds of {args.steps} steps per cell. CPU {platform.machine()}, {os.cpu_count()} cores "
-            f"shared with other jobs (load average at the start: {load_start}; at the end: {load}): absolute "
-            "numbers are noisy, ratios "
-            "within the table more telling. `threads`: torch CPU threads "
-            f"({default_threads} = torch's default here; OMP_WAIT_POLICY "
+            f"interleaved rounds of {args.steps} steps per cell. {harness.machine_header(load_start)} `threads`: "
+            f"torch CPU threads ({default_threads} = torch's default here; OMP_WAIT_POLICY "
             f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}). Epoch = projected from s/step × steps per epoch.",
             "",
-            *step_section,
-            *epoch_section,
+            *steps,
+            *epochs,
         ]
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text)
+    harness.write_summary(args.output, text)
     return 0
 
 

@@ -22,55 +22,41 @@ rewrite) with a hash of its run settings and of its model's search space (defaul
 grid, so a changed default makes it stale), and is not re-measured. ``--threads`` sets the
 BLAS/torch threads of this process (default 1: what each worker of ``--jobs 2`` gets).
 
-Run: ``SPATIOMOL_DATA_MIRROR=../shared/data nice .venv/bin/python benchmarks/protocol_cost.py``
+Run: ``SPATIOMOL_DATA_MIRROR=../shared/data nice .venv/bin/python benchmarks/studies/protocol_cost.py``
 (writes ``results/protocol_cost.md``). ``--untuned`` costs the same grid with every model at
 its default configuration (``tuning: false``: one fit per run, no inner selection) and writes
 ``results/protocol_cost_untuned.md``; its rows share the CSV (their settings differ).
+``--quick``: the CM's true run only, in a temporary folder (a smoke check).
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import os
-import platform
+import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: `harness`, from any working directory
+
+import harness
+
+ROOT = harness.HERE.parent
 FIELDS = ("dataset", "model", "input", "split_type", "null_family", "settings_sha256", "cpu_s", "wall_s", "status")
+#: ``--quick``: one cheap cell
+QUICK = {"models": ["cm"], "inputs": ["true"]}
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write(path: Path, rows: list[dict[str, str]]) -> None:
-    from spatiomol.atomic import atomic_path
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(HERE.parent / "configs" / "full.yaml"))
+def parse(argv: list[str] | None) -> Any:
+    parser = harness.make_parser(__doc__, study=True)
+    parser.add_argument("--config", default=str(ROOT / "configs" / "full.yaml"))
     parser.add_argument("--dataset", default="hcp-s100")
     parser.add_argument("--split", default="random", choices=("random", "spatial"))
     parser.add_argument("--inputs", nargs="+", default=["true", "null", "permuted"])
     parser.add_argument("--models", nargs="+", help="only these models (default: every model of the grid)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--work", default=str(HERE.parent / "runs" / "protocol_cost"), help="the runs' results folder")
+    parser.add_argument("--work", help="the runs' results folder (default: runs/protocol_cost; --quick: <out>/work)")
     parser.add_argument(
         "--untuned",
         action="store_true",
@@ -82,32 +68,25 @@ def main(argv: list[str] | None = None) -> int:
         help="time every sampled run again, replacing stored times (e.g. on another machine, or to compare "
         "tuned and untuned costs measured side by side)",
     )
-    parser.add_argument("--summary-only", action="store_true")
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick=QUICK)
+    if args.work is None:
+        args.work = str(args.out / "work" if args.quick else ROOT / "runs" / "protocol_cost")
+    if args.remeasure and not args.summary_only and Path(args.work).is_dir() and any(Path(args.work).iterdir()):
+        # the runner skips runs already stored there, which would record them at ~0 CPU s
+        parser.error(f"--remeasure needs an empty --work folder; {args.work} already holds runs")
+    return args
 
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
-    import torch
 
-    from spatiomol.experiments.config import load_config
-    from spatiomol.experiments.grid import build_grid
-    from spatiomol.experiments.runner import execute_run, prepare
-    from spatiomol.experiments.store import ResultsStore
+def settings_key(spec) -> str:
+    """A sampled run's key: its settings carry its model's search-space digest, so a changed
+    default makes the stored CPU time stale."""
     from spatiomol.hashing import json_sha256
 
-    def settings_key(spec) -> str:
-        # a run's settings carry its model's search-space digest: a changed default makes the
-        # stored CPU time stale
-        return json_sha256(spec.settings)
+    return json_sha256(spec.settings)
 
-    torch.set_num_threads(args.threads)
-    config = load_config(args.config).updated(datasets=[args.dataset])
-    if args.untuned:
-        config = config.updated(tuning=False)
-    grid = build_grid(config)
-    counts = Counter((s.model, s.input, s.split_type, s.null_family) for s in grid)
-    families = list(config.null_families())
 
+def sampled_runs(grid: list, args: Any, families: list[str]) -> dict[tuple[str, str], Any]:
+    """One run per (model, input): split ``--split``, repeat 0, fold 0, null runs of the first family."""
     samples = {}
     for spec in grid:
         if spec.split_type != args.split or spec.repeat or spec.fold or spec.input not in args.inputs:
@@ -115,52 +94,80 @@ def main(argv: list[str] | None = None) -> int:
         if spec.input == "null" and spec.null_family != families[0]:
             continue
         samples.setdefault((spec.model, spec.input), spec)
+    return samples
 
-    out_csv = RESULTS / "protocol_cost.csv"
-    rows = _read(out_csv)
+
+def measure(args: Any, config: Any, samples: dict, measured: dict, out_csv: Path) -> None:
+    """Time the sampled runs not measured yet (all of them under ``--remeasure``) with the
+    product's runner; each time replaces the stored row of the same key."""
+    from spatiomol.experiments.runner import execute_run, prepare
+    from spatiomol.experiments.store import ResultsStore
+
+    store = ResultsStore(args.work)
+    store.root.mkdir(parents=True, exist_ok=True)
+    todo = [
+        s
+        for s in samples.values()
+        if (args.remeasure or (s.model, s.input, settings_key(s)) not in measured)
+        and (not args.models or s.model in args.models)
+    ]
+    prepare(config, todo, store, log=lambda m: None)
+    for spec in todo:
+        c0, w0 = time.process_time(), time.perf_counter()
+        result = execute_run(spec, str(store.root))
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        row = {
+            "dataset": args.dataset,
+            "model": spec.model,
+            "input": spec.input,
+            "split_type": spec.split_type,
+            "null_family": spec.null_family,
+            "settings_sha256": settings_key(spec),
+            "cpu_s": f"{cpu:.2f}",
+            "wall_s": f"{wall:.2f}",
+            "status": result["status"],
+        }
+        print(f"{spec.label()}: {result['status']}, {cpu:.1f} CPU s", flush=True)
+        key = (args.dataset, spec.model, spec.input, row["settings_sha256"])
+        # the file was first written with csv's default line ending, "\r\n"
+        harness.append_rows(
+            out_csv,
+            [row],
+            FIELDS,
+            replace=lambda r, key=key: (r["dataset"], r["model"], r["input"], r["settings_sha256"]) == key,
+            lineterminator="\r\n",
+        )
+        measured[key[1:]] = row
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import torch
+
+    from spatiomol.experiments.config import load_config
+    from spatiomol.experiments.grid import build_grid
+
+    torch.set_num_threads(args.threads)
+    config = load_config(args.config).updated(datasets=[args.dataset])
+    if args.untuned:
+        config = config.updated(tuning=False)
+    grid = build_grid(config)
+    counts = Counter((s.model, s.input, s.split_type, s.null_family) for s in grid)
+    samples = sampled_runs(grid, args, list(config.null_families()))
+    out_csv = args.out / "protocol_cost.csv"
+    rows = harness.read_rows(out_csv)
     measured = {(r["model"], r["input"], r["settings_sha256"]): r for r in rows if r["dataset"] == args.dataset}
-    if args.remeasure and not args.summary_only and Path(args.work).is_dir() and any(Path(args.work).iterdir()):
-        # the runner skips runs already stored there, which would record them at ~0 CPU s
-        parser.error(f"--remeasure needs an empty --work folder; {args.work} already holds runs")
     if not args.summary_only:
-        store = ResultsStore(args.work)
-        store.root.mkdir(parents=True, exist_ok=True)
-        todo = [
-            s
-            for s in samples.values()
-            if (args.remeasure or (s.model, s.input, settings_key(s)) not in measured)
-            and (not args.models or s.model in args.models)
-        ]
-        prepare(config, todo, store, log=lambda m: None)
-        for spec in todo:
-            c0, w0 = time.process_time(), time.perf_counter()
-            result = execute_run(spec, str(store.root))
-            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-            row = {
-                "dataset": args.dataset,
-                "model": spec.model,
-                "input": spec.input,
-                "split_type": spec.split_type,
-                "null_family": spec.null_family,
-                "settings_sha256": settings_key(spec),
-                "cpu_s": f"{cpu:.2f}",
-                "wall_s": f"{wall:.2f}",
-                "status": result["status"],
-            }
-            print(f"{spec.label()}: {result['status']}, {cpu:.1f} CPU s", flush=True)
-            key = (spec.model, spec.input, row["settings_sha256"])
-            rows = [
-                r for r in rows if (r["dataset"], r["model"], r["input"], r["settings_sha256"]) != (args.dataset, *key)
-            ]
-            rows.append(row)
-            measured[key] = row
-            _write(out_csv, rows)
-    write_summary(args, config, counts, samples, measured, settings_key)
+        measure(args, config, samples, measured, out_csv)
+    write_summary(args, config, counts, samples, measured)
     return 0
 
 
-def write_summary(args, config, counts, samples, measured, settings_key) -> None:
-    """The cost table: per model, runs in the protocol × measured CPU s of its sampled run(s)."""
+def costs(counts: Counter, samples: dict, measured: dict) -> tuple[dict, dict, set]:
+    """Per model (runs, CPU s, CPU s of its sampled true run) and per input CPU s of the protocol,
+    each cell costed at its sampled run; and the models without any measured run."""
     cost = {}
     for (model, input_kind), spec in samples.items():
         row = measured.get((model, input_kind, settings_key(spec)))
@@ -180,6 +187,12 @@ def write_summary(args, config, counts, samples, measured, settings_key) -> None
             missing.add(model)
             continue
         entry["cpu_s"] += n * seconds
+    return per_model, per_input, missing
+
+
+def write_summary(args, config, counts, samples, measured) -> None:
+    """The cost table: per model, runs in the protocol × measured CPU s of its sampled run(s)."""
+    per_model, per_input, missing = costs(counts, samples, measured)
     total = sum(e["cpu_s"] for e in per_model.values())
     selection = (
         "every model at its default configuration (`--untuned`: tuning false, so one fit per run), evaluation"
@@ -190,13 +203,11 @@ def write_summary(args, config, counts, samples, measured, settings_key) -> None
         f"# Full-protocol cost: `{Path(args.config).name}`{' untuned' if args.untuned else ''} on {args.dataset}, "
         "measured from timed runs",
         "",
-        f"Generated by `benchmarks/protocol_cost.py{' --untuned' if args.untuned else ''}`. One run per (model, "
-        f"input) cell — {args.split} split, repeat 0, fold 0, null runs of the first family — executed by the "
-        f"product's runner ({selection}), process CPU time at {args.threads} thread(s); each cell's runs are "
+        f"Generated by `benchmarks/studies/protocol_cost.py{' --untuned' if args.untuned else ''}`. One run per "
+        f"(model, input) cell — {args.split} split, repeat 0, fold 0, null runs of the first family — executed by "
+        f"the product's runner ({selection}), process CPU time at {args.threads} thread(s); each cell's runs are "
         "costed at its sampled run (assumption: other splits, repeats, folds and null families cost the same). "
-        f"Null families: {', '.join(config.null_families())}. Machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores, shared with other jobs (load average at the end: "
-        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}).",
+        f"Null families: {', '.join(config.null_families())}. {harness.machine_header()}",
         "",
         "| model | runs in the protocol | CPU s of its sampled true run | CPU-h |",
         "|---|---:|---:|---:|",
@@ -219,8 +230,8 @@ def write_summary(args, config, counts, samples, measured, settings_key) -> None
             f"{'; some models not measured' if missing else ''})."
         ),
     ]
-    (RESULTS / ("protocol_cost_untuned.md" if args.untuned else "protocol_cost.md")).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    name = "protocol_cost_untuned.md" if args.untuned else "protocol_cost.md"
+    harness.write_summary(args.out / name, "\n".join(lines))
 
 
 if __name__ == "__main__":

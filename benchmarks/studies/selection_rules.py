@@ -30,23 +30,26 @@ the same test r).
 Resumable: each (split, model) appends its candidate rows atomically to
 ``benchmarks/results/selection_rules.csv``. About 20 CPU-minutes per split for the two goal
 models on hcp-s100 (single thread):
-``nice -n 10 .venv/bin/python benchmarks/selection_rules.py --repeats 1``.
+``nice -n 10 .venv/bin/python benchmarks/studies/selection_rules.py --repeats 1``
+(``--quick``: the MLP w/ coords on two folds at two epochs, in a temporary folder).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats
 
-from smt_ablation import RESULTS, append_rows, fmt, load_brain, read_rows
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: `harness`, from any working directory
+
+import harness
+from harness import append_rows, fmt, load_brain, read_rows
 from spatiomol.data.brain import Brain
 from spatiomol.evaluation.metrics import pearson_r
 from spatiomol.evaluation.splits import make_splits
@@ -93,12 +96,14 @@ def _without(params: str, key: str) -> str:
     return json.dumps({k: v for k, v in json.loads(params).items() if k != key}, sort_keys=True)
 
 
-def candidate_rows(brain: Brain, split: Any, model: str, n_configs: int) -> list[dict[str, Any]]:
+def candidate_rows(
+    brain: Brain, split: Any, model: str, n_configs: int, run_params: dict[str, Any] = RUN_PARAMS
+) -> list[dict[str, Any]]:
     """Every candidate's validation scores under both inner-fit rules and its test r."""
     start = time.process_time()
-    shipped, _, es = select_and_fit(model, brain, split, n_configs=n_configs, seed=0, model_params=RUN_PARAMS)
+    shipped, _, es = select_and_fit(model, brain, split, n_configs=n_configs, seed=0, model_params=run_params)
     budget_model, _, budget = select_and_fit(
-        model, brain, split, n_configs=n_configs, seed=0, model_params={**RUN_PARAMS, "early_stopping": False}
+        model, brain, split, n_configs=n_configs, seed=0, model_params={**run_params, "early_stopping": False}
     )
     es_params = [_without(p, "early_stopping") for p in es["params"]]
     if es_params != [_without(p, "early_stopping") for p in budget["params"]]:
@@ -148,6 +153,21 @@ def picks(candidates: list[dict[str, str]]) -> dict[str, int]:
     chosen["default"] = 0
     chosen["oracle"] = int(np.argmax([float(c["test_r"]) for c in candidates]))
     return chosen
+
+
+def candidate_lines(rows: list[dict[str, str]]) -> list[str]:
+    """One line per candidate of each model: what it changes from the default."""
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        first = sorted((r for r in rows if r["model"] == model), key=lambda c: (c["repeat"], c["fold"]))
+        seen = {}
+        for row in first:
+            seen.setdefault(int(row["candidate"]), row["params"])
+        default = json.loads(seen[0])
+        for index, params in sorted(seen.items()):
+            changed = {k: v for k, v in json.loads(params).items() if default.get(k) != v}
+            lines.append(f"- {registry.display_name(model)} {index}: " + (json.dumps(changed) if index else "default"))
+    return lines
 
 
 def summarise(rows: list[dict[str, str]], header: str) -> str:
@@ -206,20 +226,7 @@ def summarise(rows: list[dict[str, str]], header: str) -> str:
         chosen = picks(ordered)
         cells = [f"{chosen[n]}: {float(ordered[chosen[n]]['test_r']):.3f}" for n in names]
         lines.append(f"| {registry.display_name(key[0])} | {key[1]} r{key[2]} f{key[3]} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Candidates (same on every split; seed 0):",
-        "",
-    ]
-    for model in dict.fromkeys(r["model"] for r in rows):
-        first = sorted((r for r in rows if r["model"] == model), key=lambda c: (c["repeat"], c["fold"]))
-        seen = {}
-        for row in first:
-            seen.setdefault(int(row["candidate"]), row["params"])
-        default = json.loads(seen[0])
-        for index, params in sorted(seen.items()):
-            changed = {k: v for k, v in json.loads(params).items() if default.get(k) != v}
-            lines.append(f"- {registry.display_name(model)} {index}: " + (json.dumps(changed) if index else "default"))
+    lines += ["", "Candidates (same on every split; seed 0):", "", *candidate_lines(rows)]
     lines += [
         "",
         f"Refit check (a candidate refitted by both searches): max |Δ test r| = "
@@ -229,59 +236,72 @@ def summarise(rows: list[dict[str, str]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+#: ``--quick``: one model on two folds, the fewest candidates, two epochs per fit
+QUICK = {"dataset": harness.QUICK_BRAIN, "repeats": 1, "folds": 2, "models": ["mlp-coords"], "epochs": 2}
+
+
+def parse(argv: list[str] | None) -> Any:
+    parser = harness.make_parser(__doc__, study=True)
     parser.add_argument("--dataset", default="hcp-s100")
     parser.add_argument("--kind", default="random", choices=["random", "spatial"])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--n-configs", type=int, default=3, help="sampled candidates besides the default")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--summary-only", action="store_true", help="rewrite the Markdown table and exit")
-    args = parser.parse_args(argv)
+    parser.add_argument("--epochs", type=int, help="every candidate's epoch budget (smoke runs; default: its own)")
+    return harness.parse_args(parser, argv, quick=QUICK)
+
+
+def header(brain: Brain, args: Any) -> str:
+    budgets = f"epoch budgets fixed at {args.epochs}" if args.epochs else "shipped defaults and budgets"
+    return (
+        f"# Selection rules: {brain.name} ({brain.n_regions} regions, {brain.n_genes} genes), "
+        f"{args.kind} splits\n\n"
+        "Generated by `benchmarks/studies/selection_rules.py` (splits `make_splits("
+        f"{args.kind}, n_repeats, n_folds={args.folds}, seed=0)`; the product's search, default plus "
+        f"{args.n_configs} sampled candidates, seed 0; {budgets}; every candidate refitted "
+        f"for its whole budget on all training regions; CPU, 1 thread). {harness.machine_header(load=False)}"
+    )
+
+
+def measure(brain: Brain, args: Any, csv_path: Path, done: set, checkpoint) -> None:
+    """Every (split, model) not stored yet: its candidates' rows, written together."""
+    run_params = RUN_PARAMS if args.epochs is None else {**RUN_PARAMS, "epochs": args.epochs}
+    for split in make_splits(brain, args.kind, n_repeats=args.repeats, n_folds=args.folds, seed=0):
+        for model in args.models:
+            if (model, split.repeat, split.fold) in done:
+                continue
+            rows = candidate_rows(brain, split, model, args.n_configs, run_params)
+            # one write per (split, model): a kill never leaves a unit with some candidates only
+            append_rows(csv_path, rows, FIELDS)
+            chosen = picks([{k: str(v) for k, v in row.items()} for row in rows])
+            print(
+                f"r{split.repeat} f{split.fold} {model}: "
+                + ", ".join(f"{rule} {rows[c]['test_r']:.3f}" for rule, c in chosen.items())
+                + f" ({rows[0]['unit_cpu_s']:.0f} CPU s)",
+                flush=True,
+            )
+            checkpoint()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     torch.set_num_threads(1)
-    name = "selection_rules" if args.dataset == "hcp-s100" else f"selection_rules_{args.dataset}"
-    csv_path, md_path = RESULTS / f"{name}.csv", RESULTS / f"{name}.md"
+    name = harness.table_stem("selection_rules", args.dataset)
+    csv_path, md_path = args.out / f"{name}.csv", args.out / f"{name}.md"
     brain = load_brain(args.dataset)
 
     def rows_now() -> list[dict[str, str]]:
         return [r for r in read_rows(csv_path) if r["kind"] == args.kind and int(r["n_configs"]) == args.n_configs]
 
-    def write_table() -> None:
-        from spatiomol.atomic import atomic_path
-
-        header = (
-            f"# Selection rules: {brain.name} ({brain.n_regions} regions, {brain.n_genes} genes), "
-            f"{args.kind} splits\n\n"
-            "Generated by `benchmarks/selection_rules.py` (splits `make_splits("
-            f"{args.kind}, n_repeats, n_folds={args.folds}, seed=0)`; the product's search, default plus "
-            f"{args.n_configs} sampled candidates, seed 0; shipped defaults and budgets; every candidate refitted "
-            "for its whole budget on all training regions; CPU, 1 thread). Machine: "
-            f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs."
-        )
-        with atomic_path(md_path) as tmp:
-            tmp.write_text(summarise(rows_now(), header))
-
-    if not args.summary_only:
+    def run(checkpoint) -> None:
         done = {(r["model"], int(r["repeat"]), int(r["fold"])) for r in rows_now()}
-        for split in make_splits(brain, args.kind, n_repeats=args.repeats, n_folds=args.folds, seed=0):
-            for model in args.models:
-                if (model, split.repeat, split.fold) in done:
-                    continue
-                rows = candidate_rows(brain, split, model, args.n_configs)
-                # one write per (split, model): a kill never leaves a unit with some candidates only
-                append_rows(csv_path, rows, fields=FIELDS)
-                chosen = picks([{k: str(v) for k, v in row.items()} for row in rows])
-                print(
-                    f"r{split.repeat} f{split.fold} {model}: "
-                    + ", ".join(f"{rule} {rows[c]['test_r']:.3f}" for rule, c in chosen.items())
-                    + f" ({rows[0]['unit_cpu_s']:.0f} CPU s)",
-                    flush=True,
-                )
-                write_table()
-    write_table()
-    print(md_path.read_text())
-    return 0
+        measure(brain, args, csv_path, done, checkpoint)
+
+    def summary() -> str:
+        return summarise(rows_now(), header(brain, args))
+
+    return harness.run_study(md_path, summary, None if args.summary_only else run)
 
 
 if __name__ == "__main__":

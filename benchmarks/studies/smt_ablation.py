@@ -44,21 +44,17 @@ default on the same splits. Splits run in order (repeat, fold), all rows per spl
 partial run is balanced.
 
 Run (about 1 CPU-hour on hcp-s100 at full budgets, single thread):
-``nice -n 10 .venv/bin/python benchmarks/smt_ablation.py``;
+``nice -n 10 .venv/bin/python benchmarks/studies/smt_ablation.py``;
 ``--dataset hcp-s100-cortex`` uses the 100 cortical regions of hcp-s100;
-``--rows`` picks rows by id (see ``--list``).
+``--rows`` picks rows by id (see ``--list``); ``--quick``: four MLP/CM rows on two random
+folds at two epochs, in a temporary folder (a smoke check).
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import fcntl
-import io
-import os
-import platform
+import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +62,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spatiomol.atomic import atomic_path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: `harness`, from any working directory
+
+import harness
+from harness import append_row, fmt, load_brain, read_rows
 from spatiomol.data.brain import Brain
-from spatiomol.data.datasets import load_dataset
 from spatiomol.evaluation.metrics import mse, pearson_r
 from spatiomol.evaluation.splits import make_splits
 from spatiomol.evaluation.tuning import select_and_fit
 from spatiomol.hashing import json_sha256
 from spatiomol.models import registry
 
-RESULTS = Path(__file__).resolve().parent / "results"
 FIELDS = (
     "budget",
     "config",
@@ -253,14 +250,6 @@ def default_rows() -> list[tuple[str, str, str, dict[str, Any]]]:
     return rows
 
 
-def load_brain(dataset: str) -> Brain:
-    """A bundled dataset, or ``<name>-cortex``: its cortical regions only."""
-    if dataset.endswith("-cortex"):
-        brain = load_dataset(dataset.removesuffix("-cortex"))
-        return brain.subset_regions(np.flatnonzero(brain.structure == "cortex")).replace(name=dataset)
-    return load_dataset(dataset)
-
-
 #: the baseline every switch is measured against: the default configuration of issue 11's
 #: report (BatchNorm, early stopping on the MSE, refit for the early-stopped epoch count,
 #: random batches), whatever the shipped defaults are now (models/configs: the SMT family with
@@ -357,43 +346,6 @@ def fit_default_and_replay(brain: Brain, split: Any, model: str, config: dict[st
     return default, replay
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def append_row(path: Path, record: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> None:
-    """Rewrite ``path`` with one more row, atomically (a killed run loses at most this fit)."""
-    append_rows(path, [record], fields)
-
-
-def append_rows(path: Path, records: list[dict[str, Any]], fields: tuple[str, ...] = FIELDS) -> None:
-    """Rewrite ``path`` with ``records`` added, all or none (atomically).
-
-    Holds an exclusive lock on ``<path>.lock`` from the read to the rename, so several
-    processes (e.g. one per model) can append to one file without losing each other's rows.
-    """
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = read_rows(path) + [{k: record[k] for k in fields} for record in records]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_path(path) as tmp:
-            tmp.write_text(buffer.getvalue())
-
-
-def fmt(values: list[float]) -> str:
-    """``mean ± SD (n)`` of test r values (sample SD; "—" for none)."""
-    if not values:
-        return "—"
-    sd = np.std(values, ddof=1) if len(values) > 1 else float("nan")
-    return f"{np.mean(values):.3f} ± {sd:.3f} ({len(values)})"
-
-
 def summarise(rows: list[dict[str, str]], order: list[tuple[str, str, str, dict]], header: str) -> str:
     """Markdown: mean ± SD (n) of test r per kind, and the paired Δ to the model's default."""
     kinds = sorted({r["kind"] for r in rows}, key=["random", "spatial"].index)
@@ -443,10 +395,21 @@ def summarise(rows: list[dict[str, str]], order: list[tuple[str, str, str, dict]
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+#: ``--quick``: the MLP's default/replay pair, an untuned full-budget fit and the CM, on two folds
+QUICK = {
+    "dataset": harness.QUICK_BRAIN,
+    "kinds": ["random"],
+    "repeats": 1,
+    "folds": 2,
+    "rows": ["mlp:default", "mlp:refit=replay", "mlp:full-budget", "cm:searched"],
+    "max_epochs": 2,
+    "patience": 1,
+}
+
+
+def parse(argv: list[str] | None) -> Any:
+    parser = harness.make_parser(__doc__, study=True)
     parser.add_argument("--dataset", default="hcp-s100")
-    parser.add_argument("--summary-only", action="store_true", help="rewrite the Markdown table and exit")
     parser.add_argument("--kinds", nargs="+", default=["random", "spatial"])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--folds", type=int, default=4)
@@ -456,105 +419,128 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", type=int, help="early-stopping patience of every neural row")
     parser.add_argument("--name", help="results file stem (default smt_ablation[_<dataset>])")
     parser.add_argument("--list", action="store_true", help="print the row ids and exit")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    return harness.parse_args(parser, argv, quick=QUICK)
 
-    table_order = order = default_rows()  # the table always shows every row measured so far
-    if args.list:
-        print("\n".join(f"{row_id}: {params}" for row_id, _, _, params in order))
-        return 0
-    if args.rows:
-        unknown = sorted(set(args.rows) - {r[0] for r in order})
+
+def selected_rows(order: list[tuple], rows: list[str] | None, tier: int | None) -> list[tuple]:
+    """The rows to measure: ``--rows`` (by id), then ``--tier``."""
+    if rows:
+        unknown = sorted(set(rows) - {r[0] for r in order})
         if unknown:
             raise ValueError(f"--rows: unknown row ids {unknown}; see --list")
-        order = [r for r in order if r[0] in args.rows]
-    if args.tier:
-        order = [r for r in order if (r[0] in TIER1) == (args.tier == 1)]
-    name = args.name or ("smt_ablation" if args.dataset == "hcp-s100" else f"smt_ablation_{args.dataset}")
-    csv_path, md_path = RESULTS / f"{name}.csv", RESULTS / f"{name}.md"
-    brain = load_brain(args.dataset)
-    reductions = [f"epoch budgets capped at {args.max_epochs}"] if args.max_epochs else []
-    reductions += [f"patience {args.patience} instead of the default for every neural row"] if args.patience else []
-    budget = "reduced budget: " + ", ".join(reductions) if reductions else "full default budgets"
+        order = [r for r in order if r[0] in rows]
+    if tier:
+        order = [r for r in order if (r[0] in TIER1) == (tier == 1)]
+    return order
 
-    configs = {
-        row_id: neural_config(model, params, args.max_epochs, args.patience)
-        if registry.spec(model).family == "nonlinear"
-        else None
-        for row_id, model, _, params in table_order
-    }
-    # a fit is done when a row with the same split, row id and full configuration exists
-    config_ids = {row_id: config_id(row_id, config) for row_id, config in configs.items()}
 
-    def rows_of_this_budget() -> list[dict[str, str]]:
-        return [r for r in read_rows(csv_path) if config_ids.get(r["row"]) == r["config"]]
+def budget_label(max_epochs: int | None, patience: int | None) -> str:
+    reductions = [f"epoch budgets capped at {max_epochs}"] if max_epochs else []
+    reductions += [f"patience {patience} instead of the default for every neural row"] if patience else []
+    return "reduced budget: " + ", ".join(reductions) if reductions else "full default budgets"
 
-    done = {(r["kind"], r["repeat"], r["fold"], r["row"]) for r in rows_of_this_budget()}
 
-    def write_table() -> None:
+@dataclass
+class Ablation:
+    """One ablation run: the brain, every row's configuration and where its rows are stored."""
+
+    brain: Brain
+    table_order: list[tuple[str, str, str, dict[str, Any]]]  # every row (the table shows all measured so far)
+    budget: str
+    folds: int
+    csv_path: Path
+    table: Path
+    configs: dict[str, dict[str, Any] | None]
+    config_ids: dict[str, str]
+
+    @classmethod
+    def create(cls, args: Any, table_order: list[tuple]) -> Ablation:
+        brain = load_brain(args.dataset)
+        configs = {
+            row_id: neural_config(model, params, args.max_epochs, args.patience)
+            if registry.spec(model).family == "nonlinear"
+            else None
+            for row_id, model, _, params in table_order
+        }
+        name = args.name or harness.table_stem("smt_ablation", args.dataset)
+        # a fit is done when a row with the same split, row id and full configuration exists
+        config_ids = {row_id: config_id(row_id, config) for row_id, config in configs.items()}
+        budget = budget_label(args.max_epochs, args.patience)
+        csv_path, table = args.out / f"{name}.csv", args.out / f"{name}.md"
+        return cls(brain, table_order, budget, args.folds, csv_path, table, configs, config_ids)
+
+    def rows(self) -> list[dict[str, str]]:
+        """The stored rows measured under this run's configurations (so under its budget)."""
+        return [r for r in read_rows(self.csv_path) if self.config_ids.get(r["row"]) == r["config"]]
+
+    def summary(self) -> str:
         header = (
-            f"# SMT ablation: {brain.name} ({brain.n_regions} regions, {brain.n_genes} genes)\n\n"
-            f"Generated by `benchmarks/smt_ablation.py` ({budget}; splits `make_splits(kind, n_repeats, "
-            f"n_folds={args.folds}, seed=0)`, run in the order repeat, kind, fold, so n — in parentheses — "
-            "grows evenly; one candidate per fit: inner fit with early stopping on validation regions, refit "
-            "on all training regions; CPU, 1 thread). Test Pearson r over the test edges; 'Δ vs default, "
-            "paired' is the mean ± SD (n) over splits of (row − the same model's default row) on the same "
-            f"split. Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs."
+            f"# SMT ablation: {self.brain.name} ({self.brain.n_regions} regions, {self.brain.n_genes} genes)\n\n"
+            f"Generated by `benchmarks/studies/smt_ablation.py` ({self.budget}; splits `make_splits(kind, "
+            f"n_repeats, n_folds={self.folds}, seed=0)`, run in the order repeat, kind, fold, so n — in "
+            "parentheses — grows evenly; one candidate per fit: inner fit with early stopping on validation "
+            "regions, refit on all training regions; CPU, 1 thread). Test Pearson r over the test edges; "
+            "'Δ vs default, paired' is the mean ± SD (n) over splits of (row − the same model's default row) on "
+            f"the same split. {harness.machine_header(load=False)}"
         )
-        with atomic_path(md_path) as tmp:
-            tmp.write_text(summarise(rows_of_this_budget(), table_order, header))
+        return summarise(self.rows(), self.table_order, header)
 
-    if args.summary_only:
-        write_table()
-        print(md_path.read_text())
+    def run(self, order: list[tuple], kinds: list[str], repeats: int, checkpoint: Any) -> None:
+        """Fit every row of ``order`` not stored yet, split by split (repeat, kind, fold), and
+        call ``checkpoint`` after each split."""
+        done = {(r["kind"], r["repeat"], r["fold"], r["row"]) for r in self.rows()}
+        for repeat in range(repeats):
+            for kind in kinds:
+                splits = make_splits(self.brain, kind, n_repeats=repeats, n_folds=self.folds, seed=0)
+                for fold in range(self.folds):
+                    pending = [r for r in order if (kind, str(repeat), str(fold), r[0]) not in done]
+                    self.fit_pending(splits[repeat * self.folds + fold], (kind, repeat, fold), pending, done)
+                    checkpoint()
+
+    def fit_pending(self, split: Any, where: tuple[str, int, int], pending: list[tuple], done: set) -> None:
+        """Fit and store the ``pending`` rows of one split; a model's default and ``refit=replay``
+        rows, when both are pending, share one selection run (`fit_default_and_replay`)."""
+        kind, repeat, fold = where
+        ids = {r[0] for r in pending}
+        switch_of = {r[0]: r[2] for r in pending}
+        for row_id, model, switch, _ in pending:
+            if (kind, str(repeat), str(fold), row_id) in done:
+                continue
+            config = self.configs[row_id]
+            results = {}
+            if switch == "default" and f"{model}:refit=replay" in ids:
+                results[row_id], results[f"{model}:refit=replay"] = fit_default_and_replay(
+                    self.brain, split, model, config
+                )
+            else:
+                validation = switch not in WITHOUT_VALIDATION
+                results[row_id] = fit_one(self.brain, split, model, config, validation=validation)
+            for done_id, result in results.items():
+                record = {"budget": self.budget, "config": self.config_ids[done_id], "dataset": self.brain.name}
+                record |= {"kind": kind, "repeat": repeat, "fold": fold, "row": done_id, "model": model}
+                append_row(self.csv_path, {**record, "switch": switch_of[done_id], **result}, FIELDS)
+                done.add((kind, str(repeat), str(fold), done_id))
+                print(
+                    f"{kind} r{repeat} f{fold} {done_id}: r = {result['r']:.3f} "
+                    f"({result['cpu_s']:.0f} CPU s, refit epochs {result['refit_epochs']})",
+                    flush=True,
+                )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    torch.set_num_threads(1)
+    table_order = default_rows()  # the table always shows every row measured so far
+    if args.list:
+        print("\n".join(f"{row_id}: {params}" for row_id, _, _, params in table_order))
         return 0
-    progress: Callable[[str], None] = lambda text: print(text, flush=True)  # noqa: E731
-    for repeat in range(args.repeats):
-        for kind in args.kinds:
-            split = make_splits(brain, kind, n_repeats=args.repeats, n_folds=args.folds, seed=0)
-            for fold in range(args.folds):
-                current = split[repeat * args.folds + fold]
-                pending = [r for r in order if (kind, str(repeat), str(fold), r[0]) not in done]
-                switch_of = {r[0]: r[2] for r in order}
-                ids = {r[0] for r in pending}
-                for row_id, model, switch, _ in pending:
-                    if (kind, str(repeat), str(fold), row_id) in done:
-                        continue
-                    config = configs[row_id]
-                    results = {}
-                    if switch == "default" and f"{model}:refit=replay" in ids:
-                        results[row_id], results[f"{model}:refit=replay"] = fit_default_and_replay(
-                            brain, current, model, config
-                        )
-                    else:
-                        results[row_id] = fit_one(
-                            brain, current, model, config, validation=switch not in WITHOUT_VALIDATION
-                        )
-                    for done_id, result in results.items():
-                        append_row(
-                            csv_path,
-                            {
-                                "budget": budget,
-                                "config": config_ids[done_id],
-                                "dataset": brain.name,
-                                "kind": kind,
-                                "repeat": repeat,
-                                "fold": fold,
-                                "row": done_id,
-                                "model": model,
-                                "switch": switch_of[done_id],
-                                **result,
-                            },
-                        )
-                        done.add((kind, str(repeat), str(fold), done_id))
-                        progress(
-                            f"{kind} r{repeat} f{fold} {done_id}: r = {result['r']:.3f} "
-                            f"({result['cpu_s']:.0f} CPU s, refit epochs {result['refit_epochs']})"
-                        )
-                write_table()
-    write_table()
-    print(md_path.read_text())
-    return 0
+    order = selected_rows(table_order, args.rows, args.tier)
+    ablation = Ablation.create(args, table_order)
+
+    def measure(checkpoint: Any) -> None:
+        ablation.run(order, args.kinds, args.repeats, checkpoint)
+
+    return harness.run_study(ablation.table, ablation.summary, None if args.summary_only else measure)
 
 
 if __name__ == "__main__":
