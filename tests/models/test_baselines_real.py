@@ -19,7 +19,7 @@ from spatiomol.evaluation.tuning import select_and_fit
 from spatiomol.models import registry
 
 BASELINES = [n for n in registry.MODELS if registry.spec(n).family in ("rules", "linear")]
-BILINEAR = registry.names(family="linear")
+BILINEAR = registry.names(category="linear")
 
 
 @pytest.fixture(scope="module")

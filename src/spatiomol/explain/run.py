@@ -92,8 +92,8 @@ def find_run(store: ResultsStore, model: str, split: str | None = None) -> tuple
         Unknown or non-neural model, no such run, or a split with runs of two settings.
     """
     spec = registry.spec(model)
-    if spec.family != "nonlinear":
-        neural = ", ".join(registry.names(family="nonlinear"))
+    if spec.category != "nonlinear":
+        neural = ", ".join(registry.names(category="nonlinear"))
         raise ValueError(f"explain: model {model!r} is not a neural model; expected one of {neural}")
     df = store.load()
     runs = df[(df["model"] == model) & (df["input"] == "true") & df["split_type"].isin(SPLIT_ORDER)]

@@ -1,6 +1,6 @@
 """One record per model: name → `ModelSpec` (estimator class, fixed hyperparameters, properties).
 
-Every fact about a model that other stages need (what it reads, which family it belongs
+Every fact about a model that other stages need (what it reads, which category it belongs
 to, how tables name it, whether it is a Table 1 row) lives in its `ModelSpec`, so that
 adding a model touches this file and its configuration YAML only. Classes are imported
 lazily so that torch loads only when a neural model is used.
@@ -17,8 +17,8 @@ from typing import Any, Literal
 from spatiomol.hashing import json_sha256
 from spatiomol.models.base import ConnectivityModel, load_config
 
-Family = Literal["rules", "linear", "nonlinear"]
-FAMILIES: tuple[str, ...] = ("rules", "linear", "nonlinear")
+Category = Literal["rules", "linear", "nonlinear"]
+CATEGORIES: tuple[str, ...] = ("rules", "linear", "nonlinear")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class ModelSpec:
         ``"module:Class"`` of its `ConnectivityModel`.
     display : str
         Name in tables and figures (the paper's Table 1 / 3 row name).
-    family : {"rules", "linear", "nonlinear"}
+    category : {"rules", "linear", "nonlinear"}
         Distance/CGE rules, bilinear (linear in the features of each region), or neural.
     reads_expression, reads_coords : bool
         Which region features the fitted model uses. A model that reads no expression
@@ -47,15 +47,15 @@ class ModelSpec:
     name: str
     estimator: str
     display: str
-    family: Family
+    category: Category
     reads_expression: bool
     reads_coords: bool
     table1: bool = True
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"model {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"model {self.name!r}: category must be one of {CATEGORIES}, got {self.category!r}")
         object.__setattr__(self, "fixed", MappingProxyType(dict(self.fixed)))
 
     @property
@@ -129,14 +129,14 @@ def spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
 
 
-def names(*, family: str | None = None, table1: bool | None = None) -> list[str]:
-    """Registry names in registry order, optionally only one ``family`` or only Table 1 rows."""
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+def names(*, category: str | None = None, table1: bool | None = None) -> list[str]:
+    """Registry names in registry order, optionally only one ``category`` or only Table 1 rows."""
+    if category is not None and category not in CATEGORIES:
+        raise ValueError(f"unknown model category {category!r}; expected one of {CATEGORIES}")
     return [
         s.name
         for s in MODELS.values()
-        if (family is None or s.family == family) and (table1 is None or s.table1 == table1)
+        if (category is None or s.category == category) and (table1 is None or s.table1 == table1)
     ]
 
 

@@ -178,7 +178,7 @@ def linear_models(models) -> list[str]:
 
     Raises ValueError (`registry.spec`) for a name the registry lacks.
     """
-    return [m for m in dict.fromkeys(models) if registry.spec(m).family == "linear"]
+    return [m for m in dict.fromkeys(models) if registry.spec(m).category == "linear"]
 
 
 def best_linear_model(df: pd.DataFrame, dataset: str, split_type: str, metric: str = "pearson") -> str | None:
