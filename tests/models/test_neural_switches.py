@@ -15,14 +15,7 @@ from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.models.device import check_num_threads, seeded_torch
 from spatiomol.models.mlp import PairMLPNetwork
 from spatiomol.models.registry import make_model
-from spatiomol.models.smt import (
-    PostNormEncoderLayer,
-    PreNormEncoderLayer,
-    SMTEncoder,
-    alibi_bias,
-    alibi_slopes,
-    resolve_token_size,
-)
+from spatiomol.models.smt import SMTEncoder, resolve_token_size
 from spatiomol.models.training import (
     TrainingHistory,
     TrainingSettings,
@@ -31,6 +24,7 @@ from spatiomol.models.training import (
     training_budget,
     training_samples,
 )
+from spatiomol.models.transformer import PostNormEncoderLayer, PreNormEncoderLayer, alibi_bias, alibi_slopes
 
 torch.set_num_threads(1)
 

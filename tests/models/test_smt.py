@@ -10,15 +10,8 @@ import torch
 
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.models.registry import make_model, search_space
-from spatiomol.models.smt import (
-    SMT,
-    ALiBiSelfAttention,
-    SMTEncoder,
-    SMTNetwork,
-    alibi_bias,
-    alibi_slopes,
-    tokenize,
-)
+from spatiomol.models.smt import SMT, SMTEncoder, SMTNetwork, tokenize
+from spatiomol.models.transformer import ALiBiSelfAttention, alibi_bias, alibi_slopes
 
 torch.set_num_threads(1)
 
