@@ -9,7 +9,7 @@ import yaml
 
 from spatiomol.experiments.config import ExperimentConfig, load_config
 from spatiomol.experiments.grid import build_grid, null_index_for, null_repeats, random_permutation
-from spatiomol.nulls import METHODS, NULL_DEFAULTS, SUBCORTEX_DEFAULT, SUBCORTEX_NULLS
+from spatiomol.nulls import NULL_DEFAULTS, NULL_METHODS, SUBCORTEX_DEFAULT, SUBCORTEX_NULLS
 
 
 def test_yaml_bare_true_and_null_are_input_kinds(tmp_path):
@@ -119,7 +119,10 @@ def test_extending_repeats_keeps_run_ids():
         ({"nulls": {"seed": "zero"}}, r"'nulls.seed' must be a non-negative integer, got 'zero'"),
         ({"nulls": {"min_moved": 1.5}}, r"'nulls.min_moved' must be a number between 0 and 1.*got 1.5"),
         ({"nulls": {"min_moved": True}}, r"'nulls.min_moved'"),
-        ({"nulls": {"method": "spin"}}, rf"'nulls.method' must be one of {re.escape(str(list(METHODS)))}, got 'spin'"),
+        (
+            {"nulls": {"method": "spin"}},
+            rf"'nulls.method' must be one of {re.escape(str(list(NULL_METHODS)))}, got 'spin'",
+        ),
         ({"nulls": {"shuffle": 1}}, r"'nulls'.*\['shuffle'\]"),
         (
             {"nulls": {"subcortex": "spin"}},

@@ -91,33 +91,77 @@ def make_synthetic_brain(
         ``provenance["synthetic"]`` holds the parameters and the noiseless target
         ``"Y_clean"`` (n_regions × n_regions).
     """
+    _check_arguments(rule, n_regions)
+    rng = np.random.default_rng(seed)  # the steps below draw from it in this order
+    regions, coords = _regions(rng, n_regions, subcortical_fraction)
+    X = _smooth_expression(rng, coords, n_genes, n_programs, smoothness_mm)
+    R, E, x_mean, z = _planted_rule(rng, X, rule, rank, signal_scale)
+    Y_clean, Y, subjects = _targets(rng, R, coords, decay_weight, sa_inf, sa_lambda, noise, n_subjects, subject_noise)
+    params = {
+        "rule": rule,
+        "rank": rank,
+        "E": E,
+        "x_mean": x_mean,
+        "z": z,
+        "signal_scale": signal_scale,
+        "decay_weight": decay_weight,
+        "sa_inf": sa_inf,
+        "sa_lambda": sa_lambda,
+        "noise": noise,
+        "seed": seed,
+        "Y_clean": Y_clean,
+    }
+    return Brain(
+        name=name or f"synthetic-{rule}-{seed}",
+        regions=regions,
+        X=X,
+        genes=tuple(f"GENE{k:04d}" for k in range(n_genes)),
+        Y=Y,
+        target_kind="fc",
+        target_scale="r",
+        subjects=subjects,
+        provenance={"source": "spatiomol.data.synthetic.make_synthetic_brain", "synthetic": params},
+    )
+
+
+def _check_arguments(rule: str, n_regions: int) -> None:
     if rule not in ("bilinear", "nonlinear", "none"):
         raise ValueError(f"rule must be 'bilinear', 'nonlinear' or 'none', got {rule!r}")
     if n_regions < 8 or n_regions % 2:
         raise ValueError("n_regions must be even and at least 8")
-    rng = np.random.default_rng(seed)
-    half = n_regions // 2
-    n_sub_half = int(round(subcortical_fraction * half))
-    n_ctx_half = half - n_sub_half
 
-    # 1. coordinates: cortex on a half-ellipsoid shell, subcortex near the centre
-    def shell(k: int) -> np.ndarray:
-        v = rng.normal(size=(k, 3))
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        v[:, 0] = -np.abs(v[:, 0]) - 0.15  # left hemisphere: x < 0
-        return v * np.array([65.0, 95.0, 70.0]) * rng.uniform(0.85, 1.0, size=(k, 1))
 
-    ctx_left = shell(n_ctx_half)
+def _centroids(rng: np.random.Generator, n_ctx_half: int, n_sub_half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: (r, 3) centroids in mm, left hemisphere first, and the left cortical ones.
+
+    Cortex on a half-ellipsoid shell, subcortex near the centre; the right hemisphere is
+    the left one mirrored to ``x → −x`` plus 2 mm of Gaussian jitter.
+    """
+    v = rng.normal(size=(n_ctx_half, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v[:, 0] = -np.abs(v[:, 0]) - 0.15  # left hemisphere: x < 0
+    ctx_left = v * np.array([65.0, 95.0, 70.0]) * rng.uniform(0.85, 1.0, size=(n_ctx_half, 1))
     sub_left = np.column_stack(
         [-rng.uniform(8, 30, n_sub_half), rng.uniform(-30, 10, n_sub_half), rng.uniform(-20, 12, n_sub_half)]
     )
     left = np.vstack([ctx_left, sub_left])
     right = left * np.array([-1.0, 1.0, 1.0]) + rng.normal(0, 2.0, size=left.shape)
-    coords = np.vstack([left, right])
+    return np.vstack([left, right]), ctx_left
+
+
+def _regions(rng: np.random.Generator, n_regions: int, subcortical_fraction: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Step 1: the region table (labels, hemispheres, structures, networks, centroids) and the (r, 3) centroids, mm.
+
+    A cortical region's network is that of the nearest of 7 anchors drawn among the left
+    cortical centroids (the right hemisphere mirrored onto the left); subcortical regions
+    are in ``"Subcortex"``.
+    """
+    half = n_regions // 2
+    n_sub_half = int(round(subcortical_fraction * half))
+    n_ctx_half = half - n_sub_half
+    coords, ctx_left = _centroids(rng, n_ctx_half, n_sub_half)
     structure = (["cortex"] * n_ctx_half + ["subcortex"] * n_sub_half) * 2
     hemisphere = ["L"] * half + ["R"] * half
-
-    # networks: nearest of 7 bilateral anchors (cortex only)
     n_anchor = min(len(NETWORKS_7), n_ctx_half)
     anchors = ctx_left[rng.choice(n_ctx_half, n_anchor, replace=False)]
     folded = coords.copy()
@@ -138,17 +182,28 @@ def make_synthetic_brain(
             "z": coords[:, 2],
         }
     )
+    return regions, coords
 
-    # 2. smooth expression
+
+def _smooth_expression(
+    rng: np.random.Generator, coords: np.ndarray, n_genes: int, n_programs: int, smoothness_mm: float
+) -> np.ndarray:
+    """Step 2: (r, n_genes) expression in (0, 1), smooth in space (random Fourier programs)."""
+    n_regions = coords.shape[0]
     freqs = rng.normal(0, 1.0 / smoothness_mm, size=(3, n_programs))
     phases = rng.uniform(0, 2 * np.pi, size=n_programs)
     programs = np.cos(coords @ freqs + phases)  # (r, n_programs)
     loadings = rng.normal(size=(n_programs, n_genes))
     raw = programs @ loadings + 0.5 * rng.normal(size=(n_regions, n_genes))
     raw = (raw - np.median(raw, 0)) / (np.subtract(*np.percentile(raw, [75, 25], axis=0)) + 1e-12)
-    X = 1.0 / (1.0 + np.exp(-raw))
+    return 1.0 / (1.0 + np.exp(-raw))
 
-    # 3-4. planted rule on latent embeddings
+
+def _planted_rule(
+    rng: np.random.Generator, X: np.ndarray, rule: str, rank: int, signal_scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 3–4: the planted rule ``R`` (r × r) and its parameters ``E``, ``x_mean``, ``z``."""
+    n_regions, n_genes = X.shape
     E = rng.normal(size=(n_genes, rank)) / np.sqrt(n_genes)
     x_mean = X.mean(axis=0)
     z = (X - x_mean) @ E
@@ -166,11 +221,29 @@ def make_synthetic_brain(
     iu = np.triu_indices(n_regions, 1)
     if rule != "none":
         R = (R - R[iu].mean()) / R[iu].std() * signal_scale
+    return R, E, x_mean, z
 
-    # 5. distance decay and noise
+
+def _targets(
+    rng: np.random.Generator,
+    R: np.ndarray,
+    coords: np.ndarray,
+    decay_weight: float,
+    sa_inf: float,
+    sa_lambda: float,
+    noise: float,
+    n_subjects: int,
+    subject_noise: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Steps 5–6: the noiseless target, the group target and the subject stack (or None).
+
+    ``Y_clean`` is ``R`` plus the distance decay; ``Y`` adds symmetric noise, or with
+    ``n_subjects > 0`` is the mean of the subjects' connectomes (``Y`` + subject noise).
+    Every diagonal is 1.
+    """
+    n_regions = R.shape[0]
     d = np.sqrt(((coords[:, None] - coords[None]) ** 2).sum(-1))
-    decay = decay_weight * (sa_inf + (1.0 - sa_inf) * np.exp(-d / sa_lambda))
-    Y_clean = R + decay
+    Y_clean = R + decay_weight * (sa_inf + (1.0 - sa_inf) * np.exp(-d / sa_lambda))
     Y = Y_clean + _symmetric_noise(rng, n_regions, noise)
     subjects = None
     if n_subjects > 0:
@@ -180,30 +253,4 @@ def make_synthetic_brain(
         Y = subjects.mean(axis=0)
     np.fill_diagonal(Y, 1.0)
     np.fill_diagonal(Y_clean, 1.0)
-
-    genes = tuple(f"GENE{k:04d}" for k in range(n_genes))
-    params = {
-        "rule": rule,
-        "rank": rank,
-        "E": E,
-        "x_mean": x_mean,
-        "z": z,
-        "signal_scale": signal_scale,
-        "decay_weight": decay_weight,
-        "sa_inf": sa_inf,
-        "sa_lambda": sa_lambda,
-        "noise": noise,
-        "seed": seed,
-        "Y_clean": Y_clean,
-    }
-    return Brain(
-        name=name or f"synthetic-{rule}-{seed}",
-        regions=regions,
-        X=X,
-        genes=genes,
-        Y=Y,
-        target_kind="fc",
-        target_scale="r",
-        subjects=subjects,
-        provenance={"source": "spatiomol.data.synthetic.make_synthetic_brain", "synthetic": params},
-    )
+    return Y_clean, Y, subjects

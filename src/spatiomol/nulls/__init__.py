@@ -17,21 +17,10 @@ from spatiomol.nulls.cge import (
     pca_scores,
 )
 from spatiomol.nulls.defaults import CALIBRATED_METHODS, NULL_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.draw import NULL_METHODS, SUBCORTEX_NULLS, NullDraws, draw_nulls
 from spatiomol.nulls.nullset import FORMAT_VERSION, NullSet
-from spatiomol.nulls.select import (
-    CGE_MATCH_DEFAULT,
-    METHODS,
-    NULL_METHODS,
-    QUANTITIES,
-    SUBCORTEX_NULLS,
-    NullDraws,
-    NullScores,
-    draw_nulls,
-    generate_nulls,
-    score_nulls,
-    select_nulls,
-    standardized_errors,
-)
+from spatiomol.nulls.score import QUANTITIES, NullScores, score_nulls, standardized_errors
+from spatiomol.nulls.select import CGE_MATCH_DEFAULT, generate_nulls, select_nulls
 from spatiomol.nulls.spectral import distance_weights, moran_eigenvectors, moran_surrogates, morans_i
 from spatiomol.nulls.spins import (
     homologous_pairs,
@@ -48,7 +37,6 @@ __all__ = [
     "CURVE_PARAMETERS",
     "DistanceBins",
     "FORMAT_VERSION",
-    "METHODS",
     "CALIBRATED_METHODS",
     "NULL_DEFAULTS",
     "NULL_METHODS",

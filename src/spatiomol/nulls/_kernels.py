@@ -165,6 +165,7 @@ def binned_sums_replaced_rows(cge, permutations, position, new_corr, bin_index, 
             out[k, b] = acc[b]
 
 
+# over 80 lines on purpose: one numba port of scipy's solver whose phases all update the same duals and matching
 @njit(cache=True, nogil=True)
 def _assign_one(cost, col4row, row4col, u, v, shortest, path, scanned_rows, scanned_cols, remaining):
     """Minimum-cost perfect matching of a square cost matrix (exact, dense).

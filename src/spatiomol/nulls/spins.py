@@ -59,6 +59,7 @@ from scipy.optimize import linear_sum_assignment
 
 from spatiomol.data.brain import Brain
 from spatiomol.nulls import _kernels
+from spatiomol.nulls.class_permutations import random_orders
 from spatiomol.nulls.spectral import MoranPlan, plan_moran
 
 ASSIGNMENTS = ("vasa", "hungarian")
@@ -363,11 +364,6 @@ def region_groups(brain: Brain) -> RegionGroups:
     )
 
 
-def _random_orders(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    """``n`` independent uniform permutations of ``range(size)``, shape (n, size)."""
-    return rng.random((n, size)).argsort(axis=1, kind="stable")
-
-
 # --------------------------------------------------------------------- null plans
 @dataclass(frozen=True)
 class SpinPlan:
@@ -454,11 +450,11 @@ def plan_spins(
             [g for g in groups.unpaired if cortex[g].all()],
         )
         pair_orders = []
-        free_orders = [_random_orders(rng, n, len(g)) for g in groups.unpaired]
+        free_orders = [random_orders(rng, n, len(g)) for g in groups.unpaired]
         replaced = plan_moran(brain.coords, classes, n, rng, brain.labels, what="subcortex='moran'")
     else:
-        pair_orders = [_random_orders(rng, n, len(p)) for p in groups.symmetric_pairs]
-        free_orders = [_random_orders(rng, n, len(g)) for g in groups.unpaired]
+        pair_orders = [random_orders(rng, n, len(p)) for p in groups.symmetric_pairs]
+        free_orders = [random_orders(rng, n, len(g)) for g in groups.unpaired]
     return SpinPlan(groups, sphere, left, right, pair_orders, free_orders, assignment, replaced)
 
 
@@ -497,55 +493,4 @@ def spin_batch(
         perms[:, idx] = idx[source]
         cost += region_cost.sum(axis=1)
     apply_shuffles(perms, g, plan.pair_orders, plan.free_orders, rows)
-    return perms, cost
-
-
-# ---------------------------------------------------------------- naive nulls
-@dataclass(frozen=True)
-class RandomPlan:
-    """Uniform permutations within each structure class (no rotation, hemispheres mixed).
-
-    Attributes
-    ----------
-    classes : list of int arrays
-        Regions of each structure class.
-    orders : list of (n, size) int arrays
-    coords : (r, 3) float array, mm
-    cortex : int array
-        Cortical regions (their displacement is the null's cost).
-    """
-
-    classes: list[np.ndarray]
-    orders: list[np.ndarray]
-    coords: np.ndarray
-    cortex: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return self.orders[0].shape[0] if self.orders else 0
-
-
-def plan_random(brain: Brain, n: int, rng: np.random.Generator) -> RandomPlan:
-    """Draw ``n`` naive nulls: plain permutations within each structure class."""
-    structure = brain.structure.astype(str)
-    classes = [np.flatnonzero(structure == s) for s in sorted(set(structure))]
-    classes = [c for c in classes if c.size > 1]
-    orders = [_random_orders(rng, n, c.size) for c in classes]
-    return RandomPlan(classes, orders, brain.coords, np.flatnonzero(structure == "cortex"))
-
-
-def random_batch(
-    plan: RandomPlan, rows: np.ndarray, n_regions: int, n_jobs: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Permutations of naive nulls ``rows`` and their cost (``n_jobs`` unused: numpy only).
-
-    The cost is Algorithm 1's literal reassignment cost Σ_j ‖C[j] − C[π(j)]‖ over cortical
-    regions, in mm (there is no rotation to compare with).
-    """
-    perms = np.tile(np.arange(n_regions, dtype=np.int64), (len(rows), 1))
-    for cls, order in zip(plan.classes, plan.orders):
-        perms[:, cls] = cls[order[rows]]
-    c = plan.coords[plan.cortex]
-    moved = plan.coords[perms[:, plan.cortex]]
-    cost = np.linalg.norm(moved - c[None], axis=2).sum(axis=1)
     return perms, cost

@@ -1,0 +1,240 @@
+"""Step 1 of `generate_nulls`: draw ``n`` nulls of a brain with one family (`draw_nulls`).
+
+Every random draw is made up front from ``numpy.random.default_rng(seed)``, so nothing
+depends on batching or threads. The result, `NullDraws`, holds each null's permutation,
+its reassignment cost and, for families that make new expression rows, the sampler that
+makes them on demand.
+
+Families (``method``, `NULL_METHODS`)
+-------------------------------------
+``"cge"``        cortical spins with Váša assignment + non-cortical nulls (``subcortex``),
+                 CGE from the genes; CGE-matched by default.
+``"pca-cge"``    the same nulls, CGE from the PCA scores of ``X`` keeping
+                 ``pca_variance`` (default 95 %) of its variance; CGE-matched by default.
+``"hungarian"``  cortical spins with the optimal one-to-one (Hungarian) assignment +
+                 non-cortical nulls (``subcortex``); not matched by default.
+``"moran"``      Moran spectral randomisation of all regions at once (cortex, subcortex,
+                 cerebellum) on inverse-distance weights, one sign draw shared by all
+                 genes (`spatiomol.nulls.spectral`); not matched by default.
+``"variogram"``  variogram-matched surrogates (Burt et al. 2020) of the principal-component
+                 scores of ``X`` (``pca_variance``), orthogonalised so that the gene–gene
+                 covariance is kept (`spatiomol.nulls.variogram`); not matched by default.
+``"random"``     naive nulls: uniform permutations within each structure class, no
+                 rotation (Table 3's "permuted"; `spatiomol.nulls.class_permutations`).
+                 Their errors are reported, but they are *not* selected: a naive null
+                 chosen for a realistic CGE curve would no longer be naive. Their cost is
+                 Σ‖C[j] − C[π(j)]‖ over cortex in mm.
+
+Whether a family is CGE-matched by default is `spatiomol.nulls.select.CGE_MATCH_DEFAULT`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spatiomol.data.brain import Brain
+from spatiomol.nulls import class_permutations, spins
+from spatiomol.nulls.defaults import NULL_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.spectral import MoranPlan, plan_moran
+from spatiomol.nulls.spins import SUBCORTEX_NULLS
+from spatiomol.nulls.variogram import PCAVariogramPlan, plan_pca_variogram
+
+#: every null family `generate_nulls` (and the config's ``nulls.method``) accepts
+NULL_METHODS = ("cge", "pca-cge", "random", "hungarian", "moran", "variogram")
+_SPIN_ASSIGNMENT = {"cge": "vasa", "pca-cge": "vasa", "hungarian": "hungarian"}
+
+__all__ = ["NULL_METHODS", "SUBCORTEX_NULLS", "NullDraws", "draw_nulls"]
+
+
+@dataclass(frozen=True, eq=False)
+class NullDraws:
+    """``n`` nulls of one brain drawn by one family, before scoring.
+
+    Attributes
+    ----------
+    method : str
+        The family (`NULL_METHODS`).
+    permutations : (n, r) int64 array
+        Null ``k`` gives region ``i`` the expression of region ``permutations[k, i]``; the
+        identity at ``replaced``.
+    costs : (n,) float array
+        Reassignment cost of each null (cortical assignment cost of spins, cortical
+        displacement in mm of naive nulls, 0 for families without one).
+    replaced : (q,) int64 array
+        Regions whose expression rows are replaced by ``sampler`` (empty: a pure
+        permutation family).
+    sampler : MoranPlan, PCAVariogramPlan or None
+        Makes the replaced rows: ``sampler.rows(X, draws)`` → (len(draws), q, g).
+    region_groups : dict
+        How regions were grouped (for the metadata).
+    settings : dict
+        Family settings recorded in the metadata (``subcortex``, ``assignment``, ...).
+    """
+
+    method: str
+    permutations: np.ndarray
+    costs: np.ndarray
+    replaced: np.ndarray
+    sampler: MoranPlan | PCAVariogramPlan | None
+    region_groups: dict
+    settings: dict
+
+    @property
+    def n(self) -> int:
+        return self.permutations.shape[0]
+
+    def replaced_rows(self, X: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """(len(draws), q, g) new expression of the `replaced` regions (q may be 0)."""
+        draws = np.asarray(draws, dtype=np.int64)
+        if self.sampler is None:
+            return np.zeros((draws.size, 0, X.shape[1]))
+        return self.sampler.rows(X, draws)
+
+    def expression(self, X: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """(len(draws), r, g) expression of nulls ``draws`` built from the true ``X``."""
+        draws = np.asarray(draws, dtype=np.int64)
+        if self.replaced.size == X.shape[0]:  # every row replaced (moran, variogram)
+            rows = self.replaced_rows(X, draws)
+            order = np.argsort(self.replaced)
+            # already in region order for a single region group: skip a copy of the whole batch
+            return rows if np.array_equal(order, np.arange(order.size)) else rows[:, order]
+        out = np.asarray(X)[self.permutations[draws]]
+        if self.replaced.size:
+            out[:, self.replaced] = self.replaced_rows(X, draws)
+        return out
+
+    def moved_fraction(self) -> np.ndarray:
+        """(n,) fraction of regions whose expression is not their own (replaced rows count as moved)."""
+        moved = self.permutations != np.arange(self.permutations.shape[1])
+        moved[:, self.replaced] = True
+        return moved.mean(axis=1)
+
+    def keys(self) -> list[bytes]:
+        """One byte key per null; equal keys mean equal nulls."""
+        extra = self.sampler.keys(np.arange(self.n)) if self.sampler is not None else [b""] * self.n
+        return [p.tobytes() + e for p, e in zip(self.permutations, extra)]
+
+    def identity(self) -> np.ndarray:
+        """(n,) True where the null is the true expression."""
+        same = (self.permutations == np.arange(self.permutations.shape[1])).all(axis=1)
+        if self.sampler is not None:
+            same &= self.sampler.identity(np.arange(self.n))
+        return same
+
+
+def _check_expression(brain: Brain, method: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(np.asarray(brain.X, dtype=np.float64)).all(axis=1))
+    if bad.size:
+        names = ", ".join(str(brain.labels[k]) for k in bad[:10])
+        raise ValueError(
+            f"method {method!r}: brain {brain.name!r} expression (X): rows {bad[:10].tolist()} ({names}; "
+            f"{bad.size} in all) contain NaN/inf expression; every null family needs complete rows: impute "
+            "or drop them first (spatiomol.data.impute)"
+        )
+
+
+def draw_nulls(
+    brain: Brain,
+    n: int = NULL_DEFAULTS["n"],
+    seed: int = NULL_DEFAULTS["seed"],
+    method: str = NULL_DEFAULTS["method"],
+    *,
+    subcortex: str = SUBCORTEX_DEFAULT,
+    pca_variance: float = 0.95,
+    batch_size: int = 1024,
+    n_jobs: int | None = None,
+) -> NullDraws:
+    """Draw ``n`` nulls of ``brain`` with one family.
+
+    Parameters
+    ----------
+    brain : Brain
+        Expression without NaN rows; coordinates in mm.
+    n : int
+        Nulls drawn.
+    seed : int
+        Seed of the ``numpy.random.Generator`` that makes every draw, up front.
+    method : str, one of `NULL_METHODS`
+    subcortex : {"shuffle", "moran"}
+        Non-cortical nulls of the spin families (see `spatiomol.nulls.spins`); ignored by
+        the others (``moran`` and ``variogram`` treat all regions alike, ``random``
+        shuffles within each structure class).
+    pca_variance : float in (0, 1]
+        Variance of ``X`` kept by the principal components of ``"variogram"``.
+    batch_size : int
+        Spins assigned together (bounds temporaries only).
+    n_jobs : int or None
+        Threads of the compiled loops (None: every core this process may use).
+
+    Returns
+    -------
+    NullDraws
+    """
+    if method not in NULL_METHODS:
+        raise ValueError(f"method must be one of {NULL_METHODS}, got {method!r}")
+    if subcortex not in SUBCORTEX_NULLS:
+        raise ValueError(f"subcortex must be one of {SUBCORTEX_NULLS}, got {subcortex!r}")
+    _check_expression(brain, method)
+    n = int(n)
+    rng = np.random.default_rng(seed)
+    if method == "moran":
+        identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
+        plan = plan_moran(brain.coords, [np.arange(brain.n_regions)], n, rng, brain.labels, what="method 'moran'")
+        return NullDraws(method, identity, np.zeros(n), plan.regions, plan, {"moran_groups": 1}, {})
+    if method == "variogram":
+        return _draw_variogram(brain, n, rng, pca_variance)
+    return _draw_permutations(brain, n, rng, method, subcortex, batch_size, n_jobs)
+
+
+def _draw_variogram(brain: Brain, n: int, rng: np.random.Generator, pca_variance: float) -> NullDraws:
+    """Variogram-matched surrogates of the PCA scores: every row replaced, no permutation."""
+    identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
+    plan = plan_pca_variogram(brain.X, brain.distances, n, rng, pca_variance)
+    settings = {
+        "pca_variance": float(pca_variance),
+        "pca_components": int(plan.components.shape[0]),
+        "smoothing_deltas": plan.deltas.tolist(),
+    }
+    return NullDraws("variogram", identity, np.zeros(n), plan.regions, plan, {}, settings)
+
+
+def _draw_permutations(
+    brain: Brain,
+    n: int,
+    rng: np.random.Generator,
+    method: str,
+    subcortex: str,
+    batch_size: int,
+    n_jobs: int | None,
+) -> NullDraws:
+    """Spins (``cge``, ``pca-cge``, ``hungarian``) or naive permutations (``random``).
+
+    The plan (every random draw) is made first; the permutations and costs are then
+    computed ``batch_size`` nulls at a time.
+    """
+    r = brain.n_regions
+    if method == "random":
+        plan = class_permutations.plan_random(brain, n, rng)
+        make_batch = class_permutations.random_batch
+        summary = {"structure_classes": [[str(brain.labels[k]) for k in c] for c in plan.classes]}
+        settings: dict[str, Any] = {}
+        sampler = None
+    else:
+        spins.check_spin_hemispheres(brain, method)
+        plan = spins.plan_spins(brain, n, rng, assignment=_SPIN_ASSIGNMENT[method], subcortex=subcortex)
+        make_batch = spins.spin_batch
+        summary = plan.groups.summary(brain.labels)
+        settings = {"assignment": plan.assignment, "subcortex": subcortex}
+        sampler = plan.replaced
+        if sampler is not None:
+            summary["moran_groups"] = [[str(brain.labels[k]) for k in g] for g in sampler.groups]
+    perms = np.empty((n, r), dtype=np.int64)
+    costs = np.empty(n)
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(start + batch_size, n))
+        perms[rows], costs[rows] = make_batch(plan, rows, r, n_jobs)
+    replaced = sampler.regions if sampler is not None else np.zeros(0, dtype=np.int64)
+    return NullDraws(method, perms, costs, replaced, sampler, summary, settings)
