@@ -25,9 +25,11 @@ from spatiomol.experiments.config import ExperimentConfig
 from spatiomol.experiments.runner import run_experiment
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.nulls import NullSet
-from spatiomol.reports import figures, sections
+from spatiomol.reports import figures
+from spatiomol.reports.context import ReportContext, slug
 from spatiomol.reports.document import Bullets, png_data_uri
 from spatiomol.reports.null_families import consensus, family_comparisons, manifest_families
+from spatiomol.reports.null_sections import null_families_section, own_expression_fraction
 from spatiomol.reports.report import html_path, write_report
 from spatiomol.reports.tables import display
 from spatiomol.reports.verdict import true_vs_nulls
@@ -233,8 +235,8 @@ def test_null_diagnostic_counts_replaced_rows_as_moved(folders):
     kept = cge.permutations == np.arange(40)
     assert kept[:, cge.replaced_regions].all()  # the identity there: counting it as "own" was the bug
     own = (kept & ~np.isin(np.arange(40), cge.replaced_regions)).mean(axis=1)
-    np.testing.assert_allclose(sections.own_expression_fraction(cge), own, rtol=0, atol=1e-15)
-    np.testing.assert_allclose(sections.own_expression_fraction(moran), 0.0, atol=0)
+    np.testing.assert_allclose(own_expression_fraction(cge), own, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(own_expression_fraction(moran), 0.0, atol=0)
     text = (root / "report_two" / "report.md").read_text()
     line = (
         f"- `{FAMILIES[0]}`: the 2 nulls leave {own.min():.0%}–{own.max():.0%} (median {np.median(own):.0%}) of "
@@ -257,7 +259,7 @@ def test_cge_figure_of_replaced_rows_recomputes_their_correlations(folders, fami
     manifest = ResultsStore(root / "two").read_manifest()
     nulls = NullSet.load(root / "two" / manifest["datasets"][DATASET]["nulls_files"][family])
     i, j = np.triu_indices(brain.n_regions, 1)
-    panels = drawn[f"cge_distance_{SLUG}_{sections.slug(family)}.png"]
+    panels = drawn[f"cge_distance_{SLUG}_{slug(family)}.png"]
     expressions = [brain.X, nulls.null_expression(brain.X, 0), nulls.worst_null_expression(brain.X)]
     stored_curves = [nulls.true_curve, nulls.curves[0], nulls.worst_curve]
     edges = np.asarray(nulls.metadata["bin_edges_mm"])
@@ -312,7 +314,7 @@ def test_four_splits_cannot_beat_any_family(tmp_path):
         for fold, value in enumerate(values)
     ]
     df = pd.DataFrame(rows)
-    ctx = sections.ReportContext(
+    ctx = ReportContext(
         store=ResultsStore(tmp_path),
         out=tmp_path,
         tables_dir=tmp_path,
@@ -324,7 +326,7 @@ def test_four_splits_cannot_beat_any_family(tmp_path):
         n_permutations=1000,
         families=["cge", "moran"],
     )
-    blocks = sections.null_families_section(ctx, "d")
+    blocks = null_families_section(ctx, "d")
     text = " ".join(getattr(b, "text", "") for b in blocks)
     assert "n = 4 splits per comparison (1 repeat(s) × 4 folds)" in text
     assert "2/2ⁿ: 0.125 here" in text and "**With 4 splits no family can be beaten at α = 0.05.**" in text

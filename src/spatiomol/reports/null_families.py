@@ -180,6 +180,15 @@ def _paired_frame(df: pd.DataFrame, metric: str, stratum: str) -> pd.DataFrame:
     return sel
 
 
+def _bh_adjusted(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted ``p`` over its finite entries (NaN stays NaN)."""
+    adjusted = np.full_like(p, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        adjusted[finite] = scipy_stats.false_discovery_control(p[finite], method="bh")
+    return adjusted
+
+
 def family_comparisons(
     df: pd.DataFrame,
     metric: str = "pearson",
@@ -255,12 +264,7 @@ def family_comparisons(
         return pd.DataFrame()
     out = pd.DataFrame(rows)
     for column in ("wilcoxon_p", "signflip_p"):
-        p = out[column].to_numpy(dtype=np.float64)
-        adjusted = np.full_like(p, np.nan)
-        finite = np.isfinite(p)
-        if finite.any():
-            adjusted[finite] = scipy_stats.false_discovery_control(p[finite], method="bh")
-        out[f"{column}_bh"] = adjusted
+        out[f"{column}_bh"] = _bh_adjusted(out[column].to_numpy(dtype=np.float64))
     out["beats"] = (sign * out["mean_diff"] > 0) & (out[p_column] <= alpha)
     return out
 
@@ -330,6 +334,28 @@ def consensus(
     return pd.DataFrame(rows)
 
 
+def _draw_family_panel(ax, rows: pd.DataFrame, order: Sequence[str]) -> list[float]:
+    """One model's panel of `draw_null_families`: per family (x position, ``order``) its null
+    scores as points and a box, and the mean true score as a line; returns the plotted values."""
+    shown: list[float] = []
+    for x, family in enumerate(order):
+        scores = rows.loc[(rows["input"] == "null") & (rows[FAMILY_COLUMN] == family), "value"].to_numpy(float)
+        scores = scores[np.isfinite(scores)]
+        if not scores.size:
+            continue
+        ax.boxplot(scores, positions=[x], widths=0.5, showfliers=False, medianprops={"color": "0.3"})
+        shown.extend(scores)
+        spread = np.linspace(-0.15, 0.15, scores.size) if scores.size > 1 else np.zeros(1)
+        ax.scatter(x + spread, scores, s=14, alpha=0.8, zorder=3, gid=family, label=family)
+    true = rows.loc[rows["input"] == "true", "value"].to_numpy(float)
+    if np.isfinite(true).any():
+        shown.append(float(np.nanmean(true)))
+        ax.axhline(shown[-1], color="black", lw=1.2, gid="true", label="true (mean over splits)")
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    return shown
+
+
 def draw_null_families(
     df: pd.DataFrame,
     dataset: str,
@@ -389,21 +415,7 @@ def draw_null_families(
     shown: list[float] = []  # every plotted value: the shared y range must hold the true lines too
     for ax, model in zip(axes.ravel(), panels):
         rows = sel[sel["model"] == model].sort_values(["repeat", "fold"], kind="mergesort")
-        for x, family in enumerate(order):
-            scores = rows.loc[(rows["input"] == "null") & (rows[FAMILY_COLUMN] == family), "value"].to_numpy(float)
-            scores = scores[np.isfinite(scores)]
-            if not scores.size:
-                continue
-            ax.boxplot(scores, positions=[x], widths=0.5, showfliers=False, medianprops={"color": "0.3"})
-            shown.extend(scores)
-            spread = np.linspace(-0.15, 0.15, scores.size) if scores.size > 1 else np.zeros(1)
-            ax.scatter(x + spread, scores, s=14, alpha=0.8, zorder=3, gid=family, label=family)
-        true = rows.loc[rows["input"] == "true", "value"].to_numpy(float)
-        if np.isfinite(true).any():
-            shown.append(float(np.nanmean(true)))
-            ax.axhline(shown[-1], color="black", lw=1.2, gid="true", label="true (mean over splits)")
-        ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
-        ax.set_xlim(-0.6, len(order) - 0.4)
+        shown.extend(_draw_family_panel(ax, rows, order))
         ax.set_title(display(model), fontsize=9)
     low, high = min(shown), max(shown)
     pad = 0.06 * (high - low) if high > low else 0.05

@@ -10,9 +10,11 @@ import pandas as pd
 
 from spatiomol.atomic import atomic_path
 from spatiomol.experiments.store import ResultsStore
-from spatiomol.reports import sections, tables
+from spatiomol.reports import tables
+from spatiomol.reports.context import ReportContext
 from spatiomol.reports.document import render_html, render_markdown
 from spatiomol.reports.null_families import families_in, family_rows, manifest_families
+from spatiomol.reports.sections import report_blocks
 
 #: file name of the self-contained HTML report, next to ``report.md``
 HTML_NAME = "report.html"
@@ -89,6 +91,28 @@ def current_runs(df: pd.DataFrame, manifest: dict[str, Any], source: str = "mani
     return df
 
 
+def load_current(store: ResultsStore) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The folder's current rows (`current_runs`) and its manifest.
+
+    Raises
+    ------
+    ValueError
+        When the folder has no finished runs, or none of the runs its manifest lists as
+        current (and as `current_runs` raises).
+    """
+    df = store.load()
+    if df.empty:
+        raise ValueError(f"{store.root}: no finished runs in {store.parts_dir} (run `spatiomol run` first)")
+    manifest = store.read_manifest()
+    df = current_runs(df, manifest, str(store.manifest_path))
+    if df.empty:
+        raise ValueError(
+            f"{store.manifest_path}: none of the runs listed in field 'run_ids' has finished "
+            f"(no part in {store.parts_dir}); run `spatiomol run` first"
+        )
+    return df, manifest
+
+
 def write_report(
     results_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -101,14 +125,15 @@ def write_report(
 ) -> Path:
     """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a results folder.
 
-    The report is the sections of `spatiomol.reports.sections` in order: header, transfer,
-    then per dataset provenance, nulls diagnostic, Tables 1–3, paired statistics, true vs
-    each null family (with its consensus lines and figure) and figures, and the failed
-    runs. With several null families side by side (manifest ``null_families``), Tables
-    1–3, the true-vs-null statistics and the figures of one split show the first family of
-    the configuration that has runs; the null-families section compares them all. Both
-    pages are rendered from the same blocks (`spatiomol.reports.document`);
-    ``report.html`` inlines every figure and adds the interactive brain views.
+    The report is the sections of `spatiomol.reports.sections` in order
+    (`spatiomol.reports.sections.report_blocks`): header, transfer, then per dataset
+    provenance, nulls diagnostic, Tables 1–3, paired statistics, true vs each null family
+    (with its consensus lines and figure) and figures, and the failed runs. With several
+    null families side by side (manifest ``null_families``), Tables 1–3, the true-vs-null
+    statistics and the figures of one split show the first family of the configuration
+    that has runs; the null-families section compares them all. Both pages are rendered
+    from the same blocks (`spatiomol.reports.document`); ``report.html`` inlines every
+    figure and adds the interactive brain views.
 
     Parameters
     ----------
@@ -127,29 +152,19 @@ def write_report(
     """
     store = ResultsStore(results_dir)
     out = Path(out_dir) if out_dir is not None else store.root
-    df = store.load()
-    if df.empty:
-        raise ValueError(f"{store.root}: no finished runs in {store.parts_dir} (run `spatiomol run` first)")
-    manifest = store.read_manifest()
-    df = current_runs(df, manifest, str(store.manifest_path))
-    if df.empty:
-        raise ValueError(
-            f"{store.manifest_path}: none of the runs listed in field 'run_ids' has finished "
-            f"(no part in {store.parts_dir}); run `spatiomol run` first"
-        )
+    df, manifest = load_current(store)
     tdir, fdir = out / "tables", out / "figures"
     tdir.mkdir(parents=True, exist_ok=True)
     fdir.mkdir(parents=True, exist_ok=True)
     tables.split_summary(df).to_csv(tdir / "summary.csv", index=False)  # every family, keyed by null_family
     df.to_csv(tdir / "results.csv", index=False)
-
     is_transfer = df["split_type"] == "transfer"
     grid = df[~is_transfer].reset_index(drop=True)
     settings = manifest_families(manifest)
     families = families_in(grid, list(settings))
     # Tables 1–3 and the one-null statistics show the configuration's first family (with runs)
     shown = family_rows(grid, families[0]) if families else grid
-    ctx = sections.ReportContext(
+    ctx = ReportContext(
         store=store,
         out=out,
         tables_dir=tdir,
@@ -167,19 +182,7 @@ def write_report(
         families=families,
         family_settings=settings,
     )
-    blocks = sections.header_section(ctx, n_runs=df["run_id"].nunique())
-    blocks += sections.transfer_section(ctx, df[is_transfer])
-    for dataset in dict.fromkeys(ctx.df["dataset"]):
-        blocks += sections.provenance_section(ctx, dataset)
-        blocks += sections.nulls_section(ctx, dataset)
-        blocks += sections.table1_section(ctx, dataset)
-        blocks += sections.table2_section(ctx, dataset)
-        blocks += sections.table3_section(ctx, dataset)
-        blocks += sections.paired_statistics_section(ctx, dataset)
-        blocks += sections.null_families_section(ctx, dataset)
-        blocks += sections.figures_section(ctx, dataset)
-    blocks += sections.failures_section(ctx, current_ids(manifest))
-
+    blocks = report_blocks(ctx, df["run_id"].nunique(), df[is_transfer], current_ids(manifest))
     path = out / "report.md"
     with atomic_path(path) as tmp:
         tmp.write_text(render_markdown(blocks, out))

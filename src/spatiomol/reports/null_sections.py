@@ -1,0 +1,243 @@
+"""The null sections of a dataset: how far its nulls move expression, and the true input against each null family.
+
+`nulls_section` says, per null family, how many regions the kept nulls leave with their
+own expression (`nulls_diagnostic`); `null_families_section` compares the true input with
+each family, by the paired sign-flip test and by the rank test (`family_verdicts`), and
+writes the per-family table, the consensus lines and one figure per split type
+(`spatiomol.reports.null_families`, `spatiomol.reports.verdict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from spatiomol.nulls import CALIBRATED_METHODS
+from spatiomol.reports import figures, null_families, tables, verdict
+from spatiomol.reports.context import ReportContext, family_settings, nulls_files, slug, split_types
+from spatiomol.reports.document import Block, Bullets, Figure, Heading, Paragraph, Table
+
+#: columns of the null-families table (`null_families.family_comparisons`, plus the rank test)
+FAMILY_COLUMNS = [
+    "split_type",
+    "model",
+    "null_family",
+    "n",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "sd_diff",
+    "effect_dz",
+    "signflip_p",
+    "signflip_p_bh",
+    "beats",
+    "rank_nulls",
+    "rank_p",
+]
+
+
+# ---------------------------------------------------------------- diagnostics
+def own_expression_fraction(nullset) -> np.ndarray:
+    """(top,) fraction of regions each null leaves with their own expression row.
+
+    ``1 − moved_fraction`` of the `NullSet`'s parameters, where rows the null replaces
+    with new expression (Moran, variogram, non-cortical Moran of the spins) count as
+    moved; an old file without that column falls back to the permutations (no replaced
+    rows then).
+    """
+    r = nullset.permutations.shape[1]
+    if "moved_fraction" in nullset.parameters:
+        moved = nullset.parameters["moved_fraction"].to_numpy(dtype=np.float64)
+        return np.round((1.0 - moved) * r) / r  # a count of regions over r (no float residue at 0.5 %)
+    same = nullset.permutations == np.arange(r)
+    same[:, nullset.replaced_regions] = False
+    return same.mean(axis=1)
+
+
+def nulls_diagnostic(nullset, label: str) -> str:
+    """One line: how much of the brain a family's kept nulls leave with its own expression."""
+    own = own_expression_fraction(nullset)
+    meta = nullset.metadata
+    matched = meta.get("cge_match", meta.get("method") != "random")  # format 1 had no cge_match
+    floor = meta.get("min_moved")
+    if not matched:
+        rule = "not CGE-matched: the first draws"
+    elif floor:
+        rule = f"selection required ≥ {floor:.0%} of regions moved"
+    else:
+        rule = "no floor on regions moved (Algorithm 1 verbatim)"
+    r, q = nullset.permutations.shape[1], nullset.replaced_regions.size
+    how = (
+        "every region's row is new expression"
+        if q == r
+        else f"{q} of {r} regions get new expression rows, the others are permuted"
+        if q
+        else "rows are permuted"
+    )
+    return (
+        f"`{label}`: the {len(own)} nulls leave {own.min():.0%}–{own.max():.0%} (median {np.median(own):.0%}) "
+        f"of regions with their own expression ({rule}; {how})"
+    )
+
+
+def nulls_section(ctx: ReportContext, dataset: str) -> list[Block]:
+    """How many regions each family's nulls of the dataset leave with their own expression."""
+    files = nulls_files(ctx, dataset)
+    if not files:
+        return []
+    from spatiomol.nulls import NullSet
+
+    lines = tuple(nulls_diagnostic(NullSet.load(path), label) for label, path in files.items())
+    return [
+        Paragraph(
+            "Null diagnostic (a null that leaves many regions with their own expression is close to the "
+            "true brain and shrinks true − null gaps; replaced rows count as moved):"
+        ),
+        Bullets(lines),
+    ]
+
+
+# ---------------------------------------------------------- null families
+def smallest_signflip_p(n: int) -> float:
+    """Smallest two-sided exact sign-flip p with ``n`` paired splits: 2 of the 2ⁿ sign patterns, 2/2ⁿ."""
+    return 2.0 / 2.0**n
+
+
+def calibration_text(ctx: ReportContext, families: Sequence[str]) -> str:
+    """Which of ``families`` have a calibrated rank verdict (`spatiomol.nulls.CALIBRATED_METHODS`)."""
+    settings = family_settings(ctx)
+    calibrated = [f for f in families if settings.get(f, {}).get("method") in CALIBRATED_METHODS]
+    others = [f for f in families if f not in calibrated]
+    text = (
+        "On simulated brains whose expression carries nothing beyond Euclidean space, the rank verdict of "
+        f"{' and '.join(f'`{m}`' for m in CALIBRATED_METHODS)} nulls kept its false-positive rate at or below "
+        f"{verdict.ALPHA}, the other families did not, and the paired test did not with any family "
+        "(docs/calibration.md). "
+    )
+    if calibrated:
+        text += f"Calibrated here: {', '.join(f'`{f}`' for f in calibrated)}. "
+    if others:
+        text += f"Not calibrated (read as descriptive): {', '.join(f'`{f}`' for f in others)}."
+    return text.rstrip()
+
+
+def family_verdicts(ctx: ReportContext, rows: pd.DataFrame) -> pd.DataFrame:
+    """`null_families.family_comparisons` of ``rows`` plus the rank test's ``rank_nulls``, ``rank_p``, ``rank_reject``.
+
+    The rank test (`spatiomol.reports.verdict.true_vs_nulls`, one verdict per family)
+    compares the true input's mean score with each null's mean score.
+    """
+    comparisons = null_families.family_comparisons(
+        rows, families=ctx.families, n_permutations=ctx.n_permutations, seed=ctx.seed
+    )
+    if comparisons.empty:
+        return comparisons
+    keys = [*null_families.COMPARISON_KEYS, null_families.FAMILY_COLUMN]
+    rank = verdict.true_vs_nulls(rows, family=null_families.FAMILY_COLUMN)
+    if rank.empty:
+        return comparisons.assign(rank_nulls=0, rank_p=np.nan, rank_min_p=np.nan, rank_reject=np.nan)
+    rank = rank[[*keys, "n_nulls", "p", "min_p", "reject"]].rename(
+        columns={"n_nulls": "rank_nulls", "p": "rank_p", "min_p": "rank_min_p", "reject": "rank_reject"}
+    )
+    return comparisons.merge(rank, on=keys, how="left")
+
+
+def paired_test_text(ctx: ReportContext, comparisons: pd.DataFrame, families: Sequence[str]) -> str:
+    """What the paired-test table shows: the design, the ``beats`` rule and the smallest sign-flip p."""
+    splits = sorted({int(n) for n in comparisons["n"] if n > 0})
+    design = f"{ctx.config.get('repeats', '?')} repeat(s) × {ctx.config.get('folds', '?')} folds"
+    n_text = f"n = {splits[0]}" if len(splits) == 1 else f"n = {splits[0]}–{splits[-1]}"
+    floor = smallest_signflip_p(max(splits)) if splits else float("nan")
+    text = (
+        f"Each model trained on true expression against the same model trained on each null family's "
+        f"expression ({', '.join(f'`{f}`' for f in families)}), paired over the splits: {n_text} splits per "
+        f"comparison ({design}). a = true, b = the family's null; a model **beats** a family when its true "
+        f"input scores higher on average and the Benjamini–Hochberg-adjusted sign-flip p (over this table) "
+        f"is ≤ {null_families.ALPHA}. With n splits the smallest exact two-sided sign-flip p is 2/2ⁿ: "
+        f"{floor:.3g} here; with 4 splits (e.g. the demo's 1 repeat × 4 folds) it is "
+        f"{smallest_signflip_p(4):.3g}, so a run of that size cannot reject whatever the gap. "
+        "Splits of repeated CV overlap, so these p-values are descriptive."
+    )
+    if splits and floor > null_families.ALPHA:
+        text += f" **With {max(splits)} splits no family can be beaten at α = {null_families.ALPHA}.**"
+    return text
+
+
+def rank_test_text(ctx: ReportContext, comparisons: pd.DataFrame, families: Sequence[str]) -> str:
+    """What the rank test does, the K nulls it had here, and which families are calibrated."""
+    nulls_k = sorted({int(k) for k in comparisons["rank_nulls"].dropna()})
+    k_text = f"here K = {', '.join(map(str, nulls_k))} (smallest p {1 / (1 + max(nulls_k)):.3g}); " if nulls_k else ""
+    return (
+        "Rank test (`spatiomol.reports.verdict`): the true input's mean score against each of the family's "
+        "K nulls' mean scores, p = (1 + #nulls scoring as well)/(1 + K), `rank_nulls` = K; "
+        f"{k_text}it can reject at {verdict.ALPHA} only with K ≥ {verdict.min_nulls()} nulls "
+        "(each null scored on its own repeat: K = `nulls.top`). " + calibration_text(ctx, families)
+    )
+
+
+def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
+    """Per model, the true input against each null family: paired statistics, consensus lines, figure.
+
+    Writes ``tables/null_families_<dataset>.csv`` (one row per split type × model ×
+    family) and ``tables/null_families_consensus_<dataset>.csv``, and per split type
+    ``figures/null_families_<dataset>_<split>.png`` (`null_families.draw_null_families`).
+    """
+    rows = ctx.rows[ctx.rows["dataset"] == dataset]
+    if not (rows["input"] == "null").any():
+        return []
+    comparisons = family_verdicts(ctx, rows)
+    if comparisons.empty:
+        return []
+    name = slug(dataset)
+    comparisons.to_csv(ctx.tables_dir / f"null_families_{name}.csv", index=False)
+    paired = null_families.consensus(comparisons, families=ctx.families)
+    ranked = null_families.consensus(comparisons, beats="rank_reject", families=ctx.families)
+    agreed = paired.merge(
+        ranked[[*null_families.COMPARISON_KEYS, "line"]].rename(columns={"line": "rank_line"}),
+        on=list(null_families.COMPARISON_KEYS),
+    )
+    agreed.assign(**{c: agreed[c].map("; ".join) for c in ("beaten", "not_beaten", "no_data")}).to_csv(
+        ctx.tables_dir / f"null_families_consensus_{name}.csv", index=False
+    )
+
+    families = list(dict.fromkeys(comparisons[null_families.FAMILY_COLUMN]))
+    text = paired_test_text(ctx, comparisons, families)
+    rank_text = rank_test_text(ctx, comparisons, families)
+    view = comparisons.reindex(columns=FAMILY_COLUMNS).copy()
+    view["model"] = view["model"].map(tables.display)
+    view["beats"] = view["beats"].map({True: "yes", False: "no"})
+    lines = []
+    for record in agreed.to_dict("records"):
+        lines.append(
+            f"{record['split_type']} splits, {tables.display(record['model'])}: {record['rank_line']} "
+            f"(paired test: {record['line']})"
+        )
+    blocks: list[Block] = [
+        Heading("True input vs each null family (test Pearson r)", 3),
+        Paragraph(text),
+        Table(view, index=False),
+        Paragraph(rank_text),
+        Paragraph("Consensus per model (rank verdict, the calibrated one; in brackets the paired test):"),
+        Bullets(tuple(lines)),
+    ]
+    return blocks + null_families_figures(ctx, rows, dataset)
+
+
+def null_families_figures(ctx: ReportContext, rows: pd.DataFrame, dataset: str) -> list[Block]:
+    """Per split type with null runs: ``figures/null_families_<dataset>_<split>.png``
+    (`null_families.draw_null_families`) of ``rows`` (the dataset's rows of every family)."""
+    name = slug(dataset)
+    blocks: list[Block] = []
+    for split_type in split_types(rows):
+        if not ((rows["split_type"] == split_type) & (rows["input"] == "null")).any():
+            continue
+        fig = null_families.draw_null_families(rows, dataset, split_type, families=ctx.families)
+        path = figures.save_figure(fig, ctx.figures_dir / f"null_families_{name}_{split_type}.png")
+        caption = (
+            f"{dataset}, {split_type} splits: test Pearson r of each null family's runs (one point per split, "
+            "a box per family) against the mean score on true expression (line), one panel per model"
+        )
+        blocks.append(Figure(path=path, alt=caption, caption=caption))
+    return blocks

@@ -1,0 +1,96 @@
+"""The sections around the per-dataset results: header, dataset provenance, transfer table, failed runs.
+
+Each takes the `ReportContext` (`spatiomol.reports.context`) and returns `document`
+blocks; `transfer_section` also writes ``tables/transfer.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from spatiomol.reports import null_families
+from spatiomol.reports.context import ReportContext, family_settings
+from spatiomol.reports.document import Block, Bullets, Heading, Paragraph, Quote, Table
+
+
+def header_section(ctx: ReportContext, n_runs: int) -> list[Block]:
+    """Title, notes, run counts, protocol and package versions."""
+    config, manifest = ctx.config, ctx.manifest
+    blocks: list[Block] = [Heading(f"Results: {config.get('name', ctx.store.root.name)}", 1)]
+    if config.get("notes"):
+        blocks.append(Quote(config["notes"].strip()))
+    versions = f"versions: {json.dumps(manifest.get('versions', {}))}"
+    if "transfer" in config and "repeats" not in config:
+        return [
+            *blocks,
+            Bullets((f"runs: {n_runs} finished; transfer settings: {json.dumps(config['transfer'])}", versions)),
+        ]
+    tuned = config.get("tuning", True)
+    untuned = (
+        f" (default configuration for {', '.join(config['untuned_models'])})"
+        if tuned and config.get("untuned_models")
+        else ""
+    )
+    items = [
+        f"runs: {n_runs} finished (of {manifest.get('planned_runs', '?')} planned); "
+        f"splits: {config.get('repeats', '?')} repeat(s) × {config.get('folds', '?')} folds; "
+        f"hyperparameters: {'nested inner-CV selection' if tuned else 'default configuration'}{untuned}",
+        "every cell: mean ± SD (ddof=1) over splits; targets on the dataset's scale; "
+        "MSE in squared target units; geodesic = affine-invariant Riemannian distance",
+    ]
+    families = family_settings(ctx)
+    if families and (ctx.rows["input"] == "null").any():
+        items.append(
+            f"nulls: {len(families)} famil{'y' if len(families) == 1 else 'ies'}, each with its own null runs "
+            "(one null per K-fold split: every fold of repeat r uses null r mod top; null runs cover "
+            "max(repeats, top) repeats, so each kept null is scored once)"
+        )
+        for label, settings in families.items():
+            shown = " — shown in Tables 1–3" if label == ctx.family and len(families) > 1 else ""
+            items.append(f"null family {null_families.describe_family(label, settings)}{shown}")
+    items.append(versions)
+    return [*blocks, Bullets(tuple(items))]
+
+
+def provenance_section(ctx: ReportContext, dataset: str) -> list[Block]:
+    """Dataset heading with its size and the SHA-256 of its expression and connectome."""
+    info = ctx.manifest.get("datasets", {}).get(dataset, {})
+    blocks: list[Block] = [Heading(dataset, 2)]
+    if info:
+        blocks.append(
+            Paragraph(
+                f"{info.get('n_regions')} regions, {info.get('n_genes')} genes; "
+                f"X sha256 {info.get('X_sha256')}, Y sha256 {info.get('Y_sha256')}"
+            )
+        )
+    return blocks
+
+
+def transfer_section(ctx: ReportContext, transfer: pd.DataFrame) -> list[Block]:
+    """Cross-dataset transfer table (App. A.6); writes ``tables/transfer.csv``."""
+    if transfer.empty:
+        return []
+    from spatiomol.experiments.transfer import transfer_table
+
+    table = transfer_table(transfer)
+    table.to_csv(ctx.tables_dir / "transfer.csv", index=False)
+    return [
+        Heading("Cross-dataset transfer (App. A.6)", 2),
+        Paragraph(
+            "Trained on every edge of the source (shared genes), scored on every edge of the target; "
+            "null = same model trained on a CGE-matched null of the source. gain_r = r(true) − r(null)."
+        ),
+        Table(table, index=False),
+    ]
+
+
+def failures_section(ctx: ReportContext, ids: set[str] | None) -> list[Block]:
+    """First line of each failure record of a current run."""
+    failures = ctx.store.failure_paths()
+    if ids is not None:
+        failures = [f for f in failures if f.stem in ids]
+    if not failures:
+        return []
+    return [Heading("Failed runs", 2), Bullets(tuple(f.read_text().splitlines()[0] for f in failures))]
