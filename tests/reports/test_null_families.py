@@ -89,7 +89,7 @@ def test_paired_statistics_per_family_match_hand_and_scipy(tidy):
         assert row.loc[key, "signflip_p_bh"] == pytest.approx(5 / 4 / 32, abs=1e-15)
     assert row.loc[("cm", "variogram"), "signflip_p_bh"] == pytest.approx(1.0)
     # beats: better on average and adjusted p ≤ 0.05 (mlp loses to moran: p small, wrong direction)
-    assert row["beats"].to_dict() == {
+    assert row["paired_beats"].to_dict() == {
         ("cm", "cge"): True,
         ("cm", "moran"): True,
         ("cm", "variogram"): False,
@@ -99,7 +99,7 @@ def test_paired_statistics_per_family_match_hand_and_scipy(tidy):
     }
     assert "exp-decay" not in set(table["model"])
     # unadjusted at a stricter level: 1/32 > 0.03 beats nothing
-    assert not family_comparisons(tidy, alpha=0.03, p_column="signflip_p")["beats"].any()
+    assert not family_comparisons(tidy, alpha=0.03, p_column="signflip_p")["paired_beats"].any()
 
 
 def test_consensus_lines(tidy):
@@ -129,7 +129,7 @@ def test_errors_are_lower_is_better(tidy):
     mse = pd.DataFrame(_rows("cm", "true", "", np.full(6, 0.02), metric="mse"))
     mse = pd.concat([mse, pd.DataFrame(_rows("cm", "null", "cge", np.linspace(0.03, 0.05, 6), metric="mse"))])
     table = family_comparisons(pd.concat([tidy, mse]), metric="mse")
-    assert table["mean_diff"].iloc[0] == pytest.approx(0.02 - 0.04, abs=1e-15) and table["beats"].iloc[0]
+    assert table["mean_diff"].iloc[0] == pytest.approx(0.02 - 0.04, abs=1e-15) and table["paired_beats"].iloc[0]
 
 
 def test_family_rows_and_families_in(tidy):

@@ -127,7 +127,7 @@ def test_consensus_lines_equal_a_direct_recomputation(folders):
     row = direct.set_index(["split_type", "model", "null_family"]).loc[("random", "cm", FAMILIES[1])]
     assert row["n"] == 8 and row["mean_diff"] == pytest.approx((true - null).mean(), abs=1e-14)
     # the planted bilinear signal beats both families (8 splits: p ≥ 2/256)
-    assert (direct["mean_diff"] > 0.3).all() and direct["beats"].all()
+    assert (direct["mean_diff"] > 0.3).all() and direct["paired_beats"].all()
     paired = consensus(direct, families=FAMILIES)
     rank = true_vs_nulls(rows, family="null_family")
     ranked = consensus(rank, beats="reject", families=FAMILIES)
@@ -138,7 +138,10 @@ def test_consensus_lines_equal_a_direct_recomputation(folders):
     ]
     assert sorted(bullets) == sorted(expected) and len(expected) == 2
     assert f"(paired test: beats {FAMILIES[0]}, {FAMILIES[1]})" in text
-    assert "Calibrated here: `moran(n=10,top=2)`. Not calibrated (read as descriptive): `cge(n=100,top=2)`." in text
+    assert (
+        "**Calibrated against isotropic Euclidean proximity only:** `moran(n=10,top=2)`. "
+        "Not calibrated (read as descriptive): `cge(n=100,top=2)`. **Not ruled out: anatomy beyond distance.**"
+    ) in text
     # two nulls per family (one per repeat): the rank test cannot reject, and says so
     assert (rank["n_nulls"] == 2).all() and (rank["reject"] == 0).all()
     assert "here K = 2 (smallest p 0.333)" in text
@@ -336,4 +339,4 @@ def test_four_splits_cannot_beat_any_family(tmp_path):
     )
     table = pd.read_csv(tmp_path / "null_families_d.csv")
     # exact sign flips over 2^4 patterns: all four differences positive → 2/16
-    assert (table["signflip_p"] == 0.125).all() and (table["rank_nulls"] == 1).all() and not table["beats"].any()
+    assert (table["signflip_p"] == 0.125).all() and (table["rank_nulls"] == 1).all() and not table["paired_beats"].any()

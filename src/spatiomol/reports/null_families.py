@@ -41,9 +41,9 @@ from spatiomol.reports.tables import LOWER_IS_BETTER, display, model_order
 FAMILY_COLUMN = "null_family"
 #: columns that identify one comparison (with `FAMILY_COLUMN`)
 COMPARISON_KEYS = ("dataset", "split_type", "model")
-#: default level of the ``beats`` decision
+#: default level of the ``paired_beats`` decision (descriptive: not calibrated)
 ALPHA = 0.05
-#: the p-value column the ``beats`` decision uses by default
+#: the p-value column the ``paired_beats`` decision uses by default
 P_COLUMN = "signflip_p_bh"
 
 __all__ = [
@@ -229,7 +229,7 @@ def family_comparisons(
         (``a`` = true input, ``b`` = the family's null input; ``n`` splits, ``mean_a``,
         ``mean_b``, ``mean_diff``, ``sd_diff``, ``effect_dz``, ``rank_biserial``,
         ``wilcoxon_stat``, ``wilcoxon_p``, ``signflip_p``), ``wilcoxon_p_bh`` and
-        ``signflip_p_bh`` (Benjamini–Hochberg over the rows of this table), and ``beats``
+        ``signflip_p_bh`` (Benjamini–Hochberg over the rows of this table), and ``paired_beats``
         (the true input scores better on average and ``p_column`` ≤ ``alpha``).
         Splits where either score is missing are left out of the pair.
     """
@@ -265,7 +265,7 @@ def family_comparisons(
     out = pd.DataFrame(rows)
     for column in ("wilcoxon_p", "signflip_p"):
         out[f"{column}_bh"] = _bh_adjusted(out[column].to_numpy(dtype=np.float64))
-    out["beats"] = (sign * out["mean_diff"] > 0) & (out[p_column] <= alpha)
+    out["paired_beats"] = (sign * out["mean_diff"] > 0) & (out[p_column] <= alpha)
     return out
 
 
@@ -280,7 +280,7 @@ def consensus_line(beaten: Sequence[str], not_beaten: Sequence[str], no_data: Se
 
 
 def consensus(
-    comparisons: pd.DataFrame, *, beats: str = "beats", families: Sequence[str] | None = None
+    comparisons: pd.DataFrame, *, beats: str = "paired_beats", families: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """Per dataset × split type × model: the null families the model beats and those it does not.
 

@@ -80,7 +80,8 @@ def transfer_section(ctx: ReportContext, transfer: pd.DataFrame) -> list[Block]:
         Heading("Cross-dataset transfer (App. A.6)", 2),
         Paragraph(
             "Trained on every edge of the source (shared genes), scored on every edge of the target; "
-            "null = same model trained on a CGE-matched null of the source. gain_r = r(true) − r(null)."
+            "null = the same model trained on one of the source's null maps (the configured null family: "
+            "true coordinates, null expression). gain_r = r(true) − r(null)."
         ),
         Table(table, index=False),
     ]
