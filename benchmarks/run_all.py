@@ -2,7 +2,7 @@
 
 1. Each ``benchmarks/perf/*.py`` script runs in its own process, in name order, and
    (re)writes its ``benchmarks/results/<name>.md``. The long, resumable studies of
-   ``benchmarks/studies/`` (and `TOP_LEVEL_STUDIES`) are not run here: ``results.md``
+   ``benchmarks/studies/`` are not run here: ``results.md``
    carries their tables as last written by their own runs.
 2. This script adds its own benchmark, ``results/split.md``: one full outer split
    (hcp-s100, random split, repeat 0 fold 0) of every model of Table 1 and Table 3, at
@@ -35,9 +35,6 @@ import harness  # noqa: E402
 
 ROOT = HERE.parent
 RESULTS = harness.RESULTS
-#: studies still at the top level of benchmarks/: training_recipe.py stays there while a run of
-#: it is in progress (its owner moves it into studies/ later, and this tuple then goes)
-TOP_LEVEL_STUDIES = ("training_recipe.py",)
 LONG_RUNNING_HEADING = "## Long-running studies (tables as last written by their own runs, not re-measured here)"
 
 
@@ -47,9 +44,8 @@ def perf_scripts() -> list[Path]:
 
 
 def study_scripts() -> list[Path]:
-    """The resumable studies (hours; run on their own): every script of ``studies/`` and `TOP_LEVEL_STUDIES`."""
-    top_level = [HERE / name for name in TOP_LEVEL_STUDIES if (HERE / name).exists()]
-    return harness.script_paths(harness.STUDIES) + top_level
+    """The resumable studies (hours; run on their own): every script of ``studies/``."""
+    return harness.script_paths(harness.STUDIES)
 
 
 def long_running_tables() -> list[Path]:

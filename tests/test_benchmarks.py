@@ -38,7 +38,7 @@ def on_path():
     sys.path.insert(0, str(BENCHMARKS))
     yield
     sys.path.remove(str(BENCHMARKS))
-    for name in [m for m in sys.modules if m.split(".")[0] in ("harness", "perf", "studies", "smt_ablation")]:
+    for name in [m for m in sys.modules if m.split(".")[0] in ("harness", "perf", "studies")]:
         del sys.modules[name]
 
 
@@ -80,7 +80,7 @@ def test_every_script_has_help_from_any_working_directory(tmp_path):
     """``--help`` of every script, run as ``python <script>`` runs it (its folder first on
     ``sys.path``), from a working directory outside the repository."""
     paths = [BENCHMARKS / f"{name.replace('.', '/')}.py" for name in SCRIPTS]
-    paths += [BENCHMARKS / "run_all.py", BENCHMARKS / "training_recipe.py"]
+    paths += [BENCHMARKS / "run_all.py"]
     code = (
         "import runpy, sys\n"
         "for path in sys.argv[1:]:\n"
@@ -139,5 +139,5 @@ def test_run_all_finds_the_scripts_by_folder(on_path):
     spec.loader.exec_module(run_all)
     assert [p.parent.name for p in run_all.perf_scripts()] == ["perf"] * len(scripts("perf"))
     studies = [p.relative_to(BENCHMARKS).as_posix() for p in run_all.study_scripts()]
-    assert studies == [f"{name.replace('.', '/')}.py" for name in scripts("studies")] + ["training_recipe.py"]
+    assert studies == [f"{name.replace('.', '/')}.py" for name in scripts("studies")]
     assert not set(run_all.perf_scripts()) & set(run_all.study_scripts())

@@ -458,7 +458,7 @@ class Ablation:
         brain = load_brain(args.dataset)
         configs = {
             row_id: neural_config(model, params, args.max_epochs, args.patience)
-            if registry.spec(model).family == "nonlinear"
+            if registry.spec(model).category == "nonlinear"
             else None
             for row_id, model, _, params in table_order
         }

@@ -150,7 +150,7 @@ def parse(argv: list[str] | None) -> Any:
 
 def model_configs(max_epochs: int | None) -> dict[str, dict[str, Any] | None]:
     """Each model's shipped configuration (None: the CM, with its nested alpha search)."""
-    configs = {m: shipped_config(m) if registry.spec(m).family == "nonlinear" else None for m in MODELS}
+    configs = {m: shipped_config(m) if registry.spec(m).category == "nonlinear" else None for m in MODELS}
     if max_epochs is not None:
         configs = {
             m: c if c is None else {**c, "epochs": min(int(c["epochs"]), max_epochs)} for m, c in configs.items()

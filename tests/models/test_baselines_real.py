@@ -18,7 +18,7 @@ from spatiomol.evaluation.splits import inner_validation, make_splits
 from spatiomol.evaluation.tuning import select_and_fit
 from spatiomol.models import registry
 
-BASELINES = [n for n in registry.MODELS if registry.spec(n).family in ("rules", "linear")]
+BASELINES = [n for n in registry.MODELS if registry.spec(n).category in ("rules", "linear")]
 BILINEAR = registry.names(category="linear")
 
 

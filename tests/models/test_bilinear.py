@@ -17,7 +17,7 @@ from spatiomol.models import registry
 from spatiomol.models.bilinear import BilinearClosedForm, ConnectomeModel
 from spatiomol.models.lowrank import BilinearLowRank
 
-BASELINES = [n for n in registry.MODELS if registry.spec(n).family in ("rules", "linear")]
+BASELINES = [n for n in registry.MODELS if registry.spec(n).category in ("rules", "linear")]
 
 
 # ----------------------------------------------------------------- tiny problems
