@@ -366,10 +366,9 @@ def train_network(
 ) -> TrainingHistory:
     """Train ``network`` in place on the unordered edges ``train_pairs = (i, j, y)``.
 
-    The edges become samples by ``settings.pair_orders`` (`training_samples`); the epoch
-    budget and patience follow `training_budget`; epochs are `train_epoch`; with
-    validation pairs an `EarlyStopping` tracker keeps the best epoch's weights (restored
-    at the end) and stops after ``patience`` epochs without improvement.
+    Samples by ``settings.pair_orders`` (`training_samples`), budget by `training_budget`,
+    epochs by `train_epoch`; with validation pairs an `EarlyStopping` tracker keeps the best
+    epoch's weights (restored at the end). Every fit ends with `training_diagnosis`.
 
     Parameters
     ----------
@@ -382,11 +381,9 @@ def train_network(
         Region indices ``i``, ``j`` and population-mean targets ``y`` of the training edges.
     settings : TrainingSettings
     val_pairs : tuple of (m,) arrays, optional
-        Validation edges and population-mean targets: enable early stopping, LR plateau
-        schedule and best-epoch restore.
+        Validation edges and targets: early stopping, plateau schedule, best-epoch restore.
     make_augmenter : callable, optional
-        ``make_augmenter(i, j, y, epoch_budget)`` → `TargetAugmenter` for the training
-        samples; ``None`` trains on ``y`` only.
+        ``make_augmenter(i, j, y, epoch_budget)`` → `TargetAugmenter` (None: ``y`` only).
 
     Returns
     -------
@@ -414,44 +411,55 @@ def train_network(
     if augmenter is not None:
         history.notes.append(augmenter.note)
 
-    def weights() -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
-
     tracker = EarlyStopping(patience)
     bar = tqdm(range(epochs), desc="training", disable=not settings.verbose, leave=False)
     for epoch in bar:
-        if epoch in drops:
-            for group in optimizer.param_groups:
-                group["lr"] *= LR_DROP_FACTOR ** drops[epoch]
-        train_loss, augmented_fraction, steps = train_epoch(
-            network, tensors, samples, optimizer, settings, epoch, rng, augmenter
-        )
-        history.steps += steps
-        history.train_loss.append(train_loss)
-        history.augmented_fraction.append(augmented_fraction)
-        history.learning_rate.append(optimizer.param_groups[0]["lr"])
-        history.epochs_run = epoch + 1
-        postfix = {"loss": f"{train_loss:.4g}"}
+        for group in optimizer.param_groups:  # a replayed plateau schedule's halvings
+            group["lr"] *= LR_DROP_FACTOR ** drops.get(epoch, 0)
+        train_loss, *epoch_record = train_epoch(network, tensors, samples, optimizer, settings, epoch, rng, augmenter)
+        _record_epoch(history, epoch, train_loss, *epoch_record, optimizer.param_groups[0]["lr"])
+        postfix, criterion = {"loss": f"{train_loss:.4g}"}, None
         if val_pairs is not None:
             criterion = _validation_epoch(network, tensors, val_pairs, settings, history)
             postfix["val"] = f"{history.val_loss[-1]:.4g}"
-            if scheduler is not None and schedule == "plateau":
-                scheduler.step(criterion)
             if stopping:
-                tracker.update(epoch, criterion, weights)
+                tracker.update(epoch, criterion, lambda: _snapshot(network))
                 history.best_epoch = tracker.best_epoch
-        if scheduler is not None and schedule == "cosine":
-            scheduler.step()
+        _step_schedule(schedule, scheduler, criterion)
         bar.set_postfix(postfix)
         if stopping and tracker.should_stop:
             history.notes.append(f"early stop after epoch {epoch} (best epoch {history.best_epoch})")
             break
     if tracker.best_state is not None:
         network.load_state_dict(tracker.best_state)
-    network.eval()
-    _diagnose(network, tensors, train_pairs, settings, history)
+    _diagnose(network.eval(), tensors, train_pairs, settings, history)
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _snapshot(network: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the network's weights (the best epoch's, restored at the end)."""
+    return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+
+
+def _step_schedule(schedule: str, scheduler: Any, criterion: float | None) -> None:
+    """End-of-epoch step of the learning-rate schedule: the plateau schedule on the
+    validation criterion, the cosine schedule every epoch, the others never."""
+    if scheduler is not None and schedule == "plateau" and criterion is not None:
+        scheduler.step(criterion)
+    elif scheduler is not None and schedule == "cosine":
+        scheduler.step()
+
+
+def _record_epoch(
+    history: TrainingHistory, epoch: int, train_loss: float, augmented_fraction: float, steps: int, rate: float
+) -> None:
+    """Append epoch ``epoch``'s training loss, augmented fraction and learning rate to ``history``."""
+    history.steps += steps
+    history.train_loss.append(train_loss)
+    history.augmented_fraction.append(augmented_fraction)
+    history.learning_rate.append(rate)
+    history.epochs_run = epoch + 1
 
 
 def _budget(settings: TrainingSettings, n_samples: int, history: TrainingHistory) -> tuple[int, int]:
