@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spatiomol.data.bundled_files import dataset_files, dataset_spec, fetch, list_datasets, registry
+from spatiomol.data.bundled_files import dataset_entry, dataset_files, fetch, list_datasets, registry
 from spatiomol.data.datasets import describe
 from spatiomol.data.impute import MISSING_METHODS
 from spatiomol.data.sources import SYNTHETIC_PREFIX, resolve_source
@@ -71,7 +71,7 @@ def format_info(info: dict[str, Any], description: str | None = None, max_listed
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
     for name in list_datasets():
-        print(f"{name:<14s} {dataset_spec(name)['description']}")
+        print(f"{name:<14s} {dataset_entry(name)['description']}")
     return 0
 
 
@@ -80,7 +80,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     description = None
     if args.name in list_datasets():
         options["mirror"] = args.mirror
-        description = dataset_spec(args.name)["description"]
+        description = dataset_entry(args.name)["description"]
     elif args.name.startswith(SYNTHETIC_PREFIX):
         options = {}
     elif options["missing"] is None:

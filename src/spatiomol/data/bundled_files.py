@@ -48,7 +48,7 @@ def genome_key() -> str:
     return registry()["genome"]
 
 
-def dataset_spec(name: str) -> dict[str, Any]:
+def dataset_entry(name: str) -> dict[str, Any]:
     """Registry entry of one dataset (its files by role, description, target kind)."""
     specs = registry()["datasets"]
     if name not in specs:
@@ -58,9 +58,9 @@ def dataset_spec(name: str) -> dict[str, Any]:
 
 def dataset_files(name: str) -> dict[str, str]:
     """Registry keys of the files a dataset needs, by role (expression, connectome, ...)."""
-    spec = dataset_spec(name)
+    entry = dataset_entry(name)
     roles = ("expression", "connectome", "labels", "atlas", "subcortex_atlas")
-    return {role: spec[role] for role in roles}
+    return {role: entry[role] for role in roles}
 
 
 # -------------------------------------------------------------------------- fetching

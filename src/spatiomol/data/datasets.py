@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from spatiomol.data.brain import Brain
-from spatiomol.data.bundled_files import dataset_files, dataset_spec, fetch, mirror_dir, registry
+from spatiomol.data.bundled_files import dataset_entry, dataset_files, fetch, mirror_dir, registry
 from spatiomol.data.genome import order_genes
 from spatiomol.data.impute import fill_missing, measured_and_missing
 from spatiomol.data.readers import read_connectome, read_expression
@@ -182,7 +182,7 @@ def build_regions(
 # --------------------------------------------------------------------------- loading
 @lru_cache(maxsize=8)
 def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
-    spec = dataset_spec(name)
+    entry = dataset_entry(name)
     paths = fetch(name, mirror=mirror)
     keys = dataset_files(name)
     labels = read_labels(paths["labels"])
@@ -199,7 +199,7 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
     _, Y = read_connectome(paths["connectome"])
     if Y.shape != (len(labels), len(labels)):
         raise ValueError(f"connectome file {keys['connectome']}: shape {Y.shape}, expected {(len(labels),) * 2}")
-    kind = spec["target_kind"]
+    kind = entry["target_kind"]
     if kind == "fc" and fc_scale == "r":
         Y = np.tanh(Y)
         np.fill_diagonal(Y, 1.0)
@@ -211,7 +211,7 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
     files = registry()["files"]
     provenance = {
         "source": f"bundled dataset {name}",
-        "description": spec["description"],
+        "description": entry["description"],
         "files": {
             role: {"key": key, "path": str(paths[role]), "sha256": files[key]["sha256"], "url": files[key]["url"]}
             for role, key in keys.items()

@@ -134,7 +134,7 @@ def read_dataset_yaml(path: str | PathLike) -> tuple[dict[str, Any], dict[str, P
 
     Returns
     -------
-    spec : dict
+    described : dict
         The YAML's mapping as written.
     files : dict role → Path
         ``expression``, ``connectome``, ``regions`` and, when given, ``subjects``; relative
@@ -147,31 +147,35 @@ def read_dataset_yaml(path: str | PathLike) -> tuple[dict[str, Any], dict[str, P
     """
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text())
+        described = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from None
-    return spec, spec_files(spec, str(path), path.parent)
+    return described, named_files(described, str(path), path.parent)
 
 
-def spec_files(spec: Any, origin: str, folder: Path) -> dict[str, Path]:
+def named_files(described: Any, origin: str, folder: Path) -> dict[str, Path]:
     """The files a dataset mapping names (see `read_dataset_yaml`), checked.
 
     ``origin`` names the mapping in errors (the YAML's path); relative paths are taken
     from ``folder``.
     """
-    if not isinstance(spec, dict):
+    if not isinstance(described, dict):
         raise ValueError(f"{origin}: expected a mapping with keys {list(YAML_KEYS)}")
-    unknown = sorted(set(spec) - set(YAML_KEYS))
+    unknown = sorted(set(described) - set(YAML_KEYS))
     if unknown:
         raise ValueError(f"{origin}: unknown key(s) {unknown}; expected keys {list(YAML_KEYS)}")
-    absent = [k for k in ("expression", "connectome", "regions") if not spec.get(k)]
+    absent = [k for k in ("expression", "connectome", "regions") if not described.get(k)]
     if absent:
         raise ValueError(f"{origin}: missing required key(s) {absent} (paths to the user's files)")
-    return {k: (folder / str(spec[k])) for k in ("expression", "connectome", "regions", "subjects") if spec.get(k)}
+    return {
+        k: (folder / str(described[k])) for k in ("expression", "connectome", "regions", "subjects") if described.get(k)
+    }
 
 
-def load_spec(spec: dict[str, Any], files: dict[str, Path], **options: Any) -> Brain:
+def load_named_files(described: dict[str, Any], files: dict[str, Path], **options: Any) -> Brain:
     """`load_user_files` on the files of a dataset mapping; its optional keys, overridden by ``options``."""
-    kwargs = {k: spec[k] for k in ("name", "target_kind", "target_scale", "missing", "gene_order") if k in spec}
+    kwargs = {
+        k: described[k] for k in ("name", "target_kind", "target_scale", "missing", "gene_order") if k in described
+    }
     kwargs.update(options)
     return load_user_files(files["expression"], files["connectome"], files["regions"], files.get("subjects"), **kwargs)

@@ -155,54 +155,29 @@ def read_regions(path: str | PathLike, problems: list[str] | None = None) -> pd.
     return finish(own, problems, regions)
 
 
-def read_expression(
-    path: str | PathLike, problems: list[str] | None = None
-) -> tuple[list[str], list[str], np.ndarray] | None:
-    """Read and check an expression CSV (first column region label, then genes).
-
-    Returns
-    -------
-    labels : list of str, n_regions
-    genes : list of str, n_genes
-    X : (n_regions, n_genes) float64 array, NaN rows for regions without samples.
-    None when the file cannot be read.
-
-    Checks: duplicate region labels, duplicate or empty gene symbols, non-numeric cells,
-    infinite values, rows partly missing, constant genes (over rows with data).
-    """
-    own = [] if problems is None else problems
-    path = Path(path)
-    try:
-        with path.open(newline="") as handle:
-            header = next(csv.reader(handle))
-        try:  # fast path: every cell numeric or empty
-            body = pd.read_csv(
-                path,
-                header=None,
-                skiprows=1,
-                dtype={0: str},
-                keep_default_na=False,
-                na_values=["", "nan", "NaN", "NA", "N/A"],
-            )
-            numeric = all(
-                pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t) for t in body.dtypes.iloc[1:]
-            )
-        except ValueError:
-            numeric = False
-        if not numeric:
-            body = pd.read_csv(path, header=None, skiprows=1, dtype=str, keep_default_na=False)
-    except Exception as err:  # noqa: BLE001
-        own.append(f"expression file {path}: cannot be read as CSV ({err})")
-        return finish(own, problems, None)
-    if len(header) < 2 or body.shape[1] != len(header):
-        own.append(
-            f"expression file {path}: expected a header 'label,<gene>,...' with at least one gene "
-            f"column and rows of the same width; got {len(header)} header fields and rows of "
-            f"{body.shape[1]} fields"
+def _read_expression_table(path: Path) -> tuple[list[str], pd.DataFrame, bool]:
+    """Read an expression CSV: its header fields, its body, and whether every gene column parsed as numbers."""
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle))
+    try:  # fast path: every cell numeric or empty
+        body = pd.read_csv(
+            path,
+            header=None,
+            skiprows=1,
+            dtype={0: str},
+            keep_default_na=False,
+            na_values=["", "nan", "NaN", "NA", "N/A"],
         )
-        return finish(own, problems, None)
-    genes = [g.strip() for g in header[1:]]
-    labels = body.iloc[:, 0].astype(str).str.strip().tolist()
+        numeric = all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t) for t in body.dtypes.iloc[1:])
+    except ValueError:
+        numeric = False
+    if not numeric:
+        body = pd.read_csv(path, header=None, skiprows=1, dtype=str, keep_default_na=False)
+    return header, body, numeric
+
+
+def _check_expression_names(path: Path, labels: list[str], genes: list[str], own: list[str]) -> None:
+    """Append problems with an expression file's region labels and gene symbols to ``own``."""
     dup = pd.Series(labels)[pd.Series(labels).duplicated()].unique().tolist()
     if dup:
         own.append(
@@ -214,11 +189,20 @@ def read_expression(
         own.append(f"expression file {path}: header has duplicate gene symbols {format_items(dup_genes)}")
     if any(g == "" for g in genes):
         own.append(f"expression file {path}: header has empty gene symbols; every column needs a symbol")
+
+
+def _expression_values(body: pd.DataFrame, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The gene columns as float64, and the mask of cells that are not numbers."""
     if numeric:
         X = body.iloc[:, 1:].to_numpy(dtype=np.float64)
-        unparseable = np.zeros(X.shape, dtype=bool)
-    else:
-        X, unparseable = _numeric(body.iloc[:, 1:].to_numpy())
+        return X, np.zeros(X.shape, dtype=bool)
+    return _numeric(body.iloc[:, 1:].to_numpy())
+
+
+def _check_expression_cells(
+    path: Path, labels: list[str], genes: list[str], X: np.ndarray, unparseable: np.ndarray, own: list[str]
+) -> None:
+    """Append problems with individual expression cells (non-numeric, infinite, partly missing rows) to ``own``."""
     if unparseable.any():
         r, c = np.nonzero(unparseable)
         cells = [f"{labels[a]}/{genes[b]}" for a, b in zip(r, c)]
@@ -239,6 +223,10 @@ def read_expression(
             f"expression file {path}: regions {format_items([labels[k] for k in np.flatnonzero(partial)])} "
             "have some genes missing; a row must be complete or entirely empty (no samples)"
         )
+
+
+def _check_expression_genes(path: Path, genes: list[str], X: np.ndarray, own: list[str]) -> None:
+    """Append constant genes, or too few regions with expression, to ``own``."""
     measured = np.isfinite(X).all(axis=1)
     if measured.sum() >= 2:
         spread = np.ptp(X[measured], axis=0)
@@ -250,6 +238,43 @@ def read_expression(
             )
     elif X.shape[0] >= 1:
         own.append(f"expression file {path}: {int(measured.sum())} regions have expression; at least 2 are needed")
+
+
+def read_expression(
+    path: str | PathLike, problems: list[str] | None = None
+) -> tuple[list[str], list[str], np.ndarray] | None:
+    """Read and check an expression CSV (first column region label, then genes).
+
+    Returns
+    -------
+    labels : list of str, n_regions
+    genes : list of str, n_genes
+    X : (n_regions, n_genes) float64 array, NaN rows for regions without samples.
+    None when the file cannot be read.
+
+    Checks: duplicate region labels, duplicate or empty gene symbols, non-numeric cells,
+    infinite values, rows partly missing, constant genes (over rows with data).
+    """
+    own = [] if problems is None else problems
+    path = Path(path)
+    try:
+        header, body, numeric = _read_expression_table(path)
+    except Exception as err:  # noqa: BLE001
+        own.append(f"expression file {path}: cannot be read as CSV ({err})")
+        return finish(own, problems, None)
+    if len(header) < 2 or body.shape[1] != len(header):
+        own.append(
+            f"expression file {path}: expected a header 'label,<gene>,...' with at least one gene "
+            f"column and rows of the same width; got {len(header)} header fields and rows of "
+            f"{body.shape[1]} fields"
+        )
+        return finish(own, problems, None)
+    genes = [g.strip() for g in header[1:]]
+    labels = body.iloc[:, 0].astype(str).str.strip().tolist()
+    _check_expression_names(path, labels, genes, own)
+    X, unparseable = _expression_values(body, numeric)
+    _check_expression_cells(path, labels, genes, X, unparseable, own)
+    _check_expression_genes(path, genes, X, own)
     return finish(own, problems, (labels, genes, X))
 
 

@@ -34,7 +34,7 @@ from spatiomol.data.brain import Brain
 from spatiomol.data.bundled_files import dataset_files, list_datasets, registry
 from spatiomol.data.datasets import load_dataset
 from spatiomol.data.genome import GENE_ORDERS, order_genes
-from spatiomol.data.loading import load_spec, load_user_files, read_dataset_yaml, spec_files
+from spatiomol.data.loading import load_named_files, load_user_files, named_files, read_dataset_yaml
 from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.hashing import file_sha256, json_sha256
 
@@ -175,7 +175,7 @@ def source_digest(source: Source, **options: Any) -> str:
         _, named = read_dataset_yaml(source)
         defined: Any = {"yaml": file_sha256(source)}
     else:
-        named = spec_files(dict(source), "dataset mapping", Path.cwd())
+        named = named_files(dict(source), "dataset mapping", Path.cwd())
         defined = {"mapping": {k: str(v) for k, v in source.items()}}
     # a named file that is missing hashes as None; loading it then reports the problem
     files = {role: (file_sha256(p) if p.is_file() else None) for role, p in named.items()}
@@ -240,11 +240,11 @@ def _load(source: Source, options: Mapping[str, Any]) -> Brain:
     if kind == "bundled":
         return load_dataset(source, **options)
     if kind == "yaml":
-        spec, files = read_dataset_yaml(source)
-        brain = load_spec(spec, files, **options)
+        described, files = read_dataset_yaml(source)
+        brain = load_named_files(described, files, **options)
         return brain.with_note("spec", {"path": str(Path(source).resolve()), "sha256": file_sha256(source)})
-    spec = dict(source)
-    return load_spec(spec, spec_files(spec, "dataset mapping", Path.cwd()), **options)
+    described = dict(source)
+    return load_named_files(described, named_files(described, "dataset mapping", Path.cwd()), **options)
 
 
 def split_source_list(text: str) -> list[str]:

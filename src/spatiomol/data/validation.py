@@ -88,6 +88,92 @@ def _check_matrix(
         )
 
 
+def _input_paths(
+    expression: str | PathLike, connectome: str | PathLike, regions: str | PathLike, subjects: str | PathLike | None
+) -> dict[str, Path]:
+    """The given files by role (``subjects`` only when given)."""
+    paths = {"expression": Path(expression), "connectome": Path(connectome), "regions": Path(regions)}
+    if subjects is not None:
+        paths["subjects"] = Path(subjects)
+    return paths
+
+
+def _reference_order(labels: list[str], reference: list[str]) -> list[int]:
+    """Row of each reference label in ``labels`` (which hold the same labels, each once)."""
+    row = {x: k for k, x in enumerate(labels)}
+    return [row[x] for x in reference]
+
+
+def _add_expression(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | None) -> None:
+    """Read the expression file into ``out``, rows in the regions file's order."""
+    expr = read_expression(paths["expression"], out.problems)
+    if expr is None or ref is None:
+        return
+    labels, genes, X = expr
+    msg = _label_mismatch("expression", paths["expression"], labels, ref, paths["regions"])
+    if msg:
+        out.problems.append(msg)
+    elif len(set(labels)) == len(labels):
+        order = _reference_order(labels, ref)
+        out.notes["expression_reordered"] = order != list(range(len(order)))
+        out.X, out.genes = X[order], genes
+
+
+def _add_connectome(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | None, target_scale: str) -> None:
+    """Read and check the connectome file into ``out``, in the regions file's order."""
+    problems = out.problems
+    con = read_connectome(paths["connectome"], problems, region_labels=ref)
+    if con is None or ref is None:
+        return
+    labels, Y = con
+    n = len(ref)
+    if labels is None:
+        if Y.shape[0] != n:
+            problems.append(
+                f"connectome file {paths['connectome']}: matrix is {Y.shape[0]} × {Y.shape[1]} "
+                f"but the regions file {paths['regions']} has {n} regions; expected {n} × {n} "
+                "in the regions file's order"
+            )
+            Y = None
+    else:
+        msg = _label_mismatch("connectome", paths["connectome"], labels, ref, paths["regions"])
+        if msg:
+            problems.append(msg)
+            Y = None
+        elif len(set(labels)) == len(labels) and len(labels) == Y.shape[0]:
+            order = _reference_order(labels, ref)
+            out.notes["connectome_reordered"] = order != list(range(len(order)))
+            Y = Y[np.ix_(order, order)]
+        else:
+            Y = None
+    if Y is not None:
+        _check_matrix("connectome", paths["connectome"], Y, ref, problems, target_scale)
+        out.Y = Y
+
+
+def _add_subjects(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | None, target_scale: str) -> None:
+    """Read and check the subject stack into ``out`` when a subjects file was given."""
+    if "subjects" not in paths:
+        return
+    problems = out.problems
+    stack = read_subjects(paths["subjects"], problems)
+    if stack is None or ref is None:
+        return
+    n = len(ref)
+    if stack.ndim != 3 or stack.shape[1:] != (n, n):
+        problems.append(
+            f"subjects file {paths['subjects']}: stack has shape {stack.shape}; expected "
+            f"(n_subjects, {n}, {n}) to match the {n} regions of {paths['regions']}"
+        )
+        return
+    for s in range(stack.shape[0]):
+        before = len(problems)
+        _check_matrix("subjects", paths["subjects"], stack[s], ref, problems, target_scale, where=f" (subject {s})")
+        if len(problems) > before:
+            break  # one subject's problems are enough to show the pattern
+    out.subjects = stack
+
+
 def read_and_check(
     expression: str | PathLike,
     connectome: str | PathLike,
@@ -97,15 +183,23 @@ def read_and_check(
     target_kind: str = "fc",
     target_scale: str = "r",
 ) -> CheckedFiles:
+    """Read a user's files, check them and collect every problem found.
+
+    Parameters are those of `validate_files`.
+
+    Returns
+    -------
+    CheckedFiles
+        The problems, and what could be read, in the regions file's order; when a file
+        is missing only the problems (nothing is read).
+    """
     out = CheckedFiles()
     problems = out.problems
     if target_kind not in TARGET_KINDS:
         problems.append(f"field 'target_kind': {target_kind!r}; expected one of {list(TARGET_KINDS)}")
     if target_scale not in TARGET_SCALES:
         problems.append(f"field 'target_scale': {target_scale!r}; expected one of {list(TARGET_SCALES)}")
-    paths = {"expression": Path(expression), "connectome": Path(connectome), "regions": Path(regions)}
-    if subjects is not None:
-        paths["subjects"] = Path(subjects)
+    paths = _input_paths(expression, connectome, regions, subjects)
     for role, p in paths.items():
         if not p.is_file():
             problems.append(f"{role} file {p}: does not exist")
@@ -114,64 +208,9 @@ def read_and_check(
 
     table = read_regions(paths["regions"], problems)
     ref = table["label"].tolist() if table is not None else None
-    n = len(ref) if ref is not None else None
-
-    expr = read_expression(paths["expression"], problems)
-    if expr is not None and ref is not None:
-        labels, genes, X = expr
-        msg = _label_mismatch("expression", paths["expression"], labels, ref, paths["regions"])
-        if msg:
-            problems.append(msg)
-        elif len(set(labels)) == len(labels):
-            row = {x: k for k, x in enumerate(labels)}
-            order = [row[x] for x in ref]
-            out.notes["expression_reordered"] = order != list(range(len(order)))
-            out.X, out.genes = X[order], genes
-
-    con = read_connectome(paths["connectome"], problems, region_labels=ref)
-    if con is not None and ref is not None:
-        labels, Y = con
-        if labels is None:
-            if Y.shape[0] != n:
-                problems.append(
-                    f"connectome file {paths['connectome']}: matrix is {Y.shape[0]} × {Y.shape[1]} "
-                    f"but the regions file {paths['regions']} has {n} regions; expected {n} × {n} "
-                    "in the regions file's order"
-                )
-                Y = None
-        else:
-            msg = _label_mismatch("connectome", paths["connectome"], labels, ref, paths["regions"])
-            if msg:
-                problems.append(msg)
-                Y = None
-            elif len(set(labels)) == len(labels) and len(labels) == Y.shape[0]:
-                row = {x: k for k, x in enumerate(labels)}
-                order = [row[x] for x in ref]
-                out.notes["connectome_reordered"] = order != list(range(len(order)))
-                Y = Y[np.ix_(order, order)]
-            else:
-                Y = None
-        if Y is not None:
-            _check_matrix("connectome", paths["connectome"], Y, ref, problems, target_scale)
-            out.Y = Y
-
-    if "subjects" in paths:
-        stack = read_subjects(paths["subjects"], problems)
-        if stack is not None and n is not None:
-            if stack.ndim != 3 or stack.shape[1:] != (n, n):
-                problems.append(
-                    f"subjects file {paths['subjects']}: stack has shape {stack.shape}; expected "
-                    f"(n_subjects, {n}, {n}) to match the {n} regions of {paths['regions']}"
-                )
-            else:
-                for s in range(stack.shape[0]):
-                    before = len(problems)
-                    _check_matrix(
-                        "subjects", paths["subjects"], stack[s], ref, problems, target_scale, where=f" (subject {s})"
-                    )
-                    if len(problems) > before:
-                        break  # one subject's problems are enough to show the pattern
-                out.subjects = stack
+    _add_expression(out, paths, ref)
+    _add_connectome(out, paths, ref, target_scale)
+    _add_subjects(out, paths, ref, target_scale)
     out.regions = table
     out.notes["files"] = {role: {"path": str(p.resolve()), "sha256": file_sha256(p)} for role, p in paths.items()}
     return out

@@ -36,6 +36,7 @@ import math
 import operator
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -167,6 +168,106 @@ def _inner_seed(seed: int, split: Split) -> int:
     return int(sequence.generate_state(1)[0])
 
 
+@dataclass(frozen=True)
+class _Validation:
+    """Inner-training and validation regions of one outer split, and the validation edges' targets."""
+
+    inner_train: np.ndarray
+    val: np.ndarray
+    val_i: np.ndarray
+    val_j: np.ndarray
+    val_true: np.ndarray
+
+
+def _search_space(model_name: str, brain: Brain, fixed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
+    """The model's default configuration with ``fixed`` applied, and the grid left to search on ``brain``."""
+    default, grid = registry.search_space(model_name)  # ValueError naming the known models
+    grid = _check_grid(model_name, grid)
+    unknown = [k for k in fixed if k not in default and k not in grid]
+    if unknown:
+        raise ValueError(f"model {model_name!r} has no hyperparameters {unknown}; known: {sorted(default)}")
+    default = {**default, **fixed}
+    unused = unused_hyperparameters(brain)
+    grid = {k: v for k, v in grid.items() if k not in fixed and k not in unused}
+    return default, grid
+
+
+def _candidates(
+    brain: Brain, default: dict[str, Any], grid: dict[str, list], n_configs: int, seed: int
+) -> list[dict[str, Any]]:
+    """The candidate configurations, with values inert on ``brain`` reset to the default's."""
+
+    def without_inert(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, **{k: default[k] for k in inert_hyperparameters(brain, config) if k in default}}
+
+    return sample_configs(default, grid, n_configs=n_configs, seed=seed, canonical=without_inert)
+
+
+def _validation_split(brain: Brain, split: Split, val_fraction: float, seed: int) -> _Validation:
+    """Divide the outer training regions into inner-training and validation regions."""
+    inner_train, val = inner_validation(
+        brain, split.train, split.kind, fraction=val_fraction, seed=_inner_seed(seed, split)
+    )
+    val_i, val_j = pairs_within(val)
+    return _Validation(inner_train, val, val_i, val_j, brain.targets(val_i, val_j))
+
+
+def _candidate_row(
+    validation: _Validation,
+    grid: dict[str, list],
+    index: int,
+    params: dict[str, Any],
+    val_pred: np.ndarray | None,
+    seconds: float,
+) -> dict[str, Any]:
+    """One candidate's row of the selection table, scored on the validation edges."""
+    # val_pred None: the candidate was not fitted on the inner-training regions
+    val_true = validation.val_true
+    finite = val_pred is not None and bool(np.all(np.isfinite(val_pred)))
+    unscored = float("nan") if val_pred is None else float("inf")
+    return {
+        "candidate": index,
+        "is_default": index == 0,
+        "val_mse": mse(val_true, val_pred) if finite else unscored,
+        "val_pearson": pearson_r(val_true, val_pred) if finite else float("nan"),
+        "n_inner_train": int(validation.inner_train.size),
+        "n_val": int(validation.val.size),
+        "n_val_edges": int(validation.val_i.size),
+        "fit_seconds": seconds,
+        "params": _canonical(params),
+        **{k: params[k] for k in grid},
+    }
+
+
+def _fit_candidates(
+    model_name: str,
+    brain: Brain,
+    candidates: list[dict[str, Any]],
+    validation: _Validation,
+    grid: dict[str, list],
+) -> tuple[list[ConnectivityModel], pd.DataFrame]:
+    """Fit every candidate on the inner-training regions; the fitted models and their table rows."""
+    records = []
+    fitted = []
+    for index, params in enumerate(candidates):
+        model = registry.make_model(model_name, **params)
+        start = time.perf_counter()
+        model.fit(brain, validation.inner_train, val_regions=validation.val)
+        seconds = time.perf_counter() - start
+        fitted.append(model)
+        val_pred = model.predict(brain, validation.val_i, validation.val_j)
+        records.append(_candidate_row(validation, grid, index, params, val_pred, seconds))
+    return fitted, pd.DataFrame(records)
+
+
+def _best_candidate(model_name: str, table: pd.DataFrame) -> int:
+    """Index of the candidate with the lowest finite validation MSE (ties: the earlier one)."""
+    scores = table["val_mse"].to_numpy(dtype=float)
+    if not np.any(np.isfinite(scores)):
+        raise ValueError(f"model {model_name!r}: every candidate gave non-finite validation predictions")
+    return int(np.argmin(np.where(np.isfinite(scores), scores, np.inf)))
+
+
 def select_and_fit(
     model_name: str,
     brain: Brain,
@@ -216,64 +317,18 @@ def select_and_fit(
         raise ValueError(
             f"split {split.key} covers {split.n_regions} regions but brain {brain.name!r} has {brain.n_regions}"
         )
-    default, grid = registry.search_space(model_name)  # ValueError naming the known models
-    grid = _check_grid(model_name, grid)
-    fixed = {**(model_params or {}), **fixed}
-    unknown = [k for k in fixed if k not in default and k not in grid]
-    if unknown:
-        raise ValueError(f"model {model_name!r} has no hyperparameters {unknown}; known: {sorted(default)}")
-    default = {**default, **fixed}
-    unused = unused_hyperparameters(brain)
-    grid = {k: v for k, v in grid.items() if k not in fixed and k not in unused}
-
-    def without_inert(config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, **{k: default[k] for k in inert_hyperparameters(brain, config) if k in default}}
-
-    candidates = sample_configs(default, grid, n_configs=n_configs, seed=seed, canonical=without_inert)
-
-    inner_train, val = inner_validation(
-        brain, split.train, split.kind, fraction=val_fraction, seed=_inner_seed(seed, split)
-    )
-    val_i, val_j = pairs_within(val)
-    val_true = brain.targets(val_i, val_j)
-
-    def record(index: int, params: dict[str, Any], val_pred: np.ndarray | None, seconds: float) -> dict[str, Any]:
-        # val_pred None: the candidate was not fitted on the inner-training regions
-        finite = val_pred is not None and bool(np.all(np.isfinite(val_pred)))
-        unscored = float("nan") if val_pred is None else float("inf")
-        return {
-            "candidate": index,
-            "is_default": index == 0,
-            "val_mse": mse(val_true, val_pred) if finite else unscored,
-            "val_pearson": pearson_r(val_true, val_pred) if finite else float("nan"),
-            "n_inner_train": int(inner_train.size),
-            "n_val": int(val.size),
-            "n_val_edges": int(val_i.size),
-            "fit_seconds": seconds,
-            "params": _canonical(params),
-            **{k: params[k] for k in grid},
-        }
-
+    default, grid = _search_space(model_name, brain, {**(model_params or {}), **fixed})
+    candidates = _candidates(brain, default, grid, n_configs, seed)
+    validation = _validation_split(brain, split, val_fraction, seed)
     if len(candidates) == 1 and not registry.make_model(model_name, **candidates[0]).refit_uses_selection_fit():
         # a lone candidate whose refit takes nothing from the inner fit: the inner fit would
         # choose nothing and hand the refit nothing, so only the refit runs
         final = registry.make_model(model_name, **candidates[0]).fit(brain, split.train)
-        table = pd.DataFrame([{**record(0, candidates[0], None, float("nan")), "chosen": True}])
+        row = _candidate_row(validation, grid, 0, candidates[0], None, float("nan"))
+        table = pd.DataFrame([{**row, "chosen": True}])
         return final, dict(candidates[0]), table
-    records = []
-    fitted = []
-    for index, params in enumerate(candidates):
-        model = registry.make_model(model_name, **params)
-        start = time.perf_counter()
-        model.fit(brain, inner_train, val_regions=val)
-        seconds = time.perf_counter() - start
-        fitted.append(model)
-        records.append(record(index, params, model.predict(brain, val_i, val_j), seconds))
-    table = pd.DataFrame(records)
-    scores = table["val_mse"].to_numpy(dtype=float)
-    if not np.any(np.isfinite(scores)):
-        raise ValueError(f"model {model_name!r}: every candidate gave non-finite validation predictions")
-    best = int(np.argmin(np.where(np.isfinite(scores), scores, np.inf)))
+    fitted, table = _fit_candidates(model_name, brain, candidates, validation, grid)
+    best = _best_candidate(model_name, table)
     table["chosen"] = table["candidate"] == best
     # early-stopped models refit for the epoch count chosen on the validation regions
     chosen = {**candidates[best], **fitted[best].refit_params()}
