@@ -220,7 +220,7 @@ def test_missing_expression_is_a_clear_error(bilinear_brain, bilinear_split):
         model.predict(broken, i, j)
     with pytest.raises(ValueError, match="field X"):
         registry.make_model("cm", alpha=0.01).fit(broken, np.append(bilinear_split.train, bilinear_split.test[0]))
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="The 'features' parameter of ConnectomeModel must be a str among"):
         ConnectomeModel(features="kmeans").fit(bilinear_brain, bilinear_split.train)
 
 

@@ -55,8 +55,10 @@ def test_embeddings_equal_sklearn_pls_and_decoder_equals_kronecker(bilinear_brai
 
 
 def test_pls_components_are_validated(bilinear_brain, bilinear_split):
-    with pytest.raises(ValueError, match="n_components"):
+    with pytest.raises(ValueError, match="The 'n_components' parameter of ConnectomeModel must be"):
         registry.make_model("cm-pls", n_components=2.5).fit(bilinear_brain, bilinear_split.train)
+    with pytest.raises(ValueError, match="n_components for PLS must be a positive int"):  # a cross-parameter check
+        registry.make_model("cm-pls", n_components=0.5).fit(bilinear_brain, bilinear_split.train)
     model = registry.make_model("cm-pls", n_components=500).fit(
         bilinear_brain, bilinear_split.train
     )  # clipped to what data allow

@@ -5,9 +5,11 @@ from __future__ import annotations
 import inspect
 from importlib import resources
 
+import numpy as np
 import pytest
 import yaml
 
+from spatiomol.data.synthetic import make_synthetic_brain
 from spatiomol.models import registry
 
 
@@ -79,3 +81,31 @@ def test_mlp_and_smt_share_one_definition_of_their_training_hyperparameters():
     # where the two differ, the difference is declared, not copied
     assert set(SMT.training_defaults) == {"dropout_rate", "hidden_norm", "batch_size", "epochs", "batching", "aug_prob"}
     assert MLP.training_defaults == {}
+
+
+#: one invalid value per estimator class: (parameter, value)
+INVALID_VALUE = {
+    "CGEModel": ("n_components", 1),
+    "GaussianKernel": ("sigma_min_mm", 0.0),
+    "ExponentialDecay": ("form", "linear"),
+    "ConnectomeModel": ("alpha", -1.0),
+    "BilinearLowRank": ("rank", 0),
+    "MLP": ("batch_size", 1),
+    "SMT": ("dropout_rate", 1.0),
+}
+#: one registry name per estimator class
+_BY_CLASS = {registry.model_class(name).__name__: name for name in reversed(list(registry.MODELS))}
+
+
+@pytest.mark.parametrize("cls_name", sorted(_BY_CLASS))
+def test_every_hyperparameter_is_constrained_and_checked_by_fit(cls_name):
+    """Each estimator declares scikit-learn constraints for all of its ``__init__``
+    parameters, and `fit` refuses an invalid value with a message naming the parameter."""
+    name = _BY_CLASS[cls_name]
+    cls = registry.model_class(name)
+    assert sorted(cls._parameter_constraints) == sorted(cls._get_param_names())
+    param, value = INVALID_VALUE[cls_name]
+    model = registry.make_model(name, **{param: value})
+    brain = make_synthetic_brain(12, 6, rule="none", seed=0)
+    with pytest.raises(ValueError, match=rf"The '{param}' parameter of {cls_name} must be .* Got {value!r} instead"):
+        model.fit(brain, np.arange(8))

@@ -164,17 +164,26 @@ def test_cge_variance_fraction_and_bad_components():
     X = brain.X[split.train]
     s2 = np.linalg.svd((X - X.mean(0)) / X.std(0), compute_uv=False) ** 2
     assert model.n_components_ == int(np.searchsorted(np.cumsum(s2) / s2.sum(), 0.9) + 1)
-    with pytest.raises(ValueError, match="n_components"):
+    with pytest.raises(
+        ValueError, match=r"The 'n_components' parameter of CGEModel must be an int in the range \[2, inf\)"
+    ):
         CGEModel(n_components=1).fit(brain, split.train)
 
 
 def test_bad_bounds_and_coordinates_are_clear_errors():
     brain = make_synthetic_brain(20, 10, rule="none", decay_weight=1.0, seed=9)
     train = np.arange(15)
-    with pytest.raises(ValueError, match="sa_lambda"):
+    with pytest.raises(ValueError, match=r"sa_lambda bounds \(mm\): lower bound 50.0 must be below"):
         ExponentialDecay(sa_lambda_min_mm=50.0, sa_lambda_max_mm=10.0).fit(brain, train)
-    with pytest.raises(ValueError, match="sigma"):
+    with pytest.raises(ValueError, match="The 'form' parameter of ExponentialDecay must be a str among"):
+        ExponentialDecay(form="linear").fit(brain, train)
+    with pytest.raises(
+        ValueError,
+        match=r"The 'sigma_min_mm' parameter of GaussianKernel must be a float in the range \(0.0, inf\)\. Got 0.0",
+    ):
         GaussianKernel(sigma_min_mm=0.0).fit(brain, train)
+    with pytest.raises(ValueError, match=r"sigma bounds \(mm\)"):
+        GaussianKernel(sigma_min_mm=50.0, sigma_max_mm=10.0).fit(brain, train)
     regions = brain.regions.copy()
     regions.loc[3, "x"] = np.nan
     with pytest.raises(ValueError, match="x, y, z"):

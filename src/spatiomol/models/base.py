@@ -5,7 +5,10 @@ training edges only (all unordered pairs of training regions), and predicts any 
 region pairs of any brain with the same features. Predictions are symmetric in (i, j).
 
 Hyperparameters live in ``__init__`` (scikit-learn style, so ``get_params``/``clone``
-work); learned state lives in attributes ending in ``_``. Every model class declares the
+work); learned state lives in attributes ending in ``_``. Each model declares scikit-learn
+constraints for its hyperparameters (``_parameter_constraints``), checked at the start of
+every `ConnectivityModel.fit` together with the model's cross-parameter checks
+(``_check_combinations``). Every model class declares the
 name of its configuration file in ``models/configs/`` (a YAML file with ``default`` and
 ``grid``), so that search spaces are data, not code.
 """
@@ -18,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import yaml
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from spatiomol.data.brain import Brain, pairs_within
 
@@ -39,11 +43,17 @@ def load_config(name: str) -> dict[str, Any]:
 class ConnectivityModel(BaseEstimator):
     """Base class: ``fit(brain, train_regions, val_regions=None)`` → ``predict(brain, i, j)``.
 
-    Subclasses implement `_fit` and `_predict_pairs` and set ``n_parameters_``.
+    Subclasses implement `_fit` and `_predict_pairs` and set ``n_parameters_``; they
+    declare ``_parameter_constraints`` (``__init__`` parameter → scikit-learn constraints,
+    any one of which must hold) and may override `_check_combinations` for constraints
+    between hyperparameters.
     """
 
     #: name of the YAML file in ``spatiomol/models/configs`` holding the search grid
     config_name: ClassVar[str] = ""
+    #: scikit-learn's declarative constraints: hyperparameter → list of constraints (any one
+    #: must hold); checked by `_validate_params` at the start of every fit
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
 
     # ---------------------------------------------------------------- config
     @classmethod
@@ -54,6 +64,17 @@ class ConnectivityModel(BaseEstimator):
     def default_params(cls) -> dict[str, Any]:
         """Every hyperparameter at its default: the ``__init__`` signature, their one home."""
         return {name: getattr(cls(), name) for name in cls._get_param_names()}
+
+    # ------------------------------------------------------------ validation
+    def _validate_params(self) -> None:
+        """scikit-learn's declarative check of every hyperparameter, then `_check_combinations`."""
+        validate_parameter_constraints(
+            self._parameter_constraints, self.get_params(deep=False), caller_name=type(self).__name__
+        )
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        """Constraints between hyperparameters (none by default); ValueError naming them."""
 
     # ------------------------------------------------------------- interface
     def fit(
@@ -66,7 +87,9 @@ class ConnectivityModel(BaseEstimator):
 
         ``val_regions`` (disjoint from training regions) may be used by iterative
         models for early stopping on the pairs within them; never for fitting.
+        Hyperparameters are validated first (`_validate_params`).
         """
+        self._validate_params()
         train_regions = np.unique(check_regions(brain, train_regions, "train_regions"))
         if len(train_regions) < 2:
             raise ValueError("need at least 2 training regions")

@@ -59,17 +59,21 @@ direction pair by a factor 2 (resp. 4) whatever the number of genes or regions. 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from spatiomol.data.brain import Brain
 from spatiomol.models.base import ConnectivityModel, check_expression, training_target_matrix
 
 PENALTIES = ("frobenius", "paper")
 DIAGONAL_FILLS = ("mean", "em")
+ALPHA_SCALES = ("relative", "absolute")
+FEATURE_KINDS = ("genes", "pca", "pls")
 
 
 def _relative_lambda(alpha: float, alpha_scale: str, penalty: str, mean_sq: float) -> float:
@@ -77,8 +81,8 @@ def _relative_lambda(alpha: float, alpha_scale: str, penalty: str, mean_sq: floa
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     if alpha_scale == "absolute":
         return float(alpha)
-    if alpha_scale != "relative":
-        raise ValueError(f"alpha_scale must be 'relative' or 'absolute', got {alpha_scale!r}")
+    if alpha_scale not in ALPHA_SCALES:
+        raise ValueError(f"alpha_scale must be one of {ALPHA_SCALES}, got {alpha_scale!r}")
     return float(alpha * (mean_sq**2 if penalty == "frobenius" else mean_sq))
 
 
@@ -232,7 +236,7 @@ class FeatureMap:
     """
 
     def __init__(self, kind: str, n_components: int | float = 0.95, standardize: bool = True) -> None:
-        if kind not in ("genes", "pca", "pls"):
+        if kind not in FEATURE_KINDS:
             raise ValueError(f"features must be 'genes', 'pca' or 'pls', got {kind!r}")
         self.kind = kind
         self.n_components = n_components
@@ -312,6 +316,17 @@ class ConnectomeModel(ConnectivityModel):
     """
 
     config_name: ClassVar[str] = "connectome-model"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "features": [StrOptions(set(FEATURE_KINDS))],
+        # a component count or a variance fraction (PLS takes counts only: `FeatureMap`)
+        "n_components": [Interval(Integral, 1, None, closed="left"), Interval(RealNotInt, 0, 1, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "penalty": [StrOptions(set(PENALTIES))],
+        "alpha_scale": [StrOptions(set(ALPHA_SCALES))],
+        "intercept": ["boolean"],
+        "diagonal": [StrOptions(set(DIAGONAL_FILLS))],
+        "standardize": ["boolean"],
+    }
 
     def __init__(
         self,

@@ -13,11 +13,13 @@ process (``torch.set_num_threads(1)``, or ``OMP_NUM_THREADS=1`` before starting 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from spatiomol.data.brain import Brain
 from spatiomol.models.base import ConnectivityModel, check_expression, training_target_matrix
@@ -70,6 +72,18 @@ class BilinearLowRank(ConnectivityModel):
     """
 
     config_name: ClassVar[str] = "bilinear-lowrank"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "rank": [Interval(Integral, 1, None, closed="left")],
+        "lam": [Interval(Real, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "init_scale": [Interval(Real, 0, None, closed="left")],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "device": [str, torch.device],
+        "seed": [Integral],
+    }
 
     def __init__(
         self,
@@ -100,10 +114,6 @@ class BilinearLowRank(ConnectivityModel):
         return self.scaler_.transform(X) / np.sqrt(X.shape[1])
 
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
-        if self.rank < 1:
-            raise ValueError(f"rank must be >= 1, got {self.rank}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         dtype = getattr(torch, self.dtype)
         device = torch.device(self.device)
         X_train = check_expression(brain, train, "training")

@@ -9,8 +9,8 @@ A neural model declares its own hyperparameters (``own_parameters``: name →
 neural model takes, each default and constraint written once. `NeuralConnectivityModel`
 builds each subclass's keyword-only ``__init__`` (its signature is what scikit-learn's
 ``get_params`` / ``clone`` read) and ``_parameter_constraints`` (scikit-learn's
-declarative constraints, checked by ``validate_parameter_constraints`` before a fit and on
-load) from these tables, so a default has one home: the signature. The model YAML files
+declarative constraints, checked by `ConnectivityModel._validate_params` before a fit and
+on load) from these tables, so a default has one home: the signature. The model YAML files
 hold only search grids.
 
 Hooks
@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from spatiomol.data.brain import Brain, pairs_within
@@ -162,7 +162,6 @@ class NeuralConnectivityModel(ConnectivityModel):
     own_parameters: ClassVar[dict[str, Hyperparameter]] = {}
     #: defaults of `TRAINING_PARAMETERS` that differ for this model
     training_defaults: ClassVar[dict[str, Any]] = {}
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -178,16 +177,6 @@ class NeuralConnectivityModel(ConnectivityModel):
         table = {**cls.own_parameters, **shared}
         cls.__init__ = _keyword_init({name: p.default for name, p in table.items()}, cls.__name__)
         cls._parameter_constraints = {name: list(p.constraints) for name, p in table.items()}
-
-    def _validate_params(self) -> None:
-        """scikit-learn's declarative check of every hyperparameter, then `_check_combinations`."""
-        validate_parameter_constraints(
-            self._parameter_constraints, self.get_params(deep=False), caller_name=type(self).__name__
-        )
-        self._check_combinations()
-
-    def _check_combinations(self) -> None:
-        """Constraints between hyperparameters (none by default)."""
 
     # ------------------------------------------------------ explain hooks
     def region_embeddings(self, brain: Brain) -> np.ndarray:
@@ -279,7 +268,7 @@ class NeuralConnectivityModel(ConnectivityModel):
         return [f"expression standardised per gene (mean 0, SD 1 over the {len(train)} training regions)"]
 
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
-        self._validate_params()
+        # hyperparameters were validated by `ConnectivityModel.fit` (`_validate_params`)
         canonical_style(self.aug_style)
         brain, notes = self._prepare_brain(brain, train)
         self._check_expression(brain)

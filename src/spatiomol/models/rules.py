@@ -17,17 +17,23 @@ start of a nonlinear solver can fall into.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import least_squares
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from spatiomol.data.brain import Brain
 from spatiomol.models.base import ConnectivityModel, check_expression
 
 _GRID_POINTS = 60
+#: the forms of `ExponentialDecay`
+DECAY_FORMS: tuple[str, ...] = ("auto", "unit", "scaled")
+_ANY_REAL = Interval(Real, None, None, closed="neither")
+_POSITIVE_MM = Interval(Real, 0, None, closed="neither")
 
 
 def pair_distances(brain: Brain, i: np.ndarray, j: np.ndarray, *, mirror_x: bool = False) -> np.ndarray:
@@ -90,6 +96,14 @@ class ExponentialDecay(ConnectivityModel):
     """
 
     config_name: ClassVar[str] = "exp-decay"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "form": [StrOptions(set(DECAY_FORMS))],
+        "sa_inf_min": [_ANY_REAL],
+        "sa_inf_max": [_ANY_REAL],
+        "sa_lambda_min_mm": [_POSITIVE_MM],
+        "sa_lambda_max_mm": [_POSITIVE_MM],
+        "mirror_x": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -111,16 +125,16 @@ class ExponentialDecay(ConnectivityModel):
     def _reads_expression(self) -> bool:  # distance only
         return False
 
+    def _check_combinations(self) -> None:
+        _check_bounds(self.sa_inf_min, self.sa_inf_max, "sa_inf bounds")
+        _check_bounds(self.sa_lambda_min_mm, self.sa_lambda_max_mm, "sa_lambda bounds (mm)")
+
     @staticmethod
     def curve(d: np.ndarray, sa_inf: float, sa_lambda: float) -> np.ndarray:
         """``SA∞ + (1 − SA∞) exp(−d / SAλ)`` for distances ``d`` (mm)."""
         return sa_inf + (1.0 - sa_inf) * np.exp(-np.asarray(d) / sa_lambda)
 
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
-        if self.form not in ("auto", "unit", "scaled"):
-            raise ValueError(f"form must be 'auto', 'unit' or 'scaled', got {self.form!r}")
-        _check_bounds(self.sa_inf_min, self.sa_inf_max, "sa_inf bounds")
-        _check_bounds(self.sa_lambda_min_mm, self.sa_lambda_max_mm, "sa_lambda bounds (mm)")
         i, j, y = self.training_pairs(brain, train)
         d = pair_distances(brain, i, j, mirror_x=bool(self.mirror_x))
         form = self.form if self.form != "auto" else ("unit" if brain.target_scale == "r" else "scaled")
@@ -198,6 +212,10 @@ class GaussianKernel(ConnectivityModel):
     """
 
     config_name: ClassVar[str] = "gaussian-kernel"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "sigma_min_mm": [_POSITIVE_MM],
+        "sigma_max_mm": [_POSITIVE_MM],
+    }
 
     def __init__(self, *, sigma_min_mm: float = 1.0, sigma_max_mm: float = 500.0) -> None:
         self.sigma_min_mm = sigma_min_mm
@@ -206,15 +224,15 @@ class GaussianKernel(ConnectivityModel):
     def _reads_expression(self) -> bool:  # distance only
         return False
 
+    def _check_combinations(self) -> None:
+        _check_bounds(self.sigma_min_mm, self.sigma_max_mm, "sigma bounds (mm)")
+
     @staticmethod
     def kernel(d: np.ndarray, sigma: float) -> np.ndarray:
         """``exp(−d² / 2σ²)`` for distances ``d`` and width ``σ`` (both mm)."""
         return np.exp(-(np.asarray(d) ** 2) / (2.0 * sigma**2))
 
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
-        _check_bounds(self.sigma_min_mm, self.sigma_max_mm, "sigma bounds (mm)")
-        if self.sigma_min_mm <= 0:
-            raise ValueError(f"sigma_min_mm must be positive, got {self.sigma_min_mm}")
         i, j, y = self.training_pairs(brain, train)
         d = pair_distances(brain, i, j)
 
@@ -270,6 +288,10 @@ class CGEModel(ConnectivityModel):
     """
 
     config_name: ClassVar[str] = "cge-pca"
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "n_components": [Interval(Integral, 2, None, closed="left"), Interval(RealNotInt, 0, 1, closed="neither")],
+        "standardize": ["boolean"],
+    }
 
     def __init__(self, *, n_components: int | float = 10, standardize: bool = True) -> None:
         self.n_components = n_components
@@ -298,13 +320,8 @@ class CGEModel(ConnectivityModel):
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
         X_train = check_expression(brain, train, "training")
         n, g = X_train.shape
-        nc = self.n_components
-        if isinstance(nc, float) and 0 < nc < 1:
-            arg: int | float = nc
-        elif int(nc) == nc and nc >= 2:
-            arg = int(min(int(nc), n, g))
-        else:
-            raise ValueError(f"n_components must be an int >= 2 or a float in (0, 1), got {nc!r}")
+        nc = self.n_components  # an int >= 2 or a float in (0, 1) (`_parameter_constraints`)
+        arg: int | float = int(min(int(nc), n, g)) if isinstance(nc, Integral) else float(nc)
         self.scaler_ = StandardScaler(with_std=self.standardize).fit(X_train)
         Z = self.scaler_.transform(X_train)
         pca = PCA(n_components=arg, svd_solver="full").fit(Z)
