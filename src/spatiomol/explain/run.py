@@ -41,7 +41,7 @@ from spatiomol.explain.attributions import gene_attributions, network_rankings
 from spatiomol.explain.defaults import MAX_EDGES, METHODS, N_STEPS
 from spatiomol.explain.embeddings import draw_embedding_map, pca_map, region_embeddings
 from spatiomol.models import registry
-from spatiomol.models.smt import SMT
+from spatiomol.models.neural import NeuralConnectivityModel
 
 #: ``--split`` syntax: split type, repeat and fold
 SPLIT_PATTERN = re.compile(r"^(random|spatial):r(\d+)f(\d+)$")
@@ -173,7 +173,9 @@ def _embedding_files(fitted, brain: Brain, regions: pd.DataFrame, out: Path, tit
     return files
 
 
-def _attention_files(fitted: SMT, brain: Brain, out: Path, title: str, notes: list[str]) -> dict[str, Path]:
+def _attention_files(
+    fitted: NeuralConnectivityModel, brain: Brain, out: Path, title: str, notes: list[str]
+) -> dict[str, Path]:
     """The SMT's attention along the genome: tokens, the L × L map and its figure."""
     try:
         positions = gene_position_table()
@@ -254,7 +256,7 @@ def explain_run(
     title = f"{name}, {brain.name}, {split}"
     notes: list[str] = []
     files = _embedding_files(fitted, brain, regions, out, title)
-    if isinstance(fitted, SMT):
+    if hasattr(fitted, "attention_maps"):  # a model with attention (the SMT's hook)
         files.update(_attention_files(fitted, brain, out, title, notes))
 
     # gene attributions
