@@ -41,7 +41,7 @@ import yaml
 from spatiomol.data.sources import split_source_list
 from spatiomol.evaluation.splits import SPLIT_KINDS
 from spatiomol.models import registry
-from spatiomol.nulls import CGE_MATCH_DEFAULT, NULL_DEFAULTS, NULL_METHODS, SUBCORTEX_NULLS
+from spatiomol.nulls import FAMILIES, NULL_DEFAULTS, SUBCORTEX_NULLS
 
 INPUT_KINDS = ("true", "null", "permuted")
 
@@ -285,8 +285,8 @@ def validate_nulls(nulls: dict[str, Any], fail, field: str = "nulls") -> None:
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    if nulls["method"] not in NULL_METHODS:
-        fail(f"{field}.method", f"one of {list(NULL_METHODS)}", nulls["method"])
+    if not isinstance(nulls["method"], str) or nulls["method"] not in FAMILIES:
+        fail(f"{field}.method", f"one of {list(FAMILIES)}", nulls["method"])
     if not is_int(nulls["n"]) or nulls["n"] < 2:
         fail(f"{field}.n", "an integer >= 2 (nulls drawn)", nulls["n"])
     if not is_int(nulls["top"]) or not 1 <= nulls["top"] <= nulls["n"]:
@@ -341,12 +341,13 @@ def validated_null_families(
 def resolved_nulls(settings: dict[str, Any]) -> dict[str, Any]:
     """One family's settings as the runs use them: every `NULL_DEFAULTS` key, ``cge_match`` a bool.
 
-    ``cge_match: None`` becomes the method's default (`spatiomol.nulls.CGE_MATCH_DEFAULT`), so
+    ``cge_match: None`` becomes the method's default (``NullFamily.cge_match_default`` of
+    `spatiomol.nulls.FAMILIES`), so
     that the settings hash (run ids, cached null files) changes if that default does.
     """
     out = {**NULL_DEFAULTS, **settings}
     if out["cge_match"] is None:
-        out["cge_match"] = CGE_MATCH_DEFAULT[out["method"]]
+        out["cge_match"] = FAMILIES[out["method"]].cge_match_default
     if isinstance(out["min_moved"], int) and not isinstance(out["min_moved"], bool):
         out["min_moved"] = float(out["min_moved"])
     return out

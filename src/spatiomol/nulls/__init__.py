@@ -4,7 +4,8 @@
 is the ``k``-th null brain. ``method`` is one of `NULL_METHODS` (spins with Váša or
 Hungarian assignment, Moran spectral randomisation, variogram-matched surrogates, naive
 permutations); the steps `draw_nulls`, `score_nulls` and `select_nulls` are public.
-Defaults live in `NULL_DEFAULTS`.
+Defaults live in `NULL_DEFAULTS`; every fact about a family lives in its `NullFamily` spec
+(`FAMILIES`, `spatiomol.nulls.families`).
 """
 
 from spatiomol.nulls.cge import (
@@ -16,8 +17,9 @@ from spatiomol.nulls.cge import (
     fit_exponential,
     pca_scores,
 )
-from spatiomol.nulls.defaults import CALIBRATED_METHODS, NULL_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.defaults import CALIBRATED_METHODS, NULL_DEFAULTS, NULL_TUNING_DEFAULTS, SUBCORTEX_DEFAULT
 from spatiomol.nulls.draw import NULL_METHODS, SUBCORTEX_NULLS, NullDraws, draw_nulls
+from spatiomol.nulls.families import FAMILIES, SPIN_METHODS, NullFamily
 from spatiomol.nulls.nullset import FORMAT_VERSION, NullSet
 from spatiomol.nulls.score import QUANTITIES, NullScores, score_nulls, standardized_errors
 from spatiomol.nulls.select import CGE_MATCH_DEFAULT, generate_nulls, select_nulls
@@ -36,15 +38,19 @@ __all__ = [
     "CGE_MATCH_DEFAULT",
     "CURVE_PARAMETERS",
     "DistanceBins",
+    "FAMILIES",
     "FORMAT_VERSION",
     "CALIBRATED_METHODS",
     "NULL_DEFAULTS",
     "NULL_METHODS",
+    "NULL_TUNING_DEFAULTS",
     "NullDraws",
+    "NullFamily",
     "NullScores",
     "NullSet",
     "QUANTITIES",
     "SUBCORTEX_DEFAULT",
+    "SPIN_METHODS",
     "SUBCORTEX_NULLS",
     "VariogramModel",
     "correlated_gene_expression",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from spatiomol.nulls.families import CALIBRATED_METHODS
+
+__all__ = ["CALIBRATED_METHODS", "NULL_DEFAULTS", "NULL_TUNING_DEFAULTS", "SUBCORTEX_DEFAULT"]
+
 #: non-cortical null of the spin families (``"shuffle"``: uniform symmetric shuffle of
 #: homologous pairs within each structure class; ``"moran"``: Moran spectral randomisation
 #: within each class), see `spatiomol.nulls.spins`
@@ -28,7 +32,18 @@ NULL_DEFAULTS = {
     "cge_match": None,
 }
 
-#: families whose rank verdict kept its false-positive rate ≤ 0.05 on simulated brains
-#: whose expression carries nothing beyond space (docs/calibration.md); the report says
-#: which of an experiment's families these are
-CALIBRATED_METHODS = ("moran",)
+#: settings of how nulls are drawn and scored that are not part of an experiment's
+#: ``nulls`` config (``generate_nulls``, ``score_nulls``, ``draw_nulls`` and the report's
+#: CGE figure read them): ``bin_mm``, the width in mm of the distance bins of the CGE
+#: curves, and ``pca_variance``, the variance of ``X`` kept by the PCA of ``pca-cge`` (the
+#: CGE) and ``variogram`` (the maps made surrogate). Kept apart from `NULL_DEFAULTS`,
+#: whose keys are the config's ``nulls`` keys and enter the settings hash of every run.
+NULL_TUNING_DEFAULTS = {
+    "bin_mm": 5.0,
+    "pca_variance": 0.95,
+}
+
+# `CALIBRATED_METHODS` (imported above) is derived from the family specs
+# (`spatiomol.nulls.families`, ``NullFamily.calibrated``): the families whose rank verdict
+# kept its false-positive rate ≤ 0.05 on simulated brains whose expression carries nothing
+# beyond space (docs/calibration.md); the report says which of an experiment's families these are

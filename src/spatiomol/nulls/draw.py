@@ -25,26 +25,23 @@ Families (``method``, `NULL_METHODS`)
                  chosen for a realistic CGE curve would no longer be naive. Their cost is
                  Σ‖C[j] − C[π(j)]‖ over cortex in mm.
 
-Whether a family is CGE-matched by default is `spatiomol.nulls.select.CGE_MATCH_DEFAULT`.
+Every fact about a family (its draw function, whether it is CGE-matched by default, a
+spin family, calibrated, what it preserves) lives in its spec, `spatiomol.nulls.families`;
+`draw_nulls` calls ``FAMILIES[method].draw``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from spatiomol.data.brain import Brain
-from spatiomol.nulls import class_permutations, spins
-from spatiomol.nulls.defaults import NULL_DEFAULTS, SUBCORTEX_DEFAULT
-from spatiomol.nulls.spectral import MoranPlan, plan_moran
+from spatiomol.nulls.defaults import NULL_DEFAULTS, NULL_TUNING_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.families import FAMILIES, NULL_METHODS
+from spatiomol.nulls.spectral import MoranPlan
 from spatiomol.nulls.spins import SUBCORTEX_NULLS
-from spatiomol.nulls.variogram import PCAVariogramPlan, plan_pca_variogram
-
-#: every null family `generate_nulls` (and the config's ``nulls.method``) accepts
-NULL_METHODS = ("cge", "pca-cge", "random", "hungarian", "moran", "variogram")
-_SPIN_ASSIGNMENT = {"cge": "vasa", "pca-cge": "vasa", "hungarian": "hungarian"}
+from spatiomol.nulls.variogram import PCAVariogramPlan
 
 __all__ = ["NULL_METHODS", "SUBCORTEX_NULLS", "NullDraws", "draw_nulls"]
 
@@ -143,7 +140,7 @@ def draw_nulls(
     method: str = NULL_DEFAULTS["method"],
     *,
     subcortex: str = SUBCORTEX_DEFAULT,
-    pca_variance: float = 0.95,
+    pca_variance: float = NULL_TUNING_DEFAULTS["pca_variance"],
     batch_size: int = 1024,
     n_jobs: int | None = None,
 ) -> NullDraws:
@@ -180,61 +177,7 @@ def draw_nulls(
     _check_expression(brain, method)
     n = int(n)
     rng = np.random.default_rng(seed)
-    if method == "moran":
-        identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
-        plan = plan_moran(brain.coords, [np.arange(brain.n_regions)], n, rng, brain.labels, what="method 'moran'")
-        return NullDraws(method, identity, np.zeros(n), plan.regions, plan, {"moran_groups": 1}, {})
-    if method == "variogram":
-        return _draw_variogram(brain, n, rng, pca_variance)
-    return _draw_permutations(brain, n, rng, method, subcortex, batch_size, n_jobs)
-
-
-def _draw_variogram(brain: Brain, n: int, rng: np.random.Generator, pca_variance: float) -> NullDraws:
-    """Variogram-matched surrogates of the PCA scores: every row replaced, no permutation."""
-    identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
-    plan = plan_pca_variogram(brain.X, brain.distances, n, rng, pca_variance)
-    settings = {
-        "pca_variance": float(pca_variance),
-        "pca_components": int(plan.components.shape[0]),
-        "smoothing_deltas": plan.deltas.tolist(),
-    }
-    return NullDraws("variogram", identity, np.zeros(n), plan.regions, plan, {}, settings)
-
-
-def _draw_permutations(
-    brain: Brain,
-    n: int,
-    rng: np.random.Generator,
-    method: str,
-    subcortex: str,
-    batch_size: int,
-    n_jobs: int | None,
-) -> NullDraws:
-    """Spins (``cge``, ``pca-cge``, ``hungarian``) or naive permutations (``random``).
-
-    The plan (every random draw) is made first; the permutations and costs are then
-    computed ``batch_size`` nulls at a time.
-    """
-    r = brain.n_regions
-    if method == "random":
-        plan = class_permutations.plan_random(brain, n, rng)
-        make_batch = class_permutations.random_batch
-        summary = {"structure_classes": [[str(brain.labels[k]) for k in c] for c in plan.classes]}
-        settings: dict[str, Any] = {}
-        sampler = None
-    else:
-        spins.check_spin_hemispheres(brain, method)
-        plan = spins.plan_spins(brain, n, rng, assignment=_SPIN_ASSIGNMENT[method], subcortex=subcortex)
-        make_batch = spins.spin_batch
-        summary = plan.groups.summary(brain.labels)
-        settings = {"assignment": plan.assignment, "subcortex": subcortex}
-        sampler = plan.replaced
-        if sampler is not None:
-            summary["moran_groups"] = [[str(brain.labels[k]) for k in g] for g in sampler.groups]
-    perms = np.empty((n, r), dtype=np.int64)
-    costs = np.empty(n)
-    for start in range(0, n, batch_size):
-        rows = np.arange(start, min(start + batch_size, n))
-        perms[rows], costs[rows] = make_batch(plan, rows, r, n_jobs)
-    replaced = sampler.regions if sampler is not None else np.zeros(0, dtype=np.int64)
-    return NullDraws(method, perms, costs, replaced, sampler, summary, settings)
+    fields = FAMILIES[method].draw(
+        brain, n, rng, method, subcortex=subcortex, pca_variance=pca_variance, batch_size=batch_size, n_jobs=n_jobs
+    )
+    return NullDraws(method, *fields)

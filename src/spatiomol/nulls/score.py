@@ -23,6 +23,7 @@ from sklearn.decomposition import PCA
 
 from spatiomol.data.brain import Brain
 from spatiomol.nulls import cge as cge_module
+from spatiomol.nulls.defaults import NULL_TUNING_DEFAULTS
 from spatiomol.nulls.draw import NullDraws
 
 #: the quantities of Algorithm 1, in the column order of `NullScores.values`
@@ -105,8 +106,8 @@ def score_nulls(
     rows: np.ndarray | None = None,
     *,
     features: str = "genes",
-    bin_mm: float = 5.0,
-    pca_variance: float = 0.95,
+    bin_mm: float = NULL_TUNING_DEFAULTS["bin_mm"],
+    pca_variance: float = NULL_TUNING_DEFAULTS["pca_variance"],
     batch_size: int = 1024,
     n_jobs: int | None = None,
 ) -> NullScores:

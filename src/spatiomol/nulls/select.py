@@ -17,7 +17,8 @@
 A quantity with zero spread across the nulls carries no information and is left out of
 ``e_i`` (listed in ``metadata["constant_quantities"]``).
 
-Any family may be CGE-matched or not (``cge_match``); the defaults (`CGE_MATCH_DEFAULT`)
+Any family may be CGE-matched or not (``cge_match``); the defaults (`CGE_MATCH_DEFAULT`,
+derived from ``NullFamily.cge_match_default`` in `spatiomol.nulls.families`)
 keep ``"cge"`` and ``"random"`` as they were and leave the newer families as the
 libraries they reproduce use them, until the calibration benchmark decides. ``"random"``
 nulls are never matched by default: a naive null chosen for a realistic CGE curve would
@@ -34,20 +35,12 @@ import pandas as pd
 from spatiomol.data.brain import Brain
 from spatiomol.hashing import expression_sha256
 from spatiomol.nulls import cge as cge_module
-from spatiomol.nulls.defaults import NULL_DEFAULTS, SUBCORTEX_DEFAULT
-from spatiomol.nulls.draw import NULL_METHODS, SUBCORTEX_NULLS, NullDraws, draw_nulls
+from spatiomol.nulls.defaults import NULL_DEFAULTS, NULL_TUNING_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.draw import SUBCORTEX_NULLS, NullDraws, draw_nulls
+from spatiomol.nulls.families import CGE_MATCH_DEFAULT, FAMILIES, NULL_METHODS
 from spatiomol.nulls.nullset import FORMAT_VERSION, NullSet
 from spatiomol.nulls.score import QUANTITIES, NullScores, score_nulls, standardized_errors
 
-#: whether a family goes through the CGE-matched selection when ``cge_match`` is None
-CGE_MATCH_DEFAULT = {
-    "cge": True,
-    "pca-cge": True,
-    "random": False,
-    "hungarian": False,
-    "moran": False,
-    "variogram": False,
-}
 #: default floor on the fraction of regions a selected null must move (see generate_nulls)
 MIN_MOVED = NULL_DEFAULTS["min_moved"]
 
@@ -168,8 +161,8 @@ def generate_nulls(
     *,
     cge_match: bool | None = None,
     subcortex: str = SUBCORTEX_DEFAULT,
-    bin_mm: float = 5.0,
-    pca_variance: float = 0.95,
+    bin_mm: float = NULL_TUNING_DEFAULTS["bin_mm"],
+    pca_variance: float = NULL_TUNING_DEFAULTS["pca_variance"],
     min_moved: float = MIN_MOVED,
     batch_size: int = 1024,
     n_jobs: int | None = None,
@@ -221,13 +214,13 @@ def generate_nulls(
     """
     _validate(brain, n, top, method, bin_mm, min_moved)
     n, top = int(n), int(top)
-    match = CGE_MATCH_DEFAULT[method] if cge_match is None else bool(cge_match)
+    spec = FAMILIES[method]
+    match = spec.cge_match_default if cge_match is None else bool(cge_match)
     shared = {"pca_variance": pca_variance, "batch_size": batch_size, "n_jobs": n_jobs}
     draws = draw_nulls(brain, n, seed, method, subcortex=subcortex, **shared)
     # unselected nulls that replace rows are scored only where kept: their curves cost a product each
     rows = None if match or draws.replaced.size == 0 else np.arange(max(top, 2))
-    features = "pca" if method == "pca-cge" else "genes"
-    scores = score_nulls(brain, draws, rows, features=features, bin_mm=bin_mm, **shared)
+    scores = score_nulls(brain, draws, rows, features=spec.cge_features, bin_mm=bin_mm, **shared)
     keep = select_nulls(draws, scores, top, cge_match=match, min_moved=min_moved, dataset=brain.name)
     return _null_set(
         brain, draws, scores, keep, n=n, top=top, seed=seed, match=match, min_moved=min_moved, pca_variance=pca_variance
@@ -278,7 +271,7 @@ def _metadata(brain, draws, scores, *, n, top, seed, match, min_moved, pca_varia
     keys = draws.keys()
     distinct = {key for key, same in zip(keys, identity) if not same}
     bins = scores.bins
-    uses_pca = method in ("pca-cge", "variogram")
+    spec = FAMILIES[method]
     return {
         "format_version": FORMAT_VERSION,
         "dataset": brain.name,
@@ -290,10 +283,10 @@ def _metadata(brain, draws, scores, *, n, top, seed, match, min_moved, pca_varia
         "subcortex": draws.settings.get("subcortex"),
         "bin_mm": float(bins.width),
         "bin_edges_mm": bins.edges.tolist(),
-        "pca_variance": float(pca_variance) if uses_pca else None,
+        "pca_variance": float(pca_variance) if spec.uses_pca_variance else None,
         "min_moved": float(min_moved) if match else None,
         "n_eligible": int((moved >= min_moved).sum()),
-        "pca_components": scores.pca_components if method == "pca-cge" else draws.settings.get("pca_components"),
+        "pca_components": scores.pca_components if spec.cge_features == "pca" else draws.settings.get("pca_components"),
         "labels": [str(x) for x in brain.labels],
         "n_genes": int(brain.n_genes),
         "genes": [str(g) for g in brain.genes] if draws.replaced.size else None,

@@ -31,6 +31,8 @@ from spatiomol.nulls.cge import (  # noqa: E402
     exponential_curve,
     fit_curves,
 )
+from spatiomol.nulls.defaults import NULL_TUNING_DEFAULTS  # noqa: E402
+from spatiomol.nulls.families import FAMILIES  # noqa: E402
 from spatiomol.nulls.select import NullSet  # noqa: E402
 from spatiomol.reports import figures  # noqa: E402
 
@@ -86,8 +88,9 @@ def plot_cge_curves(brain: Brain, nulls: NullSet, path: str | Path, *, max_point
     nulls.check_brain(brain)
     method = nulls.metadata.get("method", "cge")
     X = np.asarray(brain.X, dtype=np.float64)
-    if method == "pca-cge":
-        variance = nulls.metadata.get("pca_variance") or 0.95
+    spec = FAMILIES.get(method) if isinstance(method, str) else None
+    if spec is not None and spec.cge_features == "pca":
+        variance = nulls.metadata.get("pca_variance") or NULL_TUNING_DEFAULTS["pca_variance"]
         pca = PCA(n_components=None if variance >= 1.0 else variance, svd_solver="full").fit(X)
         features = pca.transform
         ylabel = "PCA-CGE (Pearson r)"
@@ -97,7 +100,7 @@ def plot_cge_curves(brain: Brain, nulls: NullSet, path: str | Path, *, max_point
     cge = correlated_gene_expression(features(X))
     i, j = np.triu_indices(brain.n_regions, k=1)
     distances = brain.distances[i, j]
-    width = float(nulls.metadata.get("bin_mm", 5.0))
+    width = float(nulls.metadata.get("bin_mm", NULL_TUNING_DEFAULTS["bin_mm"]))
     centres = nulls.bin_centres
     true_params = [nulls.true_parameters[q] for q in ("SA_lambda", "SA_inf", "a1", "a2", "a3", "a4")]
     if nulls.is_permutation:  # a permuted CGE matrix: no correlation to recompute
@@ -110,8 +113,9 @@ def plot_cge_curves(brain: Brain, nulls: NullSet, path: str | Path, *, max_point
     best_params = nulls.parameters.loc[0, ["SA_lambda", "SA_inf", "a1", "a2", "a3", "a4"]].to_numpy(float)
     worst_error = float(np.max(nulls.all_errors))
     # unselected nulls (naive "random", and moran/variogram/hungarian by default): the first is the first draw
-    selected = nulls.metadata.get("cge_match", method != "random")  # format-1 files have no cge_match
-    first_name = "Low-error null" if selected else ("Naive null, first draw" if method == "random" else "First draw")
+    naive = spec is not None and spec.naive
+    selected = nulls.metadata.get("cge_match", not naive)  # format-1 files have no cge_match
+    first_name = "Low-error null" if selected else ("Naive null, first draw" if naive else "First draw")
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
     panels = [

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from spatiomol.experiments.config import null_family_label, resolved_nulls
+from spatiomol.nulls import FAMILIES, SPIN_METHODS
 from spatiomol.reports import figures
 from spatiomol.reports.figures import plt
 from spatiomol.reports.stats import paired_test
@@ -62,17 +63,9 @@ __all__ = [
     "plot_null_families",
 ]
 
-#: what each null method does, in words (`describe_family`); a method not listed is named as is
-METHOD_WORDS = {
-    "cge": "spins (Váša assignment)",
-    "pca-cge": "spins (Váša assignment), CGE of PCA scores",
-    "hungarian": "spins (Hungarian assignment)",
-    "moran": "Moran spectral randomisation of all regions",
-    "variogram": "variogram-matched surrogates of the PC scores, all regions",
-    "random": "uniform shuffle within structure classes (naive)",
-}
-#: methods whose ``subcortex`` setting decides the non-cortical null (the spin families)
-SPIN_METHODS = ("cge", "pca-cge", "hungarian")
+#: what each null method does, in words (`describe_family`; ``NullFamily.description`` of
+#: `spatiomol.nulls.FAMILIES`); a method not listed is named as is
+METHOD_WORDS = {name: spec.description for name, spec in FAMILIES.items()}
 
 
 def _check_columns(df: pd.DataFrame, what: str) -> None:

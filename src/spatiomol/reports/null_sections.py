@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from spatiomol.nulls import CALIBRATED_METHODS
+from spatiomol.nulls import CALIBRATED_METHODS, FAMILIES
 from spatiomol.reports import figures, null_families, tables, verdict
 from spatiomol.reports.context import ReportContext, family_settings, nulls_files, slug, split_types
 from spatiomol.reports.document import Block, Bullets, Figure, Heading, Paragraph, Table
@@ -56,11 +56,17 @@ def own_expression_fraction(nullset) -> np.ndarray:
     return same.mean(axis=1)
 
 
+def _is_naive(method) -> bool:
+    """Whether ``method`` is the naive null family (``NullFamily.naive``; unknown names are not)."""
+    spec = FAMILIES.get(method) if isinstance(method, str) else None
+    return spec is not None and spec.naive
+
+
 def nulls_diagnostic(nullset, label: str) -> str:
     """One line: how much of the brain a family's kept nulls leave with its own expression."""
     own = own_expression_fraction(nullset)
     meta = nullset.metadata
-    matched = meta.get("cge_match", meta.get("method") != "random")  # format 1 had no cge_match
+    matched = meta.get("cge_match", not _is_naive(meta.get("method")))  # format 1 had no cge_match
     floor = meta.get("min_moved")
     if not matched:
         rule = "not CGE-matched: the first draws"
@@ -106,7 +112,7 @@ def smallest_signflip_p(n: int) -> float:
 
 
 def calibration_text(ctx: ReportContext, families: Sequence[str]) -> str:
-    """Which of ``families`` have a calibrated rank verdict (`spatiomol.nulls.CALIBRATED_METHODS`)."""
+    """Which of ``families`` have a calibrated rank verdict (``NullFamily.calibrated``, `CALIBRATED_METHODS`)."""
     settings = family_settings(ctx)
     calibrated = [f for f in families if settings.get(f, {}).get("method") in CALIBRATED_METHODS]
     others = [f for f in families if f not in calibrated]

@@ -1,0 +1,264 @@
+"""The one home of the facts about each null family: `NullFamily`, one spec per ``method``.
+
+Every place that needs to know something about a family reads it from `FAMILIES`: which
+function draws it (`draw_nulls` calls ``FAMILIES[method].draw``), whether it is
+CGE-matched by default, whether it is a spin family (its ``subcortex`` setting then
+applies), whether its CGE curve is taken from PCA scores, the words the report uses for it,
+what it preserves, and whether its rank verdict was calibrated (docs/calibration.md).
+`NULL_METHODS`, `CGE_MATCH_DEFAULT` and `CALIBRATED_METHODS` are derived from the specs
+(and still importable from where they were: `spatiomol.nulls.draw`, `.select`,
+`.defaults`).
+
+A family's draw function takes ``(brain, n, rng, method, *, subcortex, pca_variance,
+batch_size, n_jobs)`` and returns the fields of `spatiomol.nulls.draw.NullDraws` after
+``method``: ``(permutations, costs, replaced, sampler, region_groups, settings)``; every
+random draw comes from ``rng``, in the order written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spatiomol.data.brain import Brain
+from spatiomol.nulls import class_permutations, spins
+from spatiomol.nulls.spectral import plan_moran
+from spatiomol.nulls.variogram import plan_pca_variogram
+
+__all__ = [
+    "CALIBRATED_METHODS",
+    "CGE_MATCH_DEFAULT",
+    "FAMILIES",
+    "NULL_METHODS",
+    "SPIN_METHODS",
+    "NullFamily",
+    "family",
+]
+
+
+@dataclass(frozen=True)
+class NullFamily:
+    """Everything the package knows about one null family.
+
+    Attributes
+    ----------
+    name : str
+        The ``method`` name (config ``nulls.method``, ``generate_nulls(method=...)``).
+    draw : callable
+        Draws ``n`` nulls: ``draw(brain, n, rng, method, *, subcortex, pca_variance,
+        batch_size, n_jobs)`` → the fields of `NullDraws` after ``method``.
+    cge_match_default : bool
+        Whether ``cge_match=None`` sends the family through Algorithm 1's selection.
+    spin : bool
+        A spin family: cortical rotations + an assignment; its ``subcortex`` setting
+        decides the non-cortical null.
+    assignment : str or None
+        The spin assignment (``"vasa"`` or ``"hungarian"``); None for the other families.
+    description : str
+        What the family does, in a few words (the report's family lines).
+    preserves : tuple of str
+        What every null of the family keeps of the true brain, in plain language.
+    calibrated : bool
+        Whether its rank verdict kept the false-positive rate ≤ 0.05 on simulated brains
+        whose expression carries nothing beyond isotropic Euclidean proximity
+        (docs/calibration.md).
+    cge_features : {"genes", "pca"}
+        What its CGE–distance curve is computed from: the genes, or the PCA scores of
+        ``X`` keeping ``pca_variance``.
+    uses_pca_variance : bool
+        Whether ``pca_variance`` changes its nulls or their scores (recorded in the metadata).
+    naive : bool
+        The naive null (Table 3's "permuted"): reported, never selected by default.
+    """
+
+    name: str
+    draw: Callable[..., tuple]
+    cge_match_default: bool
+    spin: bool
+    assignment: str | None
+    description: str
+    preserves: tuple[str, ...]
+    calibrated: bool = False
+    cge_features: str = "genes"
+    uses_pca_variance: bool = False
+    naive: bool = False
+
+
+# ---------------------------------------------------------------- draw functions
+def draw_moran(
+    brain: Brain, n: int, rng: np.random.Generator, method: str, *, subcortex, pca_variance, batch_size, n_jobs
+) -> tuple:
+    """Moran spectral randomisation of all regions at once: every row replaced, no permutation."""
+    identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
+    plan = plan_moran(brain.coords, [np.arange(brain.n_regions)], n, rng, brain.labels, what="method 'moran'")
+    return identity, np.zeros(n), plan.regions, plan, {"moran_groups": 1}, {}
+
+
+def draw_variogram(
+    brain: Brain, n: int, rng: np.random.Generator, method: str, *, subcortex, pca_variance, batch_size, n_jobs
+) -> tuple:
+    """Variogram-matched surrogates of the PCA scores: every row replaced, no permutation."""
+    identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
+    plan = plan_pca_variogram(brain.X, brain.distances, n, rng, pca_variance)
+    settings = {
+        "pca_variance": float(pca_variance),
+        "pca_components": int(plan.components.shape[0]),
+        "smoothing_deltas": plan.deltas.tolist(),
+    }
+    return identity, np.zeros(n), plan.regions, plan, {}, settings
+
+
+def draw_permutations(
+    brain: Brain,
+    n: int,
+    rng: np.random.Generator,
+    method: str,
+    *,
+    subcortex: str,
+    pca_variance: float,
+    batch_size: int,
+    n_jobs: int | None,
+) -> tuple:
+    """Spins (the spin families, with their ``assignment``) or naive permutations (``random``).
+
+    The plan (every random draw) is made first; the permutations and costs are then
+    computed ``batch_size`` nulls at a time.
+    """
+    r = brain.n_regions
+    spec = FAMILIES[method]
+    if not spec.spin:
+        plan = class_permutations.plan_random(brain, n, rng)
+        make_batch = class_permutations.random_batch
+        summary = {"structure_classes": [[str(brain.labels[k]) for k in c] for c in plan.classes]}
+        settings: dict[str, Any] = {}
+        sampler = None
+    else:
+        spins.check_spin_hemispheres(brain, method)
+        plan = spins.plan_spins(brain, n, rng, assignment=spec.assignment, subcortex=subcortex)
+        make_batch = spins.spin_batch
+        summary = plan.groups.summary(brain.labels)
+        settings = {"assignment": plan.assignment, "subcortex": subcortex}
+        sampler = plan.replaced
+        if sampler is not None:
+            summary["moran_groups"] = [[str(brain.labels[k]) for k in g] for g in sampler.groups]
+    perms = np.empty((n, r), dtype=np.int64)
+    costs = np.empty(n)
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(start + batch_size, n))
+        perms[rows], costs[rows] = make_batch(plan, rows, r, n_jobs)
+    replaced = sampler.regions if sampler is not None else np.zeros(0, dtype=np.int64)
+    return perms, costs, replaced, sampler, summary, settings
+
+
+# ---------------------------------------------------------------- the specs
+_SPIN_PRESERVES = (
+    "each cortical region's whole expression profile (rows move together)",
+    "gene-gene covariance",
+    "spatial autocorrelation of the cortex (a rotation of each hemisphere's sphere)",
+    "each gene's cortical values",
+    "hemisphere",
+    "structure class",
+)
+_SPIN_SUBCORTEX = (
+    "non-cortical regions: per `subcortex` (Moran within each class: each gene's mean, variance and "
+    "Moran's I there; shuffle: each gene's values and bilateral symmetry)"
+)
+
+#: the null families, in the order of `NULL_METHODS` (the config's and the CLI's order)
+FAMILIES: dict[str, NullFamily] = {
+    spec.name: spec
+    for spec in (
+        NullFamily(
+            name="cge",
+            draw=draw_permutations,
+            cge_match_default=True,
+            spin=True,
+            assignment="vasa",
+            description="spins (Váša assignment)",
+            preserves=(*_SPIN_PRESERVES, _SPIN_SUBCORTEX),
+        ),
+        NullFamily(
+            name="pca-cge",
+            draw=draw_permutations,
+            cge_match_default=True,
+            spin=True,
+            assignment="vasa",
+            description="spins (Váša assignment), CGE of PCA scores",
+            preserves=(*_SPIN_PRESERVES, _SPIN_SUBCORTEX),
+            cge_features="pca",
+            uses_pca_variance=True,
+        ),
+        NullFamily(
+            name="random",
+            draw=draw_permutations,
+            cge_match_default=False,
+            spin=False,
+            assignment=None,
+            description="uniform shuffle within structure classes (naive)",
+            preserves=(
+                "each region's whole expression profile (rows move together)",
+                "gene-gene covariance",
+                "each gene's values",
+                "structure class",
+            ),
+            naive=True,
+        ),
+        NullFamily(
+            name="hungarian",
+            draw=draw_permutations,
+            cge_match_default=False,
+            spin=True,
+            assignment="hungarian",
+            description="spins (Hungarian assignment)",
+            preserves=(*_SPIN_PRESERVES, _SPIN_SUBCORTEX),
+        ),
+        NullFamily(
+            name="moran",
+            draw=draw_moran,
+            cge_match_default=False,
+            spin=False,
+            assignment=None,
+            description="Moran spectral randomisation of all regions",
+            preserves=(
+                "each gene's mean and variance",
+                "spatial autocorrelation (each gene's Moran's I on inverse-distance weights, exactly)",
+                "gene-gene covariance",
+            ),
+            calibrated=True,
+        ),
+        NullFamily(
+            name="variogram",
+            draw=draw_variogram,
+            cge_match_default=False,
+            spin=False,
+            assignment=None,
+            description="variogram-matched surrogates of the PC scores, all regions",
+            preserves=(
+                "each gene's mean",
+                "gene-gene covariance of the kept principal components (`pca_variance`)",
+                "spatial autocorrelation (each component's variogram, approximately)",
+            ),
+            uses_pca_variance=True,
+        ),
+    )
+}
+
+#: every null family `generate_nulls` (and the config's ``nulls.method``) accepts
+NULL_METHODS = tuple(FAMILIES)
+#: whether a family goes through the CGE-matched selection when ``cge_match`` is None
+CGE_MATCH_DEFAULT = {name: spec.cge_match_default for name, spec in FAMILIES.items()}
+#: families whose rank verdict kept its false-positive rate ≤ 0.05 on simulated brains
+#: whose expression carries nothing beyond space (docs/calibration.md)
+CALIBRATED_METHODS = tuple(name for name, spec in FAMILIES.items() if spec.calibrated)
+#: families whose ``subcortex`` setting decides the non-cortical null
+SPIN_METHODS = tuple(name for name, spec in FAMILIES.items() if spec.spin)
+
+
+def family(method: str) -> NullFamily:
+    """The spec of ``method``; ValueError listing `NULL_METHODS` for an unknown one."""
+    if method not in FAMILIES:
+        raise ValueError(f"method must be one of {NULL_METHODS}, got {method!r}")
+    return FAMILIES[method]
