@@ -340,3 +340,19 @@ def test_four_splits_cannot_beat_any_family(tmp_path):
     table = pd.read_csv(tmp_path / "null_families_d.csv")
     # exact sign flips over 2^4 patterns: all four differences positive → 2/16
     assert (table["signflip_p"] == 0.125).all() and (table["rank_nulls"] == 1).all() and not table["paired_beats"].any()
+
+
+def test_the_report_states_what_each_family_keeps_and_what_it_was_calibrated_against(folders):
+    """The table of what each null family preserves is the families' specs, row for row."""
+    from spatiomol.nulls import FAMILIES as SPECS
+
+    root, _ = folders
+    table = pd.read_csv(root / "report_two" / "tables" / f"null_families_preserve_{SLUG}.csv")
+    assert table["null_family"].tolist() == FAMILIES
+    for method, row in zip(("cge", "moran"), table.to_dict("records")):
+        assert row["method"] == SPECS[method].description and row["keeps"] == "; ".join(SPECS[method].preserves)
+    assert table["rank verdict calibrated against"].tolist() == [
+        "nothing (descriptive)",
+        "isotropic Euclidean proximity only",
+    ]
+    assert "What each null family keeps of the true expression" in (root / "report_two" / "report.md").read_text()

@@ -229,8 +229,15 @@ def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
             f"{record['split_type']} splits, {tables.display(record['model'])}: {record['rank_line']} "
             f"(paired test: {record['line']})"
         )
+    preserved = what_families_preserve(ctx, families)
+    preserved.to_csv(ctx.tables_dir / f"null_families_preserve_{name}.csv", index=False)
     blocks: list[Block] = [
         Heading("True input vs each null family (test Pearson r)", 3),
+        Paragraph(
+            "What each null family keeps of the true expression (`spatiomol.nulls.FAMILIES`): a model that "
+            "beats a family's nulls has learned more than what that family keeps."
+        ),
+        Table(preserved, index=False),
         Paragraph(text),
         Table(view, index=False),
         Paragraph(rank_text),
@@ -241,6 +248,27 @@ def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
         Bullets(tuple(lines)),
     ]
     return blocks + null_families_figures(ctx, rows, dataset)
+
+
+def what_families_preserve(ctx: ReportContext, families: Sequence[str]) -> pd.DataFrame:
+    """One row per null family of the report: its method, what it keeps of the true
+    expression and what its rank verdict was calibrated against (`nulls.FAMILIES`)."""
+    settings = family_settings(ctx)
+    rows = []
+    for label in families:
+        method = settings.get(label, {}).get("method")
+        spec = FAMILIES.get(method)
+        rows.append(
+            {
+                "null_family": label,
+                "method": spec.description if spec else "unknown",
+                "keeps": "; ".join(spec.preserves) if spec else "unknown",
+                "rank verdict calibrated against": "isotropic Euclidean proximity only"
+                if spec and spec.calibrated
+                else "nothing (descriptive)",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def null_families_figures(ctx: ReportContext, rows: pd.DataFrame, dataset: str) -> list[Block]:
