@@ -115,6 +115,7 @@ from spatiomol.nulls import (  # noqa: E402
     CGE_MATCH_DEFAULT,
     NULL_DEFAULTS,
     NULL_METHODS,
+    SPIN_METHODS,
     SUBCORTEX_DEFAULT,
     draw_nulls,
     generate_nulls,
@@ -137,7 +138,6 @@ PRODUCT_REPEATS = 10
 ANATOMICAL = {"euclidean": 0.2, "mirror": 0.4, "class": 0.4}
 ANATOMICAL_KIND = "anatomical"
 #: families that spin the cortex (their non-cortical null is ``subcortex``)
-SPIN_METHODS = ("cge", "pca-cge", "hungarian")
 #: sensitivity runs beyond the families' defaults
 SENSITIVITY_VARIANTS = ("cge-shuffle",)
 

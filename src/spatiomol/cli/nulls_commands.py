@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from spatiomol.nulls.defaults import NULL_DEFAULTS, SUBCORTEX_DEFAULT
+from spatiomol.nulls.defaults import NULL_DEFAULTS, NULL_TUNING_DEFAULTS, SUBCORTEX_DEFAULT
 from spatiomol.nulls.select import NULL_METHODS, SUBCORTEX_NULLS
 
 
@@ -46,12 +46,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=SUBCORTEX_DEFAULT,
         help="non-cortical null of the spin families (default %(default)s)",
     )
-    p.add_argument("--bin-mm", type=float, default=5.0, help="distance bin width in mm (default 5)")
+    p.add_argument(
+        "--bin-mm",
+        type=float,
+        default=NULL_TUNING_DEFAULTS["bin_mm"],
+        help="distance bin width in mm (default %(default)s)",
+    )
     p.add_argument(
         "--pca-variance",
         type=float,
-        default=0.95,
-        help="variance kept by the PCA of --method pca-cge and variogram (default 0.95)",
+        default=NULL_TUNING_DEFAULTS["pca_variance"],
+        help="variance kept by the PCA of --method pca-cge and variogram (default %(default)s)",
     )
     p.add_argument(
         "--min-moved",
