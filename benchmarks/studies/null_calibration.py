@@ -137,7 +137,6 @@ PRODUCT_REPEATS = 10
 #: shares of variance of the anatomical scenario's expression (see `Simulator.field`)
 ANATOMICAL = {"euclidean": 0.2, "mirror": 0.4, "class": 0.4}
 ANATOMICAL_KIND = "anatomical"
-#: families that spin the cortex (their non-cortical null is ``subcortex``)
 #: sensitivity runs beyond the families' defaults
 SENSITIVITY_VARIANTS = ("cge-shuffle",)
 
