@@ -88,6 +88,7 @@ INVALID_VALUE = {
     "CGEModel": ("n_components", 1),
     "GaussianKernel": ("sigma_min_mm", 0.0),
     "ExponentialDecay": ("form", "linear"),
+    "AnatomyBaseline": ("max_leaf_nodes", 1),
     "ConnectomeModel": ("alpha", -1.0),
     "BilinearLowRank": ("rank", 0),
     "MLP": ("batch_size", 1),

@@ -34,7 +34,7 @@ class ModelSpec:
     display : str
         Name in tables and figures (the paper's Table 1 / 3 row name).
     category : {"rules", "linear", "nonlinear"}
-        Distance/CGE rules, bilinear (linear in the features of each region), or neural.
+        Distance/CGE rules and the anatomy baseline, bilinear (linear in the features of each region), or neural.
     reads_expression, reads_coords : bool
         Which region features the fitted model uses. A model that reads no expression
         gets no null or permuted runs (swapping expression cannot change it).
@@ -92,6 +92,9 @@ MODELS: dict[str, ModelSpec] = _specs(
         "rules",
         **_COORDS,
         fixed={"mirror_x": True},
+    ),
+    ModelSpec(
+        "anatomy", "spatiomol.models.anatomy:AnatomyBaseline", "Anatomy baseline (no expression)", "rules", **_COORDS
     ),
     ModelSpec("cm-pca", _CM, "Bilinear CM (PCA)", "linear", **_GENES, fixed={"features": "pca"}),
     ModelSpec("cm", _CM, "Bilinear CM", "linear", **_GENES, fixed={"features": "genes"}),

@@ -1,4 +1,5 @@
-"""Paired tests over splits: true vs null input, and each model vs the best linear model.
+"""Paired tests over splits: true vs null input, each model vs the best linear model, and each
+expression model vs the anatomy baseline.
 
 Every split (repeat, fold) gives one paired observation ``(a, b)`` of a metric — e.g.
 test Pearson r of a model trained on true expression and of the same model trained on
@@ -197,6 +198,29 @@ def best_linear_model(df: pd.DataFrame, dataset: str, split_type: str, metric: s
     return str(means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax())
 
 
+def _versus(df: pd.DataFrame, metric: str, stratum: str, n_permutations: int, seed: int, choose) -> pd.DataFrame:
+    """`paired_test` per (dataset, split type) of each model ``choose`` names (a) against its
+    reference (b), over the splits where both have a true-input value.
+
+    ``choose(dataset, split_type, models)`` returns ``(reference, models to compare)``, or
+    None to skip that split type.
+    """
+    values = _per_split(df[df["input"] == "true"], metric, stratum)
+    rows = []
+    for (dataset, split_type), group in values.groupby(["dataset", "split_type"], sort=False):
+        wide = group.pivot_table(index=["repeat", "fold"], columns="model", values="value", aggfunc="first")
+        chosen = choose(dataset, split_type, list(wide.columns))
+        if chosen is None:
+            continue
+        reference, models = chosen
+        for model in models:
+            pair = wide[[model, reference]].dropna()
+            res = paired_test(pair[model].to_numpy(), pair[reference].to_numpy(), n_permutations, seed)
+            key = {"dataset": dataset, "split_type": split_type, "model": model, "reference": reference}
+            rows.append({**key, "metric": metric, "stratum": stratum, **res})
+    return _adjust(pd.DataFrame(rows)) if rows else pd.DataFrame()
+
+
 def versus_best_linear(
     df: pd.DataFrame, metric: str = "pearson", stratum: str = "all", n_permutations: int = 10000, seed: int = 0
 ) -> pd.DataFrame:
@@ -208,27 +232,39 @@ def versus_best_linear(
     ``reference`` naming the best linear model and the `paired_test` columns
     (``a`` = model, ``b`` = reference) plus BH-adjusted p-values.
     """
-    values = _per_split(df[df["input"] == "true"], metric, stratum)
-    rows = []
-    for (dataset, split_type), group in values.groupby(["dataset", "split_type"], sort=False):
+
+    def choose(dataset: str, split_type: str, models: list[str]):
         reference = best_linear_model(df, dataset, split_type, metric)
-        if reference is None:
-            continue
-        wide = group.pivot_table(index=["repeat", "fold"], columns="model", values="value", aggfunc="first")
-        for model in wide.columns:
-            if model == reference:
-                continue
-            pair = wide[[model, reference]].dropna()
-            res = paired_test(pair[model].to_numpy(), pair[reference].to_numpy(), n_permutations, seed)
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "split_type": split_type,
-                    "model": model,
-                    "reference": reference,
-                    "metric": metric,
-                    "stratum": stratum,
-                    **res,
-                }
-            )
-    return _adjust(pd.DataFrame(rows)) if rows else pd.DataFrame()
+        return None if reference is None else (reference, [m for m in models if m != reference])
+
+    return _versus(df, metric, stratum, n_permutations, seed, choose)
+
+
+#: registry name of the anatomy baseline (`spatiomol.models.anatomy.AnatomyBaseline`)
+ANATOMY_MODEL = "anatomy"
+
+
+def versus_anatomy(
+    df: pd.DataFrame, metric: str = "pearson", stratum: str = "all", n_permutations: int = 10000, seed: int = 0
+) -> pd.DataFrame:
+    """Each expression model (true input) vs the anatomy baseline, paired over shared splits.
+
+    The anatomy baseline (registry ``"anatomy"``) sees coordinates, hemisphere, structure
+    class and homologues but no expression, so a positive difference says the model's
+    expression adds to anatomy, not only to spatial nulls. Models whose registry spec reads
+    no expression (distance rules, MLP on coordinates) are left out.
+
+    Returns
+    -------
+    DataFrame, one row per (dataset, split_type, expression model), with ``reference`` =
+    ``"anatomy"`` and the `paired_test` columns (``a`` = model, ``b`` = anatomy) plus
+    BH-adjusted p-values; empty when no split type has anatomy runs.
+    """
+
+    def choose(dataset: str, split_type: str, models: list[str]):
+        if ANATOMY_MODEL not in models:
+            return None
+        readers = [m for m in models if m in registry.MODELS and registry.spec(m).reads_expression]
+        return (ANATOMY_MODEL, readers) if readers else None
+
+    return _versus(df, metric, stratum, n_permutations, seed, choose)

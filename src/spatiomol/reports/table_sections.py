@@ -1,4 +1,5 @@
-"""The table sections of a dataset: Tables 1–3 and the paired statistics (true vs null, vs best linear).
+"""The table sections of a dataset: Tables 1–3 and the paired statistics (true vs null, vs best
+linear, vs the anatomy baseline).
 
 Each section writes its numeric CSV under ``tables/`` and returns the formatted table as
 `document` blocks; the tables themselves are built by `spatiomol.reports.tables` and the
@@ -16,7 +17,8 @@ from spatiomol.reports import stats, tables
 from spatiomol.reports.context import ReportContext, shown_family_note, slug
 from spatiomol.reports.document import Block, Heading, Paragraph, Table
 
-#: columns of the paired-statistics tables (`stats.true_vs_null`, `stats.versus_best_linear`)
+#: columns of the paired-statistics tables (`stats.true_vs_null`, `stats.versus_best_linear`,
+#: `stats.versus_anatomy`)
 STAT_COLUMNS = [
     "split_type",
     "model",
@@ -115,7 +117,8 @@ def table3_section(ctx: ReportContext, dataset: str) -> list[Block]:
 
 
 def paired_statistics_section(ctx: ReportContext, dataset: str) -> list[Block]:
-    """True vs null, and each model vs the best linear model, paired over splits."""
+    """True vs null, each model vs the best linear model and, when it was run, each expression
+    model vs the anatomy baseline, paired over splits."""
     sub = ctx.df[ctx.df["dataset"] == dataset]
     name = slug(dataset)
     blocks: list[Block] = []
@@ -143,4 +146,23 @@ def paired_statistics_section(ctx: ReportContext, dataset: str) -> list[Block]:
             Paragraph("a = model, b = reference (best bilinear model by mean r on that split type)."),
             Table(view, index=False),
         ]
-    return blocks
+    return blocks + versus_anatomy_blocks(ctx, sub, name)
+
+
+def versus_anatomy_blocks(ctx: ReportContext, sub: pd.DataFrame, name: str) -> list[Block]:
+    """Each expression model vs the anatomy baseline (nothing when the baseline was not run)."""
+    vab = stats.versus_anatomy(sub, n_permutations=ctx.n_permutations, seed=ctx.seed)
+    if vab.empty:
+        return []
+    vab.to_csv(ctx.tables_dir / f"stats_vs_anatomy_{name}.csv", index=False)
+    view = vab[STAT_COLUMNS].copy()
+    view["model"] = view["model"].map(tables.display)
+    return [
+        Heading("Each expression model vs the anatomy baseline (true expression, test Pearson r)", 3),
+        Paragraph(
+            f"a = model, b = {tables.display(stats.ANATOMY_MODEL)}, which sees coordinates, hemisphere, "
+            "structure class and homologues but no expression: a positive difference means expression "
+            "predicts more than anatomy does, a question the spatial nulls (which keep anatomy) cannot answer."
+        ),
+        Table(view, index=False),
+    ]
