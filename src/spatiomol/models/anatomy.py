@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils._param_validation import Interval
+from threadpoolctl import threadpool_limits
 
 from spatiomol.data.brain import Brain
 from spatiomol.data.homology import homologue_partner
@@ -151,11 +152,15 @@ class AnatomyBaseline(ConnectivityModel):
             early_stopping=False,
             random_state=int(self.seed),
         )
-        self.regressor_ = regressor.fit(pair_features(brain, i, j, self.partner_), y)
+        # one OpenMP thread: on a CPU shared with other fits (the runner's --jobs) more threads
+        # mostly wait for one another, and a fixed count keeps the sums' rounding host-independent
+        with threadpool_limits(limits=1, user_api="openmp"):
+            self.regressor_ = regressor.fit(pair_features(brain, i, j, self.partner_), y)
         # leaf count from the fitted trees (scikit-learn has no public accessor for it)
         leaves = sum(tree.get_n_leaf_nodes() for trees in regressor._predictors for tree in trees)
         self.n_parameters_ = int(leaves) + 1
 
     def _predict_pairs(self, brain: Brain, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         # homologues of the brain predicted on (another brain may pair its regions otherwise)
-        return self.regressor_.predict(pair_features(brain, i, j))
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self.regressor_.predict(pair_features(brain, i, j))
