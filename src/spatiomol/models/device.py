@@ -30,8 +30,10 @@ def seeded_torch(
     number of CPU threads; restore all three on exit.
 
     The caller's global RNG state, determinism flag and thread count are restored on exit
-    (``num_threads=None`` leaves the thread count alone).
+    (``num_threads=None`` leaves the thread count alone; anything but None or a positive
+    int is a ValueError, `check_num_threads`).
     """
+    num_threads = check_num_threads(num_threads)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     previous = torch.are_deterministic_algorithms_enabled()
     previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -41,7 +43,7 @@ def seeded_torch(
         # On CUDA some kernels have no deterministic version: warn rather than fail there.
         torch.use_deterministic_algorithms(deterministic, warn_only=device.type == "cuda")
         if num_threads is not None:
-            torch.set_num_threads(int(num_threads))
+            torch.set_num_threads(num_threads)
         try:
             yield
         finally:
