@@ -57,6 +57,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,11 @@ REAL_FIELDS = ("dataset", "repeat", "fold", "model", "variant", "r", "flagged", 
 REAL_MODELS = ("smt", "smt-cls", "mlp", "mlp-coords")
 
 
-def fit_flagged(model: Any, *args: Any) -> tuple[Any, str]:
-    """Fit ``model``; → (fitted, the not-trained reasons, "" when it trained)."""
+def fit_flagged(fit: Callable[[], Any]) -> tuple[Any, str]:
+    """Run ``fit()`` (→ a fitted model); → (the model, its not-trained reasons, "" when it trained)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotTrainedWarning)
-        fitted = model(*args)
+        fitted = fit()
     history = getattr(fitted, "history_", None)
     return fitted, "; ".join(history.not_trained) if history is not None else ""
 
@@ -220,7 +221,8 @@ def small_smt_fit(seed: int, variant: str, row: str = "smt[table4-smallest]") ->
 def real_fit(brain: Any, split: Any, model: str, variant: str) -> dict[str, Any]:
     start = time.process_time()
     config = {**shipped_config(model), **VARIANTS[variant]}
-    (fitted, _, _), reasons = fit_flagged(lambda: select_and_fit(model, brain, split, seed=0, model_params=config))
+    # the refitted model, whose history the check reads (select_and_fit → model, params, table)
+    fitted, reasons = fit_flagged(lambda: select_and_fit(model, brain, split, seed=0, model_params=config)[0])
     i, j = brain.pairs(split.test)
     return dict(
         r=pearson_r(brain.targets(i, j), fitted.predict(brain, i, j)),
