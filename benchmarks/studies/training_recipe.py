@@ -241,6 +241,8 @@ def _real_row(model: str, by: dict[str, dict[tuple[str, str], dict[str, str]]]) 
         return fmt([float(r["r"]) for r in by[v].values()])
 
     def flagged(v: str) -> str:
+        if any(r["flagged"] == "" for r in by[v].values()):  # rows written before the check was read right
+            return "not measured"
         return f"{sum(r['flagged'] == '1' for r in by[v].values())} of {len(by[v])}" if by[v] else "—"
 
     def cpu(v: str) -> str:
