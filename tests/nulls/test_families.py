@@ -273,7 +273,7 @@ def test_expression_null_sets_round_trip_and_old_files_still_load(tmp_path, hcp_
 def test_bad_input_names_the_method_the_regions_and_what_it_needs(hcp_s100):
     with pytest.raises(ValueError, match="method must be one of.*'hungarian'.*'moran'.*'variogram'"):
         generate_nulls(hcp_s100, n=10, top=2, method="spin")
-    assert set(NULL_METHODS) == {"cge", "pca-cge", "random", "hungarian", "moran", "variogram"}
+    assert set(NULL_METHODS) == {"cge", "pca-cge", "random", "hungarian", "moran", "variogram", "anatomical"}
 
     regions = hcp_s100.regions.copy()
     left_cortex = np.flatnonzero((regions["structure"] == "cortex") & (regions["hemisphere"] == "L"))
@@ -285,6 +285,7 @@ def test_bad_input_names_the_method_the_regions_and_what_it_needs(hcp_s100):
         ):
             generate_nulls(lonely, n=10, top=2, method=method)
     generate_nulls(lonely, n=10, top=2, method="moran")  # no sphere needed
+    generate_nulls(lonely, n=10, top=2, method="anatomical")  # the unpaired right regions: among themselves
 
     duplicated = regions.copy()
     duplicated.loc[5, ["x", "y", "z"]] = duplicated.loc[7, ["x", "y", "z"]].to_numpy()

@@ -19,6 +19,9 @@ Families (``method``, `NULL_METHODS`)
 ``"variogram"``  variogram-matched surrogates (Burt et al. 2020) of the principal-component
                  scores of ``X`` (``pca_variance``), orthogonalised so that the gene–gene
                  covariance is kept (`spatiomol.nulls.variogram`); not matched by default.
+``"anatomical"`` Moran randomisation within each structure class, homologous pairs
+                 randomised together (homotopy kept), each class's values rank-remapped
+                 (`spatiomol.nulls.anatomical`); not matched by default.
 ``"random"``     naive nulls: uniform permutations within each structure class, no
                  rotation (Table 3's "permuted"; `spatiomol.nulls.class_permutations`).
                  Their errors are reported, but they are *not* selected: a naive null
@@ -39,6 +42,7 @@ import numpy as np
 from spatiomol.data.brain import Brain
 from spatiomol.nulls.defaults import NULL_DEFAULTS, NULL_TUNING_DEFAULTS, SUBCORTEX_DEFAULT
 from spatiomol.nulls.families import FAMILIES, NULL_METHODS
+from spatiomol.nulls.anatomical import AnatomicalPlan
 from spatiomol.nulls.spectral import MoranPlan
 from spatiomol.nulls.spins import SUBCORTEX_NULLS
 from spatiomol.nulls.variogram import PCAVariogramPlan
@@ -63,7 +67,7 @@ class NullDraws:
     replaced : (q,) int64 array
         Regions whose expression rows are replaced by ``sampler`` (empty: a pure
         permutation family).
-    sampler : MoranPlan, PCAVariogramPlan or None
+    sampler : MoranPlan, PCAVariogramPlan, AnatomicalPlan or None
         Makes the replaced rows: ``sampler.rows(X, draws)`` → (len(draws), q, g).
     region_groups : dict
         How regions were grouped (for the metadata).
@@ -75,7 +79,7 @@ class NullDraws:
     permutations: np.ndarray
     costs: np.ndarray
     replaced: np.ndarray
-    sampler: MoranPlan | PCAVariogramPlan | None
+    sampler: MoranPlan | PCAVariogramPlan | AnatomicalPlan | None
     region_groups: dict
     settings: dict
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from spatiomol.data.brain import Brain
 from spatiomol.nulls import class_permutations, spins
+from spatiomol.nulls.anatomical import plan_anatomical
 from spatiomol.nulls.spectral import plan_moran
 from spatiomol.nulls.variogram import plan_pca_variogram
 
@@ -95,6 +96,18 @@ def draw_moran(
     identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
     plan = plan_moran(brain.coords, [np.arange(brain.n_regions)], n, rng, brain.labels, what="method 'moran'")
     return identity, np.zeros(n), plan.regions, plan, {"moran_groups": 1}, {}
+
+
+def draw_anatomical(
+    brain: Brain, n: int, rng: np.random.Generator, method: str, *, subcortex, pca_variance, batch_size, n_jobs
+) -> tuple:
+    """Anatomical nulls (`spatiomol.nulls.anatomical`): every row replaced, no permutation."""
+    identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
+    plan = plan_anatomical(brain, n, rng)
+    summary = plan.summary(np.asarray(brain.labels))
+    kept = [name for name, part in summary["structures"].items() if not part["randomised"]]
+    settings = {"value_remap": "within each structure class", "kept_structures": kept}
+    return identity, np.zeros(n), plan.regions, plan, summary, settings
 
 
 def draw_variogram(
@@ -242,6 +255,22 @@ FAMILIES: dict[str, NullFamily] = {
                 "spatial autocorrelation (each component's variogram, approximately)",
             ),
             uses_pca_variance=True,
+        ),
+        NullFamily(
+            name="anatomical",
+            draw=draw_anatomical,
+            cge_match_default=False,
+            spin=False,
+            assignment=None,
+            description="Moran randomisation within each structure class, homotopy and class means kept",
+            preserves=(
+                "structure class (each class's mean expression profile: the between-structure contrast)",
+                "each gene's values within each structure class (rank-remapped)",
+                "hemispheric homotopy (each gene's homotopic covariance, approximately after the remapping)",
+                "spatial autocorrelation within each structure class (Moran's I of the symmetric and "
+                "antisymmetric parts of each homologous pair, before the remapping)",
+                "gene-gene covariance (approximately after the remapping)",
+            ),
         ),
     )
 }
