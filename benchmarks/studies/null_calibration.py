@@ -286,16 +286,7 @@ class Simulator:
     def planted(self, X: np.ndarray, brain: int, size: float) -> np.ndarray:
         """``Y + size · B`` (see the module docstring); ``Y`` itself for ``size = 0``."""
         Y = np.asarray(self.base.Y, dtype=np.float64)
-        if size == 0:
-            return Y
-        rng = np.random.default_rng(derived_seed(SEED, "planted", brain))
-        Xs = (X - X.mean(axis=0)) / X.std(axis=0)
-        F = Xs @ rng.standard_normal((X.shape[1], 5)) / np.sqrt(X.shape[1])
-        B = F @ F.T
-        off = ~np.eye(len(Y), dtype=bool)
-        B = (B - B[off].mean()) / B[off].std() * Y[off].std()
-        B[~off] = 0.0
-        return Y + size * B
+        return Y if size == 0 else plant_signal(Y, X, derived_seed(SEED, "planted", brain), size)
 
     def brain(self, length: float, brain: int, size: float, anatomical: bool = False) -> Brain:
         X = self.expression(length, brain, anatomical)
@@ -305,6 +296,20 @@ class Simulator:
             genes=self.genes,
             Y=self.planted(X, brain, size),
         )
+
+
+def plant_signal(Y: np.ndarray, X: np.ndarray, seed: int, size: float) -> np.ndarray:
+    """``Y + size · B``: ``B_ij = f_iᵀ f_j``, ``f = X̃ V / √g`` (``X̃``: ``X`` standardised over
+    regions, ``V`` a seeded g × 5 standard-normal matrix), off-diagonal entries scaled to the
+    SD of ``Y``'s, diagonal 0."""
+    rng = np.random.default_rng(seed)
+    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    F = Xs @ rng.standard_normal((X.shape[1], 5)) / np.sqrt(X.shape[1])
+    B = F @ F.T
+    off = ~np.eye(len(Y), dtype=bool)
+    B = (B - B[off].mean()) / B[off].std() * Y[off].std()
+    B[~off] = 0.0
+    return Y + size * B
 
 
 def real_decay_length(brain: Brain) -> float:

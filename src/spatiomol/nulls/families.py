@@ -30,6 +30,7 @@ from spatiomol.nulls.spectral import plan_moran
 from spatiomol.nulls.variogram import plan_pca_variogram
 
 __all__ = [
+    "ANATOMY_PROPERTIES",
     "CALIBRATED_METHODS",
     "CGE_MATCH_DEFAULT",
     "FAMILIES",
@@ -37,7 +38,18 @@ __all__ = [
     "SPIN_METHODS",
     "NullFamily",
     "family",
+    "kept_and_lost",
 ]
+
+#: the properties of the true expression a verdict's sentence says a family keeps or not
+#: (`NullFamily.keeps`; the report's headline reads them in this order)
+ANATOMY_PROPERTIES = (
+    "spatial autocorrelation",
+    "gene-gene covariance",
+    "the structure contrast",
+    "hemispheric homotopy",
+    "each gene's values",
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,9 @@ class NullFamily:
         Whether ``pca_variance`` changes its nulls or their scores (recorded in the metadata).
     naive : bool
         The naive null (Table 3's "permuted"): reported, never selected by default.
+    keeps : frozenset of str
+        Which of `ANATOMY_PROPERTIES` every null of the family keeps (exactly or closely;
+        ``preserves`` says how): what a verdict against the family rules out.
     """
 
     name: str
@@ -86,6 +101,12 @@ class NullFamily:
     cge_features: str = "genes"
     uses_pca_variance: bool = False
     naive: bool = False
+    keeps: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.keeps - set(ANATOMY_PROPERTIES))
+        if unknown:
+            raise ValueError(f"null family {self.name!r}: keeps {unknown} not among {ANATOMY_PROPERTIES}")
 
 
 # ---------------------------------------------------------------- draw functions
@@ -180,6 +201,10 @@ _SPIN_SUBCORTEX = (
     "Moran's I there; shuffle: each gene's values and bilateral symmetry)"
 )
 
+_SPIN_KEEPS = frozenset(
+    {"spatial autocorrelation", "gene-gene covariance", "the structure contrast", "hemispheric homotopy"}
+)
+
 #: the null families, in the order of `NULL_METHODS` (the config's and the CLI's order)
 FAMILIES: dict[str, NullFamily] = {
     spec.name: spec
@@ -192,6 +217,7 @@ FAMILIES: dict[str, NullFamily] = {
             assignment="vasa",
             description="spins (Váša assignment)",
             preserves=(*_SPIN_PRESERVES, _SPIN_SUBCORTEX),
+            keeps=_SPIN_KEEPS,
         ),
         NullFamily(
             name="pca-cge",
@@ -203,6 +229,7 @@ FAMILIES: dict[str, NullFamily] = {
             preserves=(*_SPIN_PRESERVES, _SPIN_SUBCORTEX),
             cge_features="pca",
             uses_pca_variance=True,
+            keeps=_SPIN_KEEPS,
         ),
         NullFamily(
             name="random",
@@ -218,6 +245,7 @@ FAMILIES: dict[str, NullFamily] = {
                 "structure class",
             ),
             naive=True,
+            keeps=frozenset({"gene-gene covariance", "the structure contrast", "each gene's values"}),
         ),
         NullFamily(
             name="hungarian",
@@ -227,6 +255,7 @@ FAMILIES: dict[str, NullFamily] = {
             assignment="hungarian",
             description="spins (Hungarian assignment)",
             preserves=(*_SPIN_PRESERVES, _SPIN_SUBCORTEX),
+            keeps=_SPIN_KEEPS,
         ),
         NullFamily(
             name="moran",
@@ -241,6 +270,7 @@ FAMILIES: dict[str, NullFamily] = {
                 "gene-gene covariance",
             ),
             calibrated=True,
+            keeps=frozenset({"spatial autocorrelation", "gene-gene covariance"}),
         ),
         NullFamily(
             name="variogram",
@@ -255,6 +285,7 @@ FAMILIES: dict[str, NullFamily] = {
                 "spatial autocorrelation (each component's variogram, approximately)",
             ),
             uses_pca_variance=True,
+            keeps=frozenset({"spatial autocorrelation", "gene-gene covariance"}),
         ),
         NullFamily(
             name="anatomical",
@@ -271,6 +302,7 @@ FAMILIES: dict[str, NullFamily] = {
                 "antisymmetric parts of each homologous pair, before the remapping)",
                 "gene-gene covariance (approximately after the remapping)",
             ),
+            keeps=frozenset(ANATOMY_PROPERTIES),
         ),
     )
 }
@@ -284,6 +316,12 @@ CGE_MATCH_DEFAULT = {name: spec.cge_match_default for name, spec in FAMILIES.ite
 CALIBRATED_METHODS = tuple(name for name, spec in FAMILIES.items() if spec.calibrated)
 #: families whose ``subcortex`` setting decides the non-cortical null
 SPIN_METHODS = tuple(name for name, spec in FAMILIES.items() if spec.spin)
+
+
+def kept_and_lost(method: str) -> tuple[list[str], list[str]]:
+    """(kept, not kept): `ANATOMY_PROPERTIES` split by ``FAMILIES[method].keeps``, in their order."""
+    keeps = family(method).keeps
+    return [p for p in ANATOMY_PROPERTIES if p in keeps], [p for p in ANATOMY_PROPERTIES if p not in keeps]
 
 
 def family(method: str) -> NullFamily:
