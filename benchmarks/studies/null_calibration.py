@@ -29,14 +29,14 @@ genes standardised over regions, ``V``: a seeded ``g × 5`` standard-normal matr
 off-diagonal entries standardised to the SD of ``Y``'s off-diagonal entries (diagonal 0).
 ``s`` is the SD of the planted term in units of the SD of FC.
 
-Protocol (what the product runs, `spatiomol.experiments`): random region splits,
-repeats × 4 folds (`spatiomol.evaluation.make_splits`, a seed per brain); the null of
-repeat ``r`` is null ``r`` of the family (`spatiomol.experiments.grid.null_index_for`),
-its four folds share it. Models at their default configuration (``models/configs``, no
-inner search): ``cm``, ``cm-pls``, ``cge-pca``; ``bilinear-lowrank`` is left out (about
-0.5–1 s per fit here, 50× the three closed-form models together). Score: test-edge
-Pearson r (`spatiomol.evaluation.metrics.pearson_r`, the ``pearson``/``all`` value of
-`evaluate`).
+Protocol (what the product ran before issue 26, `spatiomol.experiments`): random region
+splits, repeats × 4 folds (`spatiomol.evaluation.make_splits`, a seed per brain); the null
+of repeat ``r`` is null ``r`` of the family, its four folds share it (the grid now scores
+every null on every split of the true runs instead: shared folds, `spatiomol.experiments.grid`).
+Models at their default configuration (``models/configs``, no inner search): ``cm``,
+``cm-pls``, ``cge-pca``; ``bilinear-lowrank`` is left out (about 0.5–1 s per fit here,
+50× the three closed-form models together). Score: test-edge Pearson r
+(`spatiomol.evaluation.metrics.pearson_r`, the ``pearson``/``all`` value of `evaluate`).
 
 Verdicts computed from the same scores
 --------------------------------------
@@ -46,7 +46,7 @@ Verdicts computed from the same scores
   mean difference (``paired-wilcoxon``: the same with the Wilcoxon p). Both p-values are
   two-sided; ``paired-any`` counts rejections in either direction.
 - ``rank``: `spatiomol.reports.verdict.rank_test` with one null per repeat (the runner's
-  design with ``top = n_repeats = 20``): the true mean over all 20 × 4 splits against each
+  design before issue 26, with ``top = n_repeats = 20``): the true mean over all 20 × 4 splits against each
   null's mean over the four folds of its repeat; ``p = (1 + #{null ≥ true}) / 21 ≤ 0.05``.
 - ``rank-exact``: the same with the true brain scored only on repeat 0 and nulls 1–19
   (every brain on its own random splits: exchangeable, exact).

@@ -1,4 +1,4 @@
-"""Calibration of the shared-fold rank verdict where the claims live: anatomy, fitted expression, spatial splits, hcp-s400.
+"""Calibration of the shared-fold rank verdict where the claims live (anatomy, fitted expression, hcp-s400).
 
 The question: when the expression carries nothing that predicts connectivity — only space
 *and anatomy* — how often does the product's verdict say "the model beats its nulls"?
@@ -275,13 +275,15 @@ def run_block(settings: Settings, cell: Cell, start: int, gen: Generator, scorer
         np.savez(tmp, scores=scores, meta=json.dumps(meta))
 
 
-def run_cells(settings: Settings, max_blocks: int | None) -> None:
-    """Every block not stored yet, round-robin over the cells (partial results stay balanced)."""
+def run_cells(settings: Settings, max_blocks: int | None, families: list[str] | None = None) -> None:
+    """Every block not stored yet, round-robin over the cells (partial results stay balanced);
+    ``families``: only the cells of these null families."""
     scorer = Scorer(settings.models)
     generators: dict[str, Generator] = {}
+    cells = [c for c in settings.cells if families is None or c.family in families]
     todo = []
-    for start in range(0, max(c.brains for c in settings.cells), settings.block):
-        todo += [(c, start) for c in settings.cells if start < c.brains]
+    for start in range(0, max(c.brains for c in cells), settings.block):
+        todo += [(c, start) for c in cells if start < c.brains]
     todo = [(c, s) for c, s in todo if not block_path(settings, c, s).exists()]
     log(f"{len(todo)} blocks to run")
     for n, (cell, start) in enumerate(todo[:max_blocks]):
@@ -353,7 +355,9 @@ def table_lines(summary: pd.DataFrame, rows: pd.DataFrame, size: float) -> list[
             & (rows["size"] == size)
         ]
         cells = [fmt_rate(sel.loc[sel["model"] == m, "reject"]) for m in models]
-        lines.append(f"| {dataset} | {scenario} | {split} | {family} | {int(group['n'].max())} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {dataset} | {scenario} | {split} | {family} | {int(group['n'].max())} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
@@ -393,11 +397,12 @@ def summarize(settings: Settings, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = harness.make_parser(__doc__, study=True)
     parser.add_argument("--max-blocks", type=int, default=None, help="stop after this many new blocks")
+    parser.add_argument("--families", nargs="+", default=None, help="run only the cells of these null families")
     args = harness.parse_args(parser, argv)
     limit_threads(renice=not args.quick)
     settings = replace(QUICK if args.quick else FULL, store=args.out / "verdict_calibration")
     if not args.summary_only:
-        run_cells(settings, args.max_blocks)
+        run_cells(settings, args.max_blocks, args.families)
     path = summarize(settings, args.out / "verdict_calibration.md")
     log(f"wrote {path}")
     return 0

@@ -126,11 +126,13 @@ def test_users_own_files_run_through_nulls_and_run_like_bundled_data(tmp_path, c
     )
     capsys.readouterr()
     df = ResultsStore(out).load()
-    # 1 repeat of true runs; null runs cover max(repeats, top) = 2 repeats, one per kept null
+    # 1 repeat of true runs; shared folds: each of the 2 kept nulls on each of the 4 folds
     counts = df.groupby("input")["run_id"].nunique().to_dict()
     assert counts == {"true": 4, "null": 8}
     null_runs = df[df["input"] == "null"].drop_duplicates("run_id")
-    assert sorted(zip(null_runs["repeat"], null_runs["null_index"])) == [(0, 0)] * 4 + [(1, 1)] * 4
+    assert sorted(zip(null_runs["repeat"], null_runs["fold"], null_runs["null_index"])) == [
+        (0, f, k) for f in range(4) for k in range(2)
+    ]
 
     loaded = resolve_source(str(spec))
     split = make_splits(loaded, "random", n_repeats=1, n_folds=4, seed=0)[0]

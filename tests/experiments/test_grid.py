@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from spatiomol.experiments.config import ExperimentConfig, load_config
-from spatiomol.experiments.grid import build_grid, null_index_for, null_repeats, random_permutation
+from spatiomol.experiments.grid import build_grid, null_count, random_permutation, select_runs
 from spatiomol.nulls import NULL_DEFAULTS, NULL_METHODS, SUBCORTEX_DEFAULT, SUBCORTEX_NULLS
 
 
@@ -33,49 +33,106 @@ def test_grid_counts_and_null_assignment():
         nulls={"top": 3},
     )
     specs = build_grid(cfg)
-    # exp-decay reads no expression: true only; cm, cm-pca: true + null; variant: random only
-    expected = 1 * 2 * 12 + 2 * 2 * 2 * 12 + 1 * 12
+    # exp-decay reads no expression: true only; cm, cm-pca: true + 3 nulls on each split; variant: random only
+    expected = 1 * 2 * 12 + 2 * 2 * 12 + 2 * 2 * 3 * 12 + 1 * 12
     assert len(specs) == expected == len({s.run_id for s in specs})
     nulls = [s for s in specs if s.input == "null"]
-    # App. A.4: one null per four-fold split -> every fold of repeat r uses null r
-    assert {(s.repeat, s.fold, s.null_index) for s in nulls} == {(r, f, r) for r in range(3) for f in range(4)}
+    # shared folds: every null on every (repeat, fold) of the true runs
+    assert {(s.repeat, s.fold, s.null_index) for s in nulls} == {
+        (r, f, k) for r in range(3) for f in range(4) for k in range(3)
+    }
     assert all(s.null_index == -1 for s in specs if s.input != "null")
 
 
-def test_null_runs_score_every_kept_null_once_and_null_models_limit_them():
-    """With more nulls than repeats, null runs add repeats so that null k is scored on repeat k."""
+def _splits(specs, **where) -> set[tuple[int, int]]:
+    return {(s.repeat, s.fold) for s in specs if all(getattr(s, k) == v for k, v in where.items())}
+
+
+def test_null_runs_share_exactly_the_true_runs_folds():
+    """Every null k < K of every model is scored on exactly the (repeat, fold) set of the true runs."""
     cfg = ExperimentConfig(
-        models=["cm", "cm-pls", "mlp"], splits=["random"], repeats=2, folds=4, null_models=["cm", "mlp"]
+        models=["cm", "cge-pca", "mlp"],
+        splits=["random", "spatial"],
+        repeats=3,
+        folds=4,
+        nulls=[{"method": "moran", "top": 5, "neural_top": 2}, {"method": "cge", "top": 4}],
     )
     specs = build_grid(cfg)
-    top = NULL_DEFAULTS["top"]
-    assert null_repeats(2, None) == 2 and null_repeats(2, {"top": top}) == top == 20
-    true = {(s.model, s.repeat) for s in specs if s.input == "true"}
-    assert true == {(m, r) for m in ("cm", "cm-pls", "mlp") for r in range(2)}
+    families = {"moran(top=5)": (5, 2), "cge(top=4)": (4, 4)}  # label: (K closed-form, K neural)
+    assert {s.null_family for s in specs if s.input == "null"} == set(families)
+    for model in ("cm", "cge-pca", "mlp"):
+        for split_type in ("random", "spatial"):
+            true = _splits(specs, model=model, split_type=split_type, input="true")
+            assert true == {(r, f) for r in range(3) for f in range(4)}  # repeats × folds, nothing more
+            for family, counts in families.items():
+                nulls = [s for s in specs if (s.model, s.split_type, s.null_family) == (model, split_type, family)]
+                assert {s.null_index for s in nulls} == set(range(counts[model == "mlp"]))
+                for k in range(counts[model == "mlp"]):
+                    assert _splits(nulls, null_index=k) == true
+    # the true and null runs of one split share the model seed (paired), and differ in run id
+    cell = [s for s in specs if (s.model, s.split_type, s.repeat, s.fold) == ("cm", "random", 2, 3)]
+    (true0,) = [s for s in cell if s.input == "true"]
+    twins = [s for s in cell if s.input == "null"]
+    assert len(twins) == 5 + 4 and len({s.run_id for s in twins} | {true0.run_id}) == 10
+    assert {s.derived_seed("model") for s in twins} == {true0.derived_seed("model")}
+
+
+def test_null_count_per_model_category():
+    """Closed-form models (rules, linear) get the family's top nulls; neural ones min(top, neural_top)."""
+    from spatiomol.models import registry
+
+    cfg = ExperimentConfig(
+        models=["cge-pca", "cm", "cm-pls", "mlp", "smt"],
+        splits=["random"],
+        repeats=2,
+        folds=4,
+        null_models=["cge-pca", "cm", "mlp"],
+        variants=[{"model": "smt-cls", "input": "null"}],
+        nulls={"top": 6, "neural_top": 3},
+    )
+    specs = build_grid(cfg)
     nulls = [s for s in specs if s.input == "null"]
-    assert {s.model for s in nulls} == {"cm", "mlp"}  # cm-pls is not in null_models
-    assert {(s.repeat, s.fold, s.null_index) for s in nulls} == {(k, f, k) for k in range(top) for f in range(4)}
-    # the first repeats' null runs are the runs a config with repeats == top makes (same ids)
-    wide = {s.run_id for s in build_grid(cfg.updated(repeats=top)) if s.input == "null"}
-    assert {s.run_id for s in nulls} == wide
+    by_model = {m: {s.null_index for s in nulls if s.model == m} for m in {s.model for s in nulls}}
+    # cm-pls is not in null_models; smt-cls gets null runs as a Table 3 variant
+    assert by_model == {"cge-pca": set(range(6)), "cm": set(range(6)), "mlp": set(range(3)), "smt-cls": set(range(3))}
+    assert {registry.spec(m).category for m in ("cge-pca", "cm", "mlp", "smt-cls")} == {"rules", "linear", "nonlinear"}
+    family = {"top": 6, "neural_top": 3}
+    assert [null_count(m, family) for m in ("cge-pca", "cm", "mlp", "smt-cls")] == [6, 6, 3, 3]
+    assert null_count("mlp", {"top": 2, "neural_top": 19}) == 2  # never more than the kept nulls
+    # the defaults: K = 99 for closed-form models (smallest p 0.01), 19 for neural ones (0.05)
+    assert (NULL_DEFAULTS["top"], NULL_DEFAULTS["neural_top"]) == (99, 19)
+    assert null_count("cm", NULL_DEFAULTS) == 99 and null_count("smt", NULL_DEFAULTS) == 19
+    default = build_grid(ExperimentConfig(models=["cm", "mlp"], splits=["random"], repeats=1, folds=4))
+    assert len([s for s in default if s.input == "null" and s.model == "cm"]) == 99 * 4
+    assert len([s for s in default if s.input == "null" and s.model == "mlp"]) == 19 * 4
     with pytest.raises(ValueError, match="null_models"):
         ExperimentConfig(null_models=["no-such-model"])
 
 
-def test_one_null_per_kfold_split_as_in_app_a4():
-    """Paper App. A.4: 10 four-fold splits, "for each split, a corresponding unique null
-    (from the top 10) is used" — the 4 folds of a repeat share one null, the 10 repeats
-    use the 10 nulls once each."""
-    cfg = ExperimentConfig(models=["cm"], splits=["random"], repeats=10, folds=4, inputs=["null"])
-    specs = build_grid(cfg)
-    by_repeat = {}
-    for s in specs:
-        by_repeat.setdefault(s.repeat, set()).add(s.null_index)
-    assert all(len(v) == 1 for v in by_repeat.values())  # one null for all folds of a repeat
-    assert [by_repeat[r].pop() for r in range(10)] == list(range(10))  # unique null per repeat
-    assert [null_index_for(r, 3) for r in range(7)] == [0, 1, 2, 0, 1, 2, 0]  # more repeats than nulls: cycle
-    with pytest.raises(ValueError, match="top must be a positive integer"):
-        null_index_for(0, 0)
+def test_neural_top_shapes_the_grid_only():
+    """neural_top changes which neural null cells exist, not any run's id or null file (like repeats)."""
+    base = ExperimentConfig(models=["cm", "mlp"], splits=["random"], repeats=1, folds=2, nulls={"top": 4})
+    more = base.updated(nulls={"top": 4, "neural_top": 2})
+    ids = {s.label(): s.run_id for s in build_grid(base)}
+    ids_more = {s.label(): s.run_id for s in build_grid(more)}
+    assert all(ids_more[label] == rid for label, rid in ids.items() if label in ids_more)
+    assert set(ids) > set(ids_more)  # neural_top 19 → min(4, 19) = 4 nulls; 2 → 2 nulls for mlp
+    assert "neural_top" not in build_grid(base)[-1].settings_dict["nulls"]
+    assert list(more.null_families()) == ["moran(top=4)"]  # the label ignores neural_top
+    with pytest.raises(ValueError, match=r"'nulls\[1\]'.*both resolve to"):
+        ExperimentConfig(nulls=[{"method": "cge"}, {"method": "cge", "neural_top": 5}])
+
+
+def test_grid_slices_by_null_index():
+    cfg = ExperimentConfig(models=["cm"], splits=["random"], repeats=2, folds=2, nulls={"top": 3})
+    grid = build_grid(cfg)
+    first = select_runs(grid, {"null_index": [0, 1]})
+    assert {s.null_index for s in first} == {0, 1} and len(first) == 2 * 2 * 2
+    rest = select_runs(grid, {"null_index": "2"})
+    true = select_runs(grid, {"input": "true"})
+    assert {s.run_id for s in first} | {s.run_id for s in rest} | {s.run_id for s in true} == {s.run_id for s in grid}
+    with pytest.raises(ValueError, match="null_index=5 is not in the grid"):
+        select_runs(grid, {"null_index": [5]})
 
 
 def test_variants_dedupe_with_main_grid_and_seeds_are_paired():
@@ -97,8 +154,8 @@ def test_variants_dedupe_with_main_grid_and_seeds_are_paired():
 
 
 def test_extending_repeats_keeps_run_ids():
-    one = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=1, nulls={"top": 1}))}
-    ten = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=10, nulls={"top": 1}))}
+    one = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=1, nulls={"top": 3}))}
+    ten = {s.run_id for s in build_grid(ExperimentConfig(models=["cm"], repeats=10, nulls={"top": 3}))}
     assert one < ten and len(ten) == 10 * len(one)
 
 
@@ -116,6 +173,13 @@ def test_extending_repeats_keeps_run_ids():
         ({"nulls": {"n": 1, "top": 1}}, r"'nulls.n' must be an integer >= 2"),
         ({"nulls": {"top": 0}}, r"'nulls.top' must be an integer between 1 and nulls.n \(10000\), got 0"),
         ({"nulls": {"top": 2.0}}, r"'nulls.top'"),
+        (
+            {"nulls": {"neural_top": 0}},
+            r"'nulls.neural_top' must be an integer >= 1 .*min\(nulls.top, nulls.neural_top\).*got 0",
+        ),
+        ({"nulls": {"neural_top": 2.5}}, r"'nulls.neural_top' must be an integer >= 1.*got 2.5"),
+        ({"nulls": {"neural_top": True}}, r"'nulls.neural_top'.*got True"),
+        ({"nulls": [{"method": "moran"}, {"method": "cge", "neural_top": "all"}]}, r"'nulls\[1\].neural_top'"),
         ({"nulls": {"seed": "zero"}}, r"'nulls.seed' must be a non-negative integer, got 'zero'"),
         ({"nulls": {"min_moved": 1.5}}, r"'nulls.min_moved' must be a number between 0 and 1.*got 1.5"),
         ({"nulls": {"min_moved": True}}, r"'nulls.min_moved'"),
@@ -177,6 +241,7 @@ def test_valid_nulls_and_model_params_are_kept(capsys):
     assert cfg.nulls == {
         "n": 50,
         "top": 50,
+        "neural_top": NULL_DEFAULTS["neural_top"],
         "method": "random",
         "seed": 3,
         "min_moved": 0.0,

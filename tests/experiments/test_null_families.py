@@ -44,13 +44,16 @@ def test_every_setting_that_shapes_the_nulls_enters_the_run_key(make_grid_config
         return {s.run_id for s in build_grid(_config(make_grid_config, nulls)) if s.input == "null"}
 
     base = null_ids(CGE)
-    assert len(base) == 8
+    assert len(base) == 16  # 2 nulls × 2 repeats × 4 folds
     assert null_ids({**CGE, "subcortex": "shuffle"}).isdisjoint(base)
     assert null_ids({**CGE, "cge_match": False}).isdisjoint(base)
     # cge_match None is resolved to the method's default, so spelling it out changes nothing
     assert null_ids({**CGE, "cge_match": CGE_MATCH_DEFAULT["cge"]}) == base
     settings = json.loads(next(s for s in build_grid(_config(make_grid_config, CGE)) if s.input == "null").settings)
-    assert settings["nulls"] == {**NULL_DEFAULTS, **CGE, "cge_match": CGE_MATCH_DEFAULT["cge"]}
+    # neural_top shapes the grid, not the nulls: it is not in the run key (GRID_NULL_KEYS)
+    expected = {k: v for k, v in NULL_DEFAULTS.items() if k != "neural_top"}
+    assert settings["nulls"] == {**expected, **CGE, "cge_match": CGE_MATCH_DEFAULT["cge"]}
+    assert null_ids({**CGE, "neural_top": 1}) == base  # cm is closed-form: all top nulls either way
 
 
 def test_families_side_by_side_in_the_grid(make_grid_config):
@@ -62,12 +65,12 @@ def test_families_side_by_side_in_the_grid(make_grid_config):
     # a second family adds its own null runs and changes none of the others
     assert {s.run_id for s in single} < {s.run_id for s in both}
     added = [s for s in both if s.run_id not in {t.run_id for t in single}]
-    assert len(added) == 8 and {(s.model, s.input, s.null_family) for s in added} == {
+    assert len(added) == 16 and {(s.model, s.input, s.null_family) for s in added} == {
         ("cm", "null", "moran(n=200,top=2)")
     }
     assert {s.null_family for s in both} == {"", "cge(n=200,top=2)", "moran(n=200,top=2)"}
     assert sorted({(s.null_family, s.repeat, s.null_index) for s in added}) == [
-        ("moran(n=200,top=2)", r, r) for r in (0, 1)
+        ("moran(n=200,top=2)", r, k) for r in (0, 1) for k in (0, 1)
     ]
     assert all(s.null_family == "" for s in both if s.input != "null")
     assert "/null[moran(n=200,top=2)]#1" in added[-1].label()
@@ -103,10 +106,10 @@ def two_families(tmp_path_factory, make_grid_config):
     """One family run first, then a second family added to the same results folder."""
     out = tmp_path_factory.mktemp("families")
     first = run_experiment(_config(make_grid_config, CGE), out, progress=False, log=lambda m: None)
-    assert first.done == 24 and not first.failed
+    assert first.done == 32 and not first.failed  # 8 exp-decay + 8 cm true, 2 nulls × 8 splits of cm
     config = _config(make_grid_config, [CGE, MORAN])
     second = run_experiment(config, out, progress=False, log=lambda m: None)
-    assert (second.already_done, second.done, second.failed) == (24, 8, [])
+    assert (second.already_done, second.done, second.failed) == (32, 16, [])
     return out, config
 
 
@@ -117,8 +120,8 @@ def test_each_family_has_its_labelled_null_runs_and_its_own_nulls_file(two_famil
     runs = df[["run_id", "model", "input", "null_family", "null_index"]].drop_duplicates()
     counts = runs.groupby(["model", "input", "null_family"]).size().to_dict()
     assert counts == {
-        ("cm", "null", "cge(n=200,top=2)"): 8,
-        ("cm", "null", "moran(n=200,top=2)"): 8,
+        ("cm", "null", "cge(n=200,top=2)"): 16,
+        ("cm", "null", "moran(n=200,top=2)"): 16,
         ("cm", "true", ""): 8,
         ("exp-decay", "true", ""): 8,
     }
@@ -143,22 +146,26 @@ def test_stored_null_rows_equal_a_direct_fit_on_each_familys_null_brain(two_fami
         nulls = generate_nulls(brain, n=200, top=10, seed=0, method=method)
         label = null_family_label(settings)
         for split in splits:
-            null_brain = nulls.apply(brain, split.repeat)  # one null per four-fold split
-            model = registry.make_model("cm").fit(null_brain, split.train)
-            i, j = split.test_pairs()
-            expected = pd.DataFrame(evaluate(brain, i, j, model.predict(null_brain, i, j)))
-            stored = df[
+            on_split = df[
                 (df["null_family"] == label)
                 & (df["model"] == "cm")
                 & (df["repeat"] == split.repeat)
                 & (df["fold"] == split.fold)
             ]
-            assert set(stored["null_index"]) == {split.repeat}
-            merged = stored.merge(expected, on=["metric", "stratum"], suffixes=("", "_direct"))
-            assert len(merged) == len(expected) == len(stored)
-            np.testing.assert_allclose(merged["value"], merged["value_direct"], rtol=1e-10, atol=1e-12, equal_nan=True)
-            checked += 1
-    assert checked == 16
+            assert set(on_split["null_index"]) == {0, 1}  # shared folds: every kept null on every split
+            for k in (0, 1):
+                null_brain = nulls.apply(brain, k)
+                model = registry.make_model("cm").fit(null_brain, split.train)
+                i, j = split.test_pairs()
+                expected = pd.DataFrame(evaluate(brain, i, j, model.predict(null_brain, i, j)))
+                stored = on_split[on_split["null_index"] == k]
+                merged = stored.merge(expected, on=["metric", "stratum"], suffixes=("", "_direct"))
+                assert len(merged) == len(expected) == len(stored)
+                np.testing.assert_allclose(
+                    merged["value"], merged["value_direct"], rtol=1e-10, atol=1e-12, equal_nan=True
+                )
+                checked += 1
+    assert checked == 32
     # the Moran nulls replace every expression row: not a permutation of the true rows
     assert not generate_nulls(brain, n=200, top=10, seed=0, method="moran").is_permutation
 
@@ -191,7 +198,7 @@ def test_full_config_runs_the_calibrated_family_beside_the_papers_and_the_demo_t
 
     full = load_config(Path(__file__).resolve().parents[2] / "configs" / "full.yaml")
     assert list(full.null_families()) == ["moran", "cge(top=10)"]
-    assert [s["top"] for s in full.null_families().values()] == [20, 10]
+    assert [s["top"] for s in full.null_families().values()] == [99, 10]
     demo = load_config(demo_config_path())
     assert list(demo.null_families()) == [NULL_DEFAULTS["method"]] == ["moran"]
     null_models = {s.model for s in build_grid(demo) if s.input == "null"}

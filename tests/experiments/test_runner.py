@@ -32,13 +32,14 @@ def sequential(tmp_path_factory, config):
     return ResultsStore(out).load()
 
 
-def _value(df, model, split_type, inp, fold, metric="pearson", stratum="all"):
+def _value(df, model, split_type, inp, fold, metric="pearson", stratum="all", null_index=-1):
     sel = df[
         (df["model"] == model)
         & (df["split_type"] == split_type)
         & (df["input"] == inp)
         & (df["repeat"] == 0)
         & (df["fold"] == fold)
+        & (df["null_index"] == null_index)
         & (df["metric"] == metric)
         & (df["stratum"] == stratum)
     ]
@@ -76,14 +77,17 @@ def test_null_runs_use_the_cached_cge_nulls_in_turn(sequential, config, tmp_path
     null_runs = sequential[(sequential["input"] == "null")][
         ["run_id", "repeat", "fold", "null_index"]
     ].drop_duplicates()
-    # one null per 4-fold split, and every kept null scored: 1 true repeat, top 2 -> null runs on repeats 0 and 1
-    assert sorted(set(zip(null_runs["repeat"], null_runs["null_index"]))) == [(0, 0), (1, 1)]
+    # shared folds: 1 true repeat, top 2 -> both nulls on each of the true runs' 4 folds (2 split types)
+    assert sorted(zip(null_runs["repeat"], null_runs["fold"], null_runs["null_index"])) == sorted(
+        [(0, f, k) for f in range(4) for k in range(2)] * 2
+    )
     split = make_splits(brain, "random", n_repeats=1, n_folds=4, seed=7)[3]
-    model = registry.make_model("cm").fit(reference.apply(brain, 0), split.train)
     a, b = np.triu_indices(len(split.test), 1)
     i, j = split.test[a], split.test[b]
-    expected = stats.pearsonr(brain.Y[i, j], model.predict(reference.apply(brain, 0), i, j))[0]
-    assert _value(sequential, "cm", "random", "null", 3) == pytest.approx(expected, abs=1e-12)
+    for k in range(2):
+        model = registry.make_model("cm").fit(reference.apply(brain, k), split.train)
+        expected = stats.pearsonr(brain.Y[i, j], model.predict(reference.apply(brain, k), i, j))[0]
+        assert _value(sequential, "cm", "random", "null", 3, null_index=k) == pytest.approx(expected, abs=1e-12)
 
 
 def test_planted_rule_beats_permuted_expression(sequential):

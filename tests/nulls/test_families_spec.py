@@ -26,8 +26,9 @@ from spatiomol.nulls import (
 from spatiomol.nulls import draw as draw_module
 from spatiomol.nulls import select as select_module
 
-# the values as they were written before the specs existed (the reference)
-OLD_NULL_METHODS = ("cge", "pca-cge", "random", "hungarian", "moran", "variogram")
+# the values as they were written before the specs existed (the reference), plus the
+# family added after them ("anatomical", issue 26)
+OLD_NULL_METHODS = ("cge", "pca-cge", "random", "hungarian", "moran", "variogram", "anatomical")
 OLD_CGE_MATCH_DEFAULT = {
     "cge": True,
     "pca-cge": True,
@@ -35,6 +36,7 @@ OLD_CGE_MATCH_DEFAULT = {
     "hungarian": False,
     "moran": False,
     "variogram": False,
+    "anatomical": False,
 }
 OLD_CALIBRATED_METHODS = ("moran",)
 OLD_SPIN_ASSIGNMENT = {"cge": "vasa", "pca-cge": "vasa", "hungarian": "hungarian"}
@@ -45,6 +47,7 @@ OLD_METHOD_WORDS = {
     "moran": "Moran spectral randomisation of all regions",
     "variogram": "variogram-matched surrogates of the PC scores, all regions",
     "random": "uniform shuffle within structure classes (naive)",
+    "anatomical": "sign flips in a fitted space-and-anatomy covariance, group means and values kept",
 }
 OLD_DRAW = {
     "cge": "draw_permutations",
@@ -53,6 +56,7 @@ OLD_DRAW = {
     "hungarian": "draw_permutations",
     "moran": "draw_moran",
     "variogram": "draw_variogram",
+    "anatomical": "draw_anatomical",
 }
 
 
@@ -85,8 +89,9 @@ def test_facts_equal_the_values_before_the_specs():
     assert [name for name, spec in FAMILIES.items() if spec.cge_features == "pca"] == ["pca-cge"]
     assert [name for name, spec in FAMILIES.items() if spec.uses_pca_variance] == ["pca-cge", "variogram"]
     assert NULL_TUNING_DEFAULTS == {"bin_mm": 5.0, "pca_variance": 0.95}
-    # the config's keys (and so every run's settings hash) are unchanged
-    assert set(NULL_DEFAULTS) == {"n", "top", "method", "seed", "min_moved", "subcortex", "cge_match"}
+    # the config's keys (they enter every null run's settings hash); ``neural_top`` came with
+    # the shared-fold scoring (issue 26)
+    assert set(NULL_DEFAULTS) == {"n", "top", "method", "seed", "min_moved", "subcortex", "cge_match", "neural_top"}
 
 
 def test_report_reads_the_specs():
@@ -122,3 +127,17 @@ def test_generate_nulls_uses_the_cge_match_default(method):
     nulls = generate_nulls(brain, n=12, top=2, seed=0, method=method)
     assert nulls.metadata["cge_match"] is OLD_CGE_MATCH_DEFAULT[method]
     assert (nulls.metadata["pca_variance"] is not None) == (method in ("pca-cge", "variogram"))
+
+
+def test_what_each_family_keeps_is_one_of_the_named_properties():
+    from spatiomol.nulls.families import ANATOMY_PROPERTIES, kept_and_lost
+
+    # the claims the report's headline makes; measured for moran and anatomical in
+    # tests/nulls/test_anatomical.py (structure contrast, homotopy, values)
+    assert kept_and_lost("anatomical") == (list(ANATOMY_PROPERTIES), [])
+    kept, lost = kept_and_lost("moran")
+    assert kept == ["spatial autocorrelation", "gene-gene covariance"]
+    assert lost == ["the structure contrast", "hemispheric homotopy", "each gene's values"]
+    assert "spatial autocorrelation" not in FAMILIES["random"].keeps
+    with pytest.raises(ValueError, match=r"keeps \['anatomy'\] not among"):
+        dataclasses.replace(FAMILIES["moran"], keeps=frozenset({"anatomy"}))

@@ -49,9 +49,11 @@ def _independent(df, split, model, inp, metric, stratum):
         & (df.input == inp)
         & (df.metric == metric)
         & (df.stratum == stratum),
-        ["repeat", "fold", "value"],
+        ["repeat", "fold", "null_index", "value"],
     ]
-    assert len(sel) == 8 and not sel.duplicated(["repeat", "fold"]).any()  # one value per split
+    # one value per split; null input: one per split and null (shared folds, K = top = 2 nulls)
+    per_split = 2 if inp == "null" else 1
+    assert len(sel) == 8 * per_split and not sel.duplicated(["repeat", "fold", "null_index"]).any()
     v = sel["value"].to_numpy()
     v = v[np.isfinite(v)]  # a stratum with too few test edges is NaN on that split: averaged over the rest
     return (v.mean() if v.size else np.nan), (v.std(ddof=1) if v.size > 1 else np.nan)
@@ -304,7 +306,8 @@ def rerun_folders(tmp_path_factory):
 def test_report_after_rerun_with_other_settings_equals_fresh_folder(rerun_folders, tmp_path):
     root = rerun_folders
     mixed_df = ResultsStore(root / "mixed").load()
-    assert mixed_df["run_id"].nunique() == 16 * 4  # true runs (shared), null runs of each seed, variants
+    # true runs (shared), 2 nulls × 16 splits for each nulls seed, variants
+    assert mixed_df["run_id"].nunique() == 16 + 2 * 32 + 16
     # failures: one of an old configuration's run (not listed), one of a current run (listed)
     current = ResultsStore(root / "mixed").read_manifest()["run_ids"]
     (root / "mixed" / "failures").mkdir(exist_ok=True)
@@ -327,7 +330,7 @@ def test_report_after_rerun_with_other_settings_equals_fresh_folder(rerun_folder
             check_exact=True,
             obj=name,
         )
-    # the null column is the mean over the 8 runs of the new seed only (independent recomputation)
+    # the null column is the mean over the 16 runs (2 nulls × 8 splits) of the new seed only
     fresh_df = ResultsStore(root / "fresh").load()
     t1 = pd.read_csv(tmp_path / "a" / "tables" / "table1_synthetic_n_regions_40_n_genes_30_rule_b.csv", index_col=0)
     for split in ("random", "spatial"):

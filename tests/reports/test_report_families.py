@@ -84,7 +84,8 @@ def folders(tmp_path_factory):
     assert not run_experiment(_config(CGE), root / "one", **quiet).failed
     shutil.copytree(root / "one", root / "two")
     summary = run_experiment(_config([CGE, MORAN]), root / "two", **quiet)
-    assert not summary.failed and summary.already_done == 40 and summary.planned == 56  # 16 moran runs added
+    # 2 moran nulls × 8 splits × (cm, cm-pca) added
+    assert not summary.failed and summary.already_done == 56 and summary.planned == 88
     drawn: dict[str, list[dict]] = {}
     save = figures.save_figure
 
@@ -118,12 +119,14 @@ def test_consensus_lines_equal_a_direct_recomputation(folders):
     rows = _rows(root)
     assert families_of(rows) == FAMILIES
     direct = family_comparisons(rows, families=FAMILIES, n_permutations=PERMUTATIONS, seed=0)
-    # one comparison by hand: cm, random splits, moran — mean of true − null over the 8 paired splits
+    # one comparison by hand: cm, random splits, moran — mean over the 8 paired splits of true − the
+    # mean of the family's 2 nulls on the split (shared folds)
     sel = rows[
         (rows.model == "cm") & (rows.split_type == "random") & (rows.metric == "pearson") & (rows.stratum == "all")
     ]
     true = sel[sel.input == "true"].set_index(["repeat", "fold"])["value"]
-    null = sel[(sel.input == "null") & (sel.null_family == FAMILIES[1])].set_index(["repeat", "fold"])["value"]
+    null = sel[(sel.input == "null") & (sel.null_family == FAMILIES[1])].groupby(["repeat", "fold"])["value"].mean()
+    assert len(sel[(sel.input == "null") & (sel.null_family == FAMILIES[1])]) == 16
     row = direct.set_index(["split_type", "model", "null_family"]).loc[("random", "cm", FAMILIES[1])]
     assert row["n"] == 8 and row["mean_diff"] == pytest.approx((true - null).mean(), abs=1e-14)
     # the planted bilinear signal beats both families (8 splits: p ≥ 2/256)
@@ -131,7 +134,7 @@ def test_consensus_lines_equal_a_direct_recomputation(folders):
     paired = consensus(direct, families=FAMILIES)
     rank = true_vs_nulls(rows, family="null_family")
     ranked = consensus(rank, beats="reject", families=FAMILIES)
-    bullets = [line[2:] for line in text.splitlines() if line.startswith("- ") and " splits, " in line]
+    bullets = [line[2:] for line in text.splitlines() if line.startswith(("- random splits, ", "- spatial splits, "))]
     expected = [
         f"{p['split_type']} splits, {display(p['model'])}: {r['line']} (paired test: {p['line']})"
         for p, r in zip(paired.to_dict("records"), ranked.to_dict("records"), strict=True)
@@ -142,7 +145,7 @@ def test_consensus_lines_equal_a_direct_recomputation(folders):
         "**Calibrated against isotropic Euclidean proximity only:** `moran(n=10,top=2)`. "
         "Not calibrated (read as descriptive): `cge(n=100,top=2)`. **Not ruled out: anatomy beyond distance.**"
     ) in text
-    # two nulls per family (one per repeat): the rank test cannot reject, and says so
+    # two nulls per family, each on every split: the rank test cannot reject, and says so
     assert (rank["n_nulls"] == 2).all() and (rank["reject"] == 0).all()
     assert "here K = 2 (smallest p 0.333)" in text
     # the section states the splits and the smallest sign-flip p
@@ -167,10 +170,10 @@ def test_family_figure_plots_the_stored_rows(folders):
         assert [p["title"] for p in panels] == [display("cm-pca"), display("cm")]  # Table 1 order
         for panel, model in zip(panels, ["cm-pca", "cm"]):
             assert panel["xticklabels"] == FAMILIES
-            sel = rows[(rows.model == model) & (rows.split_type == split)].sort_values(["repeat", "fold"])
+            sel = rows[(rows.model == model) & (rows.split_type == split)].sort_values(["repeat", "fold", "null_index"])
             for x, family in enumerate(FAMILIES):
                 values = sel.loc[(sel.input == "null") & (sel.null_family == family), "value"].to_numpy()
-                assert values.size == 8
+                assert values.size == 16  # a point per null run: 2 nulls × 8 splits
                 np.testing.assert_array_equal(panel["points"][family][:, 1], values)
                 assert panel["points"][family][:, 0].mean() == pytest.approx(x)
             np.testing.assert_allclose(panel["lines"]["true"], sel.loc[sel.input == "true", "value"].mean(), rtol=1e-14)
@@ -203,14 +206,14 @@ def test_tables_show_the_first_family_as_a_one_family_folder(folders):
     ]
     for name in names:
         pd.testing.assert_frame_equal(pd.read_csv(one / name), pd.read_csv(two / name), check_exact=True, obj=name)
-    # and not the mean over both families: Table 1's null column is cge's mean over its 8 runs
+    # and not the mean over both families: Table 1's null column is cge's mean over its 16 runs (2 nulls × 8 splits)
     rows = _rows(root)
     t1 = pd.read_csv(two / f"table1_{SLUG}.csv", index_col=0)
     sel = rows[
         (rows.model == "cm") & (rows.split_type == "random") & (rows.metric == "pearson") & (rows.stratum == "all")
     ]
     cge = sel.loc[(sel.input == "null") & (sel.null_family == FAMILIES[0]), "value"]
-    assert len(cge) == 8 and t1.loc["Bilinear CM", "random pearson null mean"] == pytest.approx(cge.mean(), rel=1e-14)
+    assert len(cge) == 16 and t1.loc["Bilinear CM", "random pearson null mean"] == pytest.approx(cge.mean(), rel=1e-14)
     # Table 3's SM row (cm on null expression) is cge's too
     t3 = pd.read_csv(two / f"table3_{SLUG}_random.csv")
     assert t3.set_index("Features").loc["SM", "Pearson r mean"] == pytest.approx(cge.mean(), rel=1e-14)
@@ -223,7 +226,8 @@ def test_tables_show_the_first_family_as_a_one_family_folder(folders):
     # summary.csv keeps the families apart
     summary = pd.read_csv(two / "summary.csv", keep_default_na=False)
     null = summary[(summary.input == "null") & (summary.metric == "pearson") & (summary.stratum == "all")]
-    assert set(null["null_family"]) == set(FAMILIES) and (null["n_splits"] == 8).all()
+    # n_splits counts the runs averaged: for null inputs one per null and split (2 × 8)
+    assert set(null["null_family"]) == set(FAMILIES) and (null["n_splits"] == 16).all()
 
 
 def test_null_diagnostic_counts_replaced_rows_as_moved(folders):
@@ -356,3 +360,72 @@ def test_the_report_states_what_each_family_keeps_and_what_it_was_calibrated_aga
         "isotropic Euclidean proximity only",
     ]
     assert "What each null family keeps of the true expression" in (root / "report_two" / "report.md").read_text()
+
+
+def _section_of(tmp_path, df: pd.DataFrame, repeats: int) -> tuple[str, Bullets, pd.DataFrame]:
+    ctx = ReportContext(
+        store=ResultsStore(tmp_path),
+        out=tmp_path,
+        tables_dir=tmp_path,
+        figures_dir=tmp_path,
+        df=df,
+        summary=pd.DataFrame(),
+        manifest={},
+        config={"repeats": repeats, "folds": 4},
+        n_permutations=200,
+        families=["moran"],
+    )
+    blocks = null_families_section(ctx, "d")
+    text = " ".join(getattr(b, "text", "") for b in blocks)
+    (bullets,) = [b for b in blocks if isinstance(b, Bullets) and any(" splits, " in i for i in b.items)]
+    return text, bullets, pd.read_csv(tmp_path / "null_families_d.csv")
+
+
+def _verdict_rows(null_splits, n_nulls: int, models=("cm",), splits=("random",)) -> pd.DataFrame:
+    """True runs on repeats 0–1 × 4 folds (r ≈ 0.8); null k on ``null_splits(k)`` (r ≈ 0.3)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for model in models:
+        for split in splits:
+            for repeat in range(2):
+                for fold in range(4):
+                    rows.append((model, split, "true", "", -1, repeat, fold, 0.8 + 0.01 * rng.standard_normal()))
+            for k in range(n_nulls):
+                for repeat, fold in null_splits(k):
+                    rows.append((model, split, "null", "moran", k, repeat, fold, 0.3 + 0.05 * rng.standard_normal()))
+    columns = ["model", "split_type", "input", "null_family", "null_index", "repeat", "fold", "value"]
+    return pd.DataFrame(rows, columns=columns).assign(dataset="d", metric="pearson", stratum="all")
+
+
+def test_a_legacy_folder_gets_its_verdict_flagged_in_words(tmp_path):
+    """Null k on the folds of repeat k only (the earlier grid): a verdict, computed the old way, flagged."""
+    df = _verdict_rows(lambda k: [(k, f) for f in range(4)], n_nulls=20)
+    text, bullets, table = _section_of(tmp_path, df, repeats=2)
+    assert table["rank_design"].tolist() == ["one null per repeat (legacy)"]
+    # the old way: the true mean over its 8 splits against each null's mean over its own repeat
+    assert table["rank_splits"].tolist() == [8] and table["rank_nulls"].tolist() == [20]
+    assert table["rank_p"].iloc[0] == pytest.approx(1 / 21)
+    assert "**Legacy design:**" in text and "one null per repeat (legacy)" in text
+    assert bullets.items == (
+        "random splits, Bilinear CM: beats moran (paired test: beats moran) — rank verdict of the legacy "
+        "one-null-per-repeat design (conservative, not exact)",
+    )
+
+
+def test_shared_folds_report_effect_interval_holm_and_its_floor(tmp_path):
+    """Every null on every split: effect with its interval, Holm over the family's rows, the Holm floor in words."""
+    every = [(r, f) for r in range(2) for f in range(4)]
+    df = _verdict_rows(lambda k: every, n_nulls=19, models=("cm", "cm-pca"), splits=("random", "spatial"))
+    text, bullets, table = _section_of(tmp_path, df, repeats=2)
+    assert set(table["rank_design"]) == {"shared folds"} and (table["rank_splits"] == 8).all()
+    expected = true_vs_nulls(df, family="null_family").set_index(["split_type", "model"])
+    for row in table.to_dict("records"):
+        ref = expected.loc[(row["split_type"], row["model"])]
+        for column in ("effect", "effect_low", "effect_high", "effect_z", "p", "p_holm", "p_bh"):
+            assert row[f"rank_{column}"] == pytest.approx(ref[column], rel=1e-12)
+        assert row["rank_p"] == pytest.approx(1 / 20) and row["rank_p_holm"] == pytest.approx(4 / 20)
+        assert row["rank_reject"] == 0.0  # Holm over 4 rows: 4/20 > 0.05
+    assert "With m rows the smallest Holm p is m/(K + 1): 0.2 here." in text
+    assert "**With 4 rows and K = 19 nulls no verdict can reject at α = 0.05 after Holm's adjustment**" in text
+    assert "(it needs K ≥ 79)" in text and "Legacy design" not in text
+    assert all(item.endswith(")") and "legacy" not in item for item in bullets.items)

@@ -16,6 +16,7 @@ def test_sections_reexports_every_name_it_lists():
 
 def test_dataset_sections_are_in_report_order():
     assert [f.__name__ for f in sections.DATASET_SECTIONS] == [
+        "headline_section",
         "provenance_section",
         "nulls_section",
         "table1_section",

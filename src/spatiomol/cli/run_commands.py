@@ -71,8 +71,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--null-top",
         type=int,
-        help="nulls kept per family, each scored on its own repeat (the rank verdict needs ≥ 19; "
-        f"default {NULL_DEFAULTS['top']})",
+        help="nulls kept per family, each scored on every split of the true runs (closed-form models: all "
+        f"of them; neural models: the first nulls.neural_top, default {NULL_DEFAULTS['neural_top']}); the rank "
+        f"verdict needs ≥ 19 (default {NULL_DEFAULTS['top']})",
     )
     p.add_argument(
         "--null-method",

@@ -12,7 +12,7 @@ See ``docs/experiments.md``.
 
 from spatiomol.experiments.config import TABLE3_VARIANTS, ExperimentConfig, demo_config_path, load_config
 from spatiomol.experiments.execute import fit_run, load_run_model, run_spec
-from spatiomol.experiments.grid import SLICE_FIELDS, RunSpec, build_grid, null_index_for, select_runs
+from spatiomol.experiments.grid import SLICE_FIELDS, RunSpec, build_grid, null_count, select_runs
 from spatiomol.experiments.runner import run_experiment
 from spatiomol.experiments.store import ResultsStore, run_id
 from spatiomol.experiments.transfer import run_transfer, shared_gene_brains, transfer_table
@@ -28,7 +28,7 @@ __all__ = [
     "fit_run",
     "load_config",
     "load_run_model",
-    "null_index_for",
+    "null_count",
     "run_experiment",
     "run_id",
     "run_spec",

@@ -20,7 +20,7 @@ Example (see the packaged demo, `demo_config_path`, and ``configs/full.yaml``)::
     model_params:               # fixed hyperparameters per model (win over the grid)
       mlp: {epochs: 20}
     null_models: [cm, cm-pls]   # models that get "null" runs (default: all that read expression)
-    nulls: {n: 10000, top: 20, method: moran, seed: 0, min_moved: 0.9}
+    nulls: {n: 10000, top: 99, neural_top: 19, method: moran, seed: 0, min_moved: 0.9}
     # or several null families side by side, each merged over NULL_DEFAULTS:
     # nulls: [{method: moran}, {method: cge, top: 10}, {method: variogram}]
 """
@@ -75,14 +75,17 @@ class ExperimentConfig:
     repeats, folds : int
         Repeats of ``folds``-fold cross-validation (paper: 10 × 4).
     inputs : list of {"true", "null", "permuted"}
-        Expression given to the models; ``"null"`` uses one of the ``top`` nulls of
-        each null family per split, ``"permuted"`` a plain seeded shuffle of rows.
+        Expression given to the models; ``"null"`` scores each of the kept nulls of each
+        null family on every split of the true runs (``top`` nulls for closed-form
+        models, ``min(top, neural_top)`` for neural ones, `spatiomol.experiments.grid.null_count`),
+        ``"permuted"`` a plain seeded shuffle of rows.
         Models that read no expression (distance rules) only get ``"true"``.
     null_models : list of str
         Models of the main grid that get ``"null"`` runs: registry names, ``"table1"``
         or ``"all"`` (default ``["all"]``: every model that reads expression). Null runs
-        cost ``max(repeats, top)`` repeats per family, so a CPU demo may restrict them to
-        the closed-form models. Variants are not affected.
+        cost K × ``repeats`` × ``folds`` runs per family and split type (K = ``top`` for
+        closed-form models, ``min(top, neural_top)`` for neural ones), so a CPU demo may
+        restrict them to the closed-form models. Variants are not affected.
     variants : list of {"model", "input"}
         Extra (model, input) cells, run on ``variant_splits`` (Table 3).
     seed : int
@@ -98,10 +101,12 @@ class ExperimentConfig:
     nulls : dict or list of dict
         One null family's settings, or a list of families run side by side (each gets
         its own ``"null"`` runs, labelled by `null_family_label`): ``n`` nulls to draw,
-        ``top`` kept (20), ``method`` (`spatiomol.nulls.NULL_METHODS`), ``seed``,
+        ``top`` kept (99), ``method`` (`spatiomol.nulls.NULL_METHODS`), ``seed``,
         ``min_moved`` (fraction of regions a selected null must move), ``subcortex`` and
         ``cge_match`` (None: the method's default), passed to
-        `spatiomol.nulls.generate_nulls`. Each is merged over `NULL_DEFAULTS`; see
+        `spatiomol.nulls.generate_nulls`; and ``neural_top`` (19), how many of the kept
+        nulls the neural models are scored on (`GRID_NULL_KEYS`: it shapes the grid, not
+        the nulls or any run's numbers). Each is merged over `NULL_DEFAULTS`; see
         `null_families` for the settings the runs use.
     gene_order : str
         ``"as_given"`` or a method of `spatiomol.data.genome.order_genes` (e.g. ``"tss"``).
@@ -291,6 +296,12 @@ def validate_nulls(nulls: dict[str, Any], fail, field: str = "nulls") -> None:
         fail(f"{field}.n", "an integer >= 2 (nulls drawn)", nulls["n"])
     if not is_int(nulls["top"]) or not 1 <= nulls["top"] <= nulls["n"]:
         fail(f"{field}.top", f"an integer between 1 and {field}.n ({nulls['n']})", nulls["top"])
+    if not is_int(nulls["neural_top"]) or nulls["neural_top"] < 1:
+        fail(
+            f"{field}.neural_top",
+            f"an integer >= 1 (neural models are scored on the first min({field}.top, {field}.neural_top) nulls)",
+            nulls["neural_top"],
+        )
     if not is_int(nulls["seed"]) or nulls["seed"] < 0:
         fail(f"{field}.seed", "a non-negative integer", nulls["seed"])
     mm = nulls["min_moved"]
@@ -338,6 +349,13 @@ def validated_null_families(
     return completed if isinstance(nulls, list) else completed[0]
 
 
+#: null settings that shape the grid (which null cells exist), not the nulls or any run's
+#: numbers: left out of the run settings (`null_run_settings`: run ids, cached null files)
+#: and of the family label, so changing ``neural_top`` re-uses every finished run, as
+#: changing ``repeats`` does
+GRID_NULL_KEYS = ("neural_top",)
+
+
 def resolved_nulls(settings: dict[str, Any]) -> dict[str, Any]:
     """One family's settings as the runs use them: every `NULL_DEFAULTS` key, ``cge_match`` a bool.
 
@@ -353,20 +371,30 @@ def resolved_nulls(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def null_run_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """One family's settings as they enter a run's settings and its null file's name.
+
+    `resolved_nulls` without `GRID_NULL_KEYS`: the keys that decide which nulls exist and
+    what they are, and nothing that only decides how many of them a model is scored on.
+    """
+    return {k: v for k, v in resolved_nulls(settings).items() if k not in GRID_NULL_KEYS}
+
+
 def null_family_label(settings: dict[str, Any]) -> str:
     """Short name of a null family: its method, plus the settings that differ from the defaults.
 
     ``{"method": "cge"}`` → ``"cge"``; ``{"method": "hungarian", "cge_match": True,
     "subcortex": "shuffle"}`` → ``"hungarian(cge_match=true,subcortex=shuffle)"``. A pure
     function of the resolved settings (`resolved_nulls`), so a stored run's label
-    follows from its key, and distinct settings have distinct labels.
+    follows from its key, and distinct settings have distinct labels (`GRID_NULL_KEYS`
+    excepted: they change no null, so two families differing only there are one family).
     """
     resolved = resolved_nulls(settings)
     defaults = resolved_nulls({"method": resolved["method"]})
     options = [
         f"{key}={_label_value(resolved[key])}"
         for key in NULL_DEFAULTS
-        if key != "method" and resolved[key] != defaults[key]
+        if key != "method" and key not in GRID_NULL_KEYS and resolved[key] != defaults[key]
     ]
     return resolved["method"] + (f"({','.join(options)})" if options else "")
 

@@ -7,16 +7,29 @@ is what makes the runner's resume-after-kill exact and the order of execution ir
 Inputs (the expression a model sees; targets and coordinates never change):
 
 - ``"true"``: the dataset's expression.
-- ``"null"``: one of the ``top`` spatial nulls of a null family (paper App. A.4,
-  Algorithm 1: CGE-matched spins). With several families (config ``nulls`` a list),
-  every null cell is run once per family; the family is part of the run's settings and
-  named by `RunSpec.null_family`. App. A.4: "tested across 10 random or spatial
+- ``"null"``: the kept nulls of a null family (`spatiomol.nulls.generate_nulls`; paper
+  App. A.4, Algorithm 1: CGE-matched spins). With several families (config ``nulls`` a
+  list), every null cell is run once per family; the family is part of the run's settings
+  and named by `RunSpec.null_family`. **Shared folds**: every null ``k < K`` is scored on
+  exactly the splits of the true runs, every repeat in ``range(repeats)`` × every fold,
+  so a null cell is null_index ``k`` × repeat × fold. ``K`` depends on the model
+  (`null_count`): the family's ``top`` for closed-form models (registry category
+  ``"rules"`` or ``"linear"``, milliseconds a fit), the first ``min(top, neural_top)``
+  for neural ones (``"nonlinear"``, minutes a fit). Only the models of the config's
+  ``null_models`` get null runs.
+
+  This departs on purpose from the paper (App. A.4: "tested across 10 random or spatial
   four-fold splits. For each split, a corresponding unique null (from the top 10) is
-  used" — one null per four-fold split, so every fold of repeat ``r`` uses null
-  ``r % top``. Null runs cover repeats ``0 .. max(repeats, top) - 1`` (`null_repeats`),
-  so every kept null is scored once even when there are more nulls than repeats: the
-  rank verdict (`spatiomol.reports.verdict.true_vs_nulls`) needs ≥ 19 of them, the true
-  runs do not. Only the models of the config's ``null_models`` get null runs.
+  used", one null per four-fold split), which this grid followed until issue 26: null
+  ``k`` on the folds of repeat ``k`` only. Under that design each null has its own
+  random splits, so split noise does not cancel between the true score and a null's,
+  and the true score averages more splits than any null's: the rank verdict was too
+  conservative (false-positive rate 0–0.02 at α = 0.05, docs/calibration.md) and, with
+  more repeats than nulls, nulls were scored on unequal numbers of repeats. On shared
+  folds the true brain and its ``K`` nulls are ``K + 1`` exchangeable scores under the
+  null hypothesis and the rank test (`spatiomol.reports.verdict.true_vs_nulls`) is
+  exact; the price is ``K × repeats × folds`` null runs per model and split type instead
+  of ``max(repeats, top) × folds`` (docs/calibration.md, "Cost of the shared-fold design").
 - ``"permuted"``: a plain seeded random permutation of the expression rows (Table 3).
 
 Models that read no expression (distance rules) get only ``"true"`` runs.
@@ -36,10 +49,11 @@ from typing import Any
 import numpy as np
 
 from spatiomol.data.brain import Brain
-from spatiomol.experiments.config import ExperimentConfig, run_null_family
+from spatiomol.experiments.config import ExperimentConfig, null_run_settings, run_null_family
 from spatiomol.experiments.store import KEY_COLUMNS, run_id
 from spatiomol.hashing import canonical_json, derived_seed
 from spatiomol.models import registry
+from spatiomol.nulls import NULL_DEFAULTS
 
 #: ``split_type`` of a cross-dataset transfer run
 TRANSFER = "transfer"
@@ -154,36 +168,40 @@ class RunSpec:
         return f"{self.dataset}/{self.model}/{self.split_type} r{self.repeat}f{self.fold}/{self.input}{null}"
 
 
-def null_repeats(repeats: int, nulls: dict[str, Any] | None) -> int:
-    """Repeats a cell runs: ``repeats``, or ``max(repeats, top)`` for a null family's cells.
+#: registry categories (`spatiomol.models.registry.ModelSpec.category`) of the closed-form
+#: models, scored on all ``top`` nulls; the others (``"nonlinear"``: the neural models) on
+#: the first ``min(top, neural_top)``
+CLOSED_FORM_CATEGORIES = ("rules", "linear")
 
-    Split (r, f) does not depend on how many repeats are drawn, so the extra repeats of
-    the null runs are ordinary splits: null ``k`` is scored on the folds of repeat ``k``.
+
+def null_count(model: str, nulls: Mapping[str, Any]) -> int:
+    """K, the number of a family's nulls ``model`` is scored on (nulls ``0 .. K - 1``).
+
+    ``top`` for closed-form models (`CLOSED_FORM_CATEGORIES`), ``min(top, neural_top)``
+    for neural ones; ``nulls`` holds the family's settings (``neural_top`` defaults to
+    `spatiomol.nulls.NULL_DEFAULTS`). Every one of the K nulls is scored on every split
+    of the true runs (shared folds).
+
+    Raises
+    ------
+    ValueError
+        For a model the registry lacks.
     """
-    return repeats if nulls is None else max(int(repeats), int(nulls["top"]))
-
-
-def null_index_for(repeat: int, top: int) -> int:
-    """Which of the ``top`` nulls the folds of ``repeat`` use: ``repeat % top``.
-
-    One null per K-fold split (paper App. A.4): all folds of a repeat see the same null
-    brain, and repeats ``0 .. top - 1`` use the ``top`` best nulls once each (with more
-    repeats than nulls, repeat ``r`` reuses null ``r % top``).
-    """
-    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 0:
-        raise ValueError(f"null_index_for: repeat must be a non-negative integer, got {repeat!r}")
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise ValueError(f"null_index_for: top must be a positive integer, got {top!r}")
-    return int(repeat) % int(top)
+    top = int(nulls["top"])
+    if registry.spec(model).category in CLOSED_FORM_CATEGORIES:
+        return top
+    return min(top, int(nulls.get("neural_top", NULL_DEFAULTS["neural_top"])))
 
 
 def run_settings(config: ExperimentConfig, model: str, input_kind: str, nulls: dict[str, Any] | None = None) -> str:
     """Canonical JSON of the settings that shape a run's numbers.
 
     ``nulls``: the settings of the run's null family (``input_kind == "null"`` only; one
-    value of `ExperimentConfig.null_families`). The number of repeats is left out on
-    purpose: split (r, f) does not depend on how many repeats are drawn, so an experiment
-    can be extended from 1 to 10 repeats and re-use its finished runs. The model's search
+    value of `ExperimentConfig.null_families`), as `null_run_settings` keeps them. The
+    number of repeats is left out on purpose: split (r, f) does not depend on how many
+    repeats are drawn, so an experiment can be extended from 1 to 10 repeats and re-use
+    its finished runs; so is ``neural_top`` (`GRID_NULL_KEYS`), which decides only how
+    many nulls a neural model is scored on. The model's search
     space (defaults and grid) is in by its digest: a folder resumed after a default changed
     re-runs that model instead of mixing fits of two configurations.
     """
@@ -199,7 +217,7 @@ def run_settings(config: ExperimentConfig, model: str, input_kind: str, nulls: d
     if input_kind == "null":
         if nulls is None:
             raise ValueError(f"run_settings: a null run of {model!r} needs the settings of its null family")
-        settings["nulls"] = nulls
+        settings["nulls"] = null_run_settings(nulls)
     return canonical_json(settings)
 
 
@@ -209,7 +227,9 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
     The main grid is datasets × models × splits × repeats × folds × inputs (dropping
     null/permuted inputs for models that read no expression); the Table 3 variants add
     their (model, input) cells on ``variant_splits``. Every ``"null"`` cell is repeated
-    for each null family (`ExperimentConfig.null_families`, config order).
+    for each null family (`ExperimentConfig.null_families`, config order) and, on every
+    (repeat, fold) of the true runs, for each of the family's first `null_count` nulls
+    (shared folds: null_index ``k`` × repeat × fold).
     """
     models = config.resolved_models()
     cells: list[tuple[str, str, tuple[str, ...]]] = []  # (model, input, splits)
@@ -230,23 +250,25 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
         for model, inp, splits in cells:
             for nulls in families if inp == "null" else [None]:
                 settings = run_settings(config, model, inp, nulls)
+                indices = range(null_count(model, nulls)) if nulls is not None else [-1]
                 for split_type in splits:
-                    for repeat in range(null_repeats(config.repeats, nulls)):
+                    for repeat in range(config.repeats):
                         for fold in range(config.folds):
-                            spec = RunSpec(
-                                dataset=dataset,
-                                model=model,
-                                split_type=split_type,
-                                repeat=repeat,
-                                fold=fold,
-                                input=inp,
-                                null_index=null_index_for(repeat, int(nulls["top"])) if nulls else -1,
-                                seed=config.seed,
-                                settings=settings,
-                            )
-                            if spec.run_id not in seen:
-                                seen.add(spec.run_id)
-                                specs.append(spec)
+                            for null_index in indices:
+                                spec = RunSpec(
+                                    dataset=dataset,
+                                    model=model,
+                                    split_type=split_type,
+                                    repeat=repeat,
+                                    fold=fold,
+                                    input=inp,
+                                    null_index=null_index,
+                                    seed=config.seed,
+                                    settings=settings,
+                                )
+                                if spec.run_id not in seen:
+                                    seen.add(spec.run_id)
+                                    specs.append(spec)
     return specs
 
 
@@ -258,6 +280,7 @@ SLICE_FIELDS: dict[str, type] = {
     "repeat": int,
     "fold": int,
     "input": str,
+    "null_index": int,
 }
 
 

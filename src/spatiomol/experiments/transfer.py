@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from spatiomol.data.brain import Brain
-from spatiomol.experiments.config import null_family_label, resolved_nulls, validated_null_families
+from spatiomol.experiments.config import null_family_label, null_run_settings, resolved_nulls, validated_null_families
 from spatiomol.experiments.grid import TRANSFER, TRANSFER_ARROW, RunSpec
 from spatiomol.experiments.inputs import _as_brain, ensure_nulls, shared_gene_brains, source_name, store_regions
 from spatiomol.experiments.runner import run_specs, summary_text
@@ -68,7 +68,7 @@ def transfer_specs(
                 "search_space": registry.search_space_digest(model),
             }
             if inp == "null":
-                settings["nulls"] = family
+                settings["nulls"] = null_run_settings(family)
             specs.append(
                 RunSpec(
                     dataset=label,

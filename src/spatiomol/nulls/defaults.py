@@ -13,18 +13,25 @@ SUBCORTEX_DEFAULT = "moran"
 #: settings of the nulls an experiment uses (see `spatiomol.nulls.generate_nulls`):
 #: ``n`` nulls drawn, ``top`` kept, null ``method``, ``seed``, ``min_moved`` (the
 #: fraction of regions a selected null must move), ``subcortex`` (non-cortical null of
-#: the spin families) and ``cge_match`` (None: the method's default, `CGE_MATCH_DEFAULT`)
+#: the spin families) and ``cge_match`` (None: the method's default, `CGE_MATCH_DEFAULT`);
+#: ``neural_top`` is read by the experiment grid only (not by `generate_nulls`): neural
+#: models are scored on the first ``min(top, neural_top)`` nulls, closed-form ones on all
+#: ``top`` (`spatiomol.experiments.grid.null_count`)
 #
-#: Why Moran with 20 nulls (docs/calibration.md, benchmarks/results/null_calibration.md):
-#: on simulated brains whose expression carries nothing beyond space, Moran spectral
-#: randomisation judged by the rank verdict (`spatiomol.reports.verdict.true_vs_nulls`)
-#: keeps the false-positive rate at or below 0.05 at all three autocorrelation strengths,
-#: while CGE-matched spins (the paper's) reach 0.16–0.78 and the paired test over splits is
-#: miscalibrated with every family, the ideal one included. The rank verdict can reject at
-#: α = 0.05 only with at least 19 nulls, hence ``top`` 20.
+#: Why Moran (docs/calibration.md, benchmarks/results/null_calibration.md): on simulated
+#: brains whose expression carries nothing beyond space, Moran spectral randomisation
+#: judged by the rank verdict (`spatiomol.reports.verdict.true_vs_nulls`) keeps the
+#: false-positive rate at or below 0.05 at all three autocorrelation strengths, while
+#: CGE-matched spins (the paper's) reach 0.16–0.78 and the paired test over splits is
+#: miscalibrated with every family, the ideal one included.
+#: Why 99 and 19: every null is scored on the true brain's splits, and the rank verdict's
+#: smallest p is 1/(K + 1) (Phipson–Smyth): K = 99 gives 0.01 for the closed-form models,
+#: whose runs cost milliseconds; K = 19 gives 0.05 for the neural ones, whose runs cost
+#: minutes (19 is the fewest nulls with which the verdict can reject at α = 0.05).
 NULL_DEFAULTS = {
     "n": 10000,
-    "top": 20,
+    "top": 99,
+    "neural_top": 19,
     "method": "moran",
     "seed": 0,
     "min_moved": 0.9,

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spatiomol.data.brain import Brain
+from spatiomol.nulls.anatomical import AnatomicalPlan
 from spatiomol.nulls.defaults import NULL_DEFAULTS, NULL_TUNING_DEFAULTS, SUBCORTEX_DEFAULT
 from spatiomol.nulls.families import FAMILIES, NULL_METHODS
-from spatiomol.nulls.anatomical import AnatomicalPlan
 from spatiomol.nulls.spectral import MoranPlan
 from spatiomol.nulls.spins import SUBCORTEX_NULLS
 from spatiomol.nulls.variogram import PCAVariogramPlan

@@ -124,10 +124,8 @@ def draw_anatomical(
 ) -> tuple:
     """Anatomical nulls (`spatiomol.nulls.anatomical`): every row replaced, no permutation."""
     identity = np.tile(np.arange(brain.n_regions, dtype=np.int64), (n, 1))
-    plan = plan_anatomical(brain, n, rng)
-    summary = plan.summary(np.asarray(brain.labels))
-    kept = [name for name, part in summary["structures"].items() if not part["randomised"]]
-    settings = {"value_remap": "within each structure class", "kept_structures": kept}
+    plan, summary = plan_anatomical(brain, n, rng)
+    settings = {"kept_means": "each (structure, hemisphere) group", "value_remap": "within each group"}
     return identity, np.zeros(n), plan.regions, plan, summary, settings
 
 
@@ -293,14 +291,14 @@ FAMILIES: dict[str, NullFamily] = {
             cge_match_default=False,
             spin=False,
             assignment=None,
-            description="Moran randomisation within each structure class, homotopy and class means kept",
+            description="sign flips in a fitted space-and-anatomy covariance, group means and values kept",
             preserves=(
-                "structure class (each class's mean expression profile: the between-structure contrast)",
-                "each gene's values within each structure class (rank-remapped)",
-                "hemispheric homotopy (each gene's homotopic covariance, approximately after the remapping)",
-                "spatial autocorrelation within each structure class (Moran's I of the symmetric and "
-                "antisymmetric parts of each homologous pair, before the remapping)",
-                "gene-gene covariance (approximately after the remapping)",
+                "each (structure class, hemisphere) group's mean expression profile, exactly: the "
+                "between-structure contrast",
+                "each gene's values within each (structure class, hemisphere) group, exactly (rank-remapped)",
+                "spatial autocorrelation, hemispheric homotopy and gene-gene covariance in distribution: the "
+                "nulls are sign flips in the eigenbasis of a covariance model (distance decay, mirrored-distance "
+                "decay, group effects) fitted to the expression",
             ),
             keeps=frozenset(ANATOMY_PROPERTIES),
         ),

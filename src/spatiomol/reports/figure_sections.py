@@ -41,8 +41,9 @@ def connectome_run(ctx: ReportContext, dataset: str, split_type: str) -> dict[st
     """
     df, summary = ctx.df, ctx.summary
     runs = df[(df["dataset"] == dataset) & (df["split_type"] == split_type)][
-        ["run_id", "model", "input", "repeat", "fold"]
+        ["run_id", "model", "input", "repeat", "fold", "null_index"]
     ].drop_duplicates()
+    runs = runs.sort_values("null_index", kind="mergesort")  # the null run shown: null 0 of the split
     with_null = set(runs.loc[runs["input"] == "null", "model"])
     model = best_model(summary, dataset, split_type, candidates=with_null) or best_model(summary, dataset, split_type)
     if model is None:

@@ -8,7 +8,9 @@ An experiment may run several null families at once (config ``nulls`` a list, se
 - `family_comparisons`: the true-input score against each family's null score, paired over
   the splits (repeat, fold) with `spatiomol.reports.stats.paired_test`, Benjamini–Hochberg
   adjusted over the rows of the table, and whether the model *beats* that family (better
-  mean and adjusted p ≤ α);
+  mean and adjusted p ≤ α). A split's null score is the mean over the family's nulls
+  scored on it (every null, on shared folds; the one null of its repeat in a folder of
+  the earlier one-null-per-repeat grid);
 - `consensus`: one line per model, the families it beats and those it does not
   (``"beats cge, moran; not variogram"``);
 - `draw_null_families` / `plot_null_families`: the null scores of each family (points and
@@ -157,19 +159,27 @@ def family_rows(df: pd.DataFrame, family: str) -> pd.DataFrame:
     return df[keep].reset_index(drop=True)
 
 
-def _paired_frame(df: pd.DataFrame, metric: str, stratum: str) -> pd.DataFrame:
-    """Values of ``metric``/``stratum`` with a ``column`` naming "true" or the null family; one per split."""
+def _paired_frame(df: pd.DataFrame, metric: str, stratum: str, *, per_split: bool = False) -> pd.DataFrame:
+    """Values of ``metric``/``stratum`` with a ``column`` naming "true" or the null family.
+
+    One run per (split, null) cell: with a ``null_index`` column, the nulls of a family
+    scored on one split (shared folds) are different cells. ``per_split``: one value per
+    split and column, a family's null score being the mean over its nulls on that split.
+    """
     sel = df[(df["metric"] == metric) & (df["stratum"] == stratum) & df["input"].isin(["true", "null"])]
     sel = sel.assign(column=np.where(sel["input"] == "true", "true", sel[FAMILY_COLUMN].astype(str)))
-    cell = [*COMPARISON_KEYS, "column", "repeat", "fold"]
+    cell = [*COMPARISON_KEYS, "column", "repeat", "fold", *(["null_index"] if "null_index" in sel else [])]
     repeated = sel.groupby(cell, sort=False).size()
     repeated = repeated[repeated > 1]
     if not repeated.empty:
         where = dict(zip(cell, repeated.index[0]))
         raise ValueError(
             f"null family comparison: {len(repeated)} cell(s) hold more than one run, e.g. {where}; "
-            "expected one run per (dataset, split_type, model, input/null family, repeat, fold)"
+            f"expected one run per ({', '.join(c if c != 'column' else 'input/null family' for c in cell)})"
         )
+    if per_split:
+        split_cell = [*COMPARISON_KEYS, "column", "repeat", "fold"]
+        sel = sel.groupby(split_cell, sort=False, as_index=False)["value"].mean()
     return sel
 
 
@@ -219,7 +229,8 @@ def family_comparisons(
     DataFrame
         One row per (dataset, split_type, model, null_family) with true and null runs on
         common splits: those keys, ``metric``, ``stratum``, the `paired_test` columns
-        (``a`` = true input, ``b`` = the family's null input; ``n`` splits, ``mean_a``,
+        (``a`` = true input, ``b`` = the family's null input, the mean over the family's
+        nulls scored on the split; ``n`` splits, ``mean_a``,
         ``mean_b``, ``mean_diff``, ``sd_diff``, ``effect_dz``, ``rank_biserial``,
         ``wilcoxon_stat``, ``wilcoxon_p``, ``signflip_p``), ``wilcoxon_p_bh`` and
         ``signflip_p_bh`` (Benjamini–Hochberg over the rows of this table), and ``paired_beats``
@@ -231,7 +242,7 @@ def family_comparisons(
     if not 0 < alpha < 1:
         raise ValueError(f"family_comparisons: alpha must be in (0, 1), got {alpha!r}")
     _check_columns(df, "family_comparisons")
-    values = _paired_frame(df, metric, stratum)
+    values = _paired_frame(df, metric, stratum, per_split=True)
     order = families_in(df, families)
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     rows = []
@@ -363,8 +374,8 @@ def draw_null_families(
     """Null scores of each family against the true score, one panel per model.
 
     Each panel (title: the model's display name) has one x position per null family: a
-    point per null run (one split, (repeat, fold) order, spread sideways) and a box of
-    those points; the horizontal line is the model's mean true-input score over its
+    point per null run (one null on one split, (repeat, fold, null) order, spread
+    sideways) and a box of those points; the horizontal line is the model's mean true-input score over its
     splits. Artists carry ``gid`` = the family label (points) and ``"true"`` (line).
 
     Parameters
@@ -407,7 +418,8 @@ def draw_null_families(
         ax.set_visible(False)
     shown: list[float] = []  # every plotted value: the shared y range must hold the true lines too
     for ax, model in zip(axes.ravel(), panels):
-        rows = sel[sel["model"] == model].sort_values(["repeat", "fold"], kind="mergesort")
+        order_by = ["repeat", "fold", *(["null_index"] if "null_index" in sel else [])]
+        rows = sel[sel["model"] == model].sort_values(order_by, kind="mergesort")
         shown.extend(_draw_family_panel(ax, rows, order))
         ax.set_title(display(model), fontsize=9)
     low, high = min(shown), max(shown)

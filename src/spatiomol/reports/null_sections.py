@@ -9,6 +9,7 @@ writes the per-family table, the consensus lines and one figure per split type
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,24 @@ from spatiomol.reports import figures, null_families, tables, verdict
 from spatiomol.reports.context import ReportContext, family_settings, nulls_files, slug, split_types
 from spatiomol.reports.document import Block, Bullets, Figure, Heading, Paragraph, Table
 
-#: columns of the null-families table (`null_families.family_comparisons`, plus the rank test)
+#: the rank test's columns (`verdict.true_vs_nulls`) in the null-families table, as renamed there
+RANK_COLUMNS = {
+    "design": "rank_design",
+    "n_splits": "rank_splits",
+    "n_nulls": "rank_nulls",
+    "n_nulls_dropped": "rank_nulls_dropped",
+    "effect": "rank_effect",
+    "effect_low": "rank_effect_low",
+    "effect_high": "rank_effect_high",
+    "effect_z": "rank_effect_z",
+    "p": "rank_p",
+    "p_holm": "rank_p_holm",
+    "p_bh": "rank_p_bh",
+    "min_p": "rank_min_p",
+    "reject": "rank_reject",
+}
+#: columns of the null-families table as the report shows it (`null_families.family_comparisons`,
+#: plus the rank test; ``rank_effect (95% CI)`` is formatted from the effect and its interval)
 FAMILY_COLUMNS = [
     "split_type",
     "model",
@@ -34,7 +52,11 @@ FAMILY_COLUMNS = [
     "signflip_p_bh",
     "paired_beats",
     "rank_nulls",
+    "rank_effect (95% CI)",
+    "rank_effect_z",
     "rank_p",
+    "rank_p_holm",
+    "rank_design",
 ]
 
 
@@ -138,10 +160,12 @@ def calibration_text(ctx: ReportContext, families: Sequence[str]) -> str:
 
 
 def family_verdicts(ctx: ReportContext, rows: pd.DataFrame) -> pd.DataFrame:
-    """`null_families.family_comparisons` of ``rows`` plus the rank test's ``rank_nulls``, ``rank_p``, ``rank_reject``.
+    """`null_families.family_comparisons` of ``rows`` plus the rank test's columns (`RANK_COLUMNS`).
 
     The rank test (`spatiomol.reports.verdict.true_vs_nulls`, one verdict per family)
-    compares the true input's mean score with each null's mean score.
+    compares the true input's mean score with each null's mean score over the same splits;
+    ``rank_p_holm`` / ``rank_p_bh`` are adjusted over the rows of ``rows``'s dataset and one
+    family, and ``rank_reject`` is ``rank_p_holm ≤ α``.
     """
     comparisons = null_families.family_comparisons(
         rows, families=ctx.families, n_permutations=ctx.n_permutations, seed=ctx.seed
@@ -151,11 +175,19 @@ def family_verdicts(ctx: ReportContext, rows: pd.DataFrame) -> pd.DataFrame:
     keys = [*null_families.COMPARISON_KEYS, null_families.FAMILY_COLUMN]
     rank = verdict.true_vs_nulls(rows, family=null_families.FAMILY_COLUMN)
     if rank.empty:
-        return comparisons.assign(rank_nulls=0, rank_p=np.nan, rank_min_p=np.nan, rank_reject=np.nan)
-    rank = rank[[*keys, "n_nulls", "p", "min_p", "reject"]].rename(
-        columns={"n_nulls": "rank_nulls", "p": "rank_p", "min_p": "rank_min_p", "reject": "rank_reject"}
-    )
+        empty = {name: np.nan for name in RANK_COLUMNS.values()}
+        return comparisons.assign(**{**empty, "rank_nulls": 0, "rank_design": ""})
+    rank = rank[[*keys, *RANK_COLUMNS]].rename(columns=RANK_COLUMNS)
     return comparisons.merge(rank, on=keys, how="left")
+
+
+def effect_interval_text(effect: float, low: float, high: float) -> str:
+    """``"0.123 [0.101, 0.145]"``; ``"–"`` without an effect, no interval with one null."""
+    if effect is None or not np.isfinite(effect):
+        return "–"
+    if low is None or not (np.isfinite(low) and np.isfinite(high)):
+        return f"{effect:.3g}"
+    return f"{effect:.3g} [{low:.3g}, {high:.3g}]"
 
 
 def paired_test_text(ctx: ReportContext, comparisons: pd.DataFrame, families: Sequence[str]) -> str:
@@ -167,7 +199,7 @@ def paired_test_text(ctx: ReportContext, comparisons: pd.DataFrame, families: Se
     text = (
         f"Each model trained on true expression against the same model trained on each null family's "
         f"expression ({', '.join(f'`{f}`' for f in families)}), paired over the splits: {n_text} splits per "
-        f"comparison ({design}). a = true, b = the family's null; `paired_beats`: the true "
+        f"comparison ({design}). a = true, b = the mean of the family's nulls on the split; `paired_beats`: the true "
         f"input scores higher on average and the Benjamini–Hochberg-adjusted sign-flip p (over this table) "
         f"is ≤ {null_families.ALPHA}. With n splits the smallest exact two-sided sign-flip p is 2/2ⁿ: "
         f"{floor:.3g} here; with 4 splits (e.g. the demo's 1 repeat × 4 folds) it is "
@@ -181,15 +213,44 @@ def paired_test_text(ctx: ReportContext, comparisons: pd.DataFrame, families: Se
 
 
 def rank_test_text(ctx: ReportContext, comparisons: pd.DataFrame, families: Sequence[str]) -> str:
-    """What the rank test does, the K nulls it had here, and which families are calibrated."""
-    nulls_k = sorted({int(k) for k in comparisons["rank_nulls"].dropna()})
+    """What the rank test does, the K nulls it had here, its multiplicity, the design, which families are calibrated."""
+    nulls_k = sorted({int(k) for k in comparisons["rank_nulls"].dropna() if k > 0})
     k_text = f"here K = {', '.join(map(str, nulls_k))} (smallest p {1 / (1 + max(nulls_k)):.3g}); " if nulls_k else ""
-    return (
+    text = (
         "Rank test (`spatiomol.reports.verdict`): the true input's mean score against each of the family's "
-        "K nulls' mean scores, p = (1 + #nulls scoring as well)/(1 + K), `rank_nulls` = K; "
-        f"{k_text}it can reject at {verdict.ALPHA} only with K ≥ {verdict.min_nulls()} nulls "
-        "(each null scored on its own repeat: K = `nulls.top`). " + calibration_text(ctx, families)
+        "K nulls' mean scores over the same splits, p = (1 + #nulls scoring as well)/(1 + K), `rank_nulls` = K; "
+        f"{k_text}it can reject at {verdict.ALPHA} only with K ≥ {verdict.min_nulls()} nulls. Every null is "
+        "scored on every split of the true runs (shared folds; K = `nulls.top` for closed-form models, "
+        "min(`nulls.top`, `nulls.neural_top`) for neural ones), so the K + 1 scores are exchangeable when the "
+        "true expression carries nothing its nulls do not, and the test is exact. `rank_effect` = true − mean "
+        "null score (positive: better than the nulls), with a 95% t-interval for the Monte Carlo error of the "
+        "mean null on these splits (it does not cover a new draw of the splits); `rank_effect_z` = effect / SD "
+        "of the null scores. "
     )
+    sizes = comparisons.groupby(null_families.FAMILY_COLUMN)["rank_p"].apply(lambda p: int(p.notna().sum()))
+    m = int(sizes.max()) if len(sizes) else 0
+    if m:
+        text += (
+            f"`rank_p_holm`: Holm-adjusted over the {m} model × split-type rows of each family (the verdict, "
+            f"`rank_reject`, is `rank_p_holm` ≤ {verdict.ALPHA}). "
+        )
+        if nulls_k:
+            floor = min(1.0, m / (1 + max(nulls_k)))
+            text += f"With m rows the smallest Holm p is m/(K + 1): {floor:.3g} here. "
+            if floor > verdict.ALPHA:
+                text += (
+                    f"**With {m} rows and K = {max(nulls_k)} nulls no verdict can reject at α = {verdict.ALPHA} "
+                    f"after Holm's adjustment** (it needs K ≥ {math.ceil(m / verdict.ALPHA - 1)}). "
+                )
+    designs = set(comparisons["rank_design"].dropna()) - {""}
+    if verdict.LEGACY_DESIGN in designs:
+        text += (
+            "**Legacy design:** these results come from the grid's earlier design, one null per repeat (null k "
+            "scored on the folds of repeat k only), so their rank verdicts (`rank_design` "
+            f'"{verdict.LEGACY_DESIGN}") are computed the old way: split noise does not cancel and the test is '
+            "conservative, not exact. Re-run the experiment into a new folder to score every null on shared folds. "
+        )
+    return text + calibration_text(ctx, families)
 
 
 def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
@@ -220,14 +281,32 @@ def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
     families = list(dict.fromkeys(comparisons[null_families.FAMILY_COLUMN]))
     text = paired_test_text(ctx, comparisons, families)
     rank_text = rank_test_text(ctx, comparisons, families)
-    view = comparisons.reindex(columns=FAMILY_COLUMNS).copy()
+    view = comparisons.assign(
+        **{
+            "rank_effect (95% CI)": [
+                effect_interval_text(e, lo, hi)
+                for e, lo, hi in zip(
+                    comparisons["rank_effect"], comparisons["rank_effect_low"], comparisons["rank_effect_high"]
+                )
+            ]
+        }
+    ).reindex(columns=FAMILY_COLUMNS)
     view["model"] = view["model"].map(tables.display)
     view["paired_beats"] = view["paired_beats"].map({True: "yes", False: "no"})
+    legacy = {
+        (r["split_type"], r["model"])
+        for r in comparisons[comparisons["rank_design"] == verdict.LEGACY_DESIGN].to_dict("records")
+    }
     lines = []
     for record in agreed.to_dict("records"):
+        flag = (
+            " — rank verdict of the legacy one-null-per-repeat design (conservative, not exact)"
+            if (record["split_type"], record["model"]) in legacy
+            else ""
+        )
         lines.append(
             f"{record['split_type']} splits, {tables.display(record['model'])}: {record['rank_line']} "
-            f"(paired test: {record['line']})"
+            f"(paired test: {record['line']}){flag}"
         )
     preserved = what_families_preserve(ctx, families)
     preserved.to_csv(ctx.tables_dir / f"null_families_preserve_{name}.csv", index=False)
@@ -242,8 +321,8 @@ def null_families_section(ctx: ReportContext, dataset: str) -> list[Block]:
         Table(view, index=False),
         Paragraph(rank_text),
         Paragraph(
-            "Consensus per model (rank verdict, calibrated against isotropic Euclidean proximity only; in "
-            "brackets the descriptive paired test):"
+            "Consensus per model (rank verdict after Holm's adjustment, calibrated against isotropic Euclidean "
+            "proximity only; in brackets the descriptive paired test):"
         ),
         Bullets(tuple(lines)),
     ]
@@ -282,8 +361,8 @@ def null_families_figures(ctx: ReportContext, rows: pd.DataFrame, dataset: str) 
         fig = null_families.draw_null_families(rows, dataset, split_type, families=ctx.families)
         path = figures.save_figure(fig, ctx.figures_dir / f"null_families_{name}_{split_type}.png")
         caption = (
-            f"{dataset}, {split_type} splits: test Pearson r of each null family's runs (one point per split, "
-            "a box per family) against the mean score on true expression (line), one panel per model"
+            f"{dataset}, {split_type} splits: test Pearson r of each null family's runs (one point per null "
+            "and split, a box per family) against the mean score on true expression (line), one panel per model"
         )
         blocks.append(Figure(path=path, alt=caption, caption=caption))
     return blocks

@@ -44,8 +44,8 @@ def header_section(ctx: ReportContext, n_runs: int) -> list[Block]:
     if families and (ctx.rows["input"] == "null").any():
         items.append(
             f"nulls: {len(families)} famil{'y' if len(families) == 1 else 'ies'}, each with its own null runs "
-            "(one null per K-fold split: every fold of repeat r uses null r mod top; null runs cover "
-            "max(repeats, top) repeats, so each kept null is scored once)"
+            "(shared folds: every null is scored on every split of the true runs; closed-form models on the "
+            "family's `top` nulls, neural models on the first min(`top`, `neural_top`))"
         )
         for label, settings in families.items():
             shown = " — shown in Tables 1–3" if label == ctx.family and len(families) > 1 else ""

@@ -21,7 +21,7 @@ HTML_NAME = "report.html"
 
 #: columns that identify one cell of the report (one value per metric and stratum); null
 #: runs of several families side by side are different cells
-CELL_COLUMNS = ["dataset", "model", "split_type", "input", "null_family", "repeat", "fold"]
+CELL_COLUMNS = ["dataset", "model", "split_type", "input", "null_family", "null_index", "repeat", "fold"]
 
 
 def html_path(report_md: str | Path) -> Path:
@@ -53,12 +53,13 @@ def current_runs(df: pd.DataFrame, manifest: dict[str, Any], source: str = "mani
     `spatiomol.experiments.runner.run_experiment`) or ``transfer_run_ids`` are dropped.
 
     Null runs of the several families of one configuration (``null_family``,
-    `spatiomol.experiments.config.null_family_label`) are different cells.
+    `spatiomol.experiments.config.null_family_label`), and the nulls of one family scored on
+    one split (``null_index``, shared folds), are different cells.
 
     Raises
     ------
     ValueError
-        When a (dataset, model, split_type, input, null_family, repeat, fold) cell still
+        When a (dataset, model, split_type, input, null_family, null_index, repeat, fold) cell still
         has more than one run (two settings at once), naming the cell and its run ids; or,
         for a manifest without ``run_ids``, when null runs belong to a family the
         manifest's configuration does not name (`null_families.manifest_families`).
@@ -85,8 +86,8 @@ def current_runs(df: pd.DataFrame, manifest: dict[str, Any], source: str = "mani
         rids = sorted(runs.merge(pd.DataFrame([cell]), on=CELL_COLUMNS)["run_id"])
         raise ValueError(
             f"{source}: {len(mixed)} report cell(s) hold runs of different settings, e.g. {cell} has runs "
-            f"{rids}; expected one run per (dataset, model, split_type, input, null_family, repeat, fold) — "
-            "report a results folder written by one configuration (use a new folder per configuration)"
+            f"{rids}; expected one run per (dataset, model, split_type, input, null_family, null_index, repeat, "
+            "fold) — report a results folder written by one configuration (use a new folder per configuration)"
         )
     return df
 

@@ -10,6 +10,8 @@ The sections live in modules named after what they show, and are re-exported her
 
 - `spatiomol.reports.context`: `ReportContext` and the look-ups every section shares
   (`slug`, `best_model`, `shown_family_note`, `dataset_regions`, `nulls_files`, ...);
+- `spatiomol.reports.headline_sections`: the headline of each dataset (best models, what each
+  null verdict rules out, the gap to the anatomy baseline);
 - `spatiomol.reports.overview_sections`: header, dataset provenance, transfer, failed runs;
 - `spatiomol.reports.table_sections`: Tables 1–3 and the paired statistics;
 - `spatiomol.reports.null_sections`: the nulls diagnostic and the true input against each
@@ -45,6 +47,7 @@ from spatiomol.reports.figure_sections import (
     figures_section,
     parameters_figure,
 )
+from spatiomol.reports.headline_sections import headline_section
 from spatiomol.reports.null_sections import (
     FAMILY_COLUMNS,
     calibration_text,
@@ -85,6 +88,7 @@ __all__ = [
     "family_verdicts",
     "figures_section",
     "header_section",
+    "headline_section",
     "mean_region_accuracy",
     "not_trained_blocks",
     "not_trained_counts",
@@ -109,6 +113,7 @@ __all__ = [
 
 #: the sections of each dataset, in report order
 DATASET_SECTIONS: tuple[Callable[[ReportContext, str], list[Block]], ...] = (
+    headline_section,
     provenance_section,
     nulls_section,
     table1_section,

@@ -3,7 +3,8 @@ expression model vs the anatomy baseline.
 
 Every split (repeat, fold) gives one paired observation ``(a, b)`` of a metric — e.g.
 test Pearson r of a model trained on true expression and of the same model trained on
-that split's CGE-matched null. On the differences ``d = a − b`` we report
+that split's nulls (the mean over the nulls scored on the split). On the differences
+``d = a − b`` we report
 
 - the Wilcoxon signed-rank test (`scipy.stats.wilcoxon`, two-sided),
 - a sign-flip permutation p-value for the mean difference (two-sided; exact over all
@@ -126,6 +127,7 @@ def _adjust(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _per_split(df: pd.DataFrame, metric: str, stratum: str) -> pd.DataFrame:
+    """The rows of ``metric``/``stratum``; the nulls of one split are averaged by `true_vs_null`."""
     sel = df[(df["metric"] == metric) & (df["stratum"] == stratum)]
     return sel[["dataset", "model", "split_type", "input", "repeat", "fold", "value"]]
 
@@ -143,7 +145,8 @@ def true_vs_null(
     Returns
     -------
     DataFrame, one row per (dataset, split_type, model), columns of `paired_test`
-    (``a`` = true, ``b`` = null) plus BH-adjusted p-values.
+    (``a`` = true, ``b`` = null: on each split the mean over the nulls scored on it, every
+    null of the family on shared folds) plus BH-adjusted p-values.
 
     Raises
     ------
@@ -163,7 +166,7 @@ def true_vs_null(
     values = _per_split(df, metric, stratum)
     rows = []
     for (dataset, split_type, model), group in values.groupby(["dataset", "split_type", "model"], sort=False):
-        wide = group.pivot_table(index=["repeat", "fold"], columns="input", values="value", aggfunc="first")
+        wide = group.pivot_table(index=["repeat", "fold"], columns="input", values="value", aggfunc="mean")
         if "true" not in wide or "null" not in wide:
             continue
         wide = wide.dropna(subset=["true", "null"]).sort_index()

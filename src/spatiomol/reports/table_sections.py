@@ -85,7 +85,12 @@ def table1_section(ctx: ReportContext, dataset: str) -> list[Block]:
             if len(ctx.families) > 1
             else ""
         )
-        blocks.append(Paragraph(f"null = the model trained on null expression{shown_family_note(ctx)}{others}."))
+        blocks.append(
+            Paragraph(
+                f"null = the model trained on null expression{shown_family_note(ctx)}{others}; its mean ± SD is "
+                "over every null run (each of the family's nulls on each split)."
+            )
+        )
     return [*blocks, Table(formatted)]
 
 
@@ -130,7 +135,8 @@ def paired_statistics_section(ctx: ReportContext, dataset: str) -> list[Block]:
         blocks += [
             Heading("True vs null expression, paired over splits (test Pearson r)", 3),
             Paragraph(
-                f"a = true, b = null{shown_family_note(ctx)}; d_z = mean/SD of differences; "
+                f"a = true, b = null{shown_family_note(ctx)} (on each split, the mean over the nulls scored on "
+                "it); d_z = mean/SD of differences; "
                 "BH = Benjamini–Hochberg over this table. Splits of repeated CV overlap, so p-values are descriptive."
             ),
             Table(view, index=False),
@@ -162,7 +168,8 @@ def versus_anatomy_blocks(ctx: ReportContext, sub: pd.DataFrame, name: str) -> l
         Paragraph(
             f"a = model, b = {tables.display(stats.ANATOMY_MODEL)}, which sees coordinates, hemisphere, "
             "structure class and homologues but no expression: a positive difference means expression "
-            "predicts more than anatomy does, a question the spatial nulls (which keep anatomy) cannot answer."
+            "predicts more than anatomy does. Nulls that break anatomy (whole-brain `moran`) cannot answer that "
+            "question; the `anatomical` null family and this baseline can."
         ),
         Table(view, index=False),
     ]

@@ -43,6 +43,9 @@ FAMILY = "null_family"
 def split_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, SD (ddof=1) and number of splits per (dataset, split, model, input, metric, stratum).
 
+    Null inputs have one run per null and split (shared folds), so their mean and SD are
+    over every null run, and ``n_splits`` counts those runs (K nulls × splits).
+
     When ``df`` has a ``null_family`` column (stored results do), it is a key too, so the
     null runs of several families side by side are summarised apart. Also carries the
     mean ``n_parameters`` and ``fit_seconds`` of the runs.
