@@ -68,7 +68,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
+from dataclasses import dataclass, field, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -127,6 +127,8 @@ class Settings:
     models: tuple[str, ...] = ("cm", "cm-pls", "cge-pca")
     block: int = 10
     store: Path = harness.RESULTS / "verdict_calibration"
+    model_params: dict = field(default_factory=dict)  # model → hyperparameters over its defaults
+    scored_folds: int | None = None  # score only the first folds (None: all)
 
 
 def _cells() -> tuple[Cell, ...]:
@@ -150,6 +152,16 @@ def _cells() -> tuple[Cell, ...]:
 
 
 FULL = Settings(name="full", cells=_cells())
+#: the model with coordinates at a reduced budget: 10 epochs without early stopping, the
+#: first fold of each brain's split only (a fit costs ~1 s here, 20 per brain and family)
+NEURAL = Settings(
+    name="neural",
+    cells=tuple(Cell("hcp-s100", "fitted", "random", family, 20) for family in ("anatomical", "moran")),
+    models=("mlp-coords",),
+    model_params={"mlp-coords": {"epochs": 10, "early_stopping": False, "num_threads": 1}},
+    scored_folds=1,
+    block=5,
+)
 QUICK = Settings(
     name="quick",
     cells=(
@@ -254,7 +266,8 @@ def score_brain(cell: Cell, gen: Generator, scorer: Scorer, settings: Settings, 
             n_jobs=1,
         )
         nulls = [drawn.null_expression(brain.X, n) for n in range(k)]
-    out = np.empty((1 + k, settings.n_folds, len(settings.models)))
+    splits = splits[: settings.scored_folds]
+    out = np.empty((1 + k, len(splits), len(settings.models)))
     out[0] = scorer.score(brain, splits)
     for n, X_null in enumerate(nulls, start=1):
         out[n] = scorer.score(brain.replace(X=X_null), splits)
@@ -279,6 +292,9 @@ def run_cells(settings: Settings, max_blocks: int | None, families: list[str] | 
     """Every block not stored yet, round-robin over the cells (partial results stay balanced);
     ``families``: only the cells of these null families."""
     scorer = Scorer(settings.models)
+    for m, name in enumerate(settings.models):
+        if name in settings.model_params:
+            scorer.prototypes[m].set_params(**settings.model_params[name])
     generators: dict[str, Generator] = {}
     cells = [c for c in settings.cells if families is None or c.family in families]
     todo = []
@@ -361,8 +377,9 @@ def table_lines(summary: pd.DataFrame, rows: pd.DataFrame, size: float) -> list[
     return lines
 
 
-def summarize(settings: Settings, out: Path) -> Path:
+def summarize(settings: Settings, out: Path, neural: Settings | None = None) -> Path:
     rows = verdict_rows(settings)
+    neural_rows = verdict_rows(neural) if neural is not None and neural.store.exists() else pd.DataFrame()
     lines = [
         "# Calibration of the shared-fold rank verdict (anatomy, fitted expression, spatial splits, hcp-s400)",
         "",
@@ -383,7 +400,17 @@ def summarize(settings: Settings, out: Path) -> Path:
         for size in sorted(s for s in summary["size"].unique() if s):
             lines += [f"## Power: planted signal of size {size:g} (SD of FC)", ""]
             lines += table_lines(summary, rows, size) + [""]
-        lines.append(f"CPU time of the stored blocks: {rows['cpu_s'].sum() / 60:.1f} min.")
+        if not neural_rows.empty:
+            lines += [
+                "## A model with coordinates: MLP w/ coords at a reduced budget",
+                "",
+                "10 epochs without early stopping, scored on the first fold of each brain's split only "
+                f"(`NEURAL`), K = {neural.n_nulls} nulls on that fold.",
+                "",
+            ]
+            lines += table_lines(summary_table(neural_rows), neural_rows, 0.0) + [""]
+        cpu = rows["cpu_s"].sum() + (neural_rows["cpu_s"].sum() if not neural_rows.empty else 0.0)
+        lines.append(f"CPU time of the stored blocks: {cpu / 60:.1f} min.")
         with atomic_path(settings.store / "verdicts.csv") as tmp:
             rows.to_csv(tmp, index=False)
         with atomic_path(settings.store / "summary.csv") as tmp:
@@ -398,12 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = harness.make_parser(__doc__, study=True)
     parser.add_argument("--max-blocks", type=int, default=None, help="stop after this many new blocks")
     parser.add_argument("--families", nargs="+", default=None, help="run only the cells of these null families")
+    parser.add_argument("--neural", action="store_true", help="the MLP-with-coordinates cells (`NEURAL`)")
     args = harness.parse_args(parser, argv)
     limit_threads(renice=not args.quick)
-    settings = replace(QUICK if args.quick else FULL, store=args.out / "verdict_calibration")
+    base = QUICK if args.quick else FULL
+    neural = replace(NEURAL, store=args.out / "verdict_calibration_neural")
+    settings = replace(base, store=args.out / "verdict_calibration")
     if not args.summary_only:
-        run_cells(settings, args.max_blocks, args.families)
-    path = summarize(settings, args.out / "verdict_calibration.md")
+        run_cells(neural if args.neural else settings, args.max_blocks, args.families)
+    path = summarize(settings, args.out / "verdict_calibration.md", None if args.quick else neural)
     log(f"wrote {path}")
     return 0
 
