@@ -118,7 +118,7 @@ def test_neural_top_shapes_the_grid_only():
     assert all(ids_more[label] == rid for label, rid in ids.items() if label in ids_more)
     assert set(ids) > set(ids_more)  # neural_top 19 → min(4, 19) = 4 nulls; 2 → 2 nulls for mlp
     assert "neural_top" not in build_grid(base)[-1].settings_dict["nulls"]
-    assert list(more.null_families()) == ["moran(top=4)"]  # the label ignores neural_top
+    assert list(more.null_families()) == ["anatomical(top=4)"]  # the label ignores neural_top
     with pytest.raises(ValueError, match=r"'nulls\[1\]'.*both resolve to"):
         ExperimentConfig(nulls=[{"method": "cge"}, {"method": "cge", "neural_top": 5}])
 

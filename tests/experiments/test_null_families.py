@@ -197,9 +197,9 @@ def test_full_config_runs_the_calibrated_family_beside_the_papers_and_the_demo_t
     from spatiomol.experiments.config import demo_config_path, load_config
 
     full = load_config(Path(__file__).resolve().parents[2] / "configs" / "full.yaml")
-    assert list(full.null_families()) == ["moran", "cge(top=10)"]
-    assert [s["top"] for s in full.null_families().values()] == [99, 10]
+    assert list(full.null_families()) == ["anatomical", "moran", "cge(top=10)"]
+    assert [s["top"] for s in full.null_families().values()] == [99, 99, 10]
     demo = load_config(demo_config_path())
-    assert list(demo.null_families()) == [NULL_DEFAULTS["method"]] == ["moran"]
+    assert list(demo.null_families()) == [NULL_DEFAULTS["method"], "moran"] == ["anatomical", "moran"]
     null_models = {s.model for s in build_grid(demo) if s.input == "null"}
-    assert null_models == {"cge-pca", "cm-pca", "cm", "cm-pls"}
+    assert null_models == {"cge-pca", "cm"}

@@ -224,11 +224,11 @@ def test_cge_match_is_a_flag_of_every_family(hcp_s100):
     keep = select_nulls(draws, scores, 4, cge_match=True, min_moved=NULL_DEFAULTS["min_moved"])
     cge_default = generate_nulls(hcp_s100, n=60, top=4, seed=1, method="cge")  # matched by default
     np.testing.assert_array_equal(cge_default.parameters["draw"], scores.draws[keep])
-    # the default family (moran) is not matched: its first draws, as generate_nulls(method="moran", cge_match=False)
+    # the default family (anatomical) is not matched: its first draws, as generate_nulls(cge_match=False)
     default = generate_nulls(hcp_s100, n=60, top=4, seed=1)
-    assert NULL_DEFAULTS["method"] == "moran" and CGE_MATCH_DEFAULT["moran"] is False
+    assert NULL_DEFAULTS["method"] == "anatomical" and CGE_MATCH_DEFAULT["anatomical"] is False
     np.testing.assert_array_equal(default.parameters["draw"], np.arange(4))
-    unmatched = generate_nulls(hcp_s100, n=60, top=4, seed=1, method="moran", cge_match=False)
+    unmatched = generate_nulls(hcp_s100, n=60, top=4, seed=1, method="anatomical", cge_match=False)
     np.testing.assert_array_equal(default.expression, unmatched.expression)
 
 

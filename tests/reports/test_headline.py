@@ -10,6 +10,7 @@ import pytest
 from spatiomol.experiments.config import ExperimentConfig
 from spatiomol.experiments.runner import run_experiment
 from spatiomol.experiments.store import ResultsStore
+from spatiomol.nulls import FAMILIES
 from spatiomol.reports.report import write_report
 
 DATASET = "synthetic:n_regions=40,n_genes=30,rule=bilinear,decay_weight=0.3,seed=5"
@@ -69,7 +70,8 @@ def test_each_sentence_names_what_its_nulls_keep_and_leave_open(headline):
         "Not ruled out by these nulls: the structure contrast, hemispheric homotopy and each gene's values"
         in (sentences["moran"])
     )
-    assert "calibrated only against isotropic Euclidean proximity" in sentences["moran"]
+    assert f"Calibration of the family: {FAMILIES['moran'].calibration}." in sentences["moran"]
+    assert f"Calibration of the family: {FAMILIES['anatomical'].calibration}." in sentences["anatomical"]
     assert (
         "nulls that keep spatial autocorrelation, gene-gene covariance, the structure contrast, hemispheric "
         "homotopy and each gene's values" in sentences["anatomical"]

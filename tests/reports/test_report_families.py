@@ -141,9 +141,11 @@ def test_consensus_lines_equal_a_direct_recomputation(folders):
     ]
     assert sorted(bullets) == sorted(expected) and len(expected) == 2
     assert f"(paired test: beats {FAMILIES[0]}, {FAMILIES[1]})" in text
+    from spatiomol.nulls import FAMILIES as SPECS
+
     assert (
-        "**Calibrated against isotropic Euclidean proximity only:** `moran(n=10,top=2)`. "
-        "Not calibrated (read as descriptive): `cge(n=100,top=2)`. **Not ruled out: anatomy beyond distance.**"
+        f"`cge(n=100,top=2)`: {SPECS['cge'].calibration}; `moran(n=10,top=2)`: {SPECS['moran'].calibration}. "
+        "**None of these families is calibrated where expression carries anatomy:**"
     ) in text
     # two nulls per family, each on every split: the rank test cannot reject, and says so
     assert (rank["n_nulls"] == 2).all() and (rank["reject"] == 0).all()
@@ -355,10 +357,7 @@ def test_the_report_states_what_each_family_keeps_and_what_it_was_calibrated_aga
     assert table["null_family"].tolist() == FAMILIES
     for method, row in zip(("cge", "moran"), table.to_dict("records")):
         assert row["method"] == SPECS[method].description and row["keeps"] == "; ".join(SPECS[method].preserves)
-    assert table["rank verdict calibrated against"].tolist() == [
-        "nothing (descriptive)",
-        "isotropic Euclidean proximity only",
-    ]
+    assert table["calibration of its rank verdict"].tolist() == [SPECS["cge"].calibration, SPECS["moran"].calibration]
     assert "What each null family keeps of the true expression" in (root / "report_two" / "report.md").read_text()
 
 

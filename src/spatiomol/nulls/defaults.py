@@ -18,12 +18,15 @@ SUBCORTEX_DEFAULT = "moran"
 #: models are scored on the first ``min(top, neural_top)`` nulls, closed-form ones on all
 #: ``top`` (`spatiomol.experiments.grid.null_count`)
 #
-#: Why Moran (docs/calibration.md, benchmarks/results/null_calibration.md): on simulated
-#: brains whose expression carries nothing beyond space, Moran spectral randomisation
-#: judged by the rank verdict (`spatiomol.reports.verdict.true_vs_nulls`) keeps the
-#: false-positive rate at or below 0.05 at all three autocorrelation strengths, while
-#: CGE-matched spins (the paper's) reach 0.16–0.78 and the paired test over splits is
-#: miscalibrated with every family, the ideal one included.
+#: Why ``anatomical`` (docs/calibration.md, benchmarks/results/verdict_calibration.md): on
+#: simulated brains whose expression has no link to FC, its rank verdict
+#: (`spatiomol.reports.verdict.true_vs_nulls`, shared folds) fires falsely at about the rate
+#: of the ideal null in every scenario measured (isotropic space, anatomy in doses, a model
+#: fitted to real expression; random and spatial splits; hcp-s100 and hcp-s400), with the
+#: ideal null's power; whole-brain Moran nulls, the default until then, are calibrated on
+#: isotropic space only and fire falsely on 23–100% of brains whose expression carries
+#: anatomy; CGE-matched spins (the paper's) fail even on isotropic space (0.16–0.78), and the
+#: paired test over splits fails with every family, the ideal one included.
 #: Why 99 and 19: every null is scored on the true brain's splits, and the rank verdict's
 #: smallest p is 1/(K + 1) (Phipson–Smyth): K = 99 gives 0.01 for the closed-form models,
 #: whose runs cost milliseconds; K = 19 gives 0.05 for the neural ones, whose runs cost
@@ -32,7 +35,7 @@ NULL_DEFAULTS = {
     "n": 10000,
     "top": 99,
     "neural_top": 19,
-    "method": "moran",
+    "method": "anatomical",
     "seed": 0,
     "min_moved": 0.9,
     "subcortex": SUBCORTEX_DEFAULT,

@@ -47,10 +47,8 @@ def _listing(items: list[str]) -> str:
 
 def _calibration_words(method: str | None) -> str:
     if method is None or method not in FAMILIES:
-        return "its calibration is unknown"
-    if FAMILIES[method].calibrated:
-        return "calibrated only against isotropic Euclidean proximity (docs/calibration.md)"
-    return "not shown to be calibrated (docs/calibration.md)"
+        return "of unknown calibration"
+    return FAMILIES[method].calibration
 
 
 def verdict_sentence(model: str, split_type: str, label: str, method: str | None, row: pd.Series) -> str:
@@ -71,7 +69,7 @@ def verdict_sentence(model: str, split_type: str, label: str, method: str | None
         f"Holm p = {p_holm:.3g} (p = {row['p']:.3g}, K = {int(row['n_nulls'])} nulls), {effect}. "
     )
     text += f"Not ruled out by these nulls: {_listing(lost)}. " if lost else "They keep every property named here. "
-    text += f"The family is {_calibration_words(method)}."
+    text += f"Calibration of the family: {_calibration_words(method)}."
     if row.get("design") == verdict.LEGACY_DESIGN:
         text += " (Legacy design: one null per repeat; conservative, not exact.)"
     return text
