@@ -70,8 +70,10 @@ def test_each_sentence_names_what_its_nulls_keep_and_leave_open(headline):
         "Not ruled out by these nulls: the structure contrast, hemispheric homotopy and each gene's values"
         in (sentences["moran"])
     )
-    assert f"Calibration of the family: {FAMILIES['moran'].calibration}." in sentences["moran"]
-    assert f"Calibration of the family: {FAMILIES['anatomical'].calibration}." in sentences["anatomical"]
+    assert sentences["moran"].endswith("**Its family is not calibrated.**")
+    assert sentences["anatomical"].endswith("Its family is calibrated.")
+    for method in ("moran", "anatomical"):
+        assert f"Calibration of `{method}(n={K},top={K})`: {FAMILIES[method].calibration}." in text
     assert (
         "nulls that keep spatial autocorrelation, gene-gene covariance, the structure contrast, hemispheric "
         "homotopy and each gene's values" in sentences["anatomical"]

@@ -69,7 +69,8 @@ def verdict_sentence(model: str, split_type: str, label: str, method: str | None
         f"Holm p = {p_holm:.3g} (p = {row['p']:.3g}, K = {int(row['n_nulls'])} nulls), {effect}. "
     )
     text += f"Not ruled out by these nulls: {_listing(lost)}. " if lost else "They keep every property named here. "
-    text += f"Calibration of the family: {_calibration_words(method)}."
+    if method in FAMILIES:
+        text += "Its family is calibrated." if FAMILIES[method].calibrated else "**Its family is not calibrated.**"
     if row.get("design") == verdict.LEGACY_DESIGN:
         text += " (Legacy design: one null per repeat; conservative, not exact.)"
     return text
@@ -179,6 +180,7 @@ def headline_section(ctx: ReportContext, dataset: str) -> list[Block]:
             records.append({**row.to_dict(), "method": method, "sentence": text})
         pd.DataFrame(records).to_csv(ctx.tables_dir / f"headline_{name}.csv", index=False)
         floor_lines = _holm_floor_lines(ranked, column)
+        floor_lines += [f"Calibration of `{label}`: {_calibration_words(m)}." for label, m in methods.items()]
         keeps = _keeps_table(methods)
         keeps.to_csv(ctx.tables_dir / f"headline_keeps_{name}.csv", index=False)
         blocks += [
