@@ -25,8 +25,9 @@ SUBCORTEX_DEFAULT = "moran"
 #: doses, a model fitted to real expression; random and spatial splits; hcp-s100 and
 #: hcp-s400), no cell significantly above the ideal null's, with the ideal null's power;
 #: whole-brain Moran nulls, the default until then, are calibrated on isotropic space only
-#: and fire falsely on 24–100% of brains whose expression carries anatomy; CGE-matched spins (the paper's) fail even on isotropic space (0.16–0.78), and the
-#: paired test over splits fails with every family, the ideal one included.
+#: and fire falsely on 24–100% of brains whose expression carries anatomy; CGE-matched
+#: spins (the paper's) fail even on isotropic space (0.16–0.78), and the paired test over
+#: splits fails with every family, the ideal one included.
 #: Why 99 and 19: every null is scored on the true brain's splits, and the rank verdict's
 #: smallest p is 1/(K + 1) (Phipson–Smyth): K = 99 gives 0.01 for the closed-form models,
 #: whose runs cost milliseconds; K = 19 gives 0.05 for the neural ones, whose runs cost
