@@ -84,6 +84,7 @@ from spatiomol.data.homology import homologue_partner  # noqa: E402
 from spatiomol.evaluation import make_splits  # noqa: E402
 from spatiomol.hashing import derived_seed  # noqa: E402
 from spatiomol.nulls import generate_nulls  # noqa: E402
+from spatiomol.nulls.anatomical import mirrored_distances  # noqa: E402
 from spatiomol.reports.verdict import rank_test  # noqa: E402
 from studies.null_calibration import (  # noqa: E402
     Scorer,
@@ -186,9 +187,7 @@ class Generator:
         self.n_genes = n_genes
         self.length = real_decay_length(self.base)
         self.iso = _root(np.exp(-self.base.distances / self.length))
-        mirrored = np.asarray(self.base.coords, dtype=np.float64).copy()
-        mirrored[:, 0] = -np.abs(mirrored[:, 0])
-        self.mirror = _root(np.exp(-np.linalg.norm(mirrored[:, None] - mirrored[None], axis=-1) / self.length))
+        self.mirror = _root(np.exp(-mirrored_distances(self.base.coords) / self.length))
         structure = np.asarray(self.base.structure, dtype=str)
         self.contrast = np.where(structure == "cortex", 1.0, -1.0)
         # the fitted model's per-gene parameters, from the real expression

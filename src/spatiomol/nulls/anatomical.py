@@ -13,39 +13,40 @@ was *only* spatial. What makes Moran randomisation calibrated on spatial fields 
 basis nearly diagonalises their covariance, so flipping signs in it leaves their
 distribution unchanged. This family makes that the design:
 
-1. **Anatomy kept as fixed effects.** The means of every (structure class, hemisphere)
-   group (the subspace ``F`` spanned by the groups' indicator vectors ``1_G``: the
-   structure contrast and the hemispheric offsets) are kept exactly; only the residual
-   ``R = X − P_F X`` is randomised.
-2. **A covariance model of space and homotopy, fitted to the residual.** The region ×
-   region covariance ``R Rᵀ / g`` of the residual is fitted by non-negative least squares
-   (both sides projected onto the complement of ``F``) with
+1. **Anatomy kept.** The means of every (structure class, hemisphere) group (the subspace
+   ``F`` spanned by the groups' indicator vectors ``1_G``: the structure contrast and the
+   hemispheric offsets) are kept exactly.
+2. **A covariance model of space and homotopy** (`fit_covariance`). The region × region
+   covariance ``R Rᵀ / g`` of the residual ``R = X − P_F X`` is fitted by non-negative
+   least squares (both sides projected onto the complement of ``F``) with
    ``K = Σ_ℓ a_ℓ·exp(−d/ℓ) + Σ_ℓ b_ℓ·exp(−d_M/ℓ) + τ·I`` over the decay lengths
    `LENGTH_GRID_MM` (5–330 mm): ``d`` the centroid distances (mm), ``d_M`` the distances
    after mirroring every centroid onto one hemisphere (``x → −|x|``: homologous regions are
    near, the homotopy terms) and ``τ`` a nugget. A single length did not fit real
-   expression (its best ℓ sat at the end of any grid). The fitted terms are recorded in the
-   null set's metadata.
-3. **Sign flips in the eigenbasis of that covariance** (restricted to the complement of
-   ``F``), one sign per eigenvector shared by all genes, as Wagner & Dray's Moran
-   randomisation: for a residual that is Gaussian with covariance ``K`` the nulls have
-   exactly the true brain's distribution, so the rank verdict is exact. The map is
-   orthogonal and leaves ``F`` alone, so ``XᵀX`` (gene–gene covariance) is kept exactly.
+   expression (its best ℓ sat at the end of any grid). Each group's own effect beyond that
+   model, ``c_G 1_G 1_Gᵀ``, is fitted to the group means' covariance (`fit_group_effects`).
+   The fitted terms are recorded in the null set's metadata.
+3. **Sign flips in the conditional covariance's eigenbasis.** Under ``K`` plus the group
+   effects, the rest of ``X`` given the group means has expectation ``K_⊥F K_FF⁺ (Fᵀ X)``
+   (kept) and covariance ``K_⊥⊥ − K_⊥F K_FF⁺ K_F⊥``; the remainder is sign-flipped in that
+   covariance's eigenbasis, one sign per eigenvector shared by all genes, as Wagner &
+   Dray's Moran randomisation. For Gaussian expression with that covariance the nulls have
+   exactly the true brain's distribution, so the rank verdict is exact (tested on brains
+   drawn from the model).
 4. **Each gene's observed values**: within each (structure, hemisphere) group, each gene's
    null values are replaced by the group's true values of that gene in the same rank
    order (the amplitude adjustment of Theiler's AAFT surrogates, brainsmash's
    ``resample=True``): each group keeps each gene's values, mean, range and skew exactly.
 
-Two variants were measured and rejected on the calibration's simulated brains (K = 19
-nulls, 20–30 brains each, ``cm``): conditioning the residual on the group means under a
-kernel with group effects (the residual's expectation given the means kept) made
-``cge-pca`` beat its nulls on 60–75% of brains generated from the real genes' structure
-means; randomising in the eigenbasis of mirror-averaged inverse-distance weights instead of
-a fitted kernel, 20–50% on purely spatial brains.
+Variants measured and rejected on the calibration's simulated brains (K = 19 nulls, 20–30
+brains each; docs/calibration.md): a single-length kernel fitted to the whole covariance
+with the conditional expectation kept made ``cge-pca`` beat its nulls on 60–75% of brains
+generated from the real genes; the residual randomised in its own fitted basis without the
+conditional expectation, 33–37% of purely spatial brains with ``cm`` and ``cm-pls``.
 
-Exact: the group means, each group's values of every gene, and (before the remapping) the
-gene–gene covariance. Kept in distribution under the fitted model rather than exactly:
-spatial autocorrelation and homotopy — measured on hcp-s100 in ``tests/nulls/test_anatomical.py`` and, for the
+Exact: the group means and each group's values of every gene. Kept in distribution under
+the fitted model rather than exactly: spatial autocorrelation, homotopy and gene–gene
+covariance — measured on hcp-s100 in ``tests/nulls/test_anatomical.py`` and, for the
 verdict, in ``benchmarks/studies/verdict_calibration.py``.
 
 What we took from the libraries of the field: the sign-flip randomisation of Moran

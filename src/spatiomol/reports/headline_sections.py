@@ -21,22 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from spatiomol.nulls.families import ANATOMY_PROPERTIES, FAMILIES, kept_and_lost
 from spatiomol.reports import null_families, stats, tables, verdict
 from spatiomol.reports.context import ReportContext, best_model, family_settings, slug, split_types
 from spatiomol.reports.document import Block, Bullets, Heading, Paragraph, Table
 
-__all__ = ["headline_section", "mean_interval", "verdict_sentence"]
-
-
-def mean_interval(mean: float, sd: float, n: int) -> tuple[float, float]:
-    """95% t-interval ``mean ± t_{0.975, n−1} · sd/√n``; NaNs below 2 values."""
-    if n < 2 or not np.isfinite(sd):
-        return float("nan"), float("nan")
-    half = scipy_stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
-    return mean - half, mean + half
+__all__ = ["headline_section", "verdict_sentence"]
 
 
 def _listing(items: list[str]) -> str:
@@ -90,7 +81,7 @@ def _best_lines(ctx: ReportContext, dataset: str, sub: pd.DataFrame) -> list[str
             & (ctx.summary["metric"] == "pearson")
             & (ctx.summary["stratum"] == "all")
         ].iloc[0]
-        low, high = mean_interval(float(s["mean"]), float(s["sd"]), int(s["n_splits"]))
+        low, high = verdict.t_interval(float(s["mean"]), float(s["sd"]), int(s["n_splits"]))
         interval = (
             f" (95% CI {low:.3f} to {high:.3f} over n = {int(s['n_splits'])} splits; overlapping CV splits, so "
             "indicative)"
@@ -111,7 +102,7 @@ def _anatomy_lines(ctx: ReportContext, sub: pd.DataFrame) -> list[str]:
         ]
     lines = []
     for _, row in vab.iterrows():
-        low, high = mean_interval(float(row["mean_diff"]), float(row["sd_diff"]), int(row["n"]))
+        low, high = verdict.t_interval(float(row["mean_diff"]), float(row["sd_diff"]), int(row["n"]))
         interval = f" (95% CI {low:+.3f} to {high:+.3f})" if np.isfinite(low) else ""
         lines.append(
             f"`{tables.display(row['model'])}` ({row['split_type']} splits) vs the anatomy baseline: "
@@ -130,9 +121,9 @@ def _holm_floor_lines(ranked: pd.DataFrame, column: str) -> list[str]:
         if not m or not group["n_nulls"].max():
             continue
         k = int(group["n_nulls"].max())
-        floor = min(1.0, m / (k + 1))
+        floor = verdict.holm_floor(m, k)
         if floor > verdict.ALPHA:
-            needed = int(np.ceil(m / verdict.ALPHA - 1))
+            needed = verdict.nulls_for_holm(m)
             lines.append(
                 f"**`{label}`: no verdict can reject.** With {m} verdicts and K = {k} nulls the smallest Holm p "
                 f"is {m}/(K + 1) = {floor:.3g} > {verdict.ALPHA}; it needs K ≥ {needed} nulls (the default for "

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from spatiomol.experiments.config import null_family_label, resolved_nulls
 from spatiomol.nulls import FAMILIES, SPIN_METHODS
@@ -39,6 +38,7 @@ from spatiomol.reports import figures
 from spatiomol.reports.figures import plt
 from spatiomol.reports.stats import paired_test
 from spatiomol.reports.tables import LOWER_IS_BETTER, display, model_order
+from spatiomol.reports.verdict import adjust_p
 
 #: the column of a tidy results table that names a null run's family
 FAMILY_COLUMN = "null_family"
@@ -183,15 +183,6 @@ def _paired_frame(df: pd.DataFrame, metric: str, stratum: str, *, per_split: boo
     return sel
 
 
-def _bh_adjusted(p: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg adjusted ``p`` over its finite entries (NaN stays NaN)."""
-    adjusted = np.full_like(p, np.nan)
-    finite = np.isfinite(p)
-    if finite.any():
-        adjusted[finite] = scipy_stats.false_discovery_control(p[finite], method="bh")
-    return adjusted
-
-
 def family_comparisons(
     df: pd.DataFrame,
     metric: str = "pearson",
@@ -268,7 +259,7 @@ def family_comparisons(
         return pd.DataFrame()
     out = pd.DataFrame(rows)
     for column in ("wilcoxon_p", "signflip_p"):
-        out[f"{column}_bh"] = _bh_adjusted(out[column].to_numpy(dtype=np.float64))
+        out[f"{column}_bh"] = adjust_p(out[column].to_numpy(dtype=np.float64), "bh")
     out["paired_beats"] = (sign * out["mean_diff"] > 0) & (out[p_column] <= alpha)
     return out
 

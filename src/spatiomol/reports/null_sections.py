@@ -9,7 +9,6 @@ writes the per-family table, the consensus lines and one figure per split type
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -233,12 +232,12 @@ def rank_test_text(ctx: ReportContext, comparisons: pd.DataFrame, families: Sequ
             f"`rank_reject`, is `rank_p_holm` ≤ {verdict.ALPHA}). "
         )
         if nulls_k:
-            floor = min(1.0, m / (1 + max(nulls_k)))
+            floor = verdict.holm_floor(m, max(nulls_k))
             text += f"With m rows the smallest Holm p is m/(K + 1): {floor:.3g} here. "
             if floor > verdict.ALPHA:
                 text += (
                     f"**With {m} rows and K = {max(nulls_k)} nulls no verdict can reject at α = {verdict.ALPHA} "
-                    f"after Holm's adjustment** (it needs K ≥ {math.ceil(m / verdict.ALPHA - 1)}). "
+                    f"after Holm's adjustment** (it needs K ≥ {verdict.nulls_for_holm(m)}). "
                 )
     designs = set(comparisons["rank_design"].dropna()) - {""}
     if verdict.LEGACY_DESIGN in designs:

@@ -29,6 +29,7 @@ from scipy import stats
 
 from spatiomol.models import registry
 from spatiomol.reports.tables import LOWER_IS_BETTER
+from spatiomol.reports.verdict import adjust_p
 
 
 def sign_flip_pvalue(differences: np.ndarray, n_permutations: int = 10000, seed: int = 0) -> float:
@@ -117,12 +118,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, n_permutations: int = 10000, seed:
 
 def _adjust(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("wilcoxon_p", "signflip_p"):
-        p = frame[col].to_numpy(dtype=float)
-        adjusted = np.full_like(p, np.nan)
-        ok = np.isfinite(p)
-        if ok.any():
-            adjusted[ok] = stats.false_discovery_control(p[ok], method="bh")
-        frame[f"{col}_bh"] = adjusted
+        frame[f"{col}_bh"] = adjust_p(frame[col].to_numpy(dtype=float), "bh")
     return frame
 
 

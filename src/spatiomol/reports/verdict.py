@@ -119,17 +119,34 @@ def adjust_p(p: np.ndarray | Sequence[float], method: str = "holm") -> np.ndarra
     raw = values[finite]
     if (raw < 0).any() or (raw > 1).any():
         raise ValueError(f"adjust_p: p-values must lie in [0, 1], got {raw[(raw < 0) | (raw > 1)][:3].tolist()}")
+    if method == "bh":
+        out[finite] = scipy_stats.false_discovery_control(raw, method="bh")
+        return out
+    # Holm (scipy has no Holm step-down): the i-th smallest p becomes max_{j ≤ i} (m − j + 1) p_(j)
     m = raw.size
     order = np.argsort(raw, kind="mergesort")
-    ranked = raw[order]
-    if method == "holm":
-        adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ranked))
-    else:
-        adjusted = np.minimum.accumulate(np.minimum(1.0, m * ranked / np.arange(1, m + 1))[::-1])[::-1]
     result = np.empty(m)
-    result[order] = adjusted
+    result[order] = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * raw[order]))
     out[finite] = result
     return out
+
+
+def t_interval(centre: float, sd: float, n: int) -> tuple[float, float]:
+    """95% t-interval ``centre ± t_{0.975, n−1} · sd/√n``; NaNs below 2 values or without a finite SD."""
+    if n < 2 or not np.isfinite(sd):
+        return float("nan"), float("nan")
+    half = scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return centre - half, centre + half
+
+
+def holm_floor(m: int, k: int) -> float:
+    """Smallest Holm-adjusted p of ``m`` rank verdicts with ``k`` nulls each: ``min(1, m/(k + 1))``."""
+    return min(1.0, m / (k + 1))
+
+
+def nulls_for_holm(m: int, alpha: float = ALPHA) -> int:
+    """Fewest nulls with which the smallest Holm p of ``m`` verdicts reaches ``alpha``: ``⌈m/α − 1⌉``."""
+    return math.ceil(round(m / alpha - 1.0, 9))
 
 
 def _null_means(null_scores: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
@@ -219,8 +236,7 @@ def rank_test(
     sign = 1.0 if higher_is_better else -1.0
     out["effect"] = sign * (out["true_mean"] - out["null_mean"])
     if k > 1:
-        half = scipy_stats.t.ppf(0.975, k - 1) * out["null_sd"] / math.sqrt(k)
-        out["effect_low"], out["effect_high"] = out["effect"] - half, out["effect"] + half
+        out["effect_low"], out["effect_high"] = t_interval(out["effect"], out["null_sd"], k)
         if out["null_sd"] > 0:
             out["effect_z"] = out["effect"] / out["null_sd"]
     gap = sign * (out["true_mean"] - nulls)  # > 0: the true brain does better than null k
@@ -366,8 +382,11 @@ __all__ = [
     "SHARED_FOLDS",
     "VERDICT_KEYS",
     "adjust_p",
+    "holm_floor",
     "min_nulls",
+    "nulls_for_holm",
     "rank_test",
     "shared_splits",
+    "t_interval",
     "true_vs_nulls",
 ]
