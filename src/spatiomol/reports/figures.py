@@ -4,6 +4,10 @@
   connectomes of one split (paper Fig. 2 / 12 style).
 - `plot_network_gain`: per-network gain in Pearson r of one model over another (Fig. 5B).
 - `plot_parameters`: test Pearson r against learned parameter count (Fig. 5C).
+- `plot_resolution_ladder`: test Pearson r against the number of regions, one line per
+  model (the paper's resolution figure, Tables 5–8).
+- `plot_transfer_matrix`: test r of a model trained on each source and scored on each
+  target, and its gain over the source's null (Fig. 12).
 - CGE–distance curves come from `spatiomol.reports.cge_figure` (nulls stage), brain views
   from `spatiomol.reports.brain`.
 
@@ -139,6 +143,74 @@ def draw_parameters(points: pd.DataFrame, title: str) -> plt.Figure:
     ax.set_xlabel("learned parameters")
     ax.set_ylabel("test Pearson r")
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_resolution_ladder(table: pd.DataFrame, path: str | Path) -> Path:
+    """Test r against the number of regions saved as PNG (see `draw_resolution_ladder`)."""
+    return save_figure(draw_resolution_ladder(table), path)
+
+
+def draw_resolution_ladder(table: pd.DataFrame) -> plt.Figure:
+    """One panel per split type: mean test r (true input) against the number of regions,
+    with 95% t-interval error bars, one line per model (log x axis, ticks at the datasets).
+
+    ``table`` has the columns of `spatiomol.reports.resolution_sections.ladder_table`;
+    each line's label is the model's display name.
+    """
+    from spatiomol.reports import tables
+
+    true = table[table["input"] == "true"]
+    splits = list(dict.fromkeys(true["split_type"]))
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4.0), constrained_layout=True, squeeze=False)
+    for ax, split_type in zip(axes[0], splits):
+        sub = true[true["split_type"] == split_type]
+        for model in tables.model_order(sub["model"]):
+            line = sub[sub["model"] == model].sort_values("n_regions")
+            x = line["n_regions"].to_numpy(dtype=float)
+            y = line["mean"].to_numpy(dtype=float)
+            low = (y - line["ci_low"].to_numpy(dtype=float)).clip(min=0)
+            high = (line["ci_high"].to_numpy(dtype=float) - y).clip(min=0)
+            err = np.nan_to_num(np.vstack([low, high]))
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=tables.display(model))
+        ticks = sorted(set(sub["n_regions"].astype(int)))
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("regions")
+        ax.set_ylabel("test Pearson r")
+        ax.set_title(f"{split_type} splits", fontsize=10)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def plot_transfer_matrix(matrix: pd.DataFrame, gain: pd.DataFrame, title: str, path: str | Path) -> Path:
+    """Transfer matrix saved as PNG (see `draw_transfer_matrix`)."""
+    return save_figure(draw_transfer_matrix(matrix, gain, title), path)
+
+
+def draw_transfer_matrix(matrix: pd.DataFrame, gain: pd.DataFrame, title: str) -> plt.Figure:
+    """Heat map of test r (rows: source, columns: target), each cell annotated with its r and,
+    below it, the gain over the source's null model (r true − r null; blank where no null run).
+
+    ``matrix`` and ``gain`` are source × target frames of the same shape (NaN: no run).
+    """
+    values = matrix.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 * matrix.shape[1] + 2.5, 1.0 * matrix.shape[0] + 1.8), constrained_layout=True)
+    image = ax.imshow(values, cmap="viridis", vmin=np.nanmin(values) if np.isfinite(values).any() else 0, vmax=1.0)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            if not np.isfinite(values[i, j]):
+                continue
+            g = gain.iloc[i, j]
+            text = f"{values[i, j]:.2f}" + (f"\n{g:+.2f}" if np.isfinite(g) else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if values[i, j] < 0.6 else "black")
+    ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
+    ax.set_yticks(range(matrix.shape[0]), matrix.index)
+    ax.set_xlabel("target (predicted)")
+    ax.set_ylabel("source (trained on)")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="test Pearson r")
     return fig
 
 

@@ -1,7 +1,8 @@
 """The sections around the per-dataset results: header, dataset provenance, transfer table, failed runs.
 
 Each takes the `ReportContext` (`spatiomol.reports.context`) and returns `document`
-blocks; `transfer_section` also writes ``tables/transfer.csv``.
+blocks; `transfer_section` also writes ``tables/transfer.csv`` and, per model with two or
+more sources or targets, its transfer matrix (Fig. 12) as ``figures/transfer_matrix_<model>.png``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import json
 
 import pandas as pd
 
-from spatiomol.reports import null_families
-from spatiomol.reports.context import ReportContext, family_settings
-from spatiomol.reports.document import Block, Bullets, Heading, Paragraph, Quote, Table
+from spatiomol.reports import figures, null_families, tables
+from spatiomol.reports.context import ReportContext, family_settings, slug
+from spatiomol.reports.document import Block, Bullets, Figure, Heading, Paragraph, Quote, Table
 
 
 def header_section(ctx: ReportContext, n_runs: int) -> list[Block]:
@@ -84,7 +85,54 @@ def transfer_section(ctx: ReportContext, transfer: pd.DataFrame) -> list[Block]:
             "true coordinates, null expression). gain_r = r(true) − r(null)."
         ),
         Table(table, index=False),
+        *transfer_matrices(ctx, table),
     ]
+
+
+def transfer_matrix(table: pd.DataFrame, model: str, order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Source × target frames of a model's true-input test r and its gain over the first null
+    family (NaN where no run); rows and columns in ``order``, then any other dataset."""
+    sub = table[table["model"] == model]
+    names = [d for d in order if d in set(sub["source"]) | set(sub["target"])]
+    names += sorted((set(sub["source"]) | set(sub["target"])) - set(names))
+    first = sub.drop_duplicates(["source", "target"], keep="first")
+    r = first.pivot_table(index="source", columns="target", values="pearson_true", aggfunc="first")
+    gain = (
+        first.pivot_table(index="source", columns="target", values="gain_r", aggfunc="first")
+        if ("gain_r" in first)
+        else r * float("nan")
+    )
+    return r.reindex(index=names, columns=names), gain.reindex(index=names, columns=names)
+
+
+def transfer_matrices(ctx: ReportContext, table: pd.DataFrame) -> list[Block]:
+    """One Fig. 12-style matrix per model whose transfer covers more than one pair."""
+    info = ctx.manifest.get("datasets", {})
+    names = set(table["source"]) | set(table["target"])
+    order = sorted(names, key=lambda d: (int(info.get(d, {}).get("n_regions", 10**9)), d))
+    blocks: list[Block] = []
+    for model in dict.fromkeys(table["model"]):
+        if (table["model"] == model).sum() < 2:
+            continue
+        matrix, gain = transfer_matrix(table, model, order)
+        family = next((f for f in table.loc[table["model"] == model, "null_family"] if f), "")
+        path = ctx.figures_dir / f"transfer_matrix_{slug(model)}.png"
+        title = f"{tables.display(model)}: trained on the source, scored on the target"
+        try:
+            figures.plot_transfer_matrix(matrix, gain, title, path)
+        except Exception as err:  # noqa: BLE001 — a figure must not sink the report
+            blocks.append(Paragraph(f"**Figure not drawn**: the transfer matrix of {model} failed ({err})."))
+            continue
+        blocks.append(
+            Figure(
+                path,
+                f"transfer matrix of {model}",
+                f"{tables.display(model)}: test Pearson r over every target edge (upper number) and the gain over the "
+                f"same model trained on the source's null{f' ({family})' if family else ''} (lower number); "
+                "datasets ordered by their number of regions.",
+            )
+        )
+    return blocks
 
 
 def failures_section(ctx: ReportContext, ids: set[str] | None) -> list[Block]:

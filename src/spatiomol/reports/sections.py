@@ -3,8 +3,9 @@
 Every section takes the `ReportContext` (and a dataset where it is per dataset), writes
 its CSV tables / PNG figures under the report folder and returns the `document` blocks
 that show them; ``report.md`` and ``report.html`` are both rendered from those blocks.
-`report_blocks` is the report's order: the header and the transfer table, then for each
-dataset `DATASET_SECTIONS`, then the failed runs.
+`report_blocks` is the report's order: the header, the transfer table, the resolution
+ladder (with two or more datasets), then for each dataset `DATASET_SECTIONS`, then the
+failed runs.
 
 The sections live in modules named after what they show, and are re-exported here:
 
@@ -18,7 +19,9 @@ The sections live in modules named after what they show, and are re-exported her
   null family;
 - `spatiomol.reports.figure_sections`: connectomes, per-network gain, parameters, CGE curves;
 - `spatiomol.reports.brain_view_sections`: glass-brain connectomes, per-region accuracy and
-  the interactive views.
+  the interactive views;
+- `spatiomol.reports.resolution_sections`: the same models across the folder's datasets
+  (the resolution ladder, Tables 5–8).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from spatiomol.reports.null_sections import (
     smallest_signflip_p,
 )
 from spatiomol.reports.overview_sections import failures_section, header_section, provenance_section, transfer_section
+from spatiomol.reports.resolution_sections import resolution_section
 from spatiomol.reports.table_sections import (
     STAT_COLUMNS,
     not_trained_blocks,
@@ -102,6 +106,7 @@ __all__ = [
     "provenance_section",
     "region_accuracy_view",
     "report_blocks",
+    "resolution_section",
     "shown_family_note",
     "slug",
     "smallest_signflip_p",
@@ -126,7 +131,8 @@ DATASET_SECTIONS: tuple[Callable[[ReportContext, str], list[Block]], ...] = (
 
 
 def report_blocks(ctx: ReportContext, n_runs: int, transfer: pd.DataFrame, ids: set[str] | None) -> list[Block]:
-    """Every block of the report, in order: header, transfer, each dataset's sections, failed runs.
+    """Every block of the report, in order: header, transfer, the ladder across datasets, each
+    dataset's sections, failed runs.
 
     Parameters
     ----------
@@ -140,6 +146,7 @@ def report_blocks(ctx: ReportContext, n_runs: int, transfer: pd.DataFrame, ids: 
     """
     blocks = header_section(ctx, n_runs=n_runs)
     blocks += transfer_section(ctx, transfer)
+    blocks += resolution_section(ctx)
     for dataset in dict.fromkeys(ctx.df["dataset"]):
         for section in DATASET_SECTIONS:
             blocks += section(ctx, dataset)

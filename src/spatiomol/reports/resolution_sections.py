@@ -1,0 +1,259 @@
+"""The resolution ladder: the same models on several parcellations of one brain (the paper's
+Tables 5–8 and its test-r-against-resolution figure).
+
+When a results folder holds grid runs of two or more datasets, this section puts them side
+by side, ordered by their number of regions: per split type, a table of test Pearson r
+(mean ± SD over splits, n, and the shown null family's mean where null runs exist), the
+paired difference of each SMT variant to its MLP counterpart (the MLP that reads the same
+inputs) on every dataset, and a figure of test r against the number of regions with 95%
+t-intervals, one line per model. It writes ``tables/resolution_ladder.csv`` and
+``tables/resolution_ladder_pairs.csv``.
+
+The paper's claim it tests: the SMT gains with resolution because more region pairs train
+it, so that the SMT w/ [CLS] overtakes the MLP w/ coords somewhere up the ladder. A lead is
+called one only where the 95% t-interval of the paired difference excludes 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spatiomol.models import registry
+from spatiomol.reports import figures, stats, tables
+from spatiomol.reports.context import SPLIT_ORDER, ReportContext
+from spatiomol.reports.document import Block, Figure, Heading, Paragraph, Table
+from spatiomol.reports.verdict import t_interval
+
+METRIC, STRATUM = "pearson", "all"
+
+
+def counterpart(model: str) -> str | None:
+    """The MLP reading the same inputs as SMT variant ``model`` (``smt`` → ``mlp``,
+    ``smt-cls`` → ``mlp-coords``); None for a model that is not an SMT."""
+    spec = registry.spec(model)
+    smt, mlp = registry.spec("smt").estimator, registry.spec("mlp").estimator
+    if spec.estimator != smt:
+        return None
+    for other in registry.MODELS.values():
+        same_inputs = (other.reads_expression, other.reads_coords) == (spec.reads_expression, spec.reads_coords)
+        if other.estimator == mlp and same_inputs and other.table1:
+            return other.name
+    return None
+
+
+def _datasets_by_size(df: pd.DataFrame, manifest: dict[str, Any]) -> list[tuple[str, int]]:
+    info = manifest.get("datasets", {})
+    present = dict.fromkeys(df.loc[df["input"] == "true", "dataset"])
+    sized = [(d, int(info.get(d, {}).get("n_regions", -1))) for d in present]
+    return sorted(sized, key=lambda item: (item[1], item[0]))
+
+
+def _split_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """One score per (dataset, split type, model, input, repeat, fold): nulls averaged per split."""
+    sel = df[(df["metric"] == METRIC) & (df["stratum"] == STRATUM) & df["input"].isin(["true", "null"])]
+    keys = ["dataset", "split_type", "model", "input", "repeat", "fold"]
+    return sel.groupby(keys, sort=False)["value"].mean().reset_index()
+
+
+def ladder_table(df: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
+    """Test r per (split type, model, dataset) and input, over splits.
+
+    Returns
+    -------
+    DataFrame with ``split_type, model, dataset, n_regions, n_genes, input, mean, sd, n,
+    ci_low, ci_high``: ``n`` splits (a null split's score is the mean over its nulls),
+    ``ci_*`` the 95% t-interval of the mean (NaN below 2 splits).
+    """
+    info = manifest.get("datasets", {})
+    scores = _split_scores(df)
+    rows = []
+    for (split_type, model, dataset, inp), group in scores.groupby(["split_type", "model", "dataset", "input"]):
+        values = group["value"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        n = values.size
+        mean = float(values.mean()) if n else float("nan")
+        sd = float(values.std(ddof=1)) if n > 1 else float("nan")
+        low, high = t_interval(mean, sd, n)
+        entry = info.get(dataset, {})
+        rows.append(
+            {
+                "split_type": split_type,
+                "model": model,
+                "dataset": dataset,
+                "n_regions": entry.get("n_regions"),
+                "n_genes": entry.get("n_genes"),
+                "input": inp,
+                "mean": mean,
+                "sd": sd,
+                "n": n,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "split_type",
+            "model",
+            "dataset",
+            "n_regions",
+            "n_genes",
+            "input",
+            "mean",
+            "sd",
+            "n",
+            "ci_low",
+            "ci_high",
+        ],
+    )
+
+
+def ladder_pairs(df: pd.DataFrame, n_permutations: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """Each SMT variant against its MLP counterpart, paired over the splits both were scored on.
+
+    Returns
+    -------
+    DataFrame with ``split_type, dataset, model, reference, n, mean_diff, sd_diff, ci_low,
+    ci_high, n_ahead, signflip_p, lead``; ``lead`` is ``"ahead"`` / ``"behind"`` when the
+    95% t-interval of the difference excludes 0, else ``"level"``.
+    """
+    scores = _split_scores(df)
+    true = scores[scores["input"] == "true"]
+    rows = []
+    for (split_type, dataset), group in true.groupby(["split_type", "dataset"], sort=False):
+        wide = group.pivot_table(index=["repeat", "fold"], columns="model", values="value", aggfunc="first")
+        for model in wide.columns:
+            reference = counterpart(model)
+            if reference is None or reference not in wide.columns:
+                continue
+            both = wide[[model, reference]].dropna()
+            if both.empty:
+                continue
+            test = stats.paired_test(
+                both[model].to_numpy(), both[reference].to_numpy(), n_permutations=n_permutations, seed=seed
+            )
+            low, high = t_interval(test["mean_diff"], test["sd_diff"], test["n"])
+            lead = "ahead" if low > 0 else "behind" if high < 0 else "level"
+            rows.append(
+                {
+                    "split_type": split_type,
+                    "dataset": dataset,
+                    "model": model,
+                    "reference": reference,
+                    "n": test["n"],
+                    "mean_diff": test["mean_diff"],
+                    "sd_diff": test["sd_diff"],
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_ahead": int((both[model] > both[reference]).sum()),
+                    "signflip_p": test["signflip_p"],
+                    "lead": lead,
+                }
+            )
+    columns = ["split_type", "dataset", "model", "reference", "n", "mean_diff", "sd_diff", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=[*columns, "n_ahead", "signflip_p", "lead"])
+
+
+def _ladder_view(table: pd.DataFrame, split_type: str, datasets: list[tuple[str, int]]) -> pd.DataFrame:
+    sub = table[table["split_type"] == split_type]
+    cells: dict[str, dict[str, str]] = {}
+    for model in tables.model_order(sub["model"]):
+        row = {}
+        for dataset, n_regions in datasets:
+            true = sub[(sub["model"] == model) & (sub["dataset"] == dataset) & (sub["input"] == "true")]
+            if true.empty:
+                row[f"{dataset} ({n_regions})"] = "–"
+                continue
+            t = true.iloc[0]
+            text = f"{tables.format_cell(t['mean'], t['sd'], '.3f')} ({int(t['n'])})"
+            null = sub[(sub["model"] == model) & (sub["dataset"] == dataset) & (sub["input"] == "null")]
+            if not null.empty:
+                text += f"; null {null.iloc[0]['mean']:.3f}"
+            row[f"{dataset} ({n_regions})"] = text
+        cells[tables.display(model)] = row
+    return pd.DataFrame.from_dict(cells, orient="index")
+
+
+def _pairs_view(pairs: pd.DataFrame, split_type: str, datasets: list[tuple[str, int]]) -> pd.DataFrame:
+    sub = pairs[pairs["split_type"] == split_type]
+    cells: dict[str, dict[str, str]] = {}
+    for model, reference in dict.fromkeys(zip(sub["model"], sub["reference"])):
+        label = f"{tables.display(model)} − {tables.display(reference)}"
+        row = {}
+        for dataset, n_regions in datasets:
+            hit = sub[(sub["model"] == model) & (sub["dataset"] == dataset)]
+            if hit.empty:
+                row[f"{dataset} ({n_regions})"] = "–"
+                continue
+            h = hit.iloc[0]
+            row[f"{dataset} ({n_regions})"] = (
+                f"{h['mean_diff']:+.3f} ± {h['sd_diff']:.3f} ({int(h['n'])}; ahead on {int(h['n_ahead'])}; {h['lead']})"
+            )
+        cells[label] = row
+    return pd.DataFrame.from_dict(cells, orient="index")
+
+
+def _lead_sentence(pairs: pd.DataFrame, split_type: str, datasets: list[tuple[str, int]]) -> str:
+    sub = pairs[pairs["split_type"] == split_type]
+    order = {d: k for k, (d, _) in enumerate(datasets)}
+    sentences = []
+    for model, reference in dict.fromkeys(zip(sub["model"], sub["reference"])):
+        rows = sub[sub["model"] == model].sort_values("dataset", key=lambda s: s.map(order))
+        ahead = [d for d, lead in zip(rows["dataset"], rows["lead"]) if lead == "ahead"]
+        behind = [d for d, lead in zip(rows["dataset"], rows["lead"]) if lead == "behind"]
+        name, ref = tables.display(model), tables.display(reference)
+        if ahead:
+            text = f"{name} leads {ref} (95% interval of the paired difference above 0) on {', '.join(ahead)}"
+        else:
+            text = f"{name} leads {ref} on no dataset (no 95% interval of the paired difference above 0)"
+        if behind:
+            text += f"; it trails on {', '.join(behind)}"
+        sentences.append(text + ".")
+    return " ".join(sentences)
+
+
+def resolution_section(ctx: ReportContext) -> list[Block]:
+    """The ladder across the folder's datasets (nothing with fewer than two)."""
+    grid = ctx.df[ctx.df["split_type"].isin(SPLIT_ORDER)]
+    datasets = _datasets_by_size(grid, ctx.manifest)
+    if len(datasets) < 2:
+        return []
+    table = ladder_table(grid, ctx.manifest)
+    pairs = ladder_pairs(grid, n_permutations=ctx.n_permutations, seed=ctx.seed)
+    table.to_csv(ctx.tables_dir / "resolution_ladder.csv", index=False)
+    pairs.to_csv(ctx.tables_dir / "resolution_ladder_pairs.csv", index=False)
+    blocks: list[Block] = [
+        Heading("Across resolutions (the paper's Tables 5–8)", 2),
+        Paragraph(
+            "Test Pearson r, mean ± SD over splits (n), by dataset ordered by its number of regions (in "
+            "brackets); 'null' is the mean of the shown null family's runs, averaged per split. The "
+            "second table pairs each SMT variant with the MLP that reads the same inputs, over the splits both "
+            "were scored on: mean ± SD of the difference (n; splits where the SMT is ahead; 'ahead' or "
+            "'behind' where the 95% t-interval excludes 0, else 'level')."
+        ),
+    ]
+    for split_type in [s for s in SPLIT_ORDER if s in set(table["split_type"])]:
+        blocks += [Heading(f"{split_type.capitalize()} splits", 3), Table(_ladder_view(table, split_type, datasets))]
+        if not pairs[pairs["split_type"] == split_type].empty:
+            blocks += [
+                Table(_pairs_view(pairs, split_type, datasets)),
+                Paragraph(_lead_sentence(pairs, split_type, datasets)),
+            ]
+    path = ctx.figures_dir / "resolution_ladder.png"
+    try:
+        figures.plot_resolution_ladder(table, path)
+    except Exception as err:  # noqa: BLE001 — a figure must not sink the report
+        blocks.append(Paragraph(f"**Figure not drawn**: the resolution ladder figure failed ({err})."))
+    else:
+        blocks.append(
+            Figure(
+                path,
+                "test r against the number of regions",
+                "Test Pearson r (true expression) against the number of regions; mean with its 95% t-interval "
+                "over splits, one line per model, one panel per split type.",
+            )
+        )
+    return blocks
