@@ -45,7 +45,7 @@ def ladder(tmp_path_factory):
     return (
         ResultsStore(out).load(),
         path.read_text(),
-        pd.read_csv(tables_dir / "resolution_ladder.csv"),
+        pd.read_csv(tables_dir / "resolution_ladder.csv", dtype={"input": str}),
         pd.read_csv(tables_dir / "resolution_ladder_pairs.csv"),
         out / "report" / "figures" / "resolution_ladder.png",
     )
@@ -76,6 +76,13 @@ def test_ladder_table_is_the_stored_scores_with_t_intervals(ladder):
         assert row["ci_high"] == pytest.approx(values.mean() + half, abs=1e-12)
     section = text[text.index("Across resolutions") : text.index("Headline:")]
     assert section.index("(24)") < section.index("(40)")  # ordered by number of regions
+    # the 2-epoch neural fits are flagged by the training check, and the ladder counts them per cell
+    runs = df.drop_duplicates("run_id")
+    for _, row in table.iterrows():
+        cell = runs[(runs["dataset"] == row["dataset"]) & (runs["model"] == row["model"])]
+        assert row["not_trained"] == cell["training_check"].str.startswith("not trained").sum()
+    assert table.loc[table["model"] == "cm", "not_trained"].eq(0).all()
+    assert "not trained**" in section
     assert figure.is_file()
 
 
@@ -98,7 +105,7 @@ def test_ladder_figure_draws_one_line_per_model_at_the_table_means(ladder):
     _, _, table, _, _ = ladder
     fig = figures.draw_resolution_ladder(table)
     ax = fig.axes[0]
-    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    lines = {container.get_label(): container.lines[0] for container in ax.containers}
     assert set(lines) == {"Bilinear CM", "MLP w/ coords", "SMT w/ [CLS]"}
     cm = table[(table["model"] == "cm") & (table["input"] == "true")].sort_values("n_regions")
     np.testing.assert_allclose(lines["Bilinear CM"].get_xdata(), cm["n_regions"])

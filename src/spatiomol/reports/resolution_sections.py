@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spatiomol.experiments.store import CHECK_NOT_TRAINED
 from spatiomol.models import registry
 from spatiomol.reports import figures, stats, tables
 from spatiomol.reports.context import SPLIT_ORDER, ReportContext
@@ -58,17 +59,28 @@ def _split_scores(df: pd.DataFrame) -> pd.DataFrame:
     return sel.groupby(keys, sort=False)["value"].mean().reset_index()
 
 
+def _not_trained(df: pd.DataFrame) -> dict[tuple[str, str, str, str], int]:
+    """(split type, model, dataset, input) → runs flagged *not trained*."""
+    if "training_check" not in df:
+        return {}
+    runs = df.drop_duplicates("run_id")
+    runs = runs[runs["training_check"].astype(str).str.startswith(CHECK_NOT_TRAINED)]
+    return runs.groupby(["split_type", "model", "dataset", "input"]).size().to_dict()
+
+
 def ladder_table(df: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
     """Test r per (split type, model, dataset) and input, over splits.
 
     Returns
     -------
     DataFrame with ``split_type, model, dataset, n_regions, n_genes, input, mean, sd, n,
-    ci_low, ci_high``: ``n`` splits (a null split's score is the mean over its nulls),
-    ``ci_*`` the 95% t-interval of the mean (NaN below 2 splits).
+    ci_low, ci_high, not_trained``: ``n`` splits (a null split's score is the mean over its
+    nulls), ``ci_*`` the 95% t-interval of the mean (NaN below 2 splits), ``not_trained``
+    the runs of the cell flagged *not trained* (included in the mean).
     """
     info = manifest.get("datasets", {})
     scores = _split_scores(df)
+    flagged = _not_trained(df)
     rows = []
     for (split_type, model, dataset, inp), group in scores.groupby(["split_type", "model", "dataset", "input"]):
         values = group["value"].to_numpy(dtype=float)
@@ -91,6 +103,7 @@ def ladder_table(df: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
                 "n": n,
                 "ci_low": low,
                 "ci_high": high,
+                "not_trained": flagged.get((split_type, model, dataset, inp), 0),
             }
         )
     return pd.DataFrame(
@@ -107,6 +120,7 @@ def ladder_table(df: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
             "n",
             "ci_low",
             "ci_high",
+            "not_trained",
         ],
     )
 
@@ -168,7 +182,8 @@ def _ladder_view(table: pd.DataFrame, split_type: str, datasets: list[tuple[str,
                 row[f"{dataset} ({n_regions})"] = "–"
                 continue
             t = true.iloc[0]
-            text = f"{tables.format_cell(t['mean'], t['sd'], '.3f')} ({int(t['n'])})"
+            stuck = f"; **{int(t['not_trained'])} not trained**" if t["not_trained"] else ""
+            text = f"{tables.format_cell(t['mean'], t['sd'], '.3f')} ({int(t['n'])}{stuck})"
             null = sub[(sub["model"] == model) & (sub["dataset"] == dataset) & (sub["input"] == "null")]
             if not null.empty:
                 text += f"; null {null.iloc[0]['mean']:.3f}"
@@ -232,7 +247,8 @@ def resolution_section(ctx: ReportContext) -> list[Block]:
             "brackets); 'null' is the mean of the shown null family's runs, averaged per split. The "
             "second table pairs each SMT variant with the MLP that reads the same inputs, over the splits both "
             "were scored on: mean ± SD of the difference (n; splits where the SMT is ahead; 'ahead' or "
-            "'behind' where the 95% t-interval excludes 0, else 'level')."
+            "'behind' where the 95% t-interval excludes 0, else 'level'). A cell with fits flagged *not trained* "
+            "says how many (they are in its mean)."
         ),
     ]
     for split_type in [s for s in SPLIT_ORDER if s in set(table["split_type"])]:
