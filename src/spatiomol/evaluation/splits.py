@@ -18,7 +18,27 @@ Two protocols, each repeated ``n_repeats`` times with ``n_folds`` folds:
     ties broken by region index). The source itself is at distance 0, so it is always a
     test region of its fold.
 
-Coverage guarantee (both protocols): within one repeat the test sets of the folds are
+Three held-out-system protocols (issue 27; GeneEx2Conn's harder generalisation tests) have
+a layout fixed by the brain rather than by ``n_repeats × n_folds`` (`split_layout`): one
+repeat, and
+
+``network``
+    one fold per network label (``brain.network``, in order of first appearance; the
+    subcortex is its own label): fold ``f`` tests every region of label ``f`` and trains on
+    all the others. A brain without network labels (every cortical label ``Unknown`` or
+    empty, as the Desikan–Killiany dataset) is a ``ValueError``.
+``hemisphere``
+    two folds: fold 0 trains on the left hemisphere and tests on the right, fold 1 the
+    reverse. Regions with another hemisphere value (midline) are in neither set.
+``structure``
+    one fold: train on the cortex, test on the subcortex (regions of any other structure
+    class, e.g. cerebellum, are in neither set).
+
+No randomness is involved, so ``seed`` is only recorded. Test sets differ in size between
+folds (a network of 6 regions against one of 30); every downstream statistic is per split
+and pairs splits, so unequal folds need no weighting.
+
+Coverage guarantee (``random`` and ``spatial``): within one repeat the test sets of the folds are
 pairwise disjoint and their union is every region, i.e. every region is tested exactly
 once per repeat; each split's training set is the complement of its test set. For
 ``spatial`` this holds because each fold only draws from regions no earlier fold used,
@@ -42,7 +62,12 @@ import numpy as np
 
 from spatiomol.data.brain import Brain, pairs_within
 
-SPLIT_KINDS = ("random", "spatial")
+#: every split protocol; the last three have a layout fixed by the brain (`split_layout`)
+SPLIT_KINDS = ("random", "spatial", "network", "hemisphere", "structure")
+#: protocols whose layout the brain fixes: one repeat, folds by network / hemisphere / structure
+HELD_OUT_KINDS = ("network", "hemisphere", "structure")
+#: network labels that mean "no network assigned"
+NO_NETWORK = ("", "Unknown", "nan")
 _FORMAT = "spatiomol-splits"
 _FORMAT_VERSION = 1
 
@@ -71,7 +96,7 @@ class Split:
     ----------
     dataset : str
         Name of the brain the split was drawn for (a label only).
-    kind : {"random", "spatial"}
+    kind : one of `SPLIT_KINDS`
         Split protocol.
     repeat : int
         Repeat (round of cross-validation), ``0 .. n_repeats-1``.
@@ -85,7 +110,10 @@ class Split:
         Sorted test region indices (read-only), disjoint from ``train``.
     source : int or None
         For ``spatial`` splits, the source region whose neighbourhood is the test set;
-        ``None`` for ``random`` splits.
+        ``None`` for the other protocols.
+    held_out : str or None
+        For the held-out-system protocols, what the test set is (``"Vis"``, ``"L→R"``,
+        ``"cortex→subcortex"``); ``None`` for ``random`` and ``spatial``.
     """
 
     dataset: str
@@ -96,6 +124,7 @@ class Split:
     train: np.ndarray
     test: np.ndarray
     source: int | None = None
+    held_out: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SPLIT_KINDS:
@@ -137,6 +166,7 @@ class Split:
             "fold": self.fold,
             "seed": self.seed,
             "source": self.source,
+            "held_out": self.held_out,
             "train": self.train.tolist(),
             "test": self.test.tolist(),
         }
@@ -145,8 +175,8 @@ class Split:
         if not isinstance(other, Split):
             return NotImplemented
         return (
-            (self.dataset, self.kind, self.repeat, self.fold, self.seed, self.source)
-            == (other.dataset, other.kind, other.repeat, other.fold, other.seed, other.source)
+            (self.dataset, self.kind, self.repeat, self.fold, self.seed, self.source, self.held_out)
+            == (other.dataset, other.kind, other.repeat, other.fold, other.seed, other.source, other.held_out)
             and np.array_equal(self.train, other.train)
             and np.array_equal(self.test, other.test)
         )
@@ -249,16 +279,87 @@ def _checked_coords(brain: Brain) -> np.ndarray:
     return coords
 
 
-def make_splits(brain: Brain, kind: str, n_repeats: int = 10, n_folds: int = 4, seed: int = 0) -> list[Split]:
-    """All splits of one protocol: ``n_repeats × n_folds`` `Split` objects.
+def network_labels(brain: Brain) -> list[str]:
+    """The network labels of ``brain`` in order of first appearance (the subcortex's included).
 
-    A pure function of ``(brain.n_regions, brain.coords, kind, n_repeats, n_folds, seed)``;
-    ``brain.name`` is recorded as a label only.
+    Raises
+    ------
+    ValueError
+        When the brain has no network assignment: no cortical region carries a label other
+        than `NO_NETWORK` values, or fewer than two labels exist.
+    """
+    network = np.asarray(brain.network).astype(str)
+    cortical = network[np.asarray(brain.structure).astype(str) == "cortex"]
+    labels = list(dict.fromkeys(network.tolist()))
+    if not np.any(~np.isin(cortical, NO_NETWORK)) or len(labels) < 2:
+        raise ValueError(
+            f"Brain {brain.name!r}: network splits need a network label per region (regions column "
+            f"'network', e.g. the Schaefer 7-network names); found {labels[:8]}"
+        )
+    return labels
+
+
+def held_out_folds(brain: Brain, kind: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(train, test, what is held out) of each fold of a held-out-system protocol.
+
+    Raises
+    ------
+    ValueError
+        No network labels (``network``); a hemisphere or the subcortex with fewer than 2
+        regions (no test edge), naming the brain and the field.
+    """
+    n = brain.n_regions
+    everything = np.arange(n)
+    if kind == "network":
+        network = np.asarray(brain.network).astype(str)
+        return [(everything[network != label], everything[network == label], label) for label in network_labels(brain)]
+    if kind == "hemisphere":
+        hemisphere = np.asarray(brain.hemisphere).astype(str)
+        left, right = everything[hemisphere == "L"], everything[hemisphere == "R"]
+        if min(left.size, right.size) < 2:
+            raise ValueError(
+                f"Brain {brain.name!r}: hemisphere splits need at least 2 regions with hemisphere 'L' and 2 "
+                f"with 'R' (regions column 'hemisphere'); found {left.size} and {right.size}"
+            )
+        return [(left, right, "L→R"), (right, left, "R→L")]
+    if kind == "structure":
+        structure = np.asarray(brain.structure).astype(str)
+        cortex, subcortex = everything[structure == "cortex"], everything[structure == "subcortex"]
+        if min(cortex.size, subcortex.size) < 2:
+            raise ValueError(
+                f"Brain {brain.name!r}: structure splits need at least 2 'cortex' and 2 'subcortex' regions "
+                f"(regions column 'structure'); found {cortex.size} and {subcortex.size}"
+            )
+        return [(cortex, subcortex, "cortex→subcortex")]
+    raise ValueError(f"{kind!r} is not one of the held-out protocols {HELD_OUT_KINDS}")
+
+
+def split_layout(brain: Brain, kind: str, n_repeats: int, n_folds: int) -> tuple[int, int]:
+    """(repeats, folds) of protocol ``kind`` on ``brain``.
+
+    ``random`` and ``spatial`` take ``(n_repeats, n_folds)`` as given; the held-out
+    protocols have one repeat and as many folds as their layout (`held_out_folds`):
+    ``network`` one per label, ``hemisphere`` 2, ``structure`` 1.
+    """
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"kind must be one of {SPLIT_KINDS}, got {kind!r}")
+    if kind in HELD_OUT_KINDS:
+        return 1, len(held_out_folds(brain, kind))
+    return int(n_repeats), int(n_folds)
+
+
+def make_splits(brain: Brain, kind: str, n_repeats: int = 10, n_folds: int = 4, seed: int = 0) -> list[Split]:
+    """All splits of one protocol: ``n_repeats × n_folds`` `Split` objects (the held-out
+    protocols: their fixed layout, `split_layout`, whatever ``n_repeats`` and ``n_folds``).
+
+    A pure function of ``(brain.n_regions, brain.coords, kind, n_repeats, n_folds, seed)``
+    (the held-out protocols: of the regions table's network, hemisphere and structure
+    columns); ``brain.name`` is recorded as a label only.
 
     Parameters
     ----------
     brain : Brain
-    kind : {"random", "spatial"}
+    kind : one of `SPLIT_KINDS`
     n_repeats : int
         Rounds of cross-validation (paper: 10).
     n_folds : int
@@ -275,6 +376,11 @@ def make_splits(brain: Brain, kind: str, n_repeats: int = 10, n_folds: int = 4, 
     if kind not in SPLIT_KINDS:
         raise ValueError(f"kind must be one of {SPLIT_KINDS}, got {kind!r}")
     seed = _check_seed(seed, "make_splits")
+    if kind in HELD_OUT_KINDS:
+        return [
+            Split(dataset=brain.name, kind=kind, repeat=0, fold=fold, seed=seed, train=train, test=test, held_out=what)
+            for fold, (train, test, what) in enumerate(held_out_folds(brain, kind))
+        ]
     n_regions = brain.n_regions
     _check_counts(n_regions, n_folds, n_repeats)
     coords = _checked_coords(brain) if kind == "spatial" else None
@@ -309,9 +415,11 @@ def inner_validation(
     """Hold out validation regions from a training set, with the outer split's rule.
 
     ``n_val = max(2, round(fraction * n_train))`` validation regions are taken from
-    ``train``: for ``kind="random"`` a uniformly random subset; for ``kind="spatial"`` a
-    spatial block, the ``n_val`` training regions nearest (Euclidean, mm; ties by index)
-    to a source drawn uniformly among the training regions. Validation edges are the pairs
+    ``train``: for ``kind="random"`` a uniformly random subset; for ``kind="spatial"`` and
+    the held-out protocols (`HELD_OUT_KINDS`: their test set is a whole system, so the
+    validation set is a contiguous block too) a spatial block, the ``n_val`` training
+    regions nearest (Euclidean, mm; ties by index) to a source drawn uniformly among the
+    training regions. Validation edges are the pairs
     within the validation regions; pairs between inner-train and validation regions are
     never used, as in the outer split.
 
@@ -320,7 +428,7 @@ def inner_validation(
     brain : Brain
     train : (n_train,) int array
         Outer training regions.
-    kind : {"random", "spatial"}
+    kind : one of `SPLIT_KINDS`
     fraction : float in (0, 1)
     seed : int
         Seed of the ``numpy.random.Generator`` drawing the subset or source; a
@@ -415,7 +523,8 @@ def _read_payload(path: Path) -> dict[str, Any]:
 def load_splits(path: str | Path, brain: Brain | None = None) -> list[Split]:
     """Read splits written by `save_splits` (JSON or npz); the result equals what was saved.
 
-    With ``brain`` given, also check that every split partitions exactly its regions.
+    With ``brain`` given, also check that every split partitions exactly its regions (a
+    held-out split: that its regions are the brain's).
     A missing file is a ``ValueError`` naming it.
     """
     path = Path(path)
@@ -435,15 +544,23 @@ def load_splits(path: str | Path, brain: Brain | None = None) -> list[Split]:
         if missing:
             raise ValueError(f"{path}: splits[{k}] lacks fields {missing}")
         try:
-            splits.append(Split(**{f: record[f] for f in _REQUIRED_FIELDS}, source=record.get("source")))
+            splits.append(
+                Split(
+                    **{f: record[f] for f in _REQUIRED_FIELDS},
+                    source=record.get("source"),
+                    held_out=record.get("held_out"),
+                )
+            )
         except ValueError as err:
             raise ValueError(f"{path}: splits[{k}]: {err}") from err
     if brain is not None:
         for split in splits:
             largest = max(split.train.max(initial=-1), split.test.max(initial=-1))
-            if split.n_regions != brain.n_regions or largest >= brain.n_regions:
+            # a held-out split may leave regions out (midline, cerebellum), but never names one the brain lacks
+            partial = split.kind in HELD_OUT_KINDS
+            if (not partial and split.n_regions != brain.n_regions) or largest >= brain.n_regions:
                 raise ValueError(
-                    f"{path}: split {split.key} does not partition the {brain.n_regions} regions "
-                    f"of brain {brain.name!r}"
+                    f"{path}: split {split.key} does not {'fit' if partial else 'partition'} the "
+                    f"{brain.n_regions} regions of brain {brain.name!r}"
                 )
     return splits

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from spatiomol.data.brain import Brain
+from spatiomol.evaluation.splits import HELD_OUT_KINDS
 from spatiomol.experiments.config import ExperimentConfig, null_run_settings, run_null_family
 from spatiomol.experiments.store import KEY_COLUMNS, run_id
 from spatiomol.hashing import canonical_json, derived_seed
@@ -221,7 +222,25 @@ def run_settings(config: ExperimentConfig, model: str, input_kind: str, nulls: d
     return canonical_json(settings)
 
 
-def build_grid(config: ExperimentConfig) -> list[RunSpec]:
+#: (dataset, split type) → (repeats, folds) of a protocol whose layout the brain fixes
+Layouts = Mapping[tuple[str, str], tuple[int, int]]
+
+
+def split_counts(config: ExperimentConfig, dataset: str, split_type: str, layouts: Layouts | None) -> tuple[int, int]:
+    """(repeats, folds) of ``split_type`` on ``dataset``: the config's for ``random`` and
+    ``spatial``, the brain's fixed layout (``layouts``, from
+    `spatiomol.experiments.inputs.split_layouts`) for the held-out protocols."""
+    if split_type not in HELD_OUT_KINDS:
+        return config.repeats, config.folds
+    if layouts is None or (dataset, split_type) not in layouts:
+        raise ValueError(
+            f"build_grid: split type {split_type!r} has a layout fixed by the brain of {dataset!r}; pass "
+            "layouts=spatiomol.experiments.inputs.split_layouts(config)"
+        )
+    return layouts[(dataset, split_type)]
+
+
+def build_grid(config: ExperimentConfig, layouts: Layouts | None = None) -> list[RunSpec]:
     """Every run of an experiment, in a deterministic order, without duplicates.
 
     The main grid is datasets × models × splits × repeats × folds × inputs (dropping
@@ -229,7 +248,9 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
     their (model, input) cells on ``variant_splits``. Every ``"null"`` cell is repeated
     for each null family (`ExperimentConfig.null_families`, config order) and, on every
     (repeat, fold) of the true runs, for each of the family's first `null_count` nulls
-    (shared folds: null_index ``k`` × repeat × fold).
+    (shared folds: null_index ``k`` × repeat × fold). A held-out protocol (``network``,
+    ``hemisphere``, ``structure``) has one repeat and the folds its layout gives
+    (`split_counts`; ``layouts`` is required when the config names one).
     """
     models = config.resolved_models()
     cells: list[tuple[str, str, tuple[str, ...]]] = []  # (model, input, splits)
@@ -252,8 +273,9 @@ def build_grid(config: ExperimentConfig) -> list[RunSpec]:
                 settings = run_settings(config, model, inp, nulls)
                 indices = range(null_count(model, nulls)) if nulls is not None else [-1]
                 for split_type in splits:
-                    for repeat in range(config.repeats):
-                        for fold in range(config.folds):
+                    n_repeats, n_folds = split_counts(config, dataset, split_type, layouts)
+                    for repeat in range(n_repeats):
+                        for fold in range(n_folds):
                             for null_index in indices:
                                 spec = RunSpec(
                                     dataset=dataset,

@@ -24,7 +24,7 @@ import numpy as np
 from spatiomol.data.brain import Brain
 from spatiomol.data.sources import resolve_source, source_digest
 from spatiomol.evaluation import make_splits, save_splits
-from spatiomol.evaluation.splits import Split
+from spatiomol.evaluation.splits import HELD_OUT_KINDS, Split, split_layout
 from spatiomol.experiments.config import ExperimentConfig, null_family_label, null_run_settings, resolved_nulls
 from spatiomol.experiments.grid import RunSpec, random_permutation
 from spatiomol.experiments.store import ResultsStore
@@ -85,6 +85,30 @@ def dataset_fingerprint(brain: Brain) -> dict[str, Any]:
         "target_scale": brain.target_scale,
         "provenance": to_jsonable(brain.provenance),
     }
+
+
+def split_layouts(config: ExperimentConfig) -> dict[tuple[str, str], tuple[int, int]]:
+    """(dataset, split type) → (repeats, folds) of every held-out protocol the config names
+    (`spatiomol.evaluation.splits.split_layout`); loads only the datasets that need it.
+
+    Raises
+    ------
+    ValueError
+        A dataset whose brain cannot give the protocol (``network`` without network labels),
+        naming the dataset.
+    """
+    kinds = [k for k in dict.fromkeys([*config.splits, *config.variant_splits]) if k in HELD_OUT_KINDS]
+    layouts = {}
+    for dataset in config.datasets if kinds else []:
+        brain = _as_brain(dataset, config.gene_order)
+        for kind in kinds:
+            try:
+                layouts[(dataset, kind)] = split_layout(brain, kind, config.repeats, config.folds)
+            except ValueError as err:
+                raise ValueError(
+                    f"config field 'splits': dataset {dataset!r} cannot be split by {kind!r}: {err}"
+                ) from None
+    return layouts
 
 
 def get_split(brain: Brain, spec: RunSpec) -> Split:

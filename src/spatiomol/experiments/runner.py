@@ -47,6 +47,7 @@ from spatiomol.experiments.inputs import (
     input_brain,
     prepare,
     shared_gene_brains,
+    split_layouts,
 )
 from spatiomol.experiments.store import CHECK_NOT_TRAINED, ResultsStore
 
@@ -117,7 +118,7 @@ def run_experiment(
     config.validate()  # e.g. an unknown null family: a ValueError before any run or null is made
     store = ResultsStore(results_dir)
     store.root.mkdir(parents=True, exist_ok=True)
-    grid = build_grid(config)
+    grid = build_grid(config, split_layouts(config))
     specs = select_runs(grid, only)
     if only:
         named = "; ".join(f"{k}={','.join(map(str, [v] if isinstance(v, str | int) else v))}" for k, v in only.items())

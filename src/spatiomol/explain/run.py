@@ -33,6 +33,7 @@ import pandas as pd
 
 from spatiomol.atomic import atomic_path
 from spatiomol.data.brain import Brain
+from spatiomol.evaluation.splits import SPLIT_KINDS
 from spatiomol.experiments.execute import fit_run, load_run_model, run_data, run_spec
 from spatiomol.experiments.grid import RunSpec
 from spatiomol.experiments.store import ResultsStore
@@ -44,8 +45,8 @@ from spatiomol.models import registry
 from spatiomol.models.neural import NeuralConnectivityModel
 
 #: ``--split`` syntax: split type, repeat and fold
-SPLIT_PATTERN = re.compile(r"^(random|spatial):r(\d+)f(\d+)$")
-SPLIT_ORDER = ("random", "spatial")
+SPLIT_PATTERN = re.compile(rf"^({'|'.join(SPLIT_KINDS)}):r(\d+)f(\d+)$")
+SPLIT_ORDER = SPLIT_KINDS
 
 
 @dataclass
@@ -77,7 +78,7 @@ def parse_split(text: str) -> tuple[str, int, int]:
     """``"random:r0f0"`` → ``("random", 0, 0)``; ValueError for anything else."""
     match = SPLIT_PATTERN.match(str(text).strip())
     if not match:
-        raise ValueError(f"--split {text!r}: expected '<random|spatial>:r<repeat>f<fold>', e.g. 'random:r0f0'")
+        raise ValueError(f"--split {text!r}: expected '<{'|'.join(SPLIT_KINDS)}>:r<repeat>f<fold>', e.g. 'random:r0f0'")
     return match.group(1), int(match.group(2)), int(match.group(3))
 
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from spatiomol.evaluation.splits import SPLIT_KINDS
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.reports import null_families
 
-#: split types in the order the report shows them
-SPLIT_ORDER = ("random", "spatial")
+#: split types in the order the report shows them: every protocol, in `SPLIT_KINDS` order
+SPLIT_ORDER = SPLIT_KINDS
 
 
 @dataclass

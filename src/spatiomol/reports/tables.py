@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from spatiomol.evaluation.splits import SPLIT_KINDS
 from spatiomol.experiments.config import TABLE3_VARIANTS
 from spatiomol.models import registry
 
@@ -130,7 +131,7 @@ def table1(summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFr
     """
     s = summary[summary["dataset"] == dataset]
     look = _lookup(s)
-    splits = [k for k in ("random", "spatial") if k in set(s["split_type"])]
+    splits = [k for k in SPLIT_KINDS if k in set(s["split_type"])]
     models = model_order(s.loc[s["input"] == "true", "model"])
     text_rows, num_rows, lower = [], [], {}
     for model in models:
@@ -172,7 +173,7 @@ def table2(summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFr
     """Table 2 for ``dataset``: stratified Pearson r (true input) per split type."""
     s = summary[(summary["dataset"] == dataset) & (summary["input"] == "true")]
     look = _lookup(s)
-    splits = [k for k in ("random", "spatial") if k in set(s["split_type"])]
+    splits = [k for k in SPLIT_KINDS if k in set(s["split_type"])]
     models = model_order(s["model"])
     text_rows, num_rows, lower = [], [], {}
     for model in models:
