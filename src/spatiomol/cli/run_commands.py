@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from spatiomol.data.sources import split_source_list
+from spatiomol.evaluation.splits import SPLIT_KINDS
 from spatiomol.experiments.config import ExperimentConfig, demo_config_path, load_config, split_names
 from spatiomol.experiments.grid import SLICE_FIELDS
 from spatiomol.experiments.runner import run_experiment, summary_text
@@ -54,9 +55,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--dataset", help="bundled name(s), path(s) to a dataset YAML, or synthetic:k=v,... (comma-separated)"
     )
     p.add_argument("--models", help="comma-separated registry names, or 'all' / 'table1'")
-    p.add_argument("--splits", help="comma-separated split types: random,spatial")
-    p.add_argument("--repeats", type=int, help="repeats of k-fold CV (paper: 10)")
-    p.add_argument("--folds", type=int, help="folds per repeat (paper: 4)")
+    p.add_argument(
+        "--splits",
+        help=f"comma-separated split types among {','.join(SPLIT_KINDS)} (the last three hold out a network, "
+        "a hemisphere or the subcortex; their folds are fixed by the brain)",
+    )
+    p.add_argument("--repeats", type=int, help="repeats of k-fold CV for random/spatial splits (paper: 10)")
+    p.add_argument("--folds", type=int, help="folds per repeat for random/spatial splits (paper: 4)")
     p.add_argument("--inputs", help="comma-separated inputs: true,null,permuted")
     p.add_argument("--seed", type=int, help="root seed")
     p.add_argument(
