@@ -22,6 +22,7 @@ from spatiomol.experiments.grid import build_grid
 from spatiomol.experiments.inputs import split_layouts
 from spatiomol.experiments.runner import run_experiment
 from spatiomol.experiments.store import ResultsStore
+from spatiomol.reports.report import write_report
 
 SYNTHETIC = "synthetic:n_regions=40,n_genes=12,seed=0"
 
@@ -101,7 +102,7 @@ def test_the_grid_runs_each_layout_and_needs_it(tmp_path):
     config = ExperimentConfig(
         name="held-out",
         datasets=[SYNTHETIC],
-        models=["cm"],
+        models=["cm", "cge-pca"],
         splits=["random", *HELD_OUT_KINDS],
         repeats=2,
         folds=4,
@@ -114,15 +115,28 @@ def test_the_grid_runs_each_layout_and_needs_it(tmp_path):
     n_labels = len(set(brain.network))
     grid = build_grid(config, split_layouts(config))
     counts = pd.Series([s.split_type for s in grid]).value_counts().to_dict()
-    assert counts == {"random": 8, "network": n_labels, "hemisphere": 2, "structure": 1}
+    assert counts == {"random": 16, "network": 2 * n_labels, "hemisphere": 4, "structure": 2}
     assert not run_experiment(config, tmp_path, progress=False).failed
     df = ResultsStore(tmp_path).load()
     rows = df[(df["metric"] == "pearson") & (df["stratum"] == "all")]
     held = rows[rows["split_type"] == "structure"]
-    assert len(held) == 1 and np.isfinite(held["value"]).all()
+    assert len(held) == 2 and np.isfinite(held["value"]).all()
     assert rows.groupby("split_type")["fold"].nunique().to_dict() == {
         "random": 4,
         "network": n_labels,
         "hemisphere": 2,
         "structure": 1,
     }
+
+    # the report's transfer-to-held-out-systems bars: each fold's stored score under its system's name
+    write_report(tmp_path, tmp_path / "report", n_permutations=50, html=False, brain_views=False)
+    bars = pd.read_csv(tmp_path / "report" / "tables" / "held_out_synthetic_n_regions_40_n_genes_12_seed_0_network.csv")
+    assert list(dict.fromkeys(bars["held_out"])) == list(dict.fromkeys(brain.network))
+    assert set(bars["model"]) == {"cm", "cge-pca"}
+    for _, bar in bars.iterrows():
+        stored = rows[
+            (rows["split_type"] == "network") & (rows["fold"] == bar["fold"]) & (rows["model"] == bar["model"])
+        ]
+        np.testing.assert_allclose(bar["pearson"], stored["value"].to_numpy()[0], equal_nan=True)
+        test = make_splits(brain, "network")[int(bar["fold"])]
+        assert test.held_out == bar["held_out"]

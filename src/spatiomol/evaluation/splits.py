@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from spatiomol.data.brain import Brain, pairs_within
 
@@ -279,8 +280,8 @@ def _checked_coords(brain: Brain) -> np.ndarray:
     return coords
 
 
-def network_labels(brain: Brain) -> list[str]:
-    """The network labels of ``brain`` in order of first appearance (the subcortex's included).
+def network_labels(regions: pd.DataFrame, name: str = "") -> list[str]:
+    """The network labels of a regions table in order of first appearance (the subcortex's included).
 
     Raises
     ------
@@ -288,19 +289,22 @@ def network_labels(brain: Brain) -> list[str]:
         When the brain has no network assignment: no cortical region carries a label other
         than `NO_NETWORK` values, or fewer than two labels exist.
     """
-    network = np.asarray(brain.network).astype(str)
-    cortical = network[np.asarray(brain.structure).astype(str) == "cortex"]
+    network = regions["network"].astype(str).to_numpy()
+    cortical = network[regions["structure"].astype(str).to_numpy() == "cortex"]
     labels = list(dict.fromkeys(network.tolist()))
     if not np.any(~np.isin(cortical, NO_NETWORK)) or len(labels) < 2:
         raise ValueError(
-            f"Brain {brain.name!r}: network splits need a network label per region (regions column "
+            f"Brain {name!r}: network splits need a network label per region (regions column "
             f"'network', e.g. the Schaefer 7-network names); found {labels[:8]}"
         )
     return labels
 
 
-def held_out_folds(brain: Brain, kind: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
+def held_out_folds(brain: Brain | pd.DataFrame, kind: str, name: str = "") -> list[tuple[np.ndarray, np.ndarray, str]]:
     """(train, test, what is held out) of each fold of a held-out-system protocol.
+
+    ``brain`` may be a `Brain` or just its regions table (columns ``network``,
+    ``hemisphere``, ``structure``); ``name`` labels errors for a table.
 
     Raises
     ------
@@ -308,26 +312,29 @@ def held_out_folds(brain: Brain, kind: str) -> list[tuple[np.ndarray, np.ndarray
         No network labels (``network``); a hemisphere or the subcortex with fewer than 2
         regions (no test edge), naming the brain and the field.
     """
-    n = brain.n_regions
-    everything = np.arange(n)
+    regions, name = (brain.regions, brain.name) if isinstance(brain, Brain) else (brain, name)
+    everything = np.arange(len(regions))
     if kind == "network":
-        network = np.asarray(brain.network).astype(str)
-        return [(everything[network != label], everything[network == label], label) for label in network_labels(brain)]
+        network = regions["network"].astype(str).to_numpy()
+        return [
+            (everything[network != label], everything[network == label], label)
+            for label in network_labels(regions, name)
+        ]
     if kind == "hemisphere":
-        hemisphere = np.asarray(brain.hemisphere).astype(str)
+        hemisphere = regions["hemisphere"].astype(str).to_numpy()
         left, right = everything[hemisphere == "L"], everything[hemisphere == "R"]
         if min(left.size, right.size) < 2:
             raise ValueError(
-                f"Brain {brain.name!r}: hemisphere splits need at least 2 regions with hemisphere 'L' and 2 "
+                f"Brain {name!r}: hemisphere splits need at least 2 regions with hemisphere 'L' and 2 "
                 f"with 'R' (regions column 'hemisphere'); found {left.size} and {right.size}"
             )
         return [(left, right, "L→R"), (right, left, "R→L")]
     if kind == "structure":
-        structure = np.asarray(brain.structure).astype(str)
+        structure = regions["structure"].astype(str).to_numpy()
         cortex, subcortex = everything[structure == "cortex"], everything[structure == "subcortex"]
         if min(cortex.size, subcortex.size) < 2:
             raise ValueError(
-                f"Brain {brain.name!r}: structure splits need at least 2 'cortex' and 2 'subcortex' regions "
+                f"Brain {name!r}: structure splits need at least 2 'cortex' and 2 'subcortex' regions "
                 f"(regions column 'structure'); found {cortex.size} and {subcortex.size}"
             )
         return [(cortex, subcortex, "cortex→subcortex")]

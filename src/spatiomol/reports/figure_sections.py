@@ -3,7 +3,8 @@
 `figures_section` draws, per split type, the observed and predicted test connectome of
 one split (`connectome_run`, `connectome_edges`), the glass-brain views
 (`spatiomol.reports.brain_view_sections`) and the Fig. 5B per-network gain of the best
-model over the best linear one; then the Fig. 5C parameters plot (`parameters_figure`)
+model over the best linear one (for a held-out protocol instead, `held_out_figure`: the test
+r of both on each held-out system); then the Fig. 5C parameters plot (`parameters_figure`)
 and the Fig. 3 CGE–distance curves of each null family (`cge_figures`). Figures are PNGs
 under ``figures/``, their data CSVs under ``tables/``.
 """
@@ -15,11 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spatiomol.evaluation.splits import HELD_OUT_KINDS, held_out_folds
 from spatiomol.reports import figures, stats, tables
 from spatiomol.reports.brain_view_sections import brain_views
 from spatiomol.reports.context import (
+    RegionsUnavailable,
     ReportContext,
     best_model,
+    dataset_regions,
     nulls_files,
     resolve_brain,
     shown_family_note,
@@ -102,7 +106,9 @@ def figures_section(ctx: ReportContext, dataset: str) -> list[Block]:
         not_linear = [m for m in dict.fromkeys(sub["model"]) if m not in stats.linear_models(sub["model"])]
         best = best_model(ctx.summary, dataset, split_type, candidates=not_linear)
         reference = stats.best_linear_model(sub, dataset, split_type)
-        if best and reference and best != reference:
+        if best and reference and split_type in HELD_OUT_KINDS:
+            blocks += held_out_figure(ctx, dataset, split_type, [best, reference])
+        elif best and reference and best != reference:
             gain = tables.network_gain(ctx.summary, dataset, split_type, best, reference)
             if not gain.empty:
                 gain.to_csv(tdir / f"network_gain_{name}_{split_type}.csv", index=False)
@@ -115,6 +121,54 @@ def figures_section(ctx: ReportContext, dataset: str) -> list[Block]:
     blocks += parameters_figure(ctx, dataset)
     blocks += cge_figures(ctx, dataset)
     return blocks + interactive
+
+
+def held_out_scores(ctx: ReportContext, dataset: str, split_type: str, models: list[str]) -> pd.DataFrame:
+    """Test r of each model on each held-out system of a held-out protocol (true input).
+
+    Returns
+    -------
+    DataFrame with ``held_out, fold, model, pearson`` (mean over repeats; the held-out
+    protocols have one), systems in fold order (`spatiomol.evaluation.splits.held_out_folds`
+    of the stored region table).
+    """
+    names = [what for _, _, what in held_out_folds(dataset_regions(ctx, dataset), split_type, dataset)]
+    sel = ctx.df[
+        (ctx.df["dataset"] == dataset)
+        & (ctx.df["split_type"] == split_type)
+        & (ctx.df["input"] == "true")
+        & (ctx.df["metric"] == "pearson")
+        & (ctx.df["stratum"] == "all")
+        & ctx.df["model"].isin(models)
+    ]
+    scores = sel.groupby(["fold", "model"])["value"].mean().reset_index(name="pearson")
+    scores = scores[scores["fold"] < len(names)]
+    scores.insert(0, "held_out", [names[f] for f in scores["fold"]])
+    order = {m: k for k, m in enumerate(dict.fromkeys(models))}
+    return scores.sort_values(["fold", "model"], key=lambda s: s.map(order) if s.name == "model" else s).reset_index(
+        drop=True
+    )
+
+
+def held_out_figure(ctx: ReportContext, dataset: str, split_type: str, models: list[str]) -> list[Block]:
+    """Bars of test r per held-out system for the best model and the best linear model (issue 27)."""
+    models = list(dict.fromkeys(models))
+    try:
+        scores = held_out_scores(ctx, dataset, split_type, models)
+    except (RegionsUnavailable, ValueError) as err:
+        return [Paragraph(f"**Figure not drawn**: the held-out systems of {split_type} splits ({err}).")]
+    if scores.empty:
+        return []
+    name = slug(dataset)
+    scores.to_csv(ctx.tables_dir / f"held_out_{name}_{split_type}.csv", index=False)
+    labels = " and ".join(tables.display(m) for m in models)
+    title = f"{dataset}, {split_type} splits: test r on each held-out system ({labels})"
+    path = figures.plot_held_out(scores, title, ctx.figures_dir / f"held_out_{name}_{split_type}.png")
+    caption = (
+        f"Transfer to held-out systems: {title}. A bar is missing where the held-out system has a single "
+        "test edge (no Pearson r)."
+    )
+    return [Figure(path=path, alt=title, caption=caption)]
 
 
 def parameters_figure(ctx: ReportContext, dataset: str) -> list[Block]:

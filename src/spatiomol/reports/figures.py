@@ -4,6 +4,8 @@
   connectomes of one split (paper Fig. 2 / 12 style).
 - `plot_network_gain`: per-network gain in Pearson r of one model over another (Fig. 5B).
 - `plot_parameters`: test Pearson r against learned parameter count (Fig. 5C).
+- `plot_held_out`: test Pearson r of each model on each held-out system (network,
+  hemisphere or structure splits).
 - `plot_resolution_ladder`: test Pearson r against the number of regions, one line per
   model (the paper's resolution figure, Tables 5–8).
 - `plot_transfer_matrix`: test r of a model trained on each source and scored on each
@@ -143,6 +145,40 @@ def draw_parameters(points: pd.DataFrame, title: str) -> plt.Figure:
     ax.set_xlabel("learned parameters")
     ax.set_ylabel("test Pearson r")
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_held_out(scores: pd.DataFrame, title: str, path: str | Path) -> Path:
+    """Held-out-system bars saved as PNG (see `draw_held_out`)."""
+    return save_figure(draw_held_out(scores, title), path)
+
+
+def draw_held_out(scores: pd.DataFrame, title: str) -> plt.Figure:
+    """Grouped bars: one group per held-out system (``held_out``, in order of appearance),
+    one bar container per model (labelled with its display name) of test Pearson r.
+
+    ``scores`` has the columns of `spatiomol.reports.figure_sections.held_out_scores`.
+    """
+    from spatiomol.reports import tables
+
+    systems = list(dict.fromkeys(scores["held_out"]))
+    models = list(dict.fromkeys(scores["model"]))
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(systems))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(systems) + 2), 3.8), constrained_layout=True)
+    for k, model in enumerate(models):
+        sub = scores[scores["model"] == model].set_index("held_out").reindex(systems)
+        ax.bar(
+            x + (k - (len(models) - 1) / 2) * width,
+            sub["pearson"].to_numpy(dtype=float),
+            width=width,
+            label=tables.display(model),
+        )
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, systems, rotation=30, ha="right")
+    ax.set_ylabel("test Pearson r")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
     return fig
 
 
