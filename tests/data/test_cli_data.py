@@ -72,7 +72,9 @@ def test_fetch_prints_checked_paths(capsys, data_mirror):
     assert code == 0
     assert f"{data_mirror}/enigma_hcp/funcMatrix_with_ctx_schaefer_100.csv" in out
     assert "afb3c0661e39530f67b3c24ca9dd4957bb0473780a8f7491857e3268d87cad0d (checked)" in out
-    assert len(out.strip().splitlines()) == 5
+    assert (
+        len(out.strip().splitlines()) == 7
+    )  # expression, connectome, labels, atlas, subcortex atlas, SC and its labels
 
 
 def test_unknown_dataset_is_a_clean_error(capsys, data_mirror):

@@ -188,7 +188,15 @@ def test_expression_matches_the_csv_and_provenance_names_files(data_mirror):
     np.testing.assert_array_equal(brain.X, expr.to_numpy())
     files = brain.provenance["files"]
     assert files["expression"]["sha256"] == "1ae348737fccf620d143c214f51aa6e8a88939333385931dcff6b4d527e2be9a"
-    assert set(files) == {"expression", "connectome", "labels", "atlas", "subcortex_atlas"}
+    assert set(files) == {
+        "expression",
+        "connectome",
+        "labels",
+        "atlas",
+        "subcortex_atlas",
+        "structural",
+        "structural_labels",
+    }
     assert brain.provenance["expression_missing"] == []
 
 

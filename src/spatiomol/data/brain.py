@@ -76,6 +76,10 @@ class Brain:
     target_scale : {"r", "fisher_z", "raw"}
     subjects : (n_subjects, n_regions, n_regions) float array or None
         Optional stack of individual connectomes on the same scale as ``Y``.
+    structural : (n_regions, n_regions) float array or None
+        Optional structural connectivity as an *input* modality (issue 27): region
+        features are derived from it (`spatiomol.data.structural`), never a target. The
+        bundled functional datasets carry the HCP group SC (log streamline density).
     provenance : dict
         Source files and their SHA-256, and reports of every transformation applied
         (coordinate derivation, imputation, gene order, nulls).
@@ -90,6 +94,7 @@ class Brain:
     target_scale: str = "r"
     subjects: np.ndarray | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    structural: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in REGION_COLUMNS if c not in self.regions.columns]
@@ -105,6 +110,10 @@ class Brain:
         if self.subjects is not None and self.subjects.shape[1:] != (n, n):
             raise ValueError(
                 f"Brain {self.name!r}: subject stack has shape {self.subjects.shape}, expected (n_subjects, {n}, {n})"
+            )
+        if self.structural is not None and self.structural.shape != (n, n):
+            raise ValueError(
+                f"Brain {self.name!r}: structural connectivity has shape {self.structural.shape}, expected {(n, n)}"
             )
         if self.target_kind not in TARGET_KINDS:
             raise ValueError(f"Brain {self.name!r}: target_kind must be one of {TARGET_KINDS}")
@@ -202,6 +211,7 @@ class Brain:
             X=self.X[r],
             Y=self.Y[np.ix_(r, r)],
             subjects=None if self.subjects is None else self.subjects[:, r][:, :, r],
+            structural=None if self.structural is None else self.structural[np.ix_(r, r)],
         )
 
     # --------------------------------------------------------------- summaries
@@ -222,4 +232,5 @@ class Brain:
             "target_range": (float(np.nanmin(y)), float(np.nanmax(y))),
             "target_mean": float(np.nanmean(y)),
             "subjects": None if self.subjects is None else int(self.subjects.shape[0]),
+            "structural": self.structural is not None,
         }

@@ -37,7 +37,8 @@ from spatiomol.hashing import file_sha256
 ENV_MIRROR = "SPATIOMOL_DATA_MIRROR"
 #: Roles a dataset's files can play, in the order `dataset_files` lists them. Cortical
 #: centroids come from ``atlas`` (a table), or ``cortex_parcellation`` with the two
-#: ``cortex_surface_*`` meshes, or ``cortex_volume`` with its ``cortex_volume_labels``.
+#: ``cortex_surface_*`` meshes, or ``cortex_volume`` with its ``cortex_volume_labels``;
+#: ``structural`` (with ``structural_labels``) is the SC input of a functional dataset.
 FILE_ROLES = (
     "expression",
     "connectome",
@@ -49,6 +50,8 @@ FILE_ROLES = (
     "cortex_volume",
     "cortex_volume_labels",
     "subcortex_atlas",
+    "structural",
+    "structural_labels",
 )
 ENV_CACHE = "SPATIOMOL_DATA_DIR"
 

@@ -355,6 +355,15 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
     _, Y = read_connectome(paths["connectome"])
     if Y.shape != (len(labels), len(labels)):
         raise ValueError(f"connectome file {keys['connectome']}: shape {Y.shape}, expected {(len(labels),) * 2}")
+    structural = None
+    if "structural" in paths:
+        if read_labels(paths["structural_labels"]) != labels:
+            raise ValueError(
+                f"structural labels file {keys['structural_labels']}: region order differs from {keys['labels']}"
+            )
+        _, structural = read_connectome(paths["structural"])
+        if structural.shape != Y.shape:
+            raise ValueError(f"structural file {keys['structural']}: shape {structural.shape}, expected {Y.shape}")
     kind = entry["target_kind"]
     if kind == "fc" and fc_scale == "r":
         Y = np.tanh(Y)
@@ -374,6 +383,9 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
         },
         "coordinates": coord_report,
         "target_transform": transform,
+        "structural": "HCP group structural connectivity (log streamline density, as in the file) as an input modality"
+        if structural is not None
+        else None,
     }
     return Brain(
         name=name,
@@ -385,6 +397,7 @@ def _raw_dataset(name: str, mirror: str | None, fc_scale: str) -> Brain:
         target_scale=scale,
         subjects=None,
         provenance=provenance,
+        structural=structural,
     )
 
 

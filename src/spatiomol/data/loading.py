@@ -5,7 +5,8 @@ Private helpers of `spatiomol.data.sources.resolve_source`, the one public way i
 Dataset YAML / mapping
 ----------------------
 Keys ``expression``, ``connectome``, ``regions`` (required; in a YAML, paths relative to
-the YAML's folder), ``subjects``, ``name``, ``target_kind``, ``target_scale``,
+the YAML's folder), ``subjects``, ``structural`` (structural connectivity, an input
+modality: `spatiomol.data.structural`), ``name``, ``target_kind``, ``target_scale``,
 ``missing``, ``gene_order`` (optional). File formats: `spatiomol.data.readers`; checks:
 `spatiomol.data.validation`.
 """
@@ -29,12 +30,17 @@ YAML_KEYS = (
     "connectome",
     "regions",
     "subjects",
+    "structural",
     "name",
     "target_kind",
     "target_scale",
     "missing",
     "gene_order",
 )
+
+
+#: the keys of a dataset mapping that name files
+FILE_KEYS = ("expression", "connectome", "regions", "subjects", "structural")
 
 
 def _set_diagonal(Y: np.ndarray, target_scale: str) -> np.ndarray:
@@ -48,11 +54,19 @@ def _set_diagonal(Y: np.ndarray, target_scale: str) -> np.ndarray:
     return Y
 
 
+def _structural_input(S: np.ndarray) -> np.ndarray:
+    """Symmetrised structural connectivity with a zero diagonal (self-connections carry no wiring)."""
+    S = (S + S.T) / 2.0
+    np.fill_diagonal(S, 0.0)
+    return S
+
+
 def load_user_files(
     expression: str | PathLike,
     connectome: str | PathLike,
     regions: str | PathLike,
     subjects: str | PathLike | None = None,
+    structural: str | PathLike | None = None,
     *,
     name: str | None = None,
     target_kind: str = "fc",
@@ -68,6 +82,9 @@ def load_user_files(
     ----------
     expression, connectome, regions, subjects : path-like
         See the module docstring.
+    structural : path-like, optional
+        Structural connectivity CSV (an input modality), checked like the connectome
+        (labels, finite, symmetric; any scale); symmetrised, diagonal set to 0.
     name : str, optional
         Dataset name (default: the expression file's stem).
     target_kind, target_scale : str
@@ -92,7 +109,13 @@ def load_user_files(
         Listing every problem `validate_files` finds.
     """
     checked = read_and_check(
-        expression, connectome, regions, subjects, target_kind=target_kind, target_scale=target_scale
+        expression,
+        connectome,
+        regions,
+        subjects,
+        target_kind=target_kind,
+        target_scale=target_scale,
+        structural=structural,
     )
     if checked.problems:
         raise ValueError(f"{len(checked.problems)} problem(s) in the input files:\n- " + "\n- ".join(checked.problems))
@@ -116,6 +139,7 @@ def load_user_files(
         target_scale=target_scale,
         subjects=None if checked.subjects is None else _set_diagonal(checked.subjects, target_scale),
         provenance=provenance,
+        structural=None if checked.structural is None else _structural_input(checked.structural),
     )
     missing_rows = np.flatnonzero(np.isnan(brain.X).all(axis=1))
     brain = brain.with_note("expression_missing", [str(brain.labels[k]) for k in missing_rows])
@@ -167,9 +191,7 @@ def named_files(described: Any, origin: str, folder: Path) -> dict[str, Path]:
     absent = [k for k in ("expression", "connectome", "regions") if not described.get(k)]
     if absent:
         raise ValueError(f"{origin}: missing required key(s) {absent} (paths to the user's files)")
-    return {
-        k: (folder / str(described[k])) for k in ("expression", "connectome", "regions", "subjects") if described.get(k)
-    }
+    return {k: (folder / str(described[k])) for k in FILE_KEYS if described.get(k)}
 
 
 def load_named_files(described: dict[str, Any], files: dict[str, Path], **options: Any) -> Brain:
@@ -178,4 +200,11 @@ def load_named_files(described: dict[str, Any], files: dict[str, Path], **option
         k: described[k] for k in ("name", "target_kind", "target_scale", "missing", "gene_order") if k in described
     }
     kwargs.update(options)
-    return load_user_files(files["expression"], files["connectome"], files["regions"], files.get("subjects"), **kwargs)
+    return load_user_files(
+        files["expression"],
+        files["connectome"],
+        files["regions"],
+        files.get("subjects"),
+        files.get("structural"),
+        **kwargs,
+    )

@@ -25,6 +25,11 @@ The generative model
    added, then symmetric Gaussian noise of SD ``noise``. The diagonal is set to 1.
 6. With ``n_subjects > 0``, individual connectomes are ``Y + subject noise`` and ``Y`` is
    redefined as their mean, so the group target is exactly the population average.
+7. A structural connectome (``Brain.structural``, an input modality) from its own
+   generator (``default_rng([seed, 7])``, so steps 1–6 are unchanged by it): wiring
+   strength ``exp(−d / 25 mm)`` times log-normal noise (SD 0.3), the weakest 60 % of edges
+   set to 0, the rest as ``log(1 + 1000 · strength)``, like a log streamline density. It
+   carries no planted rule beyond distance.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ def make_synthetic_brain(
     X = _smooth_expression(rng, coords, n_genes, n_programs, smoothness_mm)
     R, E, x_mean, z = _planted_rule(rng, X, rule, rank, signal_scale)
     Y_clean, Y, subjects = _targets(rng, R, coords, decay_weight, sa_inf, sa_lambda, noise, n_subjects, subject_noise)
+    structural = _structural(np.random.default_rng([seed, 7]), coords)
     params = {
         "rule": rule,
         "rank": rank,
@@ -121,7 +127,21 @@ def make_synthetic_brain(
         target_scale="r",
         subjects=subjects,
         provenance={"source": "spatiomol.data.synthetic.make_synthetic_brain", "synthetic": params},
+        structural=structural,
     )
+
+
+def _structural(rng: np.random.Generator, coords: np.ndarray) -> np.ndarray:
+    """Step 7: a symmetric log-density-like structural connectome with a zero diagonal."""
+    n = coords.shape[0]
+    d = np.sqrt(((coords[:, None] - coords[None]) ** 2).sum(-1))
+    noise = np.exp(_symmetric_noise(rng, n, 0.3))
+    strength = np.exp(-d / 25.0) * noise
+    iu = np.triu_indices(n, 1)
+    cut = np.quantile(strength[iu], 0.6)
+    S = np.where(strength > cut, np.log1p(1000.0 * strength), 0.0)
+    np.fill_diagonal(S, 0.0)
+    return S
 
 
 def _check_arguments(rule: str, n_regions: int) -> None:

@@ -35,6 +35,7 @@ class CheckedFiles:
     X: np.ndarray | None = None
     Y: np.ndarray | None = None
     subjects: np.ndarray | None = None
+    structural: np.ndarray | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,12 +90,18 @@ def _check_matrix(
 
 
 def _input_paths(
-    expression: str | PathLike, connectome: str | PathLike, regions: str | PathLike, subjects: str | PathLike | None
+    expression: str | PathLike,
+    connectome: str | PathLike,
+    regions: str | PathLike,
+    subjects: str | PathLike | None,
+    structural: str | PathLike | None = None,
 ) -> dict[str, Path]:
-    """The given files by role (``subjects`` only when given)."""
+    """The given files by role (``subjects`` and ``structural`` only when given)."""
     paths = {"expression": Path(expression), "connectome": Path(connectome), "regions": Path(regions)}
     if subjects is not None:
         paths["subjects"] = Path(subjects)
+    if structural is not None:
+        paths["structural"] = Path(structural)
     return paths
 
 
@@ -119,36 +126,51 @@ def _add_expression(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | 
         out.X, out.genes = X[order], genes
 
 
-def _add_connectome(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | None, target_scale: str) -> None:
-    """Read and check the connectome file into ``out``, in the regions file's order."""
+def _read_square(
+    out: CheckedFiles, role: str, path: Path, ref: list[str] | None, regions_path: Path, target_scale: str | None
+) -> np.ndarray | None:
+    """Read and check a region × region matrix (connectome or structural), in the regions file's order."""
     problems = out.problems
-    con = read_connectome(paths["connectome"], problems, region_labels=ref)
+    con = read_connectome(path, problems, region_labels=ref)
     if con is None or ref is None:
-        return
+        return None
     labels, Y = con
     n = len(ref)
     if labels is None:
         if Y.shape[0] != n:
             problems.append(
-                f"connectome file {paths['connectome']}: matrix is {Y.shape[0]} × {Y.shape[1]} "
-                f"but the regions file {paths['regions']} has {n} regions; expected {n} × {n} "
+                f"{role} file {path}: matrix is {Y.shape[0]} × {Y.shape[1]} "
+                f"but the regions file {regions_path} has {n} regions; expected {n} × {n} "
                 "in the regions file's order"
             )
-            Y = None
+            return None
     else:
-        msg = _label_mismatch("connectome", paths["connectome"], labels, ref, paths["regions"])
+        msg = _label_mismatch(role, path, labels, ref, regions_path)
         if msg:
             problems.append(msg)
-            Y = None
-        elif len(set(labels)) == len(labels) and len(labels) == Y.shape[0]:
-            order = _reference_order(labels, ref)
-            out.notes["connectome_reordered"] = order != list(range(len(order)))
-            Y = Y[np.ix_(order, order)]
-        else:
-            Y = None
+            return None
+        if len(set(labels)) != len(labels) or len(labels) != Y.shape[0]:
+            return None
+        order = _reference_order(labels, ref)
+        out.notes[f"{role}_reordered"] = order != list(range(len(order)))
+        Y = Y[np.ix_(order, order)]
+    before = len(problems)
+    _check_matrix(role, path, Y, ref, problems, target_scale)
+    return Y if role == "connectome" or len(problems) == before else None
+
+
+def _add_connectome(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | None, target_scale: str) -> None:
+    """Read and check the connectome file into ``out``, in the regions file's order."""
+    Y = _read_square(out, "connectome", paths["connectome"], ref, paths["regions"], target_scale)
     if Y is not None:
-        _check_matrix("connectome", paths["connectome"], Y, ref, problems, target_scale)
         out.Y = Y
+
+
+def _add_structural(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | None) -> None:
+    """Read and check the structural connectivity (an input, any scale) when one was given:
+    square in the regions file's labels, finite off the diagonal, symmetric."""
+    if "structural" in paths:
+        out.structural = _read_square(out, "structural", paths["structural"], ref, paths["regions"], None)
 
 
 def _add_subjects(out: CheckedFiles, paths: dict[str, Path], ref: list[str] | None, target_scale: str) -> None:
@@ -182,6 +204,7 @@ def read_and_check(
     *,
     target_kind: str = "fc",
     target_scale: str = "r",
+    structural: str | PathLike | None = None,
 ) -> CheckedFiles:
     """Read a user's files, check them and collect every problem found.
 
@@ -199,7 +222,7 @@ def read_and_check(
         problems.append(f"field 'target_kind': {target_kind!r}; expected one of {list(TARGET_KINDS)}")
     if target_scale not in TARGET_SCALES:
         problems.append(f"field 'target_scale': {target_scale!r}; expected one of {list(TARGET_SCALES)}")
-    paths = _input_paths(expression, connectome, regions, subjects)
+    paths = _input_paths(expression, connectome, regions, subjects, structural)
     for role, p in paths.items():
         if not p.is_file():
             problems.append(f"{role} file {p}: does not exist")
@@ -211,6 +234,7 @@ def read_and_check(
     _add_expression(out, paths, ref)
     _add_connectome(out, paths, ref, target_scale)
     _add_subjects(out, paths, ref, target_scale)
+    _add_structural(out, paths, ref)
     out.regions = table
     out.notes["files"] = {role: {"path": str(p.resolve()), "sha256": file_sha256(p)} for role, p in paths.items()}
     return out
@@ -224,6 +248,7 @@ def validate_files(
     *,
     target_kind: str = "fc",
     target_scale: str = "r",
+    structural: str | PathLike | None = None,
 ) -> list[str]:
     """Check a user's files and return every problem found (empty list: all good).
 
@@ -236,6 +261,10 @@ def validate_files(
     target_kind : {"fc", "sc"}
     target_scale : {"r", "fisher_z", "raw"}
         With ``"r"``, off-diagonal values outside [-1, 1] are a problem.
+    structural : path-like, optional
+        Structural connectivity, an input modality (CSV like the connectome, any scale):
+        its labels must match the regions file, its off-diagonal values be finite and the
+        matrix symmetric.
 
     Returns
     -------
@@ -243,5 +272,11 @@ def validate_files(
         One message per problem, each naming the file, the field and what was expected.
     """
     return read_and_check(
-        expression, connectome, regions, subjects, target_kind=target_kind, target_scale=target_scale
+        expression,
+        connectome,
+        regions,
+        subjects,
+        target_kind=target_kind,
+        target_scale=target_scale,
+        structural=structural,
     ).problems

@@ -29,6 +29,7 @@ from spatiomol.experiments.config import ExperimentConfig, null_family_label, nu
 from spatiomol.experiments.grid import RunSpec, random_permutation
 from spatiomol.experiments.store import ResultsStore
 from spatiomol.hashing import array_digest, expression_sha256, to_jsonable
+from spatiomol.models import registry
 from spatiomol.nulls import NullSet, generate_nulls
 
 # per-process caches (each joblib / Dask worker keeps its own), keyed by content
@@ -81,6 +82,7 @@ def dataset_fingerprint(brain: Brain) -> dict[str, Any]:
         "X_sha256": array_digest(np.nan_to_num(brain.X, nan=-999.0)),
         "Y_sha256": array_digest(brain.Y),
         "coords_sha256": array_digest(brain.coords),
+        "structural_sha256": None if brain.structural is None else array_digest(brain.structural),
         "target_kind": brain.target_kind,
         "target_scale": brain.target_scale,
         "provenance": to_jsonable(brain.provenance),
@@ -109,6 +111,24 @@ def split_layouts(config: ExperimentConfig) -> dict[tuple[str, str], tuple[int, 
                     f"config field 'splits': dataset {dataset!r} cannot be split by {kind!r}: {err}"
                 ) from None
     return layouts
+
+
+def check_structural_inputs(config: ExperimentConfig) -> None:
+    """Refuse, before any run, a model that reads structural connectivity on a dataset without it.
+
+    Raises
+    ------
+    ValueError
+        Naming the dataset, the models and how to give the dataset SC.
+    """
+    readers = [m for m in dict.fromkeys([*config.resolved_models(), *(v["model"] for v in config.variants)])]
+    readers = [m for m in readers if registry.spec(m).reads_structural]
+    for dataset in config.datasets if readers else []:
+        if _as_brain(dataset, config.gene_order).structural is None:
+            raise ValueError(
+                f"config field 'models': {readers} read structural connectivity, but dataset {dataset!r} has none "
+                "(bundled functional datasets carry it; a user dataset names it in its YAML as 'structural: sc.csv')"
+            )
 
 
 def get_split(brain: Brain, spec: RunSpec) -> Split:
@@ -290,7 +310,8 @@ def check_datasets_unchanged(config: ExperimentConfig, store: ResultsStore) -> N
 
     Finished runs are keyed by the dataset's *name*, so a changed expression or connectome
     file would otherwise be silently mixed with runs on the old contents. Compares the
-    previous manifest's ``datasets[d]["X_sha256"]`` and ``["Y_sha256"]`` with the data
+    previous manifest's ``datasets[d]["X_sha256"]``, ``["Y_sha256"]`` and (when recorded)
+    ``["structural_sha256"]`` with the data
     resolved now (content-keyed, so an edited file is re-read); raises ValueError on any
     difference.
     """
@@ -300,7 +321,12 @@ def check_datasets_unchanged(config: ExperimentConfig, store: ResultsStore) -> N
         if not before or before.get("gene_order", "as_given") != config.gene_order:
             continue  # another gene order permutes X's columns legitimately (its runs have other keys)
         now = dataset_fingerprint(resolve_source(dataset, gene_order=config.gene_order))
-        changed = [f for f in ("X_sha256", "Y_sha256") if f in before and before[f] != now[f]]
+        # a folder from before SC inputs has no structural_sha256: nothing to compare
+        changed = [
+            f
+            for f in ("X_sha256", "Y_sha256", "structural_sha256")
+            if before.get(f) is not None and before[f] != now[f]
+        ]
         if changed:
             detail = ", ".join(f"{f} {before[f]} → {now[f]}" for f in changed)
             raise ValueError(

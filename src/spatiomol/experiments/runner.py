@@ -42,6 +42,7 @@ from spatiomol.experiments.grid import RunSpec, build_grid, select_runs
 from spatiomol.experiments.inputs import (
     check_datasets_unchanged,
     check_nulls_expression,
+    check_structural_inputs,
     dataset_fingerprint,
     ensure_nulls,
     input_brain,
@@ -118,6 +119,7 @@ def run_experiment(
     config.validate()  # e.g. an unknown null family: a ValueError before any run or null is made
     store = ResultsStore(results_dir)
     store.root.mkdir(parents=True, exist_ok=True)
+    check_structural_inputs(config)
     grid = build_grid(config, split_layouts(config))
     specs = select_runs(grid, only)
     if only:

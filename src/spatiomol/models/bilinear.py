@@ -68,6 +68,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 from spatiomol.data.brain import Brain
+from spatiomol.data.structural import structural_features
 from spatiomol.models.base import ConnectivityModel, check_expression, training_target_matrix
 
 PENALTIES = ("frobenius", "paper")
@@ -279,6 +280,10 @@ class FeatureMap:
         return Z if self.kind == "genes" else self.model_.transform(Z)
 
 
+#: what a Connectome Model's region features are computed from
+REGION_INPUTS = ("expression", "structural", "both")
+
+
 # -------------------------------------------------------------- Connectome Model
 class ConnectomeModel(ConnectivityModel):
     """Bilinear Connectome Model ``Y ≈ b + F O Fᵀ`` in closed form (Kovács et al.; paper App. A.4).
@@ -302,6 +307,12 @@ class ConnectomeModel(ConnectivityModel):
         Training-diagonal handling (module docstring).
     standardize : bool
         Divide expression by its training SD after centring.
+    region_input : {"expression", "structural", "both"}
+        What the region features are computed from: expression (the paper's CM), the
+        structural-connectivity embedding of ``brain.structural`` (`spatiomol.data.structural`,
+        from the whole SC matrix; issue 27), or both side by side.
+    structural_components : int
+        Components of that embedding.
 
     Attributes
     ----------
@@ -326,6 +337,8 @@ class ConnectomeModel(ConnectivityModel):
         "intercept": ["boolean"],
         "diagonal": [StrOptions(set(DIAGONAL_FILLS))],
         "standardize": ["boolean"],
+        "region_input": [StrOptions(set(REGION_INPUTS))],
+        "structural_components": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -339,7 +352,11 @@ class ConnectomeModel(ConnectivityModel):
         intercept: bool = True,
         diagonal: str = "mean",
         standardize: bool = True,
+        region_input: str = "expression",
+        structural_components: int = 10,
     ) -> None:
+        self.region_input = region_input
+        self.structural_components = structural_components
         self.features = features
         self.n_components = n_components
         self.alpha = alpha
@@ -349,8 +366,20 @@ class ConnectomeModel(ConnectivityModel):
         self.diagonal = diagonal
         self.standardize = standardize
 
+    def _reads_expression(self) -> bool:
+        return self.region_input != "structural"
+
+    def _inputs(self, brain: Brain, regions: np.ndarray, what: str) -> np.ndarray:
+        """The rows of ``regions`` the feature map reads: expression, SC embedding or both."""
+        parts = []
+        if self.region_input != "structural":
+            parts.append(check_expression(brain, regions, what))
+        if self.region_input != "expression":
+            parts.append(structural_features(brain, self.structural_components)[regions])
+        return np.hstack(parts)
+
     def _fit(self, brain: Brain, train: np.ndarray, val: np.ndarray | None) -> None:
-        X_train = check_expression(brain, train, "training")
+        X_train = self._inputs(brain, train, "training")
         Y_train, _ = training_target_matrix(brain, train)
         self.feature_map_ = FeatureMap(self.features, self.n_components, self.standardize).fit(X_train, Y_train)
         F_train = self.feature_map_.transform(X_train)
@@ -368,7 +397,7 @@ class ConnectomeModel(ConnectivityModel):
     def region_features(self, brain: Brain, regions: np.ndarray) -> np.ndarray:
         """Learned-transform features (k, d) of ``regions`` (any regions, test included)."""
         regions = np.asarray(regions, dtype=np.int64)
-        return self.feature_map_.transform(check_expression(brain, regions, "prediction"))
+        return self.feature_map_.transform(self._inputs(brain, regions, "prediction"))
 
     def interaction_matrix(self) -> np.ndarray:
         """Fitted ``O`` over features (plus the constant last with ``intercept``); forms a d × d array."""

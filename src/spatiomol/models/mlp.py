@@ -30,13 +30,15 @@ Variants (registry): ``mlp`` (expression), ``mlp-coords`` (expression + coordina
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import torch
 from torch import nn
 
 from spatiomol.data.brain import Brain
-from spatiomol.models.neural import HIDDEN_NORMS, Hyperparameter, NeuralConnectivityModel
+from spatiomol.data.structural import n_structural_features, structural_features
+from spatiomol.models.neural import HIDDEN_NORMS, Hyperparameter, NeuralConnectivityModel, _at_least
 
 #: normalisation inside a hidden block. "batch": BatchNorm1d (paper, reference code); its
 #: running statistics, used at prediction, lag the network on small connectomes (a handful
@@ -179,7 +181,15 @@ class MLP(NeuralConnectivityModel):
     use_coords : bool
         Append both regions' scaled MNI centroids to the input.
     use_expression : bool
-        Use expression (False: the coordinates-only MLP of Table 3; needs use_coords).
+        Use expression (False: the coordinates-only MLP of Table 3, or an SC-only MLP).
+    use_structural : bool
+        Append each region's structural-connectivity features (`spatiomol.data.structural`:
+        Laplacian spectral embedding of ``brain.structural``, computed from the whole SC
+        matrix, an input like expression; issue 27). Needs a brain with SC.
+    structural_components : int
+        Components of that embedding (default 10).
+    structural_raw_row : bool
+        Also append each region's raw SC row (scaled by the largest entry).
     hidden_dims : sequence of int
         2–4 hidden widths.
     dropout_rate : float
@@ -254,6 +264,9 @@ class MLP(NeuralConnectivityModel):
     own_parameters = {
         "use_coords": Hyperparameter(False, ("boolean",)),
         "use_expression": Hyperparameter(True, ("boolean",)),
+        "use_structural": Hyperparameter(False, ("boolean",)),
+        "structural_components": Hyperparameter(10, (_at_least(Integral, 1),)),
+        "structural_raw_row": Hyperparameter(False, ("boolean",)),
         "hidden_dims": Hyperparameter((512, 256, 128), (list, tuple)),
     }
 
@@ -287,13 +300,14 @@ class MLP(NeuralConnectivityModel):
         return "features", ()  # coordinates, if any, come after the genes
 
     def _check_combinations(self) -> None:
-        if not (self.use_coords or self.use_expression):
-            raise ValueError("MLP needs use_expression=True or use_coords=True (got both False)")
+        if not (self.use_coords or self.use_expression or self.use_structural):
+            raise ValueError("MLP needs use_expression, use_coords or use_structural (got all False)")
         if not 1 <= len(self.hidden_dims) <= 4:
             raise ValueError(f"hidden_dims must list 1–4 widths, got {self.hidden_dims!r}")
 
     def _n_region_features(self, n_genes: int) -> int:
-        return (n_genes if self.use_expression else 0) + (3 if self.use_coords else 0)
+        structural = int(getattr(self, "n_structural_features_", 0)) if self.use_structural else 0
+        return (n_genes if self.use_expression else 0) + (3 if self.use_coords else 0) + structural
 
     def _build_network(self, n_genes: int) -> nn.Module:
         return PairMLPNetwork(
@@ -306,6 +320,10 @@ class MLP(NeuralConnectivityModel):
             parts.append(brain.X)
         if self.use_coords:
             parts.append(brain.coords / float(self.coord_scale_mm))
+        if self.use_structural:
+            parts.append(
+                structural_features(brain, self.structural_components, self.structural_raw_row, seed=int(self.seed))
+            )
         features = np.hstack(parts).astype(np.float32)
         return {"features": torch.from_numpy(features)}
 
@@ -313,5 +331,15 @@ class MLP(NeuralConnectivityModel):
         notes = []
         if self.use_coords:
             notes.append(f"coordinates (mm) divided by {self.coord_scale_mm} before entering the MLP")
+        if self.use_structural:
+            if brain.structural is None:
+                structural_features(brain, self.structural_components)  # the error that names the brain
+            self.n_structural_features_ = n_structural_features(
+                brain.n_regions, self.structural_components, self.structural_raw_row
+            )
+            notes.append(
+                f"structural connectivity: {self.structural_components}-component Laplacian embedding of the whole "
+                f"SC matrix{' plus each raw SC row' if self.structural_raw_row else ''} (an input, never the target)"
+            )
         notes.append("symmetric predictions: mean of f([x_i, x_j]) and f([x_j, x_i])")
         return brain, notes

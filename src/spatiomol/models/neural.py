@@ -364,6 +364,7 @@ class NeuralConnectivityModel(ConnectivityModel):
             "expression_scaling": None
             if getattr(self, "expression_center_", None) is None
             else {"center": self.expression_center_.tolist(), "scale": self.expression_scale_.tolist()},
+            "structural_features": int(getattr(self, "n_structural_features_", 0)),
         }
         torch.save(payload, path)
         return path
@@ -385,6 +386,8 @@ class NeuralConnectivityModel(ConnectivityModel):
         model._validate_params()
         model.genes_ = tuple(payload["genes"])
         model.device_ = resolve_device(model.device)
+        if payload.get("structural_features"):
+            model.n_structural_features_ = int(payload["structural_features"])
         with model._torch_context():
             model.network_ = model._build_network(len(model.genes_))
             model._after_build(len(model.genes_))

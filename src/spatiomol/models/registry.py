@@ -38,6 +38,9 @@ class ModelSpec:
     reads_expression, reads_coords : bool
         Which region features the fitted model uses. A model that reads no expression
         gets no null or permuted runs (swapping expression cannot change it).
+    reads_structural : bool
+        Whether it reads structural-connectivity features (`spatiomol.data.structural`);
+        such a model needs a dataset with SC (issue 27).
     table1 : bool
         Whether it is a row of the paper's Table 1 (the ``models: table1`` shorthand).
     fixed : mapping
@@ -51,6 +54,7 @@ class ModelSpec:
     reads_expression: bool
     reads_coords: bool
     table1: bool = True
+    reads_structural: bool = False
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,6 +124,49 @@ MODELS: dict[str, ModelSpec] = _specs(
         **_COORDS,
         table1=False,
         fixed={"use_coords": True, "use_expression": False},
+    ),
+    # structural connectivity as an input (issue 27): SC alone, expression + SC, all three, and the CM on SC
+    ModelSpec(
+        "mlp-sc",
+        _MLP,
+        "MLP (SC only)",
+        "nonlinear",
+        reads_expression=False,
+        reads_coords=False,
+        reads_structural=True,
+        table1=False,
+        fixed={"use_coords": False, "use_expression": False, "use_structural": True},
+    ),
+    ModelSpec(
+        "mlp-expr-sc",
+        _MLP,
+        "MLP w/ SC",
+        "nonlinear",
+        **_GENES,
+        reads_structural=True,
+        table1=False,
+        fixed={"use_coords": False, "use_expression": True, "use_structural": True},
+    ),
+    ModelSpec(
+        "mlp-coords-sc",
+        _MLP,
+        "MLP w/ coords + SC",
+        "nonlinear",
+        **_BOTH,
+        reads_structural=True,
+        table1=False,
+        fixed={"use_coords": True, "use_expression": True, "use_structural": True},
+    ),
+    ModelSpec(
+        "cm-sc",
+        _CM,
+        "Bilinear CM (SC features)",
+        "linear",
+        reads_expression=False,
+        reads_coords=False,
+        reads_structural=True,
+        table1=False,
+        fixed={"features": "genes", "region_input": "structural"},
     ),
 )
 

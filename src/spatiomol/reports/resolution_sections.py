@@ -39,7 +39,8 @@ def counterpart(model: str) -> str | None:
     if spec.estimator != smt:
         return None
     for other in registry.MODELS.values():
-        same_inputs = (other.reads_expression, other.reads_coords) == (spec.reads_expression, spec.reads_coords)
+        reads = ("reads_expression", "reads_coords", "reads_structural")
+        same_inputs = all(getattr(other, f) == getattr(spec, f) for f in reads)
         if other.estimator == mlp and same_inputs and other.table1:
             return other.name
     return None

@@ -200,7 +200,8 @@ def feature_name(model: str, input_kind: str) -> str:
     The expression part names the input (``expression`` / ``SM`` for a CGE-matched null /
     ``permuted``) and appears only for a model that reads expression; ``coords`` is added
     for a model that reads coordinates: ``"SM + coords"`` for SMT w/ [CLS] on a null,
-    ``"coords"`` for the coordinates-only MLP.
+    ``"coords"`` for the coordinates-only MLP; ``SC`` is added for a model that reads
+    structural connectivity (``"SC"`` alone for the SC-only MLP).
 
     Raises
     ------
@@ -215,7 +216,7 @@ def feature_name(model: str, input_kind: str) -> str:
     parts = ([EXPRESSION_FEATURES[input_kind]] if spec.reads_expression else []) + (
         ["coords"] if spec.reads_coords else []
     )
-    return " + ".join(parts)
+    return " + ".join(parts + (["SC"] if spec.reads_structural else []))
 
 
 def table3(
