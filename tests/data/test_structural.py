@@ -165,3 +165,16 @@ def test_a_model_reading_sc_on_a_dataset_without_it_is_refused(tmp_path, data_mi
         ValueError, match=r"\['mlp-sc'\] read structural connectivity, but dataset 'hcp-s100-sc' has none"
     ):
         run_experiment(config, tmp_path, progress=False)
+
+
+def test_validate_command_checks_an_sc_file(tmp_path, small_brain, write_files, capsys):
+    from spatiomol.cli.main import main
+
+    paths = write_files(small_brain, tmp_path / "user")
+    bad = small_brain.structural + np.triu(np.ones_like(small_brain.structural), 1)
+    sc = tmp_path / "sc.csv"
+    pd.DataFrame(bad, index=small_brain.labels, columns=small_brain.labels).to_csv(sc)
+    argv = ["validate", "--expression", str(paths["expression"]), "--connectome", str(paths["connectome"])]
+    argv += ["--regions", str(paths["regions"]), "--structural", str(sc)]
+    assert main(argv) == 1
+    assert f"structural file {sc}: matrix is not symmetric" in capsys.readouterr().out

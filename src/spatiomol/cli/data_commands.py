@@ -107,6 +107,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         args.subjects,
         target_kind=args.target_kind,
         target_scale=args.target_scale,
+        structural=args.structural,
     )
     if problems:
         print(f"{len(problems)} problem(s) found:")
@@ -116,6 +117,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     files = {"expression": args.expression, "connectome": args.connectome, "regions": args.regions}
     if args.subjects:
         files["subjects"] = args.subjects
+    if args.structural:
+        files["structural"] = args.structural
     brain = resolve_source(files, target_kind=args.target_kind, target_scale=args.target_scale, missing="keep")
     print("OK: no problems found")
     print(format_info(describe(brain)))
@@ -154,6 +157,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--connectome", required=True, help="CSV or NPY: square regions × regions matrix")
     p.add_argument("--regions", required=True, help="CSV: label, hemisphere, structure, network, x, y, z (mm)")
     p.add_argument("--subjects", default=None, help="NPY: stack (n_subjects, n_regions, n_regions)")
+    p.add_argument(
+        "--structural", default=None, help="CSV: structural connectivity, an input modality (regions × regions)"
+    )
     p.add_argument("--target-kind", choices=("fc", "sc"), default="fc")
     p.add_argument("--target-scale", choices=("r", "fisher_z", "raw"), default="r")
     p.set_defaults(func=_cmd_validate)
