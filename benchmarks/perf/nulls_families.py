@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from brainspace.null_models.moran import moran_randomization
     except ImportError:
-        print("brainspace is missing: pip install -e '.[bench]' (it pulls in VTK)", file=sys.stderr)
+        # `make install` puts brainspace in without VTK (only its atlas files are read), so the
+        # package may be present yet not importable
+        print("brainspace cannot be imported: pip install -e '.[bench]' (it pulls in VTK)", file=sys.stderr)
         return 1
     from spatiomol.data.datasets import load_dataset
     from spatiomol.nulls import generate_nulls

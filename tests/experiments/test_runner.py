@@ -13,10 +13,10 @@ from spatiomol.evaluation import make_splits
 from spatiomol.experiments.config import ExperimentConfig
 from spatiomol.experiments.grid import build_grid
 from spatiomol.experiments.runner import run_experiment
-from spatiomol.experiments.store import ResultsStore
+from spatiomol.experiments.store import TIMING_COLUMNS, ResultsStore
 from spatiomol.models import registry
 
-TIMING = ["fit_seconds"]
+TIMING = list(TIMING_COLUMNS)  # cost is the only field allowed to differ between runs
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +157,12 @@ def test_grid_slice_errors_name_the_field_and_the_grids_values(config, tmp_path)
     with pytest.raises(ValueError, match="model=mlp is not in the grid"):
         run_experiment(config, tmp_path, progress=False, only={"model": ["mlp"]})
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_each_run_records_its_cpu_time(sequential):
+    """CPU seconds (time.process_time over selection + fit) sit beside the wall seconds, so a
+    study can state CPU-hours; a fit cannot use less than zero or, single-threaded in this
+    process, much more CPU than wall time."""
+    runs = sequential.drop_duplicates("run_id")
+    assert np.isfinite(runs["fit_cpu_seconds"]).all() and (runs["fit_cpu_seconds"] >= 0).all()
+    assert (runs["fit_cpu_seconds"] <= 4 * runs["fit_seconds"] + 0.5).all()

@@ -253,7 +253,8 @@ def test_explain_names_bad_requests(results):
     store = ResultsStore(results)
     assert find_run(store, "mlp")[1] == "random:r0f0"
     assert parse_split("spatial:r2f3") == ("spatial", 2, 3)
-    with pytest.raises(ValueError, match="expected '<random\\|spatial>:r<repeat>f<fold>'"):
+    kinds = "\\|".join(("random", "spatial", "network", "hemisphere", "structure"))
+    with pytest.raises(ValueError, match=f"expected '<{kinds}>:r<repeat>f<fold>'"):
         parse_split("random:0:0")
     with pytest.raises(ValueError, match="'cm' is not a neural model"):
         find_run(store, "cm")

@@ -75,6 +75,7 @@ class FittedRun:
     hyperparameters: dict[str, Any]
     fit_seconds: float
     data: RunData
+    cpu_seconds: float = float("nan")
 
 
 def run_data(spec: RunSpec, results_dir: str | os.PathLike) -> RunData:
@@ -126,7 +127,7 @@ def fit_run(spec: RunSpec, results_dir: str | os.PathLike) -> FittedRun:
     settings = spec.settings_dict
     seed = spec.model_seed()
     fixed = dict(settings["model_params"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if settings.get("tuning"):
         # candidates depend on the root seed only (the same on every split, as in the
         # protocol); the model's initialisation seed is the run's (shared by its true and
@@ -145,7 +146,7 @@ def fit_run(spec: RunSpec, results_dir: str | os.PathLike) -> FittedRun:
         model = registry.make_model(spec.model, **_with_seed(spec.model, {**default, **fixed}, seed))
         model.fit(data.fit_brain, data.train)
         params = model.get_params()
-    return FittedRun(spec, model, params, time.perf_counter() - t0, data)
+    return FittedRun(spec, model, params, time.perf_counter() - t0, data, time.process_time() - c0)
 
 
 def compute_run(spec: RunSpec, store: ResultsStore) -> tuple[dict[str, Any], ConnectivityModel]:
@@ -159,6 +160,7 @@ def compute_run(spec: RunSpec, store: ResultsStore) -> tuple[dict[str, Any], Con
         "hyperparameters": fitted.hyperparameters,
         "n_parameters": int(getattr(fitted.model, "n_parameters_", -1)),
         "fit_seconds": fitted.fit_seconds,
+        "fit_cpu_seconds": fitted.cpu_seconds,
         "training_check": training_check(fitted.model),
         "predictions": {
             "i": data.i,

@@ -83,8 +83,11 @@ RUN_COLUMNS = (
     "hyperparameters",
     "n_parameters",
     "fit_seconds",
+    "fit_cpu_seconds",
     "training_check",
 )
+#: columns that measure a run's cost, the only ones that differ when the same run is repeated
+TIMING_COLUMNS = ("fit_seconds", "fit_cpu_seconds")
 #: `training_check` values: a fit with no training diagnosis (closed-form models, and parts
 #: written before the check existed), one that trained, and the prefix of one that did not
 #: (followed by the reasons of `spatiomol.models.diagnosis.training_diagnosis`)
@@ -324,6 +327,7 @@ class ResultsStore:
         fit_seconds: float,
         training_check: str = CHECK_NONE,
         predictions: Mapping[str, np.ndarray] | None = None,
+        fit_cpu_seconds: float = float("nan"),
     ) -> Path:
         """Record one finished run atomically; returns the part file's path.
 
@@ -335,6 +339,8 @@ class ResultsStore:
         hyperparameters : the configuration the model was fitted with (stored as JSON).
         n_parameters : learned parameter count of the fitted model.
         fit_seconds : wall time of selection + fitting, s.
+        fit_cpu_seconds : CPU time of this process over the same span, s (`time.process_time`;
+            all its threads), so studies can state CPU-hours; NaN when not measured.
         training_check : `CHECK_NONE`, `CHECK_TRAINED`, or `CHECK_NOT_TRAINED` + ": " + the
             reasons (`spatiomol.models.diagnosis.training_diagnosis`) of the final fit.
         predictions : optional arrays (e.g. ``i, j, y_pred, y_true``) saved before the
@@ -356,6 +362,7 @@ class ResultsStore:
             "hyperparameters": canonical_json(dict(hyperparameters)),
             "n_parameters": int(n_parameters),
             "fit_seconds": float(fit_seconds),
+            "fit_cpu_seconds": float(fit_cpu_seconds),
             "training_check": str(training_check),
         }
         frame = pd.DataFrame([{**run_fields, **{m: r[m] for m in METRIC_COLUMNS}} for r in rows], columns=list(COLUMNS))
@@ -549,9 +556,11 @@ def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
         frame["null_family"] = [run_null_family(s, i) for s, i in zip(frame["settings"], frame["input"])]
     if "training_check" not in frame:  # parts written before fits were checked
         frame["training_check"] = CHECK_NONE
+    if "fit_cpu_seconds" not in frame:  # parts written before CPU time was recorded
+        frame["fit_cpu_seconds"] = float("nan")
     for c in ("repeat", "fold", "null_index", "seed", "n_parameters"):
         frame[c] = frame[c].astype("int64")
-    for c in ("fit_seconds", "value"):
+    for c in ("fit_seconds", "fit_cpu_seconds", "value"):
         frame[c] = frame[c].astype("float64")
     frame["n_edges"] = frame["n_edges"].astype("int64")
     text = ("run_id", "dataset", "model", "split_type", "input", "null_family", "settings", "hyperparameters")
