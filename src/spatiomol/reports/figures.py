@@ -189,7 +189,8 @@ def plot_resolution_ladder(table: pd.DataFrame, path: str | Path) -> Path:
 
 def draw_resolution_ladder(table: pd.DataFrame) -> plt.Figure:
     """One panel per split type: mean test r (true input) against the number of regions,
-    with 95% t-interval error bars, one line per model (log x axis, ticks at the datasets).
+    with 95% t-interval error bars, one line per model (log x axis, ticks at the datasets;
+    each model's points shifted by at most a few per cent along it, so intervals do not overlap).
 
     ``table`` has the columns of `spatiomol.reports.resolution_sections.ladder_table`;
     each line's label is the model's display name.
@@ -201,9 +202,11 @@ def draw_resolution_ladder(table: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4.0), constrained_layout=True, squeeze=False)
     for ax, split_type in zip(axes[0], splits):
         sub = true[true["split_type"] == split_type]
-        for model in tables.model_order(sub["model"]):
+        models = tables.model_order(sub["model"])
+        for k, model in enumerate(models):
             line = sub[sub["model"] == model].sort_values("n_regions")
-            x = line["n_regions"].to_numpy(dtype=float)
+            # a small per-model offset along the log axis keeps the intervals apart
+            x = line["n_regions"].to_numpy(dtype=float) * 1.012 ** (k - (len(models) - 1) / 2)
             y = line["mean"].to_numpy(dtype=float)
             low = (y - line["ci_low"].to_numpy(dtype=float)).clip(min=0)
             high = (line["ci_high"].to_numpy(dtype=float) - y).clip(min=0)
