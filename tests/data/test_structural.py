@@ -178,3 +178,17 @@ def test_validate_command_checks_an_sc_file(tmp_path, small_brain, write_files, 
     argv += ["--regions", str(paths["regions"]), "--structural", str(sc)]
     assert main(argv) == 1
     assert f"structural file {sc}: matrix is not symmetric" in capsys.readouterr().out
+
+
+def test_sc_hyperparameters_leave_the_stored_runs_of_other_models_current():
+    """Adding the SC hyperparameters (off by default) must not re-key the runs of models that
+    do not use them: their digest is that of the search space without those keys."""
+    from spatiomol.hashing import json_sha256
+
+    for name in ("mlp", "mlp-coords", "mlp-coords-only", "cm", "cm-pca"):
+        default, grid = registry.search_space(name)
+        assert set(registry.INERT_DEFAULTS) & set(default)  # the keys exist, at their inert values
+        without = {k: v for k, v in default.items() if k not in registry.INERT_DEFAULTS}
+        assert registry.search_space_digest(name) == json_sha256((without, grid))[:16]
+    assert registry.search_space_digest("mlp-sc") != registry.search_space_digest("mlp-coords-only")
+    assert registry.search_space_digest("cm-sc") != registry.search_space_digest("cm")
