@@ -192,3 +192,36 @@ def test_sc_hyperparameters_leave_the_stored_runs_of_other_models_current():
         assert registry.search_space_digest(name) == json_sha256((without, grid))[:16]
     assert registry.search_space_digest("mlp-sc") != registry.search_space_digest("mlp-coords-only")
     assert registry.search_space_digest("cm-sc") != registry.search_space_digest("cm")
+
+
+@pytest.mark.slow
+def test_sc_inputs_and_held_out_splits_run_end_to_end_on_a_user_yaml_and_a_bundled_dataset(
+    tmp_path, small_brain, write_files, data_mirror
+):
+    """`spatiomol run` and `spatiomol report` with SC-reading models on held-out splits: a
+    user's YAML with an SC file, and hcp-s100 with its bundled SC."""
+    from spatiomol.cli.main import main
+    from spatiomol.experiments.store import ResultsStore
+
+    brain = make_synthetic_brain(n_regions=24, n_genes=9, seed=3)
+    path, _ = _user_yaml(tmp_path, brain, write_files, brain.structural)
+    for dataset, splits in ((str(path), ["random", "hemisphere", "structure"]), ("hcp-s100", ["network", "structure"])):
+        out = tmp_path / f"run-{len(splits)}"
+        config = {
+            "name": "sc-e2e",
+            "datasets": [dataset],
+            "models": ["cm-sc", "cm", "mlp-sc"],
+            "splits": splits,
+            "repeats": 1,
+            "folds": 4,
+            "inputs": ["true"],
+            "tuning": False,
+            "model_params": {"mlp-sc": {"epochs": 2}},
+        }
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        assert main(["run", str(tmp_path / "config.yaml"), "--out", str(out), "--no-progress"]) == 0
+        df = ResultsStore(out).load()
+        assert set(df["model"]) == {"cm-sc", "cm", "mlp-sc"} and set(df["split_type"]) == set(splits)
+        assert main(["report", str(out)]) == 0
+        text = (out / "report.md").read_text()
+        assert "Bilinear CM (SC features)" in text and "MLP (SC only)" in text
