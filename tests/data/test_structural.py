@@ -187,8 +187,8 @@ def test_sc_hyperparameters_leave_the_stored_runs_of_other_models_current():
 
     for name in ("mlp", "mlp-coords", "mlp-coords-only", "cm", "cm-pca"):
         default, grid = registry.search_space(name)
-        assert set(registry.INERT_DEFAULTS) & set(default)  # the keys exist, at their inert values
-        without = {k: v for k, v in default.items() if k not in registry.INERT_DEFAULTS}
+        assert set(registry.SC_HYPERPARAMETERS) & set(default)  # the keys exist, switched off
+        without = {k: v for k, v in default.items() if k not in registry.SC_HYPERPARAMETERS}
         assert registry.search_space_digest(name) == json_sha256((without, grid))[:16]
     assert registry.search_space_digest("mlp-sc") != registry.search_space_digest("mlp-coords-only")
     assert registry.search_space_digest("cm-sc") != registry.search_space_digest("cm")
@@ -225,3 +225,18 @@ def test_sc_inputs_and_held_out_splits_run_end_to_end_on_a_user_yaml_and_a_bundl
         assert main(["report", str(out)]) == 0
         text = (out / "report.md").read_text()
         assert "Bilinear CM (SC features)" in text and "MLP (SC only)" in text
+
+
+def test_transfer_refuses_a_model_reading_sc():
+    from spatiomol.experiments.transfer import transfer_specs
+
+    with pytest.raises(ValueError, match="'mlp-sc' reads structural-connectivity features"):
+        transfer_specs([("hcp-s100", "hcp-s200")], "mlp-sc")
+
+
+def test_an_isolated_region_is_named():
+    brain = make_synthetic_brain(20, 6, seed=1)
+    S = brain.structural.copy()
+    S[3, :] = S[:, 3] = 0.0
+    with pytest.raises(ValueError, match=r"field 'structural' has regions without any positive connection"):
+        structural_features(brain.replace(structural=S), 5)

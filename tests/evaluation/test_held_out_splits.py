@@ -140,3 +140,15 @@ def test_the_grid_runs_each_layout_and_needs_it(tmp_path):
         np.testing.assert_allclose(bar["pearson"], stored["value"].to_numpy()[0], equal_nan=True)
         test = make_splits(brain, "network")[int(bar["fold"])]
         assert test.held_out == bar["held_out"]
+
+
+def test_unlabelled_regions_are_never_held_out_and_single_region_labels_are_refused(hcp):
+    regions = hcp.regions.copy()
+    regions.loc[[0, 1, 2], "network"] = "Unknown"
+    brain = hcp.replace(regions=regions)
+    splits = make_splits(brain, "network")
+    assert "Unknown" not in [s.held_out for s in splits]
+    assert all({0, 1, 2} <= set(s.train.tolist()) for s in splits)
+    regions.loc[[5], "network"] = "Lonely"
+    with pytest.raises(ValueError, match=r"'network': labels \['Lonely'\] have a single region"):
+        make_splits(hcp.replace(regions=regions), "network")

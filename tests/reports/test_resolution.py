@@ -148,3 +148,16 @@ def test_transfer_matrix_places_each_pair_and_its_gain():
     fig = figures.draw_transfer_matrix(r, gain, "t")
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
     assert texts == sorted(["0.50\n+0.30", "0.40\n+0.30", "0.60\n+0.10", "0.30\n+0.00", "0.70\n+0.60"])
+
+
+def test_datasets_of_different_targets_are_never_one_ladder():
+    from spatiomol.reports.resolution_sections import ladder_groups
+
+    df = pd.DataFrame({"dataset": ["a", "b", "c", "d"], "input": ["true"] * 4})
+    info = {
+        "a": {"target_kind": "fc", "target_scale": "r", "n_regions": 82},
+        "b": {"target_kind": "fc", "target_scale": "r", "n_regions": 114},
+        "c": {"target_kind": "sc", "target_scale": "raw", "n_regions": 114},
+        "d": {"target_kind": "sc", "target_scale": "raw", "n_regions": 114},
+    }
+    assert ladder_groups(df, {"datasets": info}) == [["a", "b"]]  # c and d: one resolution only

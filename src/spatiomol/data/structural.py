@@ -16,6 +16,13 @@ Features (`structural_features`):
   (sign fixed by scikit-learn's deterministic sign flip);
 - optionally the raw SC row of each region (``W`` divided by its largest entry), so a model
   can see which regions a region is wired to.
+
+The features are a property of the brain, not of a model: every model gets them with the
+same eigensolver seed (0). The embedding is transductive: under the held-out protocols
+(network, hemisphere, structure) the held-out system's wiring shapes the embedding the
+training regions are described by, as its expression would in a PCA of all regions; a model
+never sees the held-out system's FC. SC features are refused for cross-dataset transfer: an
+embedding of another brain's SC has an unrelated basis.
 """
 
 from __future__ import annotations
@@ -74,14 +81,25 @@ def structural_features(brain: Brain, n_components: int, raw_row: bool = False, 
     Raises
     ------
     ValueError
-        When the brain has no structural connectivity, naming the brain and how to add it.
+        When the brain has no structural connectivity (naming the brain and how to add it),
+        a region has no positive connection, or ``n_components`` does not fit.
     """
     if brain.structural is None:
         raise ValueError(
             f"Brain {brain.name!r} has no structural connectivity: a model reading SC needs it (bundled "
             "functional datasets carry it; a user dataset names it in its YAML as 'structural: sc.csv')"
         )
-    parts = [structural_embedding(brain.structural, n_components, seed=seed)]
+    isolated = np.flatnonzero(structural_affinity(brain.structural).sum(axis=1) == 0)
+    if isolated.size:
+        raise ValueError(
+            f"Brain {brain.name!r}: field 'structural' has regions without any positive connection "
+            f"{brain.labels[isolated][:5].tolist()} ({isolated.size} in all); the Laplacian embedding needs a "
+            "connected graph"
+        )
+    try:
+        parts = [structural_embedding(brain.structural, n_components, seed=seed)]
+    except ValueError as err:
+        raise ValueError(f"Brain {brain.name!r}, field 'structural' (structural_components): {err}") from None
     if raw_row:
         W = structural_affinity(brain.structural)
         parts.append(W / W.max())

@@ -25,7 +25,8 @@ repeat, and
 ``network``
     one fold per network label (``brain.network``, in order of first appearance; the
     subcortex is its own label): fold ``f`` tests every region of label ``f`` and trains on
-    all the others. A brain without network labels (every cortical label ``Unknown`` or
+    all the others. Regions labelled ``Unknown`` (or empty) are never held out; a label
+    with a single region (no test edge) is an error. A brain without network labels (every cortical label ``Unknown`` or
     empty, as the Desikan–Killiany dataset) is a ``ValueError``.
 ``hemisphere``
     two folds: fold 0 trains on the left hemisphere and tests on the right, fold 1 the
@@ -281,7 +282,8 @@ def _checked_coords(brain: Brain) -> np.ndarray:
 
 
 def network_labels(regions: pd.DataFrame, name: str = "") -> list[str]:
-    """The network labels of a regions table in order of first appearance (the subcortex's included).
+    """The network labels of a regions table in order of first appearance (the subcortex's
+    included; `NO_NETWORK` values are not a system: such regions stay in every training set).
 
     Raises
     ------
@@ -291,11 +293,17 @@ def network_labels(regions: pd.DataFrame, name: str = "") -> list[str]:
     """
     network = regions["network"].astype(str).to_numpy()
     cortical = network[regions["structure"].astype(str).to_numpy() == "cortex"]
-    labels = list(dict.fromkeys(network.tolist()))
+    labels = [label for label in dict.fromkeys(network.tolist()) if label not in NO_NETWORK]
     if not np.any(~np.isin(cortical, NO_NETWORK)) or len(labels) < 2:
         raise ValueError(
             f"Brain {name!r}: network splits need a network label per region (regions column "
-            f"'network', e.g. the Schaefer 7-network names); found {labels[:8]}"
+            f"'network', e.g. the Schaefer 7-network names); found {list(dict.fromkeys(network.tolist()))[:8]}"
+        )
+    single = [label for label in labels if np.sum(network == label) < 2]
+    if single:
+        raise ValueError(
+            f"Brain {name!r}: regions column 'network': labels {single} have a single region, so holding one out "
+            "leaves no test edge; merge them into a neighbouring label"
         )
     return labels
 

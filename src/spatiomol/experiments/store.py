@@ -340,7 +340,9 @@ class ResultsStore:
         n_parameters : learned parameter count of the fitted model.
         fit_seconds : wall time of selection + fitting, s.
         fit_cpu_seconds : CPU time of this process over the same span, s (`time.process_time`;
-            all its threads), so studies can state CPU-hours; NaN when not measured.
+            all its threads), so studies can state CPU-hours; NaN when not measured. Exact
+            for the runner's processes, which fit one run at a time; a Dask worker running
+            several runs in threads of one process counts its neighbours' time too.
         training_check : `CHECK_NONE`, `CHECK_TRAINED`, or `CHECK_NOT_TRAINED` + ": " + the
             reasons (`spatiomol.models.diagnosis.training_diagnosis`) of the final fit.
         predictions : optional arrays (e.g. ``i, j, y_pred, y_true``) saved before the

@@ -52,7 +52,11 @@ def transfer_specs(
     model's search space (`registry.search_space_digest`) and (null runs) the null family's
     settings.
     """
-    registry.spec(model)  # unknown model: ValueError before any data is loaded
+    if registry.spec(model).reads_structural:  # unknown model: ValueError before any data is loaded
+        raise ValueError(
+            f"transfer: model {model!r} reads structural-connectivity features, whose Laplacian embedding of "
+            "another brain's SC has an unrelated basis; transfer a model without SC"
+        )
     families = checked_nulls(nulls, null_index)
     model_params = dict(model_params or {})
     specs = []

@@ -321,9 +321,7 @@ class MLP(NeuralConnectivityModel):
         if self.use_coords:
             parts.append(brain.coords / float(self.coord_scale_mm))
         if self.use_structural:
-            parts.append(
-                structural_features(brain, self.structural_components, self.structural_raw_row, seed=int(self.seed))
-            )
+            parts.append(structural_features(brain, self.structural_components, self.structural_raw_row))
         features = np.hstack(parts).astype(np.float32)
         return {"features": torch.from_numpy(features)}
 

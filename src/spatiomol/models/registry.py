@@ -254,20 +254,19 @@ def search_space_digest(name: str) -> str:
     same run when a results folder is resumed.
     """
     default, grid = search_space(name)
-    default = {k: v for k, v in default.items() if not (k in INERT_DEFAULTS and v == INERT_DEFAULTS[k])}
-    return json_sha256((default, grid))[:16]
+    return json_sha256((_without_unused_sc(default), grid))[:16]
 
 
-#: hyperparameters added after results were stored whose value here leaves a fit exactly as it
-#: was (structural-connectivity inputs, issue 27): left out of `search_space_digest` at that
-#: value, so the stored runs of models that do not use them stay current; a variant that sets
-#: them otherwise (``mlp-sc``, ``cm-sc``) has them in its digest
-INERT_DEFAULTS: dict[str, Any] = {
-    "use_structural": False,
-    "structural_components": 10,
-    "structural_raw_row": False,
-    "region_input": "expression",
-}
+#: hyperparameters of structural-connectivity inputs (issue 27), added after results were stored
+SC_HYPERPARAMETERS = ("use_structural", "structural_components", "structural_raw_row", "region_input")
+
+
+def _without_unused_sc(default: dict[str, Any]) -> dict[str, Any]:
+    """``default`` without the SC hyperparameters when the model reads no SC, so the stored
+    runs of models that do not use them keep their keys; a variant that reads SC has them."""
+    if default.get("use_structural") or default.get("region_input", "expression") != "expression":
+        return default
+    return {k: v for k, v in default.items() if k not in SC_HYPERPARAMETERS}
 
 
 #: the rows of Table 1, in order (derived from the specs)

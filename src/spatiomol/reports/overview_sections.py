@@ -89,10 +89,15 @@ def transfer_section(ctx: ReportContext, transfer: pd.DataFrame) -> list[Block]:
     ]
 
 
-def transfer_matrix(table: pd.DataFrame, model: str, order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Source × target frames of a model's true-input test r and its gain over the first null
-    family (NaN where no run); rows and columns in ``order``, then any other dataset."""
+def transfer_matrix(
+    table: pd.DataFrame, model: str, order: list[str], family: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Source × target frames of a model's true-input test r and its gain over the null family
+    ``family`` (default: each pair's first row's; NaN where no run); rows and columns in
+    ``order``, then any other dataset."""
     sub = table[table["model"] == model]
+    if family is not None and family in set(sub["null_family"]):
+        sub = sub[sub["null_family"] == family]
     names = [d for d in order if d in set(sub["source"]) | set(sub["target"])]
     names += sorted((set(sub["source"]) | set(sub["target"])) - set(names))
     first = sub.drop_duplicates(["source", "target"], keep="first")
@@ -111,11 +116,13 @@ def transfer_matrices(ctx: ReportContext, table: pd.DataFrame) -> list[Block]:
     names = set(table["source"]) | set(table["target"])
     order = sorted(names, key=lambda d: (int(info.get(d, {}).get("n_regions", 10**9)), d))
     blocks: list[Block] = []
+    shown = ctx.families[0] if ctx.families else None
     for model in dict.fromkeys(table["model"]):
-        if (table["model"] == model).sum() < 2:
+        rows = table[table["model"] == model]
+        if len(rows.drop_duplicates(["source", "target"])) < 2:
             continue
-        matrix, gain = transfer_matrix(table, model, order)
-        family = next((f for f in table.loc[table["model"] == model, "null_family"] if f), "")
+        family = shown if shown in set(rows["null_family"]) else next((f for f in rows["null_family"] if f), "")
+        matrix, gain = transfer_matrix(table, model, order, family or None)
         path = ctx.figures_dir / f"transfer_matrix_{slug(model)}.png"
         title = f"{tables.display(model)}: trained on the source, scored on the target"
         try:

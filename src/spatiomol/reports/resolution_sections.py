@@ -1,8 +1,9 @@
 """The resolution ladder: the same models on several parcellations of one brain (the paper's
 Tables 5–8 and its test-r-against-resolution figure).
 
-When a results folder holds grid runs of two or more datasets, this section puts them side
-by side, ordered by their number of regions: per split type, a table of test Pearson r
+When a results folder holds grid runs of two or more datasets with the same target (FC
+beside FC, never beside SC: `ladder_groups`) and at least two numbers of regions, this
+section puts them side by side, ordered by their number of regions: per split type, a table of test Pearson r
 (mean ± SD over splits, n, and the shown null family's mean where null runs exist), the
 paired difference of each SMT variant to its MLP counterpart (the MLP that reads the same
 inputs) on every dataset, and a figure of test r against the number of regions with 95%
@@ -231,16 +232,36 @@ def _lead_sentence(pairs: pd.DataFrame, split_type: str, datasets: list[tuple[st
     return " ".join(sentences)
 
 
+def ladder_groups(df: pd.DataFrame, manifest: dict[str, Any]) -> list[list[str]]:
+    """Datasets that may share a ladder: the same target (``target_kind`` and ``target_scale``
+    of the manifest), and at least two distinct numbers of regions; FC and SC targets, or a
+    synthetic brain beside a real one, are never put side by side as resolutions."""
+    info = manifest.get("datasets", {})
+    groups: dict[tuple[Any, Any], list[str]] = {}
+    for dataset in dict.fromkeys(df.loc[df["input"] == "true", "dataset"]):
+        entry = info.get(dataset, {})
+        groups.setdefault((entry.get("target_kind"), entry.get("target_scale")), []).append(dataset)
+    sizes = {d: info.get(d, {}).get("n_regions") for d in info}
+    return [g for g in groups.values() if len({sizes.get(d) for d in g}) >= 2]
+
+
 def resolution_section(ctx: ReportContext) -> list[Block]:
-    """The ladder across the folder's datasets (nothing with fewer than two)."""
+    """The ladder across the folder's datasets of one target (nothing without two resolutions)."""
+    blocks: list[Block] = []
     grid = ctx.df[ctx.df["split_type"].isin(SPLIT_ORDER)]
+    groups = ladder_groups(grid, ctx.manifest)
+    for k, group in enumerate(groups):
+        suffix = "" if len(groups) == 1 else f"_{k + 1}"
+        blocks += _ladder_blocks(ctx, grid[grid["dataset"].isin(group)], suffix)
+    return blocks
+
+
+def _ladder_blocks(ctx: ReportContext, grid: pd.DataFrame, suffix: str) -> list[Block]:
     datasets = _datasets_by_size(grid, ctx.manifest)
-    if len(datasets) < 2:
-        return []
     table = ladder_table(grid, ctx.manifest)
     pairs = ladder_pairs(grid, n_permutations=ctx.n_permutations, seed=ctx.seed)
-    table.to_csv(ctx.tables_dir / "resolution_ladder.csv", index=False)
-    pairs.to_csv(ctx.tables_dir / "resolution_ladder_pairs.csv", index=False)
+    table.to_csv(ctx.tables_dir / f"resolution_ladder{suffix}.csv", index=False)
+    pairs.to_csv(ctx.tables_dir / f"resolution_ladder_pairs{suffix}.csv", index=False)
     blocks: list[Block] = [
         Heading("Across resolutions (the paper's Tables 5–8)", 2),
         Paragraph(
@@ -259,7 +280,7 @@ def resolution_section(ctx: ReportContext) -> list[Block]:
                 Table(_pairs_view(pairs, split_type, datasets)),
                 Paragraph(_lead_sentence(pairs, split_type, datasets)),
             ]
-    path = ctx.figures_dir / "resolution_ladder.png"
+    path = ctx.figures_dir / f"resolution_ladder{suffix}.png"
     try:
         figures.plot_resolution_ladder(table, path)
     except Exception as err:  # noqa: BLE001 — a figure must not sink the report
