@@ -308,6 +308,18 @@ def network_labels(regions: pd.DataFrame, name: str = "") -> list[str]:
     return labels
 
 
+def _two_sides(regions: pd.DataFrame, column: str, values: tuple[str, str], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Regions whose ``column`` is ``values[0]`` and ``values[1]``; each side needs 2 regions (one edge)."""
+    labels = regions[column].astype(str).to_numpy()
+    sides = tuple(np.flatnonzero(labels == v) for v in values)
+    if min(side.size for side in sides) < 2:
+        raise ValueError(
+            f"Brain {name!r}: {column} splits need at least 2 regions with {column} {values[0]!r} and 2 with "
+            f"{values[1]!r} (regions column {column!r}); found {sides[0].size} and {sides[1].size}"
+        )
+    return sides
+
+
 def held_out_folds(brain: Brain | pd.DataFrame, kind: str, name: str = "") -> list[tuple[np.ndarray, np.ndarray, str]]:
     """(train, test, what is held out) of each fold of a held-out-system protocol.
 
@@ -329,22 +341,10 @@ def held_out_folds(brain: Brain | pd.DataFrame, kind: str, name: str = "") -> li
             for label in network_labels(regions, name)
         ]
     if kind == "hemisphere":
-        hemisphere = regions["hemisphere"].astype(str).to_numpy()
-        left, right = everything[hemisphere == "L"], everything[hemisphere == "R"]
-        if min(left.size, right.size) < 2:
-            raise ValueError(
-                f"Brain {name!r}: hemisphere splits need at least 2 regions with hemisphere 'L' and 2 "
-                f"with 'R' (regions column 'hemisphere'); found {left.size} and {right.size}"
-            )
+        left, right = _two_sides(regions, "hemisphere", ("L", "R"), name)
         return [(left, right, "L→R"), (right, left, "R→L")]
     if kind == "structure":
-        structure = regions["structure"].astype(str).to_numpy()
-        cortex, subcortex = everything[structure == "cortex"], everything[structure == "subcortex"]
-        if min(cortex.size, subcortex.size) < 2:
-            raise ValueError(
-                f"Brain {name!r}: structure splits need at least 2 'cortex' and 2 'subcortex' regions "
-                f"(regions column 'structure'); found {cortex.size} and {subcortex.size}"
-            )
+        cortex, subcortex = _two_sides(regions, "structure", ("cortex", "subcortex"), name)
         return [(cortex, subcortex, "cortex→subcortex")]
     raise ValueError(f"{kind!r} is not one of the held-out protocols {HELD_OUT_KINDS}")
 

@@ -78,10 +78,11 @@ _RULES, _CM, _MLP, _SMT = (
     "spatiomol.models.mlp:MLP",
     "spatiomol.models.smt:SMT",
 )
-_GENES, _COORDS, _BOTH = (
+_GENES, _COORDS, _BOTH, _SC_ONLY = (
     {"reads_expression": True, "reads_coords": False},
     {"reads_expression": False, "reads_coords": True},
     {"reads_expression": True, "reads_coords": True},
+    {"reads_expression": False, "reads_coords": False, "reads_structural": True},
 )
 
 #: every model, in the order of the paper's Table 1 (then Table 3's extra rows)
@@ -131,9 +132,7 @@ MODELS: dict[str, ModelSpec] = _specs(
         _MLP,
         "MLP (SC only)",
         "nonlinear",
-        reads_expression=False,
-        reads_coords=False,
-        reads_structural=True,
+        **_SC_ONLY,
         table1=False,
         fixed={"use_coords": False, "use_expression": False, "use_structural": True},
     ),
@@ -162,9 +161,7 @@ MODELS: dict[str, ModelSpec] = _specs(
         _CM,
         "Bilinear CM (SC features)",
         "linear",
-        reads_expression=False,
-        reads_coords=False,
-        reads_structural=True,
+        **_SC_ONLY,
         table1=False,
         fixed={"features": "genes", "region_input": "structural"},
     ),
