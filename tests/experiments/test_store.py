@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spatiomol.experiments.store import KEY_COLUMNS, ResultsStore, run_id
+from spatiomol.experiments.store import (
+    CHECK_NONE,
+    CHECK_NOT_TRAINED,
+    CHECK_TRAINED,
+    KEY_COLUMNS,
+    ResultsStore,
+    checked_runs,
+    run_id,
+)
 from spatiomol.hashing import to_jsonable
 
 
@@ -141,3 +149,25 @@ def test_region_tables_are_keyed_by_dataset_and_content(tmp_path):
     store.recorded_path(a2).unlink()
     with pytest.raises(FileNotFoundError, match="region table of dataset 'data/a.yaml'"):
         store.load_regions("data/a.yaml")
+
+
+def test_checked_runs_keeps_one_row_per_checked_run_and_flags_the_stuck_ones():
+    rows = pd.DataFrame(
+        {
+            "run_id": ["a", "a", "b", "c", "c", "d"],
+            "model": ["mlp", "mlp", "cm", "smt", "smt", "smt"],
+            "training_check": [
+                CHECK_TRAINED,
+                CHECK_TRAINED,
+                CHECK_NONE,
+                f"{CHECK_NOT_TRAINED}: loss never fell",
+                f"{CHECK_NOT_TRAINED}: loss never fell",
+                CHECK_TRAINED,
+            ],
+            "metric": ["r", "mse", "r", "r", "mse", "r"],
+        }
+    )
+    runs = checked_runs(rows)
+    assert runs["run_id"].tolist() == ["a", "c", "d"]  # one row per run, the closed-form run left out
+    assert runs["not_trained"].tolist() == [False, True, False]
+    assert checked_runs(rows.drop(columns="training_check")).empty

@@ -142,6 +142,20 @@ def run_id(key: Mapping[str, Any]) -> str:
     return json_sha256({c: key[c] for c in KEY_COLUMNS})[:20]
 
 
+def checked_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per run that has a training check, with ``not_trained`` (bool) added.
+
+    ``rows``: results-store rows (one per metric and stratum). Runs without a training
+    diagnosis (`CHECK_NONE`: closed-form models, older parts) are left out; an empty frame
+    when ``rows`` has no ``training_check`` column.
+    """
+    if "training_check" not in rows:
+        return rows.iloc[0:0].assign(not_trained=pd.Series(dtype=bool))
+    runs = rows.drop_duplicates("run_id")
+    runs = runs[runs["training_check"].astype(str) != CHECK_NONE]
+    return runs.assign(not_trained=runs["training_check"].astype(str).str.startswith(CHECK_NOT_TRAINED))
+
+
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that shape the numbers (None if absent)."""
     out: dict[str, str | None] = {"python": platform.python_version()}

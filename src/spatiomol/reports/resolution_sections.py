@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spatiomol.experiments.store import CHECK_NOT_TRAINED
+from spatiomol.experiments.store import checked_runs
 from spatiomol.models import registry
 from spatiomol.reports import figures, stats, tables
 from spatiomol.reports.context import SPLIT_ORDER, ReportContext
@@ -63,10 +63,8 @@ def _split_scores(df: pd.DataFrame) -> pd.DataFrame:
 
 def _not_trained(df: pd.DataFrame) -> dict[tuple[str, str, str, str], int]:
     """(split type, model, dataset, input) → runs flagged *not trained*."""
-    if "training_check" not in df:
-        return {}
-    runs = df.drop_duplicates("run_id")
-    runs = runs[runs["training_check"].astype(str).str.startswith(CHECK_NOT_TRAINED)]
+    runs = checked_runs(df)
+    runs = runs[runs["not_trained"]]
     return runs.groupby(["split_type", "model", "dataset", "input"]).size().to_dict()
 
 

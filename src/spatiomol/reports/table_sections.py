@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spatiomol.experiments.store import CHECK_NONE, CHECK_NOT_TRAINED
+from spatiomol.experiments.store import checked_runs
 from spatiomol.reports import stats, tables
 from spatiomol.reports.context import ReportContext, shown_family_note, slug
 from spatiomol.reports.document import Block, Heading, Paragraph, Table
@@ -39,13 +39,9 @@ STAT_COLUMNS = [
 def not_trained_counts(rows: pd.DataFrame, dataset: str) -> dict[str, tuple[int, int]]:
     """Model → (fits flagged *not trained*, fits checked) over ``dataset``'s runs (true and
     null inputs); models whose fits have no training check (closed-form) are left out."""
-    if "training_check" not in rows:
-        return {}
-    runs = rows.loc[rows["dataset"] == dataset, ["run_id", "model", "training_check"]].drop_duplicates("run_id")
-    runs = runs[runs["training_check"] != CHECK_NONE]
-    flagged = runs["training_check"].str.startswith(CHECK_NOT_TRAINED)
+    runs = checked_runs(rows[rows["dataset"] == dataset])
     return {
-        str(model): (int(flagged[group.index].sum()), len(group)) for model, group in runs.groupby("model", sort=False)
+        str(model): (int(group["not_trained"].sum()), len(group)) for model, group in runs.groupby("model", sort=False)
     }
 
 
