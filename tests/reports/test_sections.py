@@ -22,6 +22,7 @@ def test_dataset_sections_are_in_report_order():
         "table1_section",
         "table2_section",
         "table3_section",
+        "inputs_section",
         "paired_statistics_section",
         "null_families_section",
         "figures_section",

@@ -168,6 +168,29 @@ MODELS: dict[str, ModelSpec] = _specs(
 )
 
 
+#: fixed hyperparameters that only switch a model's inputs on or off: two registry models with
+#: the same estimator whose other fixed values agree are one architecture read with different
+#: inputs (`architecture`), which the report's input comparison pairs (issue 27)
+INPUT_SWITCHES = ("use_coords", "use_expression", "use_structural", "region_input")
+#: the region inputs a model can read, in table order
+MODALITIES = ("expression", "coordinates", "structural")
+
+
+def inputs(name: str) -> frozenset[str]:
+    """The `MODALITIES` model ``name`` reads (``"mlp-coords"`` → expression and coordinates)."""
+    s = spec(name)
+    flags = (s.reads_expression, s.reads_coords, s.reads_structural)
+    return frozenset(m for m, on in zip(MODALITIES, flags) if on)
+
+
+def architecture(name: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What model ``name`` is apart from its inputs: its estimator and the fixed hyperparameters
+    that are not `INPUT_SWITCHES` (``mlp``, ``mlp-sc`` and ``mlp-coords`` share one)."""
+    s = spec(name)
+    rest = tuple(sorted((k, repr(v)) for k, v in s.fixed.items() if k not in INPUT_SWITCHES))
+    return s.estimator, rest
+
+
 def spec(name: str) -> ModelSpec:
     """The `ModelSpec` of ``name``; ValueError naming the known models otherwise."""
     try:

@@ -40,9 +40,7 @@ def counterpart(model: str) -> str | None:
     if spec.estimator != smt:
         return None
     for other in registry.MODELS.values():
-        reads = ("reads_expression", "reads_coords", "reads_structural")
-        same_inputs = all(getattr(other, f) == getattr(spec, f) for f in reads)
-        if other.estimator == mlp and same_inputs and other.table1:
+        if other.estimator == mlp and other.table1 and registry.inputs(other.name) == registry.inputs(model):
             return other.name
     return None
 
@@ -52,13 +50,6 @@ def _datasets_by_size(df: pd.DataFrame, manifest: dict[str, Any]) -> list[tuple[
     present = dict.fromkeys(df.loc[df["input"] == "true", "dataset"])
     sized = [(d, int(info.get(d, {}).get("n_regions", -1))) for d in present]
     return sorted(sized, key=lambda item: (item[1], item[0]))
-
-
-def _split_scores(df: pd.DataFrame) -> pd.DataFrame:
-    """One score per (dataset, split type, model, input, repeat, fold): nulls averaged per split."""
-    sel = df[(df["metric"] == METRIC) & (df["stratum"] == STRATUM) & df["input"].isin(["true", "null"])]
-    keys = ["dataset", "split_type", "model", "input", "repeat", "fold"]
-    return sel.groupby(keys, sort=False)["value"].mean().reset_index()
 
 
 def _not_trained(df: pd.DataFrame) -> dict[tuple[str, str, str, str], int]:
@@ -79,7 +70,7 @@ def ladder_table(df: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
     the runs of the cell flagged *not trained* (included in the mean).
     """
     info = manifest.get("datasets", {})
-    scores = _split_scores(df)
+    scores = stats.split_scores(df, METRIC, STRATUM)
     flagged = _not_trained(df)
     rows = []
     for (split_type, model, dataset, inp), group in scores.groupby(["split_type", "model", "dataset", "input"]):
@@ -134,7 +125,7 @@ def ladder_pairs(df: pd.DataFrame, n_permutations: int = 10000, seed: int = 0) -
     ci_high, n_ahead, signflip_p, lead``; ``lead`` is ``"ahead"`` / ``"behind"`` when the
     95% t-interval of the difference excludes 0, else ``"level"``.
     """
-    scores = _split_scores(df)
+    scores = stats.split_scores(df, METRIC, STRATUM)
     true = scores[scores["input"] == "true"]
     rows = []
     for (split_type, dataset), group in true.groupby(["split_type", "dataset"], sort=False):
@@ -143,32 +134,12 @@ def ladder_pairs(df: pd.DataFrame, n_permutations: int = 10000, seed: int = 0) -
             reference = counterpart(model)
             if reference is None or reference not in wide.columns:
                 continue
-            both = wide[[model, reference]].dropna()
-            if both.empty:
-                continue
-            test = stats.paired_test(
-                both[model].to_numpy(), both[reference].to_numpy(), n_permutations=n_permutations, seed=seed
-            )
-            low, high = t_interval(test["mean_diff"], test["sd_diff"], test["n"])
-            lead = "ahead" if low > 0 else "behind" if high < 0 else "level"
-            rows.append(
-                {
-                    "split_type": split_type,
-                    "dataset": dataset,
-                    "model": model,
-                    "reference": reference,
-                    "n": test["n"],
-                    "mean_diff": test["mean_diff"],
-                    "sd_diff": test["sd_diff"],
-                    "ci_low": low,
-                    "ci_high": high,
-                    "n_ahead": int((both[model] > both[reference]).sum()),
-                    "signflip_p": test["signflip_p"],
-                    "lead": lead,
-                }
-            )
-    columns = ["split_type", "dataset", "model", "reference", "n", "mean_diff", "sd_diff", "ci_low", "ci_high"]
-    return pd.DataFrame(rows, columns=[*columns, "n_ahead", "signflip_p", "lead"])
+            contrast = stats.paired_contrast(wide, model, reference, n_permutations=n_permutations, seed=seed)
+            if contrast is not None:
+                rows.append(
+                    {"split_type": split_type, "dataset": dataset, "model": model, "reference": reference, **contrast}
+                )
+    return pd.DataFrame(rows, columns=["split_type", "dataset", "model", "reference", *stats.CONTRAST_COLUMNS])
 
 
 def _ladder_view(table: pd.DataFrame, split_type: str, datasets: list[tuple[str, int]]) -> pd.DataFrame:

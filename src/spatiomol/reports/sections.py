@@ -20,6 +20,8 @@ The sections live in modules named after what they show, and are re-exported her
 - `spatiomol.reports.figure_sections`: connectomes, per-network gain, parameters, CGE curves;
 - `spatiomol.reports.brain_view_sections`: glass-brain connectomes, per-region accuracy and
   the interactive views;
+- `spatiomol.reports.input_sections`: one architecture read with different inputs
+  (expression, coordinates, SC; Table-3 style, issue 27);
 - `spatiomol.reports.resolution_sections`: the same models across the folder's datasets
   (the resolution ladder, Tables 5–8).
 """
@@ -51,6 +53,7 @@ from spatiomol.reports.figure_sections import (
     parameters_figure,
 )
 from spatiomol.reports.headline_sections import headline_section
+from spatiomol.reports.input_sections import inputs_section
 from spatiomol.reports.null_sections import (
     FAMILY_COLUMNS,
     calibration_text,
@@ -93,6 +96,7 @@ __all__ = [
     "figures_section",
     "header_section",
     "headline_section",
+    "inputs_section",
     "mean_region_accuracy",
     "not_trained_blocks",
     "not_trained_counts",
@@ -124,6 +128,7 @@ DATASET_SECTIONS: tuple[Callable[[ReportContext, str], list[Block]], ...] = (
     table1_section,
     table2_section,
     table3_section,
+    inputs_section,
     paired_statistics_section,
     null_families_section,
     figures_section,

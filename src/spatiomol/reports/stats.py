@@ -29,7 +29,7 @@ from scipy import stats
 
 from spatiomol.models import registry
 from spatiomol.reports.tables import LOWER_IS_BETTER
-from spatiomol.reports.verdict import adjust_p
+from spatiomol.reports.verdict import adjust_p, t_interval
 
 
 def sign_flip_pvalue(differences: np.ndarray, n_permutations: int = 10000, seed: int = 0) -> float:
@@ -114,6 +114,46 @@ def paired_test(a: np.ndarray, b: np.ndarray, n_permutations: int = 10000, seed:
         out["wilcoxon_stat"] = float(res.statistic)
         out["wilcoxon_p"] = float(res.pvalue)
     return out
+
+
+#: columns of `paired_contrast`, after the caller's keys
+CONTRAST_COLUMNS = ("n", "mean_diff", "sd_diff", "ci_low", "ci_high", "n_ahead", "signflip_p", "lead")
+
+
+def split_scores(df: pd.DataFrame, metric: str = "pearson", stratum: str = "all") -> pd.DataFrame:
+    """One score per (dataset, split type, model, input, repeat, fold) of the true and null
+    inputs: the nulls scored on a split are averaged into that split's null score."""
+    sel = df[(df["metric"] == metric) & (df["stratum"] == stratum) & df["input"].isin(["true", "null"])]
+    keys = ["dataset", "split_type", "model", "input", "repeat", "fold"]
+    return sel.groupby(keys, sort=False)["value"].mean().reset_index()
+
+
+def paired_contrast(
+    wide: pd.DataFrame, model: str, reference: str, n_permutations: int = 10000, seed: int = 0
+) -> dict[str, float] | None:
+    """``model`` − ``reference`` over the splits both were scored on.
+
+    ``wide``: one row per split (repeat, fold), one column per model (test Pearson r, or
+    any higher-is-better score). Returns `CONTRAST_COLUMNS`: ``ci_*`` is the 95%
+    t-interval of the mean difference, ``n_ahead`` the splits where ``model`` scores
+    higher, ``lead`` ``"ahead"`` / ``"behind"`` when that interval excludes 0, else
+    ``"level"``; None when no split has both.
+    """
+    both = wide[[model, reference]].dropna()
+    if both.empty:
+        return None
+    test = paired_test(both[model].to_numpy(), both[reference].to_numpy(), n_permutations=n_permutations, seed=seed)
+    low, high = t_interval(test["mean_diff"], test["sd_diff"], test["n"])
+    return {
+        "n": test["n"],
+        "mean_diff": test["mean_diff"],
+        "sd_diff": test["sd_diff"],
+        "ci_low": low,
+        "ci_high": high,
+        "n_ahead": int((both[model] > both[reference]).sum()),
+        "signflip_p": test["signflip_p"],
+        "lead": "ahead" if low > 0 else "behind" if high < 0 else "level",
+    }
 
 
 def _adjust(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,250 @@
+"""Inputs compared: one architecture read with different inputs (issue 27; Table-3 style).
+
+Does expression add anything beyond the structural wiring, or beyond position? When a
+dataset's runs hold two or more registry models of one architecture
+(`spatiomol.models.registry.architecture`: the same estimator and the same fixed
+hyperparameters apart from the input switches) that read different inputs
+(`spatiomol.models.registry.inputs`: expression, coordinates, structural connectivity),
+this section puts them side by side, per architecture:
+
+- a table of test Pearson r per input set and split type (mean ± SD over splits, n), with
+  the rank verdict of the shown null family for each row that has null runs (Holm-adjusted
+  as in the null-families section), so an expression-bearing row says whether it beats
+  nulls that keep space and anatomy;
+- the contrasts that isolate one input (`input_contrasts`), paired over the splits both
+  models were scored on: *adds M* (the model reading ``A + M`` against the one reading
+  ``A``) and *alone* (two models reading one different input each). A lead is called one
+  only where the 95% t-interval of the paired difference excludes 0, as in the ladder.
+
+It writes ``tables/inputs_<dataset>.csv`` (one row per architecture, model and split type)
+and ``tables/input_contrasts_<dataset>.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from spatiomol.models import registry
+from spatiomol.reports import stats, tables
+from spatiomol.reports.context import ReportContext, slug, split_types
+from spatiomol.reports.document import Block, Heading, Paragraph, Table
+from spatiomol.reports.null_families import FAMILY_COLUMN
+from spatiomol.reports.null_sections import family_verdicts
+
+METRIC, STRATUM = "pearson", "all"
+#: how tables name each of `registry.MODALITIES`
+MODALITY_NAMES = {"expression": "expression", "coordinates": "coordinates", "structural": "SC"}
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """``model`` − ``reference``, two models of one architecture; ``kind`` is ``"adds"``
+    (``model`` reads ``reference``'s inputs plus ``modality``) or ``"alone"`` (each reads
+    one input, ``modality`` being ``model``'s)."""
+
+    model: str
+    reference: str
+    kind: str
+    modality: str
+
+    @property
+    def label(self) -> str:
+        name = f"{input_label(registry.inputs(self.model))} − {input_label(registry.inputs(self.reference))}"
+        if self.kind == "adds":
+            return f"{name} (adds {MODALITY_NAMES[self.modality]})"
+        return name
+
+
+def input_label(inputs: frozenset[str]) -> str:
+    """``"expression alone"``, ``"expression + SC"``: the inputs in `registry.MODALITIES` order."""
+    names = [MODALITY_NAMES[m] for m in registry.MODALITIES if m in inputs]
+    return f"{names[0]} alone" if len(names) == 1 else " + ".join(names)
+
+
+def _input_order(model: str) -> tuple[int, list[int]]:
+    inputs = registry.inputs(model)
+    return len(inputs), [registry.MODALITIES.index(m) for m in registry.MODALITIES if m in inputs]
+
+
+def architectures(models) -> list[list[str]]:
+    """Groups of ``models`` that share an architecture and read different inputs (two or more
+    input sets per group; one model per input set, the first in registry order), each group
+    ordered by number of inputs, then `registry.MODALITIES` order."""
+    groups: dict[tuple, dict[frozenset[str], str]] = {}
+    for model in tables.model_order(models):
+        groups.setdefault(registry.architecture(model), {}).setdefault(registry.inputs(model), model)
+    return [sorted(g.values(), key=_input_order) for g in groups.values() if len(g) >= 2]
+
+
+def input_contrasts(group: list[str]) -> list[Contrast]:
+    """The contrasts of one architecture's models that isolate one input: every pair whose
+    input sets differ by one added input (*adds*), and every pair of single-input models
+    (*alone*), the richer or the earlier-listed model first."""
+    out = []
+    for a, b in combinations(group, 2):
+        ia, ib = registry.inputs(a), registry.inputs(b)
+        if ia < ib or ib < ia:
+            model, reference = (b, a) if ia < ib else (a, b)
+            added = registry.inputs(model) - registry.inputs(reference)
+            if len(added) == 1 and registry.inputs(reference):
+                out.append(Contrast(model, reference, "adds", next(iter(added))))
+        elif len(ia) == len(ib) == 1:
+            out.append(Contrast(a, b, "alone", next(iter(ia))))
+    return sorted(out, key=lambda c: (c.kind != "adds", registry.MODALITIES.index(c.modality)))
+
+
+def input_table(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
+    """Test r of one architecture's models on the true input, per split type.
+
+    Returns
+    -------
+    DataFrame with ``split_type, model, inputs, mean, sd, n``: ``n`` splits.
+    """
+    scores = stats.split_scores(df, METRIC, STRATUM)
+    true = scores[(scores["input"] == "true") & scores["model"].isin(group)]
+    rows = []
+    for (split_type, model), g in true.groupby(["split_type", "model"], sort=False):
+        values = g["value"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        n = values.size
+        rows.append(
+            {
+                "split_type": split_type,
+                "model": model,
+                "inputs": input_label(registry.inputs(model)),
+                "mean": float(values.mean()) if n else float("nan"),
+                "sd": float(values.std(ddof=1)) if n > 1 else float("nan"),
+                "n": n,
+            }
+        )
+    return pd.DataFrame(rows, columns=["split_type", "model", "inputs", "mean", "sd", "n"])
+
+
+def contrast_table(df: pd.DataFrame, group: list[str], n_permutations: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """`input_contrasts` of one architecture, paired over the true input's shared splits.
+
+    Returns
+    -------
+    DataFrame with ``split_type, model, reference, kind, modality, contrast`` and
+    `spatiomol.reports.stats.CONTRAST_COLUMNS`.
+    """
+    scores = stats.split_scores(df, METRIC, STRATUM)
+    true = scores[(scores["input"] == "true") & scores["model"].isin(group)]
+    contrasts = input_contrasts(group)
+    rows = []
+    for split_type, g in true.groupby("split_type", sort=False):
+        wide = g.pivot_table(index=["repeat", "fold"], columns="model", values="value", aggfunc="first")
+        for c in contrasts:
+            if c.model not in wide.columns or c.reference not in wide.columns:
+                continue
+            result = stats.paired_contrast(wide, c.model, c.reference, n_permutations=n_permutations, seed=seed)
+            if result is not None:
+                rows.append(
+                    {
+                        "split_type": split_type,
+                        "model": c.model,
+                        "reference": c.reference,
+                        "kind": c.kind,
+                        "modality": c.modality,
+                        "contrast": c.label,
+                        **result,
+                    }
+                )
+    keys = ["split_type", "model", "reference", "kind", "modality", "contrast"]
+    return pd.DataFrame(rows, columns=[*keys, *stats.CONTRAST_COLUMNS])
+
+
+def _verdicts(ctx: ReportContext, dataset: str, group: list[str]) -> dict[tuple[str, str], tuple[bool, float]]:
+    """(split type, model) → (beats the shown family's nulls, Holm p) for the group's rows with null runs."""
+    rows = ctx.rows[ctx.rows["dataset"] == dataset]
+    if ctx.family is None or not ((rows["input"] == "null") & rows["model"].isin(group)).any():
+        return {}
+    comparisons = family_verdicts(ctx, rows)
+    if comparisons.empty or "rank_reject" not in comparisons:
+        return {}
+    shown = comparisons[(comparisons[FAMILY_COLUMN] == ctx.family) & comparisons["model"].isin(group)]
+    return {
+        (r["split_type"], r["model"]): (bool(r["rank_reject"]), float(r["rank_p_holm"]))
+        for r in shown.to_dict("records")
+        if np.isfinite(r["rank_p_holm"])
+    }
+
+
+def _table_view(table: pd.DataFrame, group: list[str], order: list[str], verdicts, family: str | None) -> pd.DataFrame:
+    cells: dict[str, dict[str, str]] = {}
+    for model in group:
+        row = {}
+        for split_type in order:
+            hit = table[(table["model"] == model) & (table["split_type"] == split_type)]
+            if hit.empty:
+                row[split_type] = "–"
+                continue
+            h = hit.iloc[0]
+            text = f"{tables.format_cell(h['mean'], h['sd'], '.3f')} ({int(h['n'])})"
+            if (split_type, model) in verdicts:
+                beats, p = verdicts[(split_type, model)]
+                text += f"; {'beats' if beats else 'does not beat'} `{family}` nulls (Holm p {p:.3g})"
+            row[split_type] = text
+        cells[f"{input_label(registry.inputs(model))} ({tables.display(model)})"] = row
+    return pd.DataFrame.from_dict(cells, orient="index")
+
+
+def _contrast_view(contrasts: pd.DataFrame, order: list[str], labels: list[str]) -> pd.DataFrame:
+    cells: dict[str, dict[str, str]] = {}
+    for label in [x for x in labels if x in set(contrasts["contrast"])]:
+        row = {}
+        for split_type in order:
+            hit = contrasts[(contrasts["contrast"] == label) & (contrasts["split_type"] == split_type)]
+            if hit.empty:
+                row[split_type] = "–"
+                continue
+            h = hit.iloc[0]
+            spread = tables.format_cell(h["mean_diff"], h["sd_diff"], "+.3f").replace("± +", "± ")
+            row[split_type] = f"{spread} ({int(h['n'])}; ahead on {int(h['n_ahead'])}; {h['lead']})"
+        cells[label] = row
+    return pd.DataFrame.from_dict(cells, orient="index")
+
+
+def inputs_section(ctx: ReportContext, dataset: str) -> list[Block]:
+    """Per architecture read with two or more input sets: test r per input set and the paired
+    contrasts that isolate one input (nothing when no architecture has two)."""
+    sub = ctx.df[(ctx.df["dataset"] == dataset) & (ctx.df["input"] == "true")]
+    groups = architectures(sub["model"].unique())
+    if not groups:
+        return []
+    order = split_types(sub)
+    blocks: list[Block] = [
+        Heading("Inputs compared (test Pearson r)", 3),
+        Paragraph(
+            "One architecture read with different inputs (expression, coordinates, structural connectivity "
+            "features). Cells: mean ± SD (n splits) of the true input"
+            + (
+                f"; where null runs exist, the rank verdict against the `{ctx.family}` nulls, Holm-adjusted over "
+                "the family's models × split types as in the null-families section"
+                if ctx.family
+                else ""
+            )
+            + ". Contrasts: the first model minus the second over the splits both were scored on, mean ± SD (n; "
+            "splits where the first is ahead; 'ahead'/'behind' only where the 95% t-interval excludes 0). "
+            "Splits of repeated CV overlap, so the intervals are indicative."
+        ),
+    ]
+    table_frames, contrast_frames = [], []
+    for group in groups:
+        table = input_table(sub, group)
+        contrasts = contrast_table(sub, group, n_permutations=ctx.n_permutations, seed=ctx.seed)
+        name = tables.display(group[0])
+        table_frames.append(table.assign(architecture=name))
+        contrast_frames.append(contrasts.assign(architecture=name))
+        verdicts = _verdicts(ctx, dataset, group)
+        blocks += [Paragraph(f"**{name}**"), Table(_table_view(table, group, order, verdicts, ctx.family))]
+        if not contrasts.empty:
+            blocks.append(Table(_contrast_view(contrasts, order, [c.label for c in input_contrasts(group)])))
+    file = slug(dataset)
+    pd.concat(table_frames, ignore_index=True).to_csv(ctx.tables_dir / f"inputs_{file}.csv", index=False)
+    pd.concat(contrast_frames, ignore_index=True).to_csv(ctx.tables_dir / f"input_contrasts_{file}.csv", index=False)
+    return blocks
