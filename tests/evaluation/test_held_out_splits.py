@@ -152,3 +152,21 @@ def test_unlabelled_regions_are_never_held_out_and_single_region_labels_are_refu
     regions.loc[[5], "network"] = "Lonely"
     with pytest.raises(ValueError, match=r"'network': labels \['Lonely'\] have a single region"):
         make_splits(hcp.replace(regions=regions), "network")
+
+
+def test_a_held_out_figure_missing_its_reference_model_says_so(tmp_path):
+    config = ExperimentConfig(
+        name="held-out-linear-only",
+        datasets=[SYNTHETIC],
+        models=["cm"],
+        splits=["hemisphere"],
+        repeats=1,
+        folds=4,
+        inputs=["true"],
+        tuning=False,
+    )
+    assert not run_experiment(config, tmp_path, progress=False).failed
+    path = write_report(tmp_path, tmp_path / "report", n_permutations=50, html=False, brain_views=False)
+    bars = pd.read_csv(next((tmp_path / "report" / "tables").glob("held_out_*_hemisphere.csv")))
+    assert set(bars["model"]) == {"cm"} and len(bars) == 2  # L→R and R→L
+    assert "No non-linear model has hemisphere-split runs" in path.read_text()

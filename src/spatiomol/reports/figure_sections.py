@@ -106,8 +106,13 @@ def figures_section(ctx: ReportContext, dataset: str) -> list[Block]:
         not_linear = [m for m in dict.fromkeys(sub["model"]) if m not in stats.linear_models(sub["model"])]
         best = best_model(ctx.summary, dataset, split_type, candidates=not_linear)
         reference = stats.best_linear_model(sub, dataset, split_type)
-        if best and reference and split_type in HELD_OUT_KINDS:
-            blocks += held_out_figure(ctx, dataset, split_type, [best, reference])
+        if split_type in HELD_OUT_KINDS and (best or reference):
+            blocks += held_out_figure(ctx, dataset, split_type, [m for m in (best, reference) if m])
+            missing = "linear model" if reference is None else "non-linear model" if best is None else None
+            if missing:
+                blocks.append(
+                    Paragraph(f"_No {missing} has {split_type}-split runs: the held-out figure shows one model._")
+                )
         elif best and reference and best != reference:
             gain = tables.network_gain(ctx.summary, dataset, split_type, best, reference)
             if not gain.empty:
