@@ -110,3 +110,32 @@ def test_every_hyperparameter_is_constrained_and_checked_by_fit(cls_name):
     brain = make_synthetic_brain(12, 6, rule="none", seed=0)
     with pytest.raises(ValueError, match=rf"The '{param}' parameter of {cls_name} must be .* Got {value!r} instead"):
         model.fit(brain, np.arange(8))
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_input_flags_agree_with_the_switches_each_model_is_built_with(name):
+    """`registry.inputs` (from the spec's reads_* flags) against the built model's own switches."""
+    model = registry.make_model(name)
+    reads = registry.inputs(name)
+    if hasattr(model, "use_structural"):  # the MLP family
+        assert reads == {
+            m
+            for m, on in (
+                ("expression", model.use_expression),
+                ("coordinates", model.use_coords),
+                ("structural", model.use_structural),
+            )
+            if on
+        }
+    if hasattr(model, "region_input"):  # the Connectome Model
+        assert reads == {"expression" if model.region_input == "expression" else "structural"}
+
+
+def test_architecture_ignores_the_input_switches_only():
+    assert registry.architecture("mlp") == registry.architecture("mlp-sc") == registry.architecture("mlp-coords-sc")
+    assert registry.architecture("cm") == registry.architecture("cm-sc")  # region_input is a switch
+    assert registry.architecture("cm") != registry.architecture("cm-pca")  # features is not
+    assert registry.architecture("exp-decay") != registry.architecture("exp-decay-mirrored")
+    assert registry.architecture("smt") != registry.architecture("smt-cls")  # [CLS] is not an input switch
+    assert registry.inputs("mlp-coords-sc") == {"expression", "coordinates", "structural"}
+    assert registry.inputs("cm-sc") == {"structural"}

@@ -170,10 +170,14 @@ MODELS: dict[str, ModelSpec] = _specs(
 
 #: fixed hyperparameters that only switch a model's inputs on or off: two registry models with
 #: the same estimator whose other fixed values agree are one architecture read with different
-#: inputs (`architecture`), which the report's input comparison pairs (issue 27)
+#: inputs (`architecture`), which the report's input comparison pairs (issue 27). The SMT's
+#: ``use_cls`` is not one: the [CLS] token adds coordinates *and* a token every gene token
+#: attends to, so SMT w/ [CLS] − SMT mixes an input with an architecture change (the ladder
+#: pairs each SMT variant with the MLP that reads its inputs instead).
 INPUT_SWITCHES = ("use_coords", "use_expression", "use_structural", "region_input")
-#: the region inputs a model can read, in table order
+#: the region inputs a model can read, in table order, and how tables name each
 MODALITIES = ("expression", "coordinates", "structural")
+MODALITY_NAMES = {"expression": "expression", "coordinates": "coordinates", "structural": "SC"}
 
 
 def inputs(name: str) -> frozenset[str]:

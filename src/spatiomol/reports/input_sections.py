@@ -22,8 +22,11 @@ and ``tables/input_contrasts_<dataset>.csv``.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,9 +38,7 @@ from spatiomol.reports.document import Block, Heading, Paragraph, Table
 from spatiomol.reports.null_families import FAMILY_COLUMN
 from spatiomol.reports.null_sections import family_verdicts
 
-METRIC, STRATUM = "pearson", "all"
-#: how tables name each of `registry.MODALITIES`
-MODALITY_NAMES = {"expression": "expression", "coordinates": "coordinates", "structural": "SC"}
+MODALITY_NAMES = registry.MODALITY_NAMES
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Contrast:
 
     @property
     def label(self) -> str:
+        """``"expression + SC − SC alone (adds expression)"``: the two input sets, and what is added."""
         name = f"{input_label(registry.inputs(self.model))} − {input_label(registry.inputs(self.reference))}"
         if self.kind == "adds":
             return f"{name} (adds {MODALITY_NAMES[self.modality]})"
@@ -70,13 +72,38 @@ def _input_order(model: str) -> tuple[int, list[int]]:
     return len(inputs), [registry.MODALITIES.index(m) for m in registry.MODALITIES if m in inputs]
 
 
-def architectures(models) -> list[list[str]]:
-    """Groups of ``models`` that share an architecture and read different inputs (two or more
-    input sets per group; one model per input set, the first in registry order), each group
-    ordered by number of inputs, then `registry.MODALITIES` order."""
+def _run_settings(model: str, config: Mapping[str, Any] | None) -> str:
+    """The experiment's settings of ``model`` beyond its registry spec: its ``model_params``
+    and whether it was tuned (a contrast must not mix them with the input difference)."""
+    if not config:
+        return ""
+    tuned = bool(config.get("tuning", True)) and model not in (config.get("untuned_models") or [])
+    params = (config.get("model_params") or {}).get(model, {})
+    return json.dumps({"tuned": tuned, "params": params}, sort_keys=True, default=str)
+
+
+def architectures(models: Iterable[str], config: Mapping[str, Any] | None = None) -> list[list[str]]:
+    """Groups of ``models`` that are one architecture read with different inputs.
+
+    Parameters
+    ----------
+    models : iterable of str
+        Registry names.
+    config : mapping, optional
+        The experiment's config (manifest ``config``): models whose ``model_params`` or
+        tuning differ are never grouped, so that a contrast changes the inputs only.
+
+    Returns
+    -------
+    list of list of str
+        Groups of two or more input sets (`registry.architecture`, same run settings), one
+        model per input set (the first in registry order), each ordered by number of inputs,
+        then `registry.MODALITIES` order.
+    """
     groups: dict[tuple, dict[frozenset[str], str]] = {}
     for model in tables.model_order(models):
-        groups.setdefault(registry.architecture(model), {}).setdefault(registry.inputs(model), model)
+        key = (registry.architecture(model), _run_settings(model, config))
+        groups.setdefault(key, {}).setdefault(registry.inputs(model), model)
     return [sorted(g.values(), key=_input_order) for g in groups.values() if len(g) >= 2]
 
 
@@ -98,13 +125,21 @@ def input_contrasts(group: list[str]) -> list[Contrast]:
 
 
 def input_table(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
-    """Test r of one architecture's models on the true input, per split type.
+    """Test Pearson r of one architecture's models on the true input, per split type.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Results-store rows of one dataset.
+    group : list of str
+        One of `architectures`.
 
     Returns
     -------
-    DataFrame with ``split_type, model, inputs, mean, sd, n``: ``n`` splits.
+    DataFrame with ``split_type, model, inputs, mean, sd, n``: over the model's ``n``
+    splits with a finite r (``sd`` NaN below 2).
     """
-    scores = stats.split_scores(df, METRIC, STRATUM)
+    scores = stats.split_scores(df)
     true = scores[(scores["input"] == "true") & scores["model"].isin(group)]
     rows = []
     for (split_type, model), g in true.groupby(["split_type", "model"], sort=False):
@@ -127,12 +162,22 @@ def input_table(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
 def contrast_table(df: pd.DataFrame, group: list[str], n_permutations: int = 10000, seed: int = 0) -> pd.DataFrame:
     """`input_contrasts` of one architecture, paired over the true input's shared splits.
 
+    Parameters
+    ----------
+    df : DataFrame
+        Results-store rows of one dataset.
+    group : list of str
+        One of `architectures`.
+    n_permutations, seed : int
+        Of the sign-flip test.
+
     Returns
     -------
     DataFrame with ``split_type, model, reference, kind, modality, contrast`` and
-    `spatiomol.reports.stats.CONTRAST_COLUMNS`.
+    `spatiomol.reports.stats.CONTRAST_COLUMNS` (differences in Pearson r), one row per
+    contrast and split type where both models share a split.
     """
-    scores = stats.split_scores(df, METRIC, STRATUM)
+    scores = stats.split_scores(df)
     true = scores[(scores["input"] == "true") & scores["model"].isin(group)]
     contrasts = input_contrasts(group)
     rows = []
@@ -158,15 +203,18 @@ def contrast_table(df: pd.DataFrame, group: list[str], n_permutations: int = 100
     return pd.DataFrame(rows, columns=[*keys, *stats.CONTRAST_COLUMNS])
 
 
-def _verdicts(ctx: ReportContext, dataset: str, group: list[str]) -> dict[tuple[str, str], tuple[bool, float]]:
-    """(split type, model) → (beats the shown family's nulls, Holm p) for the group's rows with null runs."""
+Verdicts = dict[tuple[str, str], tuple[bool, float]]
+
+
+def _verdicts(ctx: ReportContext, dataset: str) -> Verdicts:
+    """(split type, model) → (beats the shown family's nulls, Holm p) for the rows with null runs."""
     rows = ctx.rows[ctx.rows["dataset"] == dataset]
-    if ctx.family is None or not ((rows["input"] == "null") & rows["model"].isin(group)).any():
+    if ctx.family is None or not (rows["input"] == "null").any():
         return {}
     comparisons = family_verdicts(ctx, rows)
     if comparisons.empty or "rank_reject" not in comparisons:
         return {}
-    shown = comparisons[(comparisons[FAMILY_COLUMN] == ctx.family) & comparisons["model"].isin(group)]
+    shown = comparisons[comparisons[FAMILY_COLUMN] == ctx.family]
     return {
         (r["split_type"], r["model"]): (bool(r["rank_reject"]), float(r["rank_p_holm"]))
         for r in shown.to_dict("records")
@@ -174,7 +222,9 @@ def _verdicts(ctx: ReportContext, dataset: str, group: list[str]) -> dict[tuple[
     }
 
 
-def _table_view(table: pd.DataFrame, group: list[str], order: list[str], verdicts, family: str | None) -> pd.DataFrame:
+def _table_view(
+    table: pd.DataFrame, group: list[str], order: list[str], verdicts: Verdicts, family: str | None
+) -> pd.DataFrame:
     cells: dict[str, dict[str, str]] = {}
     for model in group:
         row = {}
@@ -213,24 +263,28 @@ def inputs_section(ctx: ReportContext, dataset: str) -> list[Block]:
     """Per architecture read with two or more input sets: test r per input set and the paired
     contrasts that isolate one input (nothing when no architecture has two)."""
     sub = ctx.df[(ctx.df["dataset"] == dataset) & (ctx.df["input"] == "true")]
-    groups = architectures(sub["model"].unique())
+    groups = architectures(sub["model"].unique(), ctx.config)
     if not groups:
         return []
     order = split_types(sub)
+    verdicts = _verdicts(ctx, dataset)
     blocks: list[Block] = [
         Heading("Inputs compared (test Pearson r)", 3),
         Paragraph(
-            "One architecture read with different inputs (expression, coordinates, structural connectivity "
-            "features). Cells: mean ± SD (n splits) of the true input"
+            "One architecture, with the same settings, read with different inputs (expression, coordinates, "
+            "structural connectivity features). Cells: mean ± SD (n splits) of the true input"
             + (
                 f"; where null runs exist, the rank verdict against the `{ctx.family}` nulls, Holm-adjusted over "
                 "the family's models × split types as in the null-families section"
                 if ctx.family
                 else ""
             )
-            + ". Contrasts: the first model minus the second over the splits both were scored on, mean ± SD (n; "
-            "splits where the first is ahead; 'ahead'/'behind' only where the 95% t-interval excludes 0). "
-            "Splits of repeated CV overlap, so the intervals are indicative."
+            + ". Contrasts: the first model minus the second over the splits both were scored on (so not always "
+            "the difference of the cells above), mean ± SD (n; splits where the first is ahead; 'ahead'/'behind' "
+            "where the 95% t-interval excludes 0, 'level' where it holds 0, 'n/a' with one split). A held-out "
+            "split is one brain system, so its contrasts weigh systems of different sizes alike. Splits of "
+            "repeated CV overlap, so the intervals are indicative. A lead of a row that reads expression says "
+            "nothing about whether expression beyond spatial structure carries it: only a null verdict does."
         ),
     ]
     table_frames, contrast_frames = [], []
@@ -240,7 +294,6 @@ def inputs_section(ctx: ReportContext, dataset: str) -> list[Block]:
         name = tables.display(group[0])
         table_frames.append(table.assign(architecture=name))
         contrast_frames.append(contrasts.assign(architecture=name))
-        verdicts = _verdicts(ctx, dataset, group)
         blocks += [Paragraph(f"**{name}**"), Table(_table_view(table, group, order, verdicts, ctx.family))]
         if not contrasts.empty:
             blocks.append(Table(_contrast_view(contrasts, order, [c.label for c in input_contrasts(group)])))

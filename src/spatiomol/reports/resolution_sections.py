@@ -29,8 +29,6 @@ from spatiomol.reports.context import SPLIT_ORDER, ReportContext
 from spatiomol.reports.document import Block, Figure, Heading, Paragraph, Table
 from spatiomol.reports.verdict import t_interval
 
-METRIC, STRATUM = "pearson", "all"
-
 
 def counterpart(model: str) -> str | None:
     """The MLP reading the same inputs as SMT variant ``model`` (``smt`` → ``mlp``,
@@ -70,7 +68,7 @@ def ladder_table(df: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
     the runs of the cell flagged *not trained* (included in the mean).
     """
     info = manifest.get("datasets", {})
-    scores = stats.split_scores(df, METRIC, STRATUM)
+    scores = stats.split_scores(df)
     flagged = _not_trained(df)
     rows = []
     for (split_type, model, dataset, inp), group in scores.groupby(["split_type", "model", "dataset", "input"]):
@@ -123,9 +121,9 @@ def ladder_pairs(df: pd.DataFrame, n_permutations: int = 10000, seed: int = 0) -
     -------
     DataFrame with ``split_type, dataset, model, reference, n, mean_diff, sd_diff, ci_low,
     ci_high, n_ahead, signflip_p, lead``; ``lead`` is ``"ahead"`` / ``"behind"`` when the
-    95% t-interval of the difference excludes 0, else ``"level"``.
+    95% t-interval of the difference excludes 0, ``"level"`` when it holds 0, ``"n/a"`` below 2 splits.
     """
-    scores = stats.split_scores(df, METRIC, STRATUM)
+    scores = stats.split_scores(df)
     true = scores[scores["input"] == "true"]
     rows = []
     for (split_type, dataset), group in true.groupby(["split_type", "dataset"], sort=False):
@@ -238,7 +236,8 @@ def _ladder_blocks(ctx: ReportContext, grid: pd.DataFrame, suffix: str) -> list[
             "brackets); 'null' is the mean of the shown null family's runs, averaged per split. The "
             "second table pairs each SMT variant with the MLP that reads the same inputs, over the splits both "
             "were scored on: mean ± SD of the difference (n; splits where the SMT is ahead; 'ahead' or "
-            "'behind' where the 95% t-interval excludes 0, else 'level'). A cell with fits flagged *not trained* "
+            "'behind' where the 95% t-interval excludes 0, 'level' where it holds 0, 'n/a' below 2 splits). "
+            "A cell with fits flagged *not trained* "
             "says how many (they are in its mean)."
         ),
     ]

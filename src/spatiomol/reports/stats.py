@@ -116,13 +116,28 @@ def paired_test(a: np.ndarray, b: np.ndarray, n_permutations: int = 10000, seed:
     return out
 
 
+#: the score the ladder and the input comparison pair over splits: global test Pearson r
+SCORE_METRIC, SCORE_STRATUM = "pearson", "all"
 #: columns of `paired_contrast`, after the caller's keys
 CONTRAST_COLUMNS = ("n", "mean_diff", "sd_diff", "ci_low", "ci_high", "n_ahead", "signflip_p", "lead")
 
 
-def split_scores(df: pd.DataFrame, metric: str = "pearson", stratum: str = "all") -> pd.DataFrame:
-    """One score per (dataset, split type, model, input, repeat, fold) of the true and null
-    inputs: the nulls scored on a split are averaged into that split's null score."""
+def split_scores(df: pd.DataFrame, metric: str = SCORE_METRIC, stratum: str = SCORE_STRATUM) -> pd.DataFrame:
+    """One score per split of the true and null inputs.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Results-store rows (one per run, metric and stratum).
+    metric, stratum : str
+        The score kept (default: global test Pearson r).
+
+    Returns
+    -------
+    DataFrame with ``dataset, split_type, model, input, repeat, fold, value``: one row per
+    split; a null split's ``value`` is the mean over the nulls scored on it. Units: the
+    metric's (Pearson r by default).
+    """
     sel = df[(df["metric"] == metric) & (df["stratum"] == stratum) & df["input"].isin(["true", "null"])]
     keys = ["dataset", "split_type", "model", "input", "repeat", "fold"]
     return sel.groupby(keys, sort=False)["value"].mean().reset_index()
@@ -130,20 +145,36 @@ def split_scores(df: pd.DataFrame, metric: str = "pearson", stratum: str = "all"
 
 def paired_contrast(
     wide: pd.DataFrame, model: str, reference: str, n_permutations: int = 10000, seed: int = 0
-) -> dict[str, float] | None:
+) -> dict[str, float | int | str] | None:
     """``model`` − ``reference`` over the splits both were scored on.
 
-    ``wide``: one row per split (repeat, fold), one column per model (test Pearson r, or
-    any higher-is-better score). Returns `CONTRAST_COLUMNS`: ``ci_*`` is the 95%
-    t-interval of the mean difference, ``n_ahead`` the splits where ``model`` scores
-    higher, ``lead`` ``"ahead"`` / ``"behind"`` when that interval excludes 0, else
-    ``"level"``; None when no split has both.
+    Parameters
+    ----------
+    wide : DataFrame
+        One row per split (repeat, fold) of one split type, one column per model; a
+        higher-is-better score (test Pearson r).
+    model, reference : str
+        Columns of ``wide``.
+    n_permutations, seed : int
+        Of the sign-flip test (`paired_test`).
+
+    Returns
+    -------
+    dict of `CONTRAST_COLUMNS`, or None when no split has both: ``n`` shared splits, mean
+    and SD (ddof=1) of the differences, ``ci_*`` the 95% t-interval of the mean difference
+    (NaN below 2 splits), ``n_ahead`` the splits where ``model`` scores higher, and
+    ``lead``: ``"ahead"`` / ``"behind"`` when the interval excludes 0, ``"level"`` when it
+    holds 0, ``"n/a"`` when there is no interval (one split: no test).
     """
     both = wide[[model, reference]].dropna()
     if both.empty:
         return None
     test = paired_test(both[model].to_numpy(), both[reference].to_numpy(), n_permutations=n_permutations, seed=seed)
     low, high = t_interval(test["mean_diff"], test["sd_diff"], test["n"])
+    if not (np.isfinite(low) and np.isfinite(high)):
+        lead = "n/a"
+    else:
+        lead = "ahead" if low > 0 else "behind" if high < 0 else "level"
     return {
         "n": test["n"],
         "mean_diff": test["mean_diff"],
@@ -152,7 +183,7 @@ def paired_contrast(
         "ci_high": high,
         "n_ahead": int((both[model] > both[reference]).sum()),
         "signflip_p": test["signflip_p"],
-        "lead": "ahead" if low > 0 else "behind" if high < 0 else "level",
+        "lead": lead,
     }
 
 
