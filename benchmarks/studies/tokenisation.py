@@ -24,8 +24,9 @@ ALiBi to no ALiBi within each order; paired over the same splits, with the split
 the first is ahead and the exact sign-flip p.
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/studies/tokenisation.py --dataset hcp-s100 --jobs 2``
-(hcp-s100: 6 cells × 4 folds per repeat, about 1 CPU-minute per fit); ``--quick``: a synthetic
-brain at two epochs, into a temporary folder.
+(hcp-s100: 6 cells × 4 folds per repeat, about 1 CPU-minute per fit); ``--cells`` runs some
+cells only (``tss-alibi,random-alibi,tss-no-alibi``: the order test and ALiBi under it, where
+all six cost too much); ``--quick``: a synthetic brain at two epochs, into a temporary folder.
 """
 
 from __future__ import annotations
@@ -172,7 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the model's)")
     parser.add_argument("--runs", type=Path, default=Path("runs/tokenisation"), help="folder of the cells' run folders")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument(
+        "--cells",
+        default=",".join(cell_name(*c) for c in cells()),
+        help="comma-separated cells to run (default: all six, e.g. tss-alibi,random-alibi,tss-no-alibi); "
+        "the table shows every cell with stored runs",
+    )
     args = harness.parse_args(parser, argv, QUICK)
+    chosen = [c for c in cells() if cell_name(*c) in set(args.cells.split(","))]
+    unknown = set(args.cells.split(",")) - {cell_name(*c) for c in cells()}
+    if unknown:
+        parser.error(f"--cells: unknown {sorted(unknown)}; known: {[cell_name(*c) for c in cells()]}")
     runs = args.out / "runs" if args.quick else args.runs
     table = args.out / f"{harness.table_stem('tokenisation', args.dataset)}.md"
     budget = f"epochs {args.epochs}" if args.epochs else "the model's default budget"
@@ -185,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     def measure(checkpoint) -> None:
         from spatiomol.experiments.runner import run_experiment
 
-        for order, alibi in cells():
+        for order, alibi in chosen:
             cfg = config(args.dataset, args.model, order, alibi, args.repeats, args.epochs)
             summary_ = run_experiment(
                 cfg, runs / args.dataset / cell_name(order, alibi), jobs=args.jobs, progress=False
