@@ -27,3 +27,18 @@ def test_dataset_sections_are_in_report_order():
         "null_families_section",
         "figures_section",
     ]
+
+
+def test_text_grid_renders_the_first_match_and_a_dash_where_none():
+    import pandas as pd
+
+    from spatiomol.reports import tables
+
+    frame = pd.DataFrame({"model": ["a", "a", "b"], "split": ["x", "y", "x"], "v": [1, 2, 3]})
+    grid = tables.text_grid(
+        frame,
+        [("A", {"model": "a"}), ("B", {"model": "b"})],
+        [("X", {"split": "x"}), ("Y", {"split": "y"})],
+        lambda r: str(r["v"]),
+    )
+    assert grid.to_dict(orient="index") == {"A": {"X": "1", "Y": "2"}, "B": {"X": "3", "Y": "–"}}

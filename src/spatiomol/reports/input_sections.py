@@ -225,38 +225,20 @@ def _verdicts(ctx: ReportContext, dataset: str) -> Verdicts:
 def _table_view(
     table: pd.DataFrame, group: list[str], order: list[str], verdicts: Verdicts, family: str | None
 ) -> pd.DataFrame:
-    cells: dict[str, dict[str, str]] = {}
-    for model in group:
-        row = {}
-        for split_type in order:
-            hit = table[(table["model"] == model) & (table["split_type"] == split_type)]
-            if hit.empty:
-                row[split_type] = "–"
-                continue
-            h = hit.iloc[0]
-            text = f"{tables.format_cell(h['mean'], h['sd'], '.3f')} ({int(h['n'])})"
-            if (split_type, model) in verdicts:
-                beats, p = verdicts[(split_type, model)]
-                text += f"; {'beats' if beats else 'does not beat'} `{family}` nulls (Holm p {p:.3g})"
-            row[split_type] = text
-        cells[f"{input_label(registry.inputs(model))} ({tables.display(model)})"] = row
-    return pd.DataFrame.from_dict(cells, orient="index")
+    def render(h) -> str:
+        text = f"{tables.format_cell(h['mean'], h['sd'], '.3f')} ({int(h['n'])})"
+        if (h["split_type"], h["model"]) in verdicts:
+            beats, p = verdicts[(h["split_type"], h["model"])]
+            text += f"; {'beats' if beats else 'does not beat'} `{family}` nulls (Holm p {p:.3g})"
+        return text
+
+    rows = [(f"{input_label(registry.inputs(m))} ({tables.display(m)})", {"model": m}) for m in group]
+    return tables.text_grid(table, rows, [(k, {"split_type": k}) for k in order], render)
 
 
 def _contrast_view(contrasts: pd.DataFrame, order: list[str], labels: list[str]) -> pd.DataFrame:
-    cells: dict[str, dict[str, str]] = {}
-    for label in [x for x in labels if x in set(contrasts["contrast"])]:
-        row = {}
-        for split_type in order:
-            hit = contrasts[(contrasts["contrast"] == label) & (contrasts["split_type"] == split_type)]
-            if hit.empty:
-                row[split_type] = "–"
-                continue
-            h = hit.iloc[0]
-            spread = tables.format_cell(h["mean_diff"], h["sd_diff"], "+.3f").replace("± +", "± ")
-            row[split_type] = f"{spread} ({int(h['n'])}; ahead on {int(h['n_ahead'])}; {h['lead']})"
-        cells[label] = row
-    return pd.DataFrame.from_dict(cells, orient="index")
+    rows = [(label, {"contrast": label}) for label in labels if label in set(contrasts["contrast"])]
+    return tables.text_grid(contrasts, rows, [(k, {"split_type": k}) for k in order], tables.contrast_cell)
 
 
 def inputs_section(ctx: ReportContext, dataset: str) -> list[Block]:

@@ -142,42 +142,28 @@ def ladder_pairs(df: pd.DataFrame, n_permutations: int = 10000, seed: int = 0) -
 
 def _ladder_view(table: pd.DataFrame, split_type: str, datasets: list[tuple[str, int]]) -> pd.DataFrame:
     sub = table[table["split_type"] == split_type]
-    cells: dict[str, dict[str, str]] = {}
-    for model in tables.model_order(sub["model"]):
-        row = {}
-        for dataset, n_regions in datasets:
-            true = sub[(sub["model"] == model) & (sub["dataset"] == dataset) & (sub["input"] == "true")]
-            if true.empty:
-                row[f"{dataset} ({n_regions})"] = "–"
-                continue
-            t = true.iloc[0]
-            stuck = f"; **{int(t['not_trained'])} not trained**" if t["not_trained"] else ""
-            text = f"{tables.format_cell(t['mean'], t['sd'], '.3f')} ({int(t['n'])}{stuck})"
-            null = sub[(sub["model"] == model) & (sub["dataset"] == dataset) & (sub["input"] == "null")]
-            if not null.empty:
-                text += f"; null {null.iloc[0]['mean']:.3f}"
-            row[f"{dataset} ({n_regions})"] = text
-        cells[tables.display(model)] = row
-    return pd.DataFrame.from_dict(cells, orient="index")
+    null_means = {(r["model"], r["dataset"]): r["mean"] for r in sub[sub["input"] == "null"].to_dict("records")}
+
+    def render(t) -> str:
+        stuck = f"; **{int(t['not_trained'])} not trained**" if t["not_trained"] else ""
+        text = f"{tables.format_cell(t['mean'], t['sd'], '.3f')} ({int(t['n'])}{stuck})"
+        if (t["model"], t["dataset"]) in null_means:
+            text += f"; null {null_means[(t['model'], t['dataset'])]:.3f}"
+        return text
+
+    rows = [(tables.display(m), {"model": m}) for m in tables.model_order(sub["model"])]
+    cols = [(f"{d} ({n})", {"dataset": d}) for d, n in datasets]
+    return tables.text_grid(sub[sub["input"] == "true"], rows, cols, render)
 
 
 def _pairs_view(pairs: pd.DataFrame, split_type: str, datasets: list[tuple[str, int]]) -> pd.DataFrame:
     sub = pairs[pairs["split_type"] == split_type]
-    cells: dict[str, dict[str, str]] = {}
-    for model, reference in dict.fromkeys(zip(sub["model"], sub["reference"])):
-        label = f"{tables.display(model)} − {tables.display(reference)}"
-        row = {}
-        for dataset, n_regions in datasets:
-            hit = sub[(sub["model"] == model) & (sub["dataset"] == dataset)]
-            if hit.empty:
-                row[f"{dataset} ({n_regions})"] = "–"
-                continue
-            h = hit.iloc[0]
-            row[f"{dataset} ({n_regions})"] = (
-                f"{h['mean_diff']:+.3f} ± {h['sd_diff']:.3f} ({int(h['n'])}; ahead on {int(h['n_ahead'])}; {h['lead']})"
-            )
-        cells[label] = row
-    return pd.DataFrame.from_dict(cells, orient="index")
+    rows = [
+        (f"{tables.display(m)} − {tables.display(r)}", {"model": m, "reference": r})
+        for m, r in dict.fromkeys(zip(sub["model"], sub["reference"]))
+    ]
+    cols = [(f"{d} ({n})", {"dataset": d}) for d, n in datasets]
+    return tables.text_grid(sub, rows, cols, tables.contrast_cell)
 
 
 def _lead_sentence(pairs: pd.DataFrame, split_type: str, datasets: list[tuple[str, int]]) -> str:

@@ -84,6 +84,29 @@ def format_cell(mean: float, sd: float, fmt: str = ".2f") -> str:
     return f"{format(mean, fmt)} ± {sd_text}"
 
 
+def contrast_cell(record) -> str:
+    """``"+0.061 ± 0.031 (4; ahead on 4; ahead)"``: a `spatiomol.reports.stats.paired_contrast`
+    row as a table cell (mean ± SD of the difference, n, splits ahead, lead)."""
+    spread = format_cell(record["mean_diff"], record["sd_diff"], "+.3f").replace("± +", "± ")
+    return f"{spread} ({int(record['n'])}; ahead on {int(record['n_ahead'])}; {record['lead']})"
+
+
+def text_grid(frame: pd.DataFrame, rows, cols, render) -> pd.DataFrame:
+    """A text table of ``frame``'s records: one row per ``(label, {column: value})`` of ``rows``,
+    one column per ``(label, {column: value})`` of ``cols``; each cell is ``render`` of the
+    first record matching both selections, or ``"–"`` where none does."""
+    cells: dict[str, dict[str, str]] = {}
+    for row_label, row_match in rows:
+        mask = np.logical_and.reduce([frame[k] == v for k, v in row_match.items()])
+        chosen = frame[mask]
+        row = {}
+        for col_label, col_match in cols:
+            hit = chosen[np.logical_and.reduce([chosen[k] == v for k, v in col_match.items()])]
+            row[col_label] = "–" if hit.empty else render(hit.iloc[0])
+        cells[row_label] = row
+    return pd.DataFrame.from_dict(cells, orient="index")
+
+
 def _lookup(summary: pd.DataFrame) -> dict[tuple, tuple[float, float]]:
     """(dataset, split, model, input, metric, stratum) → (mean, SD); one summary row per key.
 
